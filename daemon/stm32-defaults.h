@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Per-link defaults, named after their config key (DESIGN.md, "Defaults").
+ * Durations are milliseconds unless the name says otherwise. */
+
+#define STM32_DEFAULT_PORT 8080
+#define STM32_DEFAULT_AUTOCONNECT TRUE
+#define STM32_DEFAULT_FRAMING STM32_FRAMING_LINE
+#define STM32_DEFAULT_MAX_FRAME 65536
+#define STM32_DEFAULT_CONNECT_TIMEOUT 3000
+#define STM32_DEFAULT_CLOSE_TIMEOUT 1000
+#define STM32_DEFAULT_RETRY_MIN 250
+#define STM32_DEFAULT_RETRY_MAX 30000
+#define STM32_DEFAULT_RETRY_RESET_AFTER 10000
+#define STM32_DEFAULT_BUSY_WINDOW 500
+#define STM32_DEFAULT_BUSY_BACKOFF 2000
+#define STM32_DEFAULT_KEEPALIVE_IDLE_S 5
+#define STM32_DEFAULT_KEEPALIVE_INTERVAL_S 1
+#define STM32_DEFAULT_KEEPALIVE_COUNT 3
+/* Equal to idle + interval × count, so the kernel's two dead-peer detectors agree. */
+#define STM32_DEFAULT_USER_TIMEOUT 8000
+#define STM32_DEFAULT_IDLE_TIMEOUT 0
+#define STM32_DEFAULT_HEARTBEAT_INTERVAL 5000
+#define STM32_DEFAULT_HEARTBEAT_TIMEOUT 2000
+#define STM32_DEFAULT_SEND_QUEUE_MAX (1024 * 1024)
+
+/* Not config keys: how much a link remembers and reads at once. */
+#define STM32_HISTORY_SIZE 64
+#define STM32_READ_CHUNK 16384
+
+/* Backoff jitter: each delay is scaled by a random factor in [1 - J, 1 + J]. */
+#define STM32_RETRY_JITTER 0.2

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "stm32-link-config.h"
+
+#include "stm32-defaults.h"
+#include "stm32-error.h"
+
+Stm32LinkConfig *
+stm32_link_config_new (const char *host, guint16 port)
+{
+  Stm32LinkConfig *config = g_new0 (Stm32LinkConfig, 1);
+
+  config->host = g_strdup (host);
+  config->port = port;
+  config->autoconnect = STM32_DEFAULT_AUTOCONNECT;
+  config->framing = STM32_DEFAULT_FRAMING;
+  config->max_frame = STM32_DEFAULT_MAX_FRAME;
+  config->connect_timeout = STM32_DEFAULT_CONNECT_TIMEOUT;
+  config->close_timeout = STM32_DEFAULT_CLOSE_TIMEOUT;
+  config->retry_min = STM32_DEFAULT_RETRY_MIN;
+  config->retry_max = STM32_DEFAULT_RETRY_MAX;
+  config->retry_reset_after = STM32_DEFAULT_RETRY_RESET_AFTER;
+  config->busy_window = STM32_DEFAULT_BUSY_WINDOW;
+  config->busy_backoff = STM32_DEFAULT_BUSY_BACKOFF;
+  config->keepalive_idle_s = STM32_DEFAULT_KEEPALIVE_IDLE_S;
+  config->keepalive_interval_s = STM32_DEFAULT_KEEPALIVE_INTERVAL_S;
+  config->keepalive_count = STM32_DEFAULT_KEEPALIVE_COUNT;
+  config->user_timeout = STM32_DEFAULT_USER_TIMEOUT;
+  config->idle_timeout = STM32_DEFAULT_IDLE_TIMEOUT;
+  config->heartbeat_interval = STM32_DEFAULT_HEARTBEAT_INTERVAL;
+  config->heartbeat_timeout = STM32_DEFAULT_HEARTBEAT_TIMEOUT;
+  config->send_queue_max = STM32_DEFAULT_SEND_QUEUE_MAX;
+  return config;
+}
+
+Stm32LinkConfig *
+stm32_link_config_copy (const Stm32LinkConfig *config)
+{
+  Stm32LinkConfig *copy = g_memdup2 (config, sizeof *config);
+
+  copy->host = g_strdup (config->host);
+  copy->heartbeat = config->heartbeat ? g_bytes_ref (config->heartbeat) : NULL;
+  return copy;
+}
+
+void
+stm32_link_config_free (Stm32LinkConfig *config)
+{
+  if (config == NULL)
+    return;
+  g_free (config->host);
+  g_clear_pointer (&config->heartbeat, g_bytes_unref);
+  g_free (config);
+}
+
+gboolean
+stm32_link_config_validate (const Stm32LinkConfig *config, GError **error)
+{
+  if (config->host == NULL || *config->host == '\0')
+    {
+      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS, "Host is required");
+      return FALSE;
+    }
+  if (config->port == 0)
+    {
+      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                           "Port must be between 1 and 65535");
+      return FALSE;
+    }
+  if (config->max_frame == 0)
+    {
+      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                           "MaxFrame must be at least 1");
+      return FALSE;
+    }
+  if (config->retry_min == 0 || config->retry_min > config->retry_max)
+    {
+      g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                   "RetryMin (%u ms) must be at least 1 and not above RetryMax (%u ms)",
+                   config->retry_min, config->retry_max);
+      return FALSE;
+    }
+  if (config->connect_timeout == 0 || config->close_timeout == 0)
+    {
+      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                           "ConnectTimeout and CloseTimeout must be at least 1 ms");
+      return FALSE;
+    }
+  if (config->keepalive_idle_s == 0 || config->keepalive_interval_s == 0
+      || config->keepalive_count == 0)
+    {
+      g_set_error_literal (
+          error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+          "KeepaliveIdle, KeepaliveInterval and KeepaliveCount must be at least 1");
+      return FALSE;
+    }
+  if (config->send_queue_max < config->max_frame)
+    {
+      g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                   "SendQueueMax (%u) must hold at least one MaxFrame (%u)", config->send_queue_max,
+                   config->max_frame);
+      return FALSE;
+    }
+  if (config->heartbeat != NULL
+      && (config->heartbeat_interval == 0 || config->heartbeat_timeout == 0))
+    {
+      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                           "HeartbeatInterval and HeartbeatTimeout must be at least 1 ms");
+      return FALSE;
+    }
+  return TRUE;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+#include "stm32-link-types.h"
+
+G_BEGIN_DECLS
+
+/* Everything that configures one link; one field per config key (DESIGN.md).
+ * Durations in milliseconds, keepalive idle/interval in seconds as the kernel takes them. */
+typedef struct
+{
+  char *host;
+  guint16 port;
+  gboolean autoconnect;
+  Stm32Framing framing;
+  guint max_frame;
+  guint connect_timeout;
+  guint close_timeout;
+  guint retry_min;
+  guint retry_max;
+  guint retry_reset_after;
+  guint busy_window;
+  guint busy_backoff;
+  guint keepalive_idle_s;
+  guint keepalive_interval_s;
+  guint keepalive_count;
+  guint user_timeout;
+  guint idle_timeout; /* 0 = off */
+  GBytes *heartbeat;  /* frame to send as a ping; NULL = off */
+  guint heartbeat_interval;
+  guint heartbeat_timeout;
+  guint send_queue_max;
+} Stm32LinkConfig;
+
+Stm32LinkConfig *stm32_link_config_new (const char *host, guint16 port);
+Stm32LinkConfig *stm32_link_config_copy (const Stm32LinkConfig *config);
+void stm32_link_config_free (Stm32LinkConfig *config);
+
+/* Checks values that are valid one by one but not together (e.g. RetryMin > RetryMax). */
+gboolean stm32_link_config_validate (const Stm32LinkConfig *config, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Stm32LinkConfig, stm32_link_config_free)
+
+G_END_DECLS

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib-object.h>
+
+G_BEGIN_DECLS
+
+/* The nicks of these enums (glib-mkenums) are the strings users see: in
+ * properties, history, logs and config files. */
+
+typedef enum
+{
+  STM32_LINK_STATE_DISCONNECTED, /*< nick=disconnected >*/
+  STM32_LINK_STATE_CONNECTING,   /*< nick=connecting >*/
+  STM32_LINK_STATE_CONNECTED,    /*< nick=connected >*/
+  STM32_LINK_STATE_CLOSING,      /*< nick=closing >*/
+  STM32_LINK_STATE_WAITING,      /*< nick=waiting >*/
+} Stm32LinkState;
+
+/* Why a connection attempt or a connection ended (DESIGN.md, "How a board fails"). */
+typedef enum
+{
+  STM32_END_REASON_NONE,           /*< nick=none >*/
+  STM32_END_REASON_LOCAL,          /*< nick=local >*/
+  STM32_END_REASON_REMOTE_CLOSED,  /*< nick=remote-closed >*/
+  STM32_END_REASON_RESET,          /*< nick=reset >*/
+  STM32_END_REASON_SERVER_BUSY,    /*< nick=server-busy >*/
+  STM32_END_REASON_TIMEOUT,        /*< nick=timeout >*/
+  STM32_END_REASON_REFUSED,        /*< nick=refused >*/
+  STM32_END_REASON_DEAD_PEER,      /*< nick=dead-peer >*/
+  STM32_END_REASON_HOST_NOT_FOUND, /*< nick=host-not-found >*/
+  STM32_END_REASON_UNREACHABLE,    /*< nick=unreachable >*/
+  STM32_END_REASON_PROTOCOL_ERROR, /*< nick=protocol-error >*/
+  STM32_END_REASON_FAILED,         /*< nick=failed >*/
+} Stm32EndReason;
+
+/* Which side ended a connection first. */
+typedef enum
+{
+  STM32_CLOSED_BY_NONE,  /*< nick=none >*/
+  STM32_CLOSED_BY_PC,    /*< nick=pc >*/
+  STM32_CLOSED_BY_BOARD, /*< nick=board >*/
+} Stm32ClosedBy;
+
+typedef enum
+{
+  STM32_FRAMING_RAW,   /*< nick=raw >*/
+  STM32_FRAMING_LINE,  /*< nick=line >*/
+  STM32_FRAMING_U16BE, /*< nick=u16be >*/
+  STM32_FRAMING_U32BE, /*< nick=u32be >*/
+  STM32_FRAMING_JSON,  /*< nick=json >*/
+} Stm32Framing;
+
+/* Nick of @value in @enum_type, or "unknown"; never NULL. */
+const char *stm32_enum_to_string (GType enum_type, int value);
+
+/* Parses a nick; on failure names the valid choices in @error (STM32_ERROR_INVALID_ARGS). */
+gboolean stm32_enum_from_string (GType enum_type, const char *nick, int *value, GError **error);
+
+G_END_DECLS
