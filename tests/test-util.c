@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "test-util.h"
+
+static gboolean
+deadline_reached (gpointer user_data)
+{
+  gboolean *reached = user_data;
+
+  *reached = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+void
+stm32_test_iterate (gint64 deadline_us)
+{
+  gint64 remaining_ms = (deadline_us - g_get_monotonic_time () + 999) / 1000;
+  gboolean reached = FALSE;
+  guint timer;
+
+  if (remaining_ms <= 0)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      return;
+    }
+  /* The timer only bounds the wait; any other event ends the iteration first. */
+  timer = g_timeout_add ((guint) remaining_ms, deadline_reached, &reached);
+  g_main_context_iteration (NULL, TRUE);
+  if (!reached)
+    g_source_remove (timer);
+}
+
+guint
+stm32_test_count_fds (void)
+{
+  g_autoptr (GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  /* The directory handle itself is one of them. */
+  return n - 1;
+}
+
+char *
+stm32_test_build_path (const char *relpath)
+{
+  const char *builddir = g_getenv ("G_TEST_BUILDDIR");
+
+  g_assert_nonnull (builddir);
+  /* G_TEST_BUILDDIR is <build>/tests; programs are named from the build root. */
+  return g_build_filename (builddir, "..", relpath, NULL);
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Runs the thread-default main context until @deadline_us (monotonic) or one
+ * event was dispatched, whichever comes first. Never sleeps past the deadline. */
+void stm32_test_iterate (gint64 deadline_us);
+
+/* Waits for a condition by running the main context, bounded in time; fails
+ * the test with the condition's text if it is not met in @timeout_ms. */
+#define stm32_test_wait_until(cond, timeout_ms)                                                    \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
+    gint64 _stm32_deadline = g_get_monotonic_time () + (gint64) (timeout_ms) * 1000;               \
+    while (!(cond) && g_get_monotonic_time () < _stm32_deadline)                                   \
+      stm32_test_iterate (_stm32_deadline);                                                        \
+    if (!(cond))                                                                                   \
+      g_error ("%s:%d: timed out after %u ms waiting for: %s", __FILE__, __LINE__,                 \
+               (guint) (timeout_ms), #cond);                                                       \
+  }                                                                                                \
+  G_STMT_END
+
+/* Number of open file descriptors of this process (from /proc/self/fd). */
+guint stm32_test_count_fds (void);
+
+/* Path of a built program, from G_TEST_BUILDDIR-relative @relpath under the build root. */
+char *stm32_test_build_path (const char *relpath);
+
+G_END_DECLS
