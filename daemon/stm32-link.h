@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "stm32-history.h"
+#include "stm32-link-config.h"
+#include "stm32-link-types.h"
+
+G_BEGIN_DECLS
+
+/*
+ * Stm32Link: the one managed connection to one board.
+ *
+ * It owns at most one socket at a time and obeys the hygiene contract: every
+ * operation is asynchronous; the PC closes first (FIN, then RST if the board
+ * does not answer within CloseTimeout); an EOF or error from the board ends the
+ * connection at once; while someone wants the link up (Autoconnect, or
+ * Connect() until Disconnect()) it reconnects with jittered exponential backoff.
+ * Every ending is classified (Stm32EndReason) and kept in a history ring.
+ *
+ * All async calls complete in a bounded time (ConnectTimeout, CloseTimeout, the
+ * transaction timeout, or the send queue draining); cancelling their
+ * GCancellable makes them finish with G_IO_ERROR_CANCELLED. A send already
+ * being written is finished first, because half a frame would corrupt the stream.
+ *
+ * It knows nothing of D-Bus: the D-Bus layer binds to its properties and signals.
+ */
+
+#define STM32_TYPE_LINK (stm32_link_get_type ())
+G_DECLARE_FINAL_TYPE (Stm32Link, stm32_link, STM32, LINK, GObject)
+
+Stm32Link *stm32_link_new (const char *name, const Stm32LinkConfig *config);
+
+const char *stm32_link_get_name (Stm32Link *self);
+const Stm32LinkConfig *stm32_link_get_config (Stm32Link *self);
+Stm32LinkState stm32_link_get_state (Stm32Link *self);
+gboolean stm32_link_get_autoconnect (Stm32Link *self);
+void stm32_link_set_autoconnect (Stm32Link *self, gboolean autoconnect);
+Stm32EndReason stm32_link_get_last_error (Stm32Link *self);
+const char *stm32_link_get_last_error_message (Stm32Link *self);
+/* Delay chosen for the pending reconnect, in ms; 0 unless waiting. */
+guint stm32_link_get_retry_in (Stm32Link *self);
+/* Recent connection attempts, oldest first (GPtrArray of Stm32HistoryEntry). */
+GPtrArray *stm32_link_dup_history (Stm32Link *self);
+
+/* Connects, or joins the attempt under way; finishes when connected or with the
+ * attempt's error. Afterwards the link stays wanted: it reconnects on its own
+ * until stm32_link_disconnect_async(). */
+void stm32_link_connect_async (Stm32Link *self, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data);
+gboolean stm32_link_connect_finish (Stm32Link *self, GAsyncResult *result, GError **error);
+
+/* Closes gracefully (queued frames are written first) and finishes once the
+ * socket's fd is gone. The link stays down until the next connect. */
+void stm32_link_disconnect_async (Stm32Link *self, GCancellable *cancellable,
+                                  GAsyncReadyCallback callback, gpointer user_data);
+gboolean stm32_link_disconnect_finish (Stm32Link *self, GAsyncResult *result, GError **error);
+
+/* Finishes once the whole frame was written to the kernel, or with why not. */
+void stm32_link_send_async (Stm32Link *self, GBytes *frame, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data);
+gboolean stm32_link_send_finish (Stm32Link *self, GAsyncResult *result, GError **error);
+
+/* Sends @request and returns the first frame received after it started being
+ * written. Transactions run one at a time, in call order; @timeout_ms covers
+ * the whole call, including waiting for earlier transactions. */
+void stm32_link_transact_async (Stm32Link *self, GBytes *request, guint timeout_ms,
+                                GCancellable *cancellable, GAsyncReadyCallback callback,
+                                gpointer user_data);
+GBytes *stm32_link_transact_finish (Stm32Link *self, GAsyncResult *result, GError **error);
+
+/* The PC's network changed: retry at once with the shortest backoff. */
+void stm32_link_network_changed (Stm32Link *self);
+
+G_END_DECLS

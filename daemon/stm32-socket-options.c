@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "stm32-socket-options.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+gboolean
+stm32_socket_arm_liveness (GSocket *socket, const Stm32LinkConfig *config, GError **error)
+{
+  g_socket_set_keepalive (socket, TRUE);
+  /* Small request/reply frames must not wait for Nagle's timer. */
+  return g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, error)
+         && g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPIDLE, (int)config->keepalive_idle_s,
+                                 error)
+         && g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPINTVL,
+                                 (int)config->keepalive_interval_s, error)
+         && g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPCNT, (int)config->keepalive_count,
+                                 error)
+         && g_socket_set_option (socket, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)config->user_timeout,
+                                 error);
+}
+
+gboolean
+stm32_socket_set_abortive_close (GSocket *socket, GError **error)
+{
+  const struct linger abortive = { .l_onoff = 1, .l_linger = 0 };
+
+  if (setsockopt (g_socket_get_fd (socket), SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive) < 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "Could not arm reset-on-close: %s", g_strerror (saved_errno));
+      return FALSE;
+    }
+  return TRUE;
+}

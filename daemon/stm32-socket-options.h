@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "stm32-link-config.h"
+
+G_BEGIN_DECLS
+
+/* Arms the kernel's dead-peer detection on a connected socket: keepalive
+ * (idle/interval/count) and TCP_USER_TIMEOUT, which bounds how long written
+ * data may stay unacknowledged — keepalive alone never fires while data is queued. */
+gboolean stm32_socket_arm_liveness (GSocket *socket, const Stm32LinkConfig *config, GError **error);
+
+/* Makes the next close() send RST instead of FIN (SO_LINGER {1, 0}). lwIP frees
+ * a control block on RST in any state, so this is how a PC rescues a board whose
+ * firmware never answers our FIN. */
+gboolean stm32_socket_set_abortive_close (GSocket *socket, GError **error);
+
+G_END_DECLS

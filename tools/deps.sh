@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what stm32d needs to build and test, from Debian's packages.
+set -euo pipefail
+
+packages=(
+  meson ninja-build pkg-config gcc
+  libglib2.0-dev libglib2.0-bin libjson-glib-dev
+  # fuzzing the frame decoders: clang's libFuzzer and sanitizer runtimes
+  clang libclang-rt-14-dev
+  # network-namespace tests (dead-peer detection over a real link)
+  iproute2
+  # checks
+  shellcheck python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+sudo=()
+if ((EUID != 0)); then
+  sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: a -Werror build under AddressSanitizer and
+# UndefinedBehaviorSanitizer, every test, then a summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+builddir=${BUILDDIR:-build-test}
+if [[ ! -d $builddir ]]; then
+  meson setup "$builddir" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+fi
+ninja -C "$builddir"
+status=0
+meson test -C "$builddir" --print-errorlogs --num-processes "${TEST_JOBS:-2}" "$@" || status=$?
+python3 tools/test-summary.py "$builddir/meson-logs/testlog.json"
+exit "$status"
