@@ -110,8 +110,10 @@ json_scan_escape (JsonScan *s)
 
   if (c == 'u')
     {
+      if (s->end - s->p < 5)
+        return json_fail (s, "\\u needs four hex digits");
       for (int i = 1; i <= 4; i++)
-        if (s->p + i >= s->end || !g_ascii_isxdigit (s->p[i]))
+        if (!g_ascii_isxdigit (s->p[i]))
           return json_fail (s, "\\u needs four hex digits");
       s->p += 5;
       return TRUE;

@@ -729,6 +729,7 @@ test_u16be_limit (void)
   g_autoptr (GPtrArray) got = NULL;
 
   g_assert_cmpmem (g_bytes_get_data (wire, NULL), 2, "\xff\xff", 2);
+  g_assert_cmpuint (g_bytes_get_size (wire32), ==, 4 + G_MAXUINT16 + 1);
   got = decode_all (STM32_FRAMING_U16BE, 65536, g_bytes_get_data (wire, NULL),
                     g_bytes_get_size (wire), SPLIT_SMALL);
   g_assert_cmpuint (got->len, ==, 1);
@@ -904,6 +905,7 @@ test_json_message (void)
   g_autoptr (GBytes) wire = stm32_frame_encode (STM32_FRAMING_JSON, 64, frame, &error);
   const char *prefix = "json frame is not valid JSON: ";
 
+  g_assert_null (wire);
   g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_FRAME);
   g_assert_true (g_str_has_prefix (error->message, prefix));
   g_assert_cmpuint (strlen (error->message), >, strlen (prefix) + 5);
