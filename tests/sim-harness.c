@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "sim-harness.h"
+
+#include "test-util.h"
+
+#define SIM_START_TIMEOUT_MS 5000
+#define SIM_REQUEST_TIMEOUT_MS 5000
+#define SIM_STOP_TIMEOUT_MS 5000
+
+struct _Stm32Sim
+{
+  GSubprocess *process;
+  GOutputStream *stdin_pipe;
+  GDataInputStream *events_in;
+  GQueue events;          /* JsonObject, not yet consumed, in arrival order */
+  GHashTable *counts;     /* event name → GUINT_TO_POINTER (count) */
+  gboolean reading;       /* a read is in flight */
+  gboolean stdout_closed; /* the simulator closed stdout: it exited */
+  gboolean exited;
+  guint16 port;
+};
+
+static void read_next_event (Stm32Sim *sim);
+
+static void
+queue_event (Stm32Sim *sim, const char *line)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  JsonNode *root;
+  const char *name;
+
+  if (!json_parser_load_from_data (parser, line, -1, &error))
+    g_error ("stm32-sim wrote a line that is not JSON: %s: %s", error->message, line);
+  root = json_parser_get_root (parser);
+  if (!JSON_NODE_HOLDS_OBJECT (root))
+    g_error ("stm32-sim wrote a line that is not an object: %s", line);
+  name = json_object_get_string_member_with_default (json_node_get_object (root), "event", NULL);
+  if (name == NULL)
+    g_error ("stm32-sim wrote an object without \"event\": %s", line);
+  g_test_message ("sim: %s", line);
+  g_hash_table_insert (
+      sim->counts, g_strdup (name),
+      GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (sim->counts, name)) + 1));
+  g_queue_push_tail (&sim->events, json_object_ref (json_node_get_object (root)));
+}
+
+static void
+on_event_line (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Stm32Sim *sim = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *line
+      = g_data_input_stream_read_line_finish (G_DATA_INPUT_STREAM (source), result, NULL, &error);
+
+  sim->reading = FALSE;
+  if (line == NULL)
+    {
+      if (error != NULL)
+        g_error ("reading stm32-sim's events: %s", error->message);
+      sim->stdout_closed = TRUE;
+      return;
+    }
+  queue_event (sim, line);
+  read_next_event (sim);
+}
+
+static void
+read_next_event (Stm32Sim *sim)
+{
+  sim->reading = TRUE;
+  g_data_input_stream_read_line_async (sim->events_in, G_PRIORITY_DEFAULT, NULL, on_event_line,
+                                       sim);
+}
+
+static gboolean
+has_port_option (GPtrArray *argv)
+{
+  for (guint i = 0; i < argv->len; i++)
+    if (g_str_equal (argv->pdata[i], "--port") || g_str_has_prefix (argv->pdata[i], "--port="))
+      return TRUE;
+  return FALSE;
+}
+
+Stm32Sim *
+stm32_sim_start (const char *first_arg, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) listening = NULL;
+  Stm32Sim *sim = g_new0 (Stm32Sim, 1);
+  va_list args;
+
+  g_ptr_array_add (argv, stm32_test_build_path ("tests/sim/stm32-sim"));
+  va_start (args, first_arg);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (args);
+  if (!has_port_option (argv))
+    {
+      g_ptr_array_add (argv, g_strdup ("--port"));
+      g_ptr_array_add (argv, g_strdup ("0"));
+    }
+  g_ptr_array_add (argv, NULL);
+  /* stderr is inherited: the simulator's diagnostics land in the test log. */
+  sim->process
+      = g_subprocess_newv ((const char *const *)argv->pdata,
+                           G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+  g_assert_no_error (error);
+  sim->stdin_pipe = g_object_ref (g_subprocess_get_stdin_pipe (sim->process));
+  sim->events_in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (sim->process));
+  sim->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_queue_init (&sim->events);
+  read_next_event (sim);
+  listening = stm32_sim_wait_event (sim, "listening", SIM_START_TIMEOUT_MS);
+  sim->port = (guint16)json_object_get_int_member (listening, "port");
+  g_assert_cmpuint (sim->port, >, 0);
+  return sim;
+}
+
+guint16
+stm32_sim_get_port (Stm32Sim *sim)
+{
+  return sim->port;
+}
+
+/* The oldest unconsumed event whose name is one of @names, removed from the queue. */
+static JsonObject *
+take_event (Stm32Sim *sim, const char *const *names)
+{
+  for (GList *l = sim->events.head; l != NULL; l = l->next)
+    {
+      const char *name = json_object_get_string_member (l->data, "event");
+
+      if (g_strv_contains (names, name))
+        {
+          JsonObject *event = l->data;
+
+          g_queue_delete_link (&sim->events, l);
+          return event;
+        }
+    }
+  return NULL;
+}
+
+static JsonObject *
+wait_for_one_of (Stm32Sim *sim, const char *const *names, guint timeout_ms)
+{
+  g_autofree char *what = g_strjoinv ("|", (char **)names);
+  gint64 deadline = g_get_monotonic_time () + (gint64)timeout_ms * 1000;
+  JsonObject *event;
+
+  while ((event = take_event (sim, names)) == NULL)
+    {
+      if (sim->stdout_closed)
+        g_error ("stm32-sim exited while the test waited for event %s", what);
+      if (g_get_monotonic_time () >= deadline)
+        g_error ("no %s event from stm32-sim within %u ms", what, timeout_ms);
+      stm32_test_iterate (deadline);
+    }
+  return event;
+}
+
+JsonObject *
+stm32_sim_wait_event (Stm32Sim *sim, const char *event, guint timeout_ms)
+{
+  const char *names[] = { event, NULL };
+
+  return wait_for_one_of (sim, names, timeout_ms);
+}
+
+guint
+stm32_sim_count_events (Stm32Sim *sim, const char *event)
+{
+  return GPOINTER_TO_UINT (g_hash_table_lookup (sim->counts, event));
+}
+
+static void
+send_line (Stm32Sim *sim, const char *command)
+{
+  g_autofree char *line = g_strconcat (command, "\n", NULL);
+  g_autoptr (GError) error = NULL;
+
+  /* A short line into a pipe the simulator keeps reading: this cannot stall. */
+  g_output_stream_write_all (sim->stdin_pipe, line, strlen (line), NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_output_stream_flush (sim->stdin_pipe, NULL, &error);
+  g_assert_no_error (error);
+}
+
+JsonObject *
+stm32_sim_request (Stm32Sim *sim, const char *command)
+{
+  /* The simulator answers every command with exactly one of these, in order. */
+  static const char *const answers[] = { "ok", "status", "error", NULL };
+
+  send_line (sim, command);
+  return wait_for_one_of (sim, answers, SIM_REQUEST_TIMEOUT_MS);
+}
+
+void
+stm32_sim_command (Stm32Sim *sim, const char *command)
+{
+  g_autoptr (JsonObject) answer = stm32_sim_request (sim, command);
+  const char *name = json_object_get_string_member (answer, "event");
+
+  if (!g_str_equal (name, "ok"))
+    g_error ("stm32-sim command “%s” failed: %s", command,
+             json_object_get_string_member_with_default (answer, "message", name));
+}
+
+JsonObject *
+stm32_sim_status (Stm32Sim *sim)
+{
+  JsonObject *answer = stm32_sim_request (sim, "status");
+
+  g_assert_cmpstr (json_object_get_string_member (answer, "event"), ==, "status");
+  return answer;
+}
+
+static void
+on_exited (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Stm32Sim *sim = user_data;
+  g_autoptr (GError) error = NULL;
+
+  g_subprocess_wait_finish (G_SUBPROCESS (source), result, &error);
+  g_assert_no_error (error);
+  sim->exited = TRUE;
+}
+
+void
+stm32_sim_stop (Stm32Sim *sim)
+{
+  g_autoptr (GError) error = NULL;
+
+  send_line (sim, "quit");
+  g_output_stream_close (sim->stdin_pipe, NULL, &error);
+  g_assert_no_error (error);
+  g_subprocess_wait_async (sim->process, NULL, on_exited, sim);
+  /* Both callbacks use @sim, so both must have run before it is freed. */
+  stm32_test_wait_until (sim->exited && !sim->reading, SIM_STOP_TIMEOUT_MS);
+  g_assert_true (g_subprocess_get_if_exited (sim->process));
+  g_assert_cmpint (g_subprocess_get_exit_status (sim->process), ==, 0);
+  g_queue_clear_full (&sim->events, (GDestroyNotify)json_object_unref);
+  g_hash_table_unref (sim->counts);
+  g_object_unref (sim->events_in);
+  g_object_unref (sim->stdin_pipe);
+  g_object_unref (sim->process);
+  g_free (sim);
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+/* Drives the board simulator (tests/sim/stm32-sim) from a GTest test: starts
+ * it, reads its events asynchronously into a queue on the default main
+ * context, sends commands on its stdin. Every wait is bounded and fails the
+ * test on timeout, so a test never hangs on the simulator. The test must run
+ * the default main context (stm32_test_wait_until) for events to arrive. */
+typedef struct _Stm32Sim Stm32Sim;
+
+/* Starts the simulator with the given options (NULL-terminated); adds
+ * "--port 0" unless a port is given; waits (5 s) for its "listening" event. */
+Stm32Sim *stm32_sim_start (const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
+guint16 stm32_sim_get_port (Stm32Sim *sim);
+
+/* Sends a command and returns its answer (an "ok", "status" or "error" event),
+ * waiting at most 5 s. */
+JsonObject *stm32_sim_request (Stm32Sim *sim, const char *command);
+/* Sends a command that must succeed; fails the test if the answer is an error. */
+void stm32_sim_command (Stm32Sim *sim, const char *command);
+/* The "status" event (see tests/sim/README.md for its members). */
+JsonObject *stm32_sim_status (Stm32Sim *sim);
+
+/* Removes and returns the oldest not-yet-consumed event named @event, waiting
+ * for it at most @timeout_ms; fails the test on timeout or if the simulator
+ * exits. Free with json_object_unref(). */
+JsonObject *stm32_sim_wait_event (Stm32Sim *sim, const char *event, guint timeout_ms);
+/* How many events named @event arrived so far, consumed or not. */
+guint stm32_sim_count_events (Stm32Sim *sim, const char *event);
+
+/* Sends "quit", waits for the simulator to exit and asserts it exited with
+ * status 0 (so a leak or crash found by the sanitizers fails the test); frees @sim. */
+void stm32_sim_stop (Stm32Sim *sim);
+
+G_END_DECLS

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* stm32-sim: a stand-in for an STM32 board running an lwIP TCP server, with
+ * its small connection table and its firmware's failure modes on demand. */
+
+#include <locale.h>
+#include <signal.h>
+
+#include <glib-unix.h>
+
+#include "sim-board.h"
+#include "sim-control.h"
+#include "sim-events.h"
+
+#define SIM_DEFAULT_SLOTS 4
+#define SIM_DEFAULT_BACKLOG 4
+#define SIM_DEFAULT_FIN_WAIT_MS 2000
+
+static const char description[]
+    = "Events are written to stdout, one JSON object per line: listening, accepted,\n"
+      "rejected, drop-on, drop-off, frame, eof, malformed, idle-timeout, blackhole,\n"
+      "released, refusing, listener-open, restart, status, ok, error.\n"
+      "\n"
+      "Commands are read from stdin, one per line; each is answered by one event\n"
+      "(status, ok or error). EOF on stdin quits.\n"
+      "  status            print the board's state\n"
+      "  refuse MS         close the listener for MS, then listen on the same port\n"
+      "  restart           reboot: reset every connection, free all slots\n"
+      "  blackhole on|off  current connections stop (resume) reading and answering\n"
+      "  close-all         close every connection (FIN)\n"
+      "  rst-all           abort every connection (RST)\n"
+      "  slots N           resize the connection table (0 = unlimited)\n"
+      "  mode good|leak    how the firmware handles EOF from now on\n"
+      "  quit              reset every connection and exit\n";
+
+/* The options as typed, before validation. */
+typedef struct
+{
+  char *listen;
+  int port;
+  char *framing;
+  int max_frame;
+  char *reply;
+  char *script;
+  int slots;
+  char *when_full;
+  int backlog;
+  char *mode;
+  int idle_timeout;
+  char *on_malformed;
+  int blackhole_after;
+  int rst_after;
+  int close_after;
+  int refuse_for;
+  int fin_wait;
+  gboolean quiet;
+} SimOptions;
+
+static void
+sim_options_clear (SimOptions *options)
+{
+  g_free (options->listen);
+  g_free (options->framing);
+  g_free (options->reply);
+  g_free (options->script);
+  g_free (options->when_full);
+  g_free (options->mode);
+  g_free (options->on_malformed);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (SimOptions, sim_options_clear)
+
+/* Index of @value in the NULL-terminated @choices, or -1 with @error; the
+ * first choice is the default. */
+static int
+parse_choice (const char *option, const char *value, const char *const *choices, GError **error)
+{
+  g_autofree char *joined = NULL;
+
+  if (value == NULL)
+    return 0;
+  for (int i = 0; choices[i] != NULL; i++)
+    if (g_str_equal (value, choices[i]))
+      return i;
+  joined = g_strjoinv ("|", (char **)choices);
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s: “%s” is not one of %s", option,
+               value, joined);
+  return -1;
+}
+
+static gboolean
+check_range (const char *option, int value, int min, int max, GError **error)
+{
+  if (value >= min && value <= max)
+    return TRUE;
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s: %d is not in %d…%d", option,
+               value, min, max);
+  return FALSE;
+}
+
+static gboolean
+check_numbers (const SimOptions *o, GError **error)
+{
+  return check_range ("--port", o->port, 0, G_MAXUINT16, error)
+         && check_range ("--max-frame", o->max_frame, 1, G_MAXINT, error)
+         && check_range ("--slots", o->slots, 0, G_MAXINT, error)
+         && check_range ("--backlog", o->backlog, 1, 4096, error)
+         && check_range ("--idle-timeout", o->idle_timeout, 0, G_MAXINT, error)
+         && check_range ("--blackhole-after", o->blackhole_after, -1, G_MAXINT, error)
+         && check_range ("--rst-after", o->rst_after, -1, G_MAXINT, error)
+         && check_range ("--close-after", o->close_after, -1, G_MAXINT, error)
+         && check_range ("--refuse-for", o->refuse_for, 0, G_MAXINT, error)
+         && check_range ("--fin-wait", o->fin_wait, 1, G_MAXINT, error);
+}
+
+/* Turns validated options into the board's configuration. */
+static gboolean
+make_config (const SimOptions *o, SimConfig *config, GError **error)
+{
+  static const char *const framings[] = { "line", "raw", "u16be", "u32be", "json", NULL };
+  static const Stm32Framing framing_values[]
+      = { STM32_FRAMING_LINE, STM32_FRAMING_RAW, STM32_FRAMING_U16BE, STM32_FRAMING_U32BE,
+          STM32_FRAMING_JSON };
+  static const char *const replies[] = { "echo", "none", NULL };
+  static const char *const when_full[] = { "rst", "drop", NULL };
+  static const char *const modes[] = { "good", "leak", NULL };
+  static const char *const malformed[] = { "close", "rst", "ignore", NULL };
+  int framing, reply, full, mode, on_malformed;
+
+  if (!check_numbers (o, error)
+      || (framing = parse_choice ("--framing", o->framing, framings, error)) < 0
+      || (reply = parse_choice ("--reply", o->reply, replies, error)) < 0
+      || (full = parse_choice ("--when-full", o->when_full, when_full, error)) < 0
+      || (mode = parse_choice ("--mode", o->mode, modes, error)) < 0
+      || (on_malformed = parse_choice ("--on-malformed", o->on_malformed, malformed, error)) < 0)
+    return FALSE;
+  config->reply = sim_reply_new (reply == 0, o->script, error);
+  if (config->reply == NULL)
+    return FALSE;
+  config->listen_address = g_strdup (o->listen != NULL ? o->listen : "127.0.0.1");
+  config->port = (guint16)o->port;
+  config->framing = framing_values[framing];
+  config->max_frame = (gsize)o->max_frame;
+  config->slots = (guint)o->slots;
+  config->when_full = full;
+  config->backlog = o->backlog;
+  config->mode = mode;
+  config->idle_timeout_ms = (guint)o->idle_timeout;
+  config->on_malformed = on_malformed;
+  config->blackhole_after = o->blackhole_after;
+  config->rst_after = o->rst_after;
+  config->close_after = o->close_after;
+  config->refuse_for_ms = (guint)o->refuse_for;
+  config->fin_wait_ms = (guint)o->fin_wait;
+  config->quiet = o->quiet;
+  return TRUE;
+}
+
+static gboolean
+parse_options (int *argc, char ***argv, SimConfig *config, GError **error)
+{
+  /* String options stay NULL when not given (GOption would leak a default it
+   * overwrites); make_config() supplies their defaults. */
+  g_auto (SimOptions) o = {
+    .max_frame = 65536,
+    .slots = SIM_DEFAULT_SLOTS,
+    .backlog = SIM_DEFAULT_BACKLOG,
+    .blackhole_after = -1,
+    .rst_after = -1,
+    .close_after = -1,
+    .fin_wait = SIM_DEFAULT_FIN_WAIT_MS,
+  };
+  const GOptionEntry entries[] = {
+    { "listen", 0, 0, G_OPTION_ARG_STRING, &o.listen, "Address to listen on (127.0.0.1)", "ADDR" },
+    { "port", 0, 0, G_OPTION_ARG_INT, &o.port, "Port (0 = ephemeral, the default)", "N" },
+    { "framing", 0, 0, G_OPTION_ARG_STRING, &o.framing, "raw|line|u16be|u32be|json (line)", "F" },
+    { "max-frame", 0, 0, G_OPTION_ARG_INT, &o.max_frame, "Largest frame in bytes (65536)", "N" },
+    { "reply", 0, 0, G_OPTION_ARG_STRING, &o.reply, "Answer to unscripted frames: echo|none (echo)",
+      "R" },
+    { "script", 0, 0, G_OPTION_ARG_FILENAME, &o.script, "Replies, one REQUEST<TAB>REPLY per line",
+      "FILE" },
+    { "slots", 0, 0, G_OPTION_ARG_INT, &o.slots, "Connection table size (4; 0 = unlimited)", "N" },
+    { "when-full", 0, 0, G_OPTION_ARG_STRING, &o.when_full,
+      "Table full: rst (accept, then RST) or drop (drop SYNs) (rst)", "A" },
+    { "backlog", 0, 0, G_OPTION_ARG_INT, &o.backlog, "Listen backlog (4)", "N" },
+    { "mode", 0, 0, G_OPTION_ARG_STRING, &o.mode,
+      "Firmware on EOF: good (close) or leak (ignore it) (good)", "M" },
+    { "idle-timeout", 0, 0, G_OPTION_ARG_INT, &o.idle_timeout,
+      "Close a connection silent for MS (0 = off)", "MS" },
+    { "on-malformed", 0, 0, G_OPTION_ARG_STRING, &o.on_malformed,
+      "Invalid frame: close|rst|ignore (close)", "A" },
+    { "blackhole-after", 0, 0, G_OPTION_ARG_INT, &o.blackhole_after,
+      "Go silent after N frames (-1 = off)", "N" },
+    { "rst-after", 0, 0, G_OPTION_ARG_INT, &o.rst_after, "RST after answering N frames (-1 = off)",
+      "N" },
+    { "close-after", 0, 0, G_OPTION_ARG_INT, &o.close_after,
+      "FIN after answering N frames (-1 = off)", "N" },
+    { "refuse-for", 0, 0, G_OPTION_ARG_INT, &o.refuse_for, "Refuse connections for the first MS",
+      "MS" },
+    { "fin-wait", 0, 0, G_OPTION_ARG_INT, &o.fin_wait,
+      "After the board's FIN, wait MS for the PC's (2000)", "MS" },
+    { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet, "No per-frame events", NULL },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) context
+      = g_option_context_new ("- simulated STM32 board (lwIP TCP server)");
+
+  g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_set_description (context, description);
+  if (!g_option_context_parse (context, argc, argv, error))
+    return FALSE;
+  if (*argc > 1)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "unexpected argument “%s”",
+                   (*argv)[1]);
+      return FALSE;
+    }
+  return make_config (&o, config, error);
+}
+
+static void
+sim_config_clear (SimConfig *config)
+{
+  g_free (config->listen_address);
+  g_clear_pointer (&config->reply, sim_reply_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (SimConfig, sim_config_clear)
+
+static gboolean
+on_quit_signal (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_auto (SimConfig) config = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GMainLoop) loop = NULL;
+  g_autoptr (SimBoard) board = NULL;
+  g_autoptr (SimControl) control = NULL;
+  guint sigterm, sigint;
+
+  setlocale (LC_ALL, "");
+  /* stdout carries only events. */
+  g_log_writer_default_set_use_stderr (TRUE);
+  /* A write to a socket the PC reset, or to a harness that went away, must be an
+   * error to handle, not the end of the process. */
+  signal (SIGPIPE, SIG_IGN);
+  if (!parse_options (&argc, &argv, &config, &error))
+    {
+      g_printerr ("stm32-sim: error: %s\n", error->message);
+      return 1;
+    }
+  sim_events_init ();
+  loop = g_main_loop_new (NULL, FALSE);
+  board = sim_board_new (&config, &error);
+  if (board == NULL)
+    {
+      g_printerr ("stm32-sim: error: %s\n", error->message);
+      sim_events_shutdown ();
+      return 1;
+    }
+  control = sim_control_new (board, loop);
+  sigterm = g_unix_signal_add (SIGTERM, on_quit_signal, loop);
+  sigint = g_unix_signal_add (SIGINT, on_quit_signal, loop);
+  g_main_loop_run (loop);
+  g_source_remove (sigterm);
+  g_source_remove (sigint);
+  g_clear_pointer (&control, sim_control_free);
+  g_clear_pointer (&board, sim_board_free);
+  sim_events_shutdown ();
+  return 0;
+}

@@ -1,0 +1,814 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The board simulator's own tests: each failure mode, seen from the PC's side
+ * through plain GIO sockets, and from the board's side through its events. */
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include "sim-harness.h"
+#include "test-util.h"
+
+#define WAIT_MS 3000
+/* How long "nothing happens" is watched for: a board that answers at all
+ * answers on loopback within a millisecond. */
+#define QUIET_MS 300
+
+/* --- a PC-side client ------------------------------------------------------ */
+
+static void
+store_result (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GAsyncResult **slot = user_data;
+
+  *slot = g_object_ref (result);
+}
+
+/* Runs the main context until @result is set or @timeout_ms passed; on timeout
+ * cancels and waits for the (cancelled) result, since GIO always completes. */
+static gboolean
+wait_result (GAsyncResult **result, GCancellable *cancellable, guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64)timeout_ms * 1000;
+
+  while (*result == NULL && g_get_monotonic_time () < deadline)
+    stm32_test_iterate (deadline);
+  if (*result != NULL)
+    return TRUE;
+  g_cancellable_cancel (cancellable);
+  stm32_test_wait_until (*result != NULL, WAIT_MS);
+  return FALSE;
+}
+
+static GSocketConnection *
+try_connect (guint16 port, guint timeout_ms, GError **error)
+{
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketAddress) address = g_inet_socket_address_new_from_string ("127.0.0.1", port);
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) local_error = NULL;
+  GSocketConnection *connection;
+  gboolean in_time;
+
+  g_socket_client_set_enable_proxy (client, FALSE);
+  g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (address), cancellable, store_result,
+                                 &result);
+  in_time = wait_result (&result, cancellable, timeout_ms);
+  connection = g_socket_client_connect_finish (client, result, &local_error);
+  if (!in_time && connection == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "connect did not complete in %u ms",
+                   timeout_ms);
+      return NULL;
+    }
+  if (connection == NULL)
+    g_propagate_error (error, g_steal_pointer (&local_error));
+  return connection;
+}
+
+static GSocketConnection *
+connect_ok (guint16 port)
+{
+  g_autoptr (GError) error = NULL;
+  GSocketConnection *connection = try_connect (port, WAIT_MS, &error);
+
+  g_assert_no_error (error);
+  return connection;
+}
+
+/* What one read returns within @timeout_ms: data, an empty GBytes for EOF, or
+ * NULL with the error (G_IO_ERROR_TIMED_OUT if nothing came). */
+static GBytes *
+try_read (GSocketConnection *connection, guint timeout_ms, GError **error)
+{
+  GInputStream *input = g_io_stream_get_input_stream (G_IO_STREAM (connection));
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) local_error = NULL;
+  GBytes *bytes;
+  gboolean in_time;
+
+  g_input_stream_read_bytes_async (input, 4096, G_PRIORITY_DEFAULT, cancellable, store_result,
+                                   &result);
+  in_time = wait_result (&result, cancellable, timeout_ms);
+  bytes = g_input_stream_read_bytes_finish (input, result, &local_error);
+  if (!in_time && bytes == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "nothing to read in %u ms", timeout_ms);
+      return NULL;
+    }
+  if (bytes == NULL)
+    g_propagate_error (error, g_steal_pointer (&local_error));
+  return bytes;
+}
+
+static void
+send_data (GSocketConnection *connection, const char *data, gsize len)
+{
+  GOutputStream *output = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+  g_autoptr (GError) error = NULL;
+
+  /* A few bytes into an empty socket buffer: a synchronous write cannot stall. */
+  g_output_stream_write_all (output, data, len, NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static void
+send_text (GSocketConnection *connection, const char *text)
+{
+  send_data (connection, text, strlen (text));
+}
+
+/* Reads until @len bytes have arrived, whatever the segmentation. */
+static void
+expect_data (GSocketConnection *connection, const char *expected, gsize len)
+{
+  g_autoptr (GString) got = g_string_new (NULL);
+
+  while (got->len < len)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GBytes) bytes = try_read (connection, WAIT_MS, &error);
+      gsize size;
+      const char *data;
+
+      g_assert_no_error (error);
+      data = g_bytes_get_data (bytes, &size);
+      g_assert_cmpuint (size, >, 0);
+      g_string_append_len (got, data, (gssize)size);
+    }
+  g_assert_cmpmem (got->str, got->len, expected, len);
+}
+
+static void
+expect_text (GSocketConnection *connection, const char *expected)
+{
+  expect_data (connection, expected, strlen (expected));
+}
+
+static void
+expect_echo (GSocketConnection *connection, const char *text)
+{
+  send_text (connection, text);
+  expect_text (connection, text);
+}
+
+static void
+expect_eof (GSocketConnection *connection)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) bytes = try_read (connection, WAIT_MS, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_bytes_get_size (bytes), ==, 0);
+}
+
+static void
+expect_reset (GSocketConnection *connection)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) bytes = try_read (connection, WAIT_MS, &error);
+
+  /* GIO reports ECONNRESET as CONNECTION_CLOSED; EOF would be an empty read. */
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_assert_null (bytes);
+}
+
+/* A board with a full table completes the handshake, then resets. A client
+ * that looks at once sees the connect succeed and its first read fail; on
+ * loopback the RST can beat the client's wake-up, and then the connect itself
+ * reports the reset (SO_ERROR). Either way a reset, never a refusal. */
+static void
+expect_accept_then_reset (guint16 port)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketConnection) connection = try_connect (port, WAIT_MS, &error);
+
+  if (connection == NULL)
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  else
+    expect_reset (connection);
+}
+
+static void
+expect_silence (GSocketConnection *connection)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) bytes = try_read (connection, QUIET_MS, &error);
+
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+}
+
+static GSocket *
+socket_of (GSocketConnection *connection)
+{
+  return g_socket_connection_get_socket (connection);
+}
+
+/* The PC closes first: FIN, then close (no wait for the board). */
+static void
+close_graceful (GSocketConnection *connection)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_socket_shutdown (socket_of (connection), FALSE, TRUE, &error);
+  g_assert_no_error (error);
+  g_io_stream_close (G_IO_STREAM (connection), NULL, &error);
+  g_assert_no_error (error);
+}
+
+/* The PC aborts: linger {1, 0} makes close() send RST. */
+static void
+close_reset (GSocketConnection *connection)
+{
+  struct linger abortive = { .l_onoff = 1, .l_linger = 0 };
+  g_autoptr (GError) error = NULL;
+
+  g_assert_cmpint (setsockopt (g_socket_get_fd (socket_of (connection)), SOL_SOCKET, SO_LINGER,
+                               &abortive, sizeof abortive),
+                   ==, 0);
+  g_io_stream_close (G_IO_STREAM (connection), NULL, &error);
+  g_assert_no_error (error);
+}
+
+static guint16
+local_port (GSocketConnection *connection)
+{
+  g_autoptr (GSocketAddress) address = g_socket_connection_get_local_address (connection, NULL);
+
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address));
+}
+
+/* --- the board's side ------------------------------------------------------ */
+
+static gint64
+status_int (Stm32Sim *sim, const char *member)
+{
+  g_autoptr (JsonObject) status = stm32_sim_status (sim);
+
+  return json_object_get_int_member (status, member);
+}
+
+static gboolean
+status_bool (Stm32Sim *sim, const char *member)
+{
+  g_autoptr (JsonObject) status = stm32_sim_status (sim);
+
+  return json_object_get_boolean_member (status, member);
+}
+
+static void
+expect_released (Stm32Sim *sim, const char *how, gint64 slots_in_use)
+{
+  g_autoptr (JsonObject) released = stm32_sim_wait_event (sim, "released", WAIT_MS);
+
+  g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, how);
+  g_assert_cmpint (json_object_get_int_member (released, "slots_in_use"), ==, slots_in_use);
+}
+
+/* --- tests ----------------------------------------------------------------- */
+
+static void
+test_echo_line (void)
+{
+  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (JsonObject) accepted = stm32_sim_wait_event (sim, "accepted", WAIT_MS);
+  g_autoptr (JsonObject) frame = NULL;
+  g_autofree char *peer = g_strdup_printf ("127.0.0.1:%u", local_port (client));
+
+  g_assert_cmpstr (json_object_get_string_member (accepted, "peer"), ==, peer);
+  g_assert_cmpint (json_object_get_int_member (accepted, "slots_in_use"), ==, 1);
+  expect_echo (client, "hello\nworld\n");
+  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  g_assert_cmpint (json_object_get_int_member (frame, "id"), ==,
+                   json_object_get_int_member (accepted, "id"));
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "hello");
+  g_assert_cmpint (json_object_get_int_member (frame, "bytes"), ==, 5);
+  g_clear_pointer (&frame, json_object_unref);
+  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "world");
+  stm32_sim_stop (sim);
+}
+
+static void
+test_u16be_echo (void)
+{
+  static const char wire[] = "\x00\x03"
+                             "abc\x00\x01"
+                             "z\x00\x02\x00\xff";
+  Stm32Sim *sim = stm32_sim_start ("--framing", "u16be", NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (JsonObject) frame = NULL;
+
+  send_data (client, wire, sizeof wire - 1);
+  expect_data (client, wire, sizeof wire - 1);
+  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "abc");
+  g_clear_pointer (&frame, json_object_unref);
+  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "z");
+  g_clear_pointer (&frame, json_object_unref);
+  /* Binary frames are reported in hex. */
+  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (frame, "hex"), ==, "00ff");
+  stm32_sim_stop (sim);
+}
+
+static void
+test_good_close_frees_slot (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--slots", "1", NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autoptr (GSocketConnection) first = connect_ok (port);
+  g_autoptr (GSocketConnection) second = NULL;
+  g_autoptr (GError) error = NULL;
+
+  expect_echo (first, "one\n");
+  g_socket_shutdown (socket_of (first), FALSE, TRUE, &error);
+  g_assert_no_error (error);
+  /* The good firmware answers the PC's FIN with its own. */
+  expect_eof (first);
+  expect_released (sim, "closed-after-eof", 0);
+  g_io_stream_close (G_IO_STREAM (first), NULL, NULL);
+  second = connect_ok (port);
+  expect_echo (second, "two\n");
+  g_assert_cmpint (status_int (sim, "rejected"), ==, 0);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_full_rst (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--slots", "1", NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autoptr (GSocketConnection) holder = connect_ok (port);
+  g_autoptr (JsonObject) rejected = NULL;
+
+  expect_echo (holder, "mine\n");
+  /* lwIP's netconn pool exhaustion: the handshake completes, then RST. */
+  expect_accept_then_reset (port);
+  rejected = stm32_sim_wait_event (sim, "rejected", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (rejected, "reason"), ==, "table-full");
+  g_assert_cmpstr (json_object_get_string_member (rejected, "action"), ==, "rst");
+  g_assert_true (g_str_has_prefix (json_object_get_string_member (rejected, "peer"), "127.0.0.1:"));
+  g_assert_cmpint (status_int (sim, "rejected"), ==, 1);
+  g_assert_cmpint (status_int (sim, "slots_in_use"), ==, 1);
+  expect_echo (holder, "still mine\n");
+  stm32_sim_stop (sim);
+}
+
+static void
+test_full_drop (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--when-full", "drop", NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autoptr (GSocketConnection) holder = connect_ok (port);
+  g_autoptr (GSocketConnection) late = NULL;
+  g_autoptr (GSocketConnection) later = NULL;
+  g_autoptr (JsonObject) drop_on = stm32_sim_wait_event (sim, "drop-on", WAIT_MS);
+  g_autoptr (JsonObject) drop_off = NULL;
+  g_autoptr (JsonObject) status = NULL;
+  g_autoptr (GError) error = NULL;
+
+  expect_echo (holder, "mine\n");
+  /* lwIP's PCB pool exhaustion: the SYN goes unanswered. */
+  late = try_connect (port, 500, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_assert_null (late);
+  /* The filter is on the listener only: the established connection is untouched. */
+  expect_echo (holder, "still mine\n");
+  status = stm32_sim_status (sim);
+  g_assert_true (json_object_get_boolean_member (status, "dropping"));
+  g_assert_cmpint (json_object_get_int_member (status, "rejected"), ==, 0);
+  g_assert_cmpint (json_object_get_int_member (status, "accepted"), ==, 1);
+  close_graceful (holder);
+  expect_released (sim, "closed-after-eof", 0);
+  drop_off = stm32_sim_wait_event (sim, "drop-off", WAIT_MS);
+  later = connect_ok (port);
+  expect_echo (later, "yours\n");
+  stm32_sim_stop (sim);
+}
+
+static void
+test_leak_fin_keeps_slot (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--mode", "leak", NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autoptr (GSocketConnection) first = connect_ok (port);
+  g_autoptr (JsonObject) eof = NULL;
+  g_autoptr (JsonObject) status = NULL;
+
+  expect_echo (first, "one\n");
+  /* What a Qt client that close()s does: FIN, and the firmware ignores it. */
+  close_graceful (first);
+  eof = stm32_sim_wait_event (sim, "eof", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (eof, "action"), ==, "ignore");
+  status = stm32_sim_status (sim);
+  g_assert_cmpint (json_object_get_int_member (status, "slots_in_use"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (status, "leaked"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (status, "released"), ==, 0);
+  /* ... so the next connection finds the table full. */
+  expect_accept_then_reset (port);
+  g_clear_pointer (&status, json_object_unref);
+  status = stm32_sim_status (sim);
+  g_assert_cmpint (json_object_get_int_member (status, "rejected"), ==, 1);
+  g_assert_cmpint (stm32_sim_count_events (sim, "released"), ==, 0);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_leak_rst_frees_slot (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--mode", "leak", NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autoptr (GSocketConnection) first = connect_ok (port);
+  g_autoptr (GSocketConnection) second = NULL;
+  g_autoptr (JsonObject) eof = NULL;
+  g_autoptr (GError) error = NULL;
+
+  expect_echo (first, "one\n");
+  /* DESIGN.md rule 3: FIN, wait for the board's EOF, and RST when none comes. */
+  g_socket_shutdown (socket_of (first), FALSE, TRUE, &error);
+  g_assert_no_error (error);
+  eof = stm32_sim_wait_event (sim, "eof", WAIT_MS);
+  expect_silence (first);
+  g_assert_cmpint (status_int (sim, "leaked"), ==, 1);
+  close_reset (first);
+  expect_released (sim, "peer-reset", 0);
+  second = connect_ok (port);
+  expect_echo (second, "two\n");
+  stm32_sim_stop (sim);
+}
+
+static void
+test_idle_timeout (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--idle-timeout", "200", NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  gint64 start = g_get_monotonic_time ();
+  g_autoptr (JsonObject) idle = NULL;
+
+  expect_eof (client);
+  g_assert_cmpint (g_get_monotonic_time () - start, >=, 190 * 1000);
+  idle = stm32_sim_wait_event (sim, "idle-timeout", WAIT_MS);
+  g_assert_cmpint (json_object_get_int_member (idle, "ms"), ==, 200);
+  /* Like lwIP in FIN_WAIT, the board holds the slot until the PC answers. */
+  g_assert_cmpint (status_int (sim, "slots_in_use"), ==, 1);
+  close_graceful (client);
+  expect_released (sim, "board-closed", 0);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_idle_timeout_traffic (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--idle-timeout", "500", NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  gint64 start = g_get_monotonic_time ();
+
+  /* Traffic restarts the timer: gaps shorter than the timeout outlast it. */
+  for (guint i = 0; i < 4; i++)
+    {
+      expect_echo (client, "tick\n");
+      expect_silence (client);
+    }
+  g_assert_cmpint (g_get_monotonic_time () - start, >, 1000 * 1000);
+  g_assert_cmpuint (stm32_sim_count_events (sim, "idle-timeout"), ==, 0);
+  expect_eof (client);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_blackhole_after (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--blackhole-after", "2", NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (JsonObject) blackhole = NULL;
+  g_autoptr (JsonObject) status = NULL;
+  JsonObject *entry;
+
+  expect_echo (client, "a\n");
+  expect_echo (client, "b\n");
+  blackhole = stm32_sim_wait_event (sim, "blackhole", WAIT_MS);
+  g_assert_cmpint (json_object_get_int_member (blackhole, "frames"), ==, 2);
+  send_text (client, "c\n");
+  /* No answer, and no FIN or RST either: only a watchdog can tell. */
+  expect_silence (client);
+  status = stm32_sim_status (sim);
+  entry = json_array_get_object_element (json_object_get_array_member (status, "list"), 0);
+  g_assert_cmpstr (json_object_get_string_member (entry, "state"), ==, "silent");
+  g_assert_cmpint (json_object_get_int_member (entry, "frames"), ==, 2);
+  g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, 2);
+  /* The stack still frees the PCB on RST even though the firmware hangs. */
+  close_reset (client);
+  expect_released (sim, "peer-reset", 0);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_rst_after (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--rst-after", "1", NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+
+  expect_echo (client, "last words\n");
+  expect_reset (client);
+  expect_released (sim, "board-reset", 0);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_close_after (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--close-after", "1", NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (JsonObject) status = NULL;
+  JsonObject *entry;
+
+  expect_echo (client, "last words\n");
+  expect_eof (client);
+  status = stm32_sim_status (sim);
+  entry = json_array_get_object_element (json_object_get_array_member (status, "list"), 0);
+  g_assert_cmpstr (json_object_get_string_member (entry, "state"), ==, "fin-wait");
+  g_assert_cmpuint (stm32_sim_count_events (sim, "released"), ==, 0);
+  close_graceful (client);
+  expect_released (sim, "board-closed", 0);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_fin_wait_bound (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--close-after", "0", "--fin-wait", "200", NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (JsonObject) released = NULL;
+
+  expect_eof (client);
+  /* A PC that never closes does not hold the board's slot forever. */
+  released = stm32_sim_wait_event (sim, "released", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "board-closed");
+  g_assert_nonnull (json_object_get_string_member_with_default (released, "detail", NULL));
+  stm32_sim_stop (sim);
+}
+
+static void
+test_refuse_for (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--refuse-for", "300", NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autoptr (GSocketConnection) refused = NULL;
+  g_autoptr (GSocketConnection) client = NULL;
+  g_autoptr (JsonObject) opened = NULL;
+  g_autoptr (GError) error = NULL;
+
+  refused = try_connect (port, WAIT_MS, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
+  g_assert_false (status_bool (sim, "listening"));
+  opened = stm32_sim_wait_event (sim, "listener-open", WAIT_MS);
+  client = connect_ok (port);
+  expect_echo (client, "up\n");
+  stm32_sim_stop (sim);
+}
+
+static void
+test_refuse_command (void)
+{
+  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autoptr (GSocketConnection) established = connect_ok (port);
+  g_autoptr (GSocketConnection) refused = NULL;
+  g_autoptr (GSocketConnection) client = NULL;
+  g_autoptr (JsonObject) opened = NULL;
+  g_autoptr (GError) error = NULL;
+
+  expect_echo (established, "before\n");
+  stm32_sim_command (sim, "refuse 300");
+  refused = try_connect (port, WAIT_MS, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
+  /* Closing the listener leaves established connections alone. */
+  expect_echo (established, "during\n");
+  opened = stm32_sim_wait_event (sim, "listener-open", WAIT_MS);
+  client = connect_ok (port);
+  expect_echo (client, "after\n");
+  stm32_sim_stop (sim);
+}
+
+static void
+test_restart (void)
+{
+  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autoptr (GSocketConnection) a = connect_ok (port);
+  g_autoptr (GSocketConnection) b = connect_ok (port);
+  g_autoptr (GSocketConnection) c = NULL;
+  g_autoptr (JsonObject) status = NULL;
+
+  expect_echo (a, "a\n");
+  expect_echo (b, "b\n");
+  stm32_sim_command (sim, "restart");
+  expect_reset (a);
+  expect_reset (b);
+  expect_released (sim, "restart", 1);
+  expect_released (sim, "restart", 0);
+  status = stm32_sim_status (sim);
+  g_assert_cmpint (json_object_get_int_member (status, "slots_in_use"), ==, 0);
+  g_assert_true (json_object_get_boolean_member (status, "listening"));
+  g_assert_cmpint (json_object_get_int_member (status, "port"), ==, port);
+  c = connect_ok (port);
+  expect_echo (c, "c\n");
+  stm32_sim_stop (sim);
+}
+
+static void
+test_malformed_close (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--max-frame", "8", NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (JsonObject) malformed = NULL;
+
+  expect_echo (client, "short\n");
+  send_text (client, "far too long for the board\n");
+  malformed = stm32_sim_wait_event (sim, "malformed", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (malformed, "action"), ==, "close");
+  expect_eof (client);
+  close_graceful (client);
+  expect_released (sim, "board-closed", 0);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_malformed_rst (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--framing", "json", "--on-malformed", "rst", NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (JsonObject) malformed = NULL;
+
+  expect_echo (client, "{\"ok\":true}\n");
+  send_text (client, "{not json\n");
+  malformed = stm32_sim_wait_event (sim, "malformed", WAIT_MS);
+  expect_reset (client);
+  expect_released (sim, "board-reset", 0);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_malformed_ignore (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--max-frame", "8", "--on-malformed", "ignore", NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (JsonObject) malformed = NULL;
+
+  send_text (client, "far too long for the board\n");
+  malformed = stm32_sim_wait_event (sim, "malformed", WAIT_MS);
+  expect_echo (client, "fine\n");
+  stm32_sim_stop (sim);
+}
+
+static void
+test_script (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  int fd = g_file_open_tmp ("stm32-sim-script-XXXXXX", &path, &error);
+  Stm32Sim *sim;
+  g_autoptr (GSocketConnection) client = NULL;
+
+  g_assert_no_error (error);
+  close (fd);
+  g_file_set_contents (path, "# comment\nping\tpong\nVER?\tfw 1.2\\tok\n", -1, &error);
+  g_assert_no_error (error);
+  sim = stm32_sim_start ("--script", path, NULL);
+  client = connect_ok (stm32_sim_get_port (sim));
+  send_text (client, "ping\n");
+  expect_text (client, "pong\n");
+  send_text (client, "VER?\n");
+  expect_text (client, "fw 1.2\tok\n");
+  expect_echo (client, "unscripted\n");
+  stm32_sim_stop (sim);
+  g_unlink (path);
+}
+
+static void
+test_reply_none (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (JsonObject) frame = NULL;
+
+  send_text (client, "anyone?\n");
+  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  expect_silence (client);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_control_errors (void)
+{
+  static const char *const bad[]
+      = { "bogus", "slots x", "slots", "mode weird", "refuse 0", "blackhole maybe", "status now" };
+  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (JsonObject) answer = stm32_sim_request (sim, bad[i]);
+
+      g_assert_cmpstr (json_object_get_string_member (answer, "event"), ==, "error");
+      g_assert_nonnull (json_object_get_string_member (answer, "message"));
+    }
+  g_assert_cmpint (status_int (sim, "slots"), ==, 4);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_control_slots_and_mode (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--slots", "0", NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autoptr (GSocketConnection) first = connect_ok (port);
+  g_autoptr (JsonObject) eof = NULL;
+
+  expect_echo (first, "one\n");
+  stm32_sim_command (sim, "slots 1");
+  stm32_sim_command (sim, "mode leak");
+  expect_accept_then_reset (port);
+  close_graceful (first);
+  eof = stm32_sim_wait_event (sim, "eof", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (eof, "action"), ==, "ignore");
+  g_assert_cmpint (status_int (sim, "slots_in_use"), ==, 1);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_control_close_rst_all (void)
+{
+  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autoptr (GSocketConnection) a = connect_ok (port);
+  g_autoptr (GSocketConnection) b = NULL;
+
+  expect_echo (a, "a\n");
+  stm32_sim_command (sim, "close-all");
+  expect_eof (a);
+  close_graceful (a);
+  expect_released (sim, "board-closed", 0);
+  b = connect_ok (port);
+  expect_echo (b, "b\n");
+  stm32_sim_command (sim, "rst-all");
+  expect_reset (b);
+  expect_released (sim, "board-reset", 0);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_control_blackhole (void)
+{
+  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
+  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+
+  expect_echo (client, "before\n");
+  stm32_sim_command (sim, "blackhole on");
+  send_text (client, "during\n");
+  expect_silence (client);
+  /* The frame waited in the socket buffer and is answered on resume. */
+  stm32_sim_command (sim, "blackhole off");
+  expect_text (client, "during\n");
+  expect_echo (client, "after\n");
+  stm32_sim_stop (sim);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/sim/echo/line", test_echo_line);
+  g_test_add_func ("/sim/echo/u16be", test_u16be_echo);
+  g_test_add_func ("/sim/good/close-frees-slot", test_good_close_frees_slot);
+  g_test_add_func ("/sim/full/rst", test_full_rst);
+  g_test_add_func ("/sim/full/drop", test_full_drop);
+  g_test_add_func ("/sim/leak/fin-keeps-slot", test_leak_fin_keeps_slot);
+  g_test_add_func ("/sim/leak/rst-frees-slot", test_leak_rst_frees_slot);
+  g_test_add_func ("/sim/idle-timeout/fires", test_idle_timeout);
+  g_test_add_func ("/sim/idle-timeout/traffic-defers", test_idle_timeout_traffic);
+  g_test_add_func ("/sim/blackhole-after", test_blackhole_after);
+  g_test_add_func ("/sim/rst-after", test_rst_after);
+  g_test_add_func ("/sim/close-after", test_close_after);
+  g_test_add_func ("/sim/fin-wait-bound", test_fin_wait_bound);
+  g_test_add_func ("/sim/refuse/startup", test_refuse_for);
+  g_test_add_func ("/sim/refuse/command", test_refuse_command);
+  g_test_add_func ("/sim/restart", test_restart);
+  g_test_add_func ("/sim/malformed/close", test_malformed_close);
+  g_test_add_func ("/sim/malformed/rst", test_malformed_rst);
+  g_test_add_func ("/sim/malformed/ignore", test_malformed_ignore);
+  g_test_add_func ("/sim/reply/script", test_script);
+  g_test_add_func ("/sim/reply/none", test_reply_none);
+  g_test_add_func ("/sim/control/errors", test_control_errors);
+  g_test_add_func ("/sim/control/slots-and-mode", test_control_slots_and_mode);
+  g_test_add_func ("/sim/control/close-rst-all", test_control_close_rst_all);
+  g_test_add_func ("/sim/control/blackhole", test_control_blackhole);
+  return g_test_run ();
+}
