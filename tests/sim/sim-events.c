@@ -23,6 +23,7 @@ static struct
   int saved_flags;
   gboolean broken; /* the reader is gone (EPIPE): output is discarded */
   GString *backlog;
+  gsize sent; /* bytes at the start of backlog already written */
   guint watch;
   guint64 lost;
 } out;
@@ -37,29 +38,44 @@ on_stdout_writable (int fd, GIOCondition condition, gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+static gsize
+pending (void)
+{
+  return out.backlog->len - out.sent;
+}
+
 /* Writes as much of the backlog as stdout takes now; watches for room if any is left. */
 static void
 flush_backlog (void)
 {
-  while (out.backlog->len > 0 && !out.broken)
+  while (pending () > 0 && !out.broken)
     {
-      ssize_t n = write (STDOUT_FILENO, out.backlog->str, out.backlog->len);
+      ssize_t n = write (STDOUT_FILENO, out.backlog->str + out.sent, pending ());
 
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0 && errno == EAGAIN)
         break;
       if (n < 0)
-        {
-          out.broken = TRUE;
-          g_string_truncate (out.backlog, 0);
-          break;
-        }
-      g_string_erase (out.backlog, 0, n);
+        out.broken = TRUE;
+      else
+        out.sent += (gsize)n;
     }
-  if (out.backlog->len > 0 && !out.broken && out.watch == 0)
+  /* Written bytes are dropped in large steps, not per write, to avoid
+   * moving a large backlog again and again. */
+  if (pending () == 0 || out.broken)
+    {
+      g_string_truncate (out.backlog, 0);
+      out.sent = 0;
+    }
+  else if (out.sent > out.backlog->len / 2)
+    {
+      g_string_erase (out.backlog, 0, (gssize)out.sent);
+      out.sent = 0;
+    }
+  if (pending () > 0 && out.watch == 0)
     out.watch = g_unix_fd_add (STDOUT_FILENO, G_IO_OUT, on_stdout_writable, NULL);
-  if (out.backlog->len == 0 && out.lost > 0)
+  if (pending () == 0 && out.lost > 0 && !out.broken)
     {
       guint64 lost = out.lost;
 
@@ -107,7 +123,7 @@ write_line (const char *line, gsize bound)
 {
   if (!out.initialized || out.broken)
     return;
-  if (out.backlog->len + strlen (line) + 1 > bound)
+  if (pending () + strlen (line) + 1 > bound)
     {
       out.lost++;
       return;
