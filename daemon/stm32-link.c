@@ -227,12 +227,16 @@ classify_connect_error (const GError *error)
 {
   if (error->domain == G_RESOLVER_ERROR)
     return STM32_END_REASON_HOST_NOT_FOUND;
+  /* lwIP's accept-then-abort can overtake the connect's own completion, so a
+   * reset during connect is the same full table as a reset right after it. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
+    return STM32_END_REASON_SERVER_BUSY;
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
     return STM32_END_REASON_REFUSED;
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
     return STM32_END_REASON_TIMEOUT;
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE)
-      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE))
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE) ||
+      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE))
     return STM32_END_REASON_UNREACHABLE;
   return STM32_END_REASON_FAILED;
 }
@@ -245,9 +249,9 @@ classify_io_error (const GError *error)
 {
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
     return STM32_END_REASON_RESET;
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)
-      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE)
-      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE))
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ||
+      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE) ||
+      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE))
     return STM32_END_REASON_DEAD_PEER;
   return STM32_END_REASON_FAILED;
 }
@@ -273,9 +277,8 @@ link_in_busy_window (Stm32Link *self)
 {
   /* lwIP aborts a connection it cannot give a netconn to right after the
    * handshake, before the firmware ever sends; a board that spoke first did not. */
-  return self->attempt->bytes_received == 0
-         && g_get_monotonic_time () - self->connected_mono
-                < (gint64)self->config->busy_window * 1000;
+  return self->attempt->bytes_received == 0 &&
+         g_get_monotonic_time () - self->connected_mono < (gint64)self->config->busy_window * 1000;
 }
 
 static void
@@ -373,8 +376,8 @@ link_schedule_retry (Stm32Link *self, const Stm32HistoryEntry *ended)
 {
   guint delay;
 
-  if (ended->connected != 0
-      && ended->closed - ended->connected >= (gint64)self->config->retry_reset_after * 1000)
+  if (ended->connected != 0 &&
+      ended->closed - ended->connected >= (gint64)self->config->retry_reset_after * 1000)
     stm32_backoff_reset (&self->backoff);
   delay = stm32_backoff_next (&self->backoff);
   /* A board that turns us away for a full table needs time to free a slot. */
@@ -404,6 +407,7 @@ link_finish_attempt (Stm32Link *self)
 {
   g_autoptr (LinkIo) io = g_steal_pointer (&self->io);
   g_autoptr (GPtrArray) disconnect_waiters = g_steal_pointer (&self->disconnect_waiters);
+  g_autoptr (GPtrArray) connect_waiters = NULL;
   Stm32HistoryEntry *entry = g_steal_pointer (&self->attempt);
   g_autoptr (GError) end_error = g_steal_pointer (&self->end_error);
   gboolean was_connected = entry->connected != 0;
@@ -420,6 +424,14 @@ link_finish_attempt (Stm32Link *self)
   LINK_LOG (self, G_LOG_LEVEL_INFO, "connection ended: %s%s%s%s",
             stm32_enum_to_string (STM32_TYPE_END_REASON, entry->reason), entry->error ? " (" : "",
             entry->error ? entry->error : "", entry->error ? ")" : "");
+
+  /* Connect() called while we closed on request is served by the next
+   * attempt; any other ending is the answer to the Connect() calls waiting. */
+  if (!(self->wanted && entry->reason == STM32_END_REASON_LOCAL))
+    {
+      connect_waiters = g_steal_pointer (&self->connect_waiters);
+      self->connect_waiters = g_ptr_array_new_with_free_func (g_object_unref);
+    }
 
   g_object_freeze_notify (G_OBJECT (self));
   if (was_connected)
@@ -450,6 +462,7 @@ link_finish_attempt (Stm32Link *self)
   g_object_thaw_notify (G_OBJECT (self));
 
   complete_waiters (disconnect_waiters, NULL);
+  complete_waiters (connect_waiters, end_error);
 }
 
 static void
@@ -499,17 +512,14 @@ static void send_request_free (Stm32Link *self, SendRequest *request);
 static void transaction_finish (Stm32Link *self, Transaction *transaction, GBytes *reply,
                                 GError *error);
 
-/* Fails everything waiting on this connection, with the reason it ended. */
+/* Fails every frame and transaction waiting on this connection, with the reason it ended. */
 static void
 link_fail_pending (Stm32Link *self, const GError *end_error)
 {
-  g_autoptr (GPtrArray) connect_waiters = g_steal_pointer (&self->connect_waiters);
   g_autoptr (GError) not_sent = NULL;
   GQueue requests = self->send_queue;
   SendRequest *request;
   Transaction *transaction;
-
-  self->connect_waiters = g_ptr_array_new_with_free_func (g_object_unref);
   not_sent = g_error_new (end_error->domain, end_error->code, "Not sent, the connection ended: %s",
                           end_error->message);
   g_queue_init (&self->send_queue);
@@ -521,7 +531,6 @@ link_fail_pending (Stm32Link *self, const GError *end_error)
         g_task_return_error (g_steal_pointer (&request->task), g_error_copy (not_sent));
       send_request_free (self, request);
     }
-  complete_waiters (connect_waiters, end_error);
 }
 
 /* Ends the current attempt or connection, whatever stage it is in. Takes @error. */
@@ -616,8 +625,8 @@ on_socket_connected (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (LinkIo) io = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (GSocketConnection) connection
-      = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
+  g_autoptr (GSocketConnection) connection =
+      g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
   Stm32Link *self = io->link;
 
   io->pending--;
@@ -671,8 +680,9 @@ on_next_address (GObject *source, GAsyncResult *result, gpointer user_data)
   if (error == NULL)
     error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED, "no address to connect to");
   reason = classify_connect_error (error);
-  link_end (self, reason, STM32_CLOSED_BY_NONE, FALSE,
-            link_error_new (self, reason, "%s", error->message));
+  link_end (self, reason,
+            reason == STM32_END_REASON_SERVER_BUSY ? STM32_CLOSED_BY_BOARD : STM32_CLOSED_BY_NONE,
+            FALSE, link_error_new (self, reason, "%s", error->message));
 }
 
 static void
@@ -751,10 +761,10 @@ static void
 link_on_eof (Stm32Link *self)
 {
   gsize partial = stm32_decoder_pending (self->decoder);
-  g_autofree char *lost
-      = partial ? g_strdup_printf (" (%" G_GSIZE_FORMAT " bytes of an unfinished frame dropped)",
-                                   partial)
-                : g_strdup ("");
+  g_autofree char *lost =
+      partial
+          ? g_strdup_printf (" (%" G_GSIZE_FORMAT " bytes of an unfinished frame dropped)", partial)
+          : g_strdup ("");
 
   if (self->state == STM32_LINK_STATE_CLOSING)
     link_end (self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, FALSE, NULL);
@@ -774,8 +784,8 @@ static void
 link_on_io_error (Stm32Link *self, GError *error)
 {
   Stm32EndReason reason = classify_io_error (error);
-  Stm32ClosedBy closed_by
-      = reason == STM32_END_REASON_RESET ? STM32_CLOSED_BY_BOARD : STM32_CLOSED_BY_NONE;
+  Stm32ClosedBy closed_by =
+      reason == STM32_END_REASON_RESET ? STM32_CLOSED_BY_BOARD : STM32_CLOSED_BY_NONE;
 
   if (reason == STM32_END_REASON_RESET && link_in_busy_window (self))
     link_end (self, STM32_END_REASON_SERVER_BUSY, closed_by, FALSE,
@@ -889,8 +899,8 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (LinkIo) io = user_data;
   g_autoptr (GError) error = NULL;
-  gboolean written
-      = g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
+  gboolean written =
+      g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
   g_autoptr (Stm32Link) self = io->link ? g_object_ref (io->link) : NULL;
   SendRequest *request;
   gsize size;
@@ -934,8 +944,8 @@ link_kick_writer (Stm32Link *self)
   if (io == NULL || io->connection == NULL || io->ending || io->writing != NULL || io->shut_wr)
     return;
   /* A frame cancelled before it started is dropped; one being written is finished. */
-  while ((request = g_queue_peek_head (&self->send_queue)) != NULL && request->task
-         && g_cancellable_is_cancelled (g_task_get_cancellable (request->task)))
+  while ((request = g_queue_peek_head (&self->send_queue)) != NULL && request->task &&
+         g_cancellable_is_cancelled (g_task_get_cancellable (request->task)))
     g_queue_push_tail (&cancelled, g_queue_pop_head (&self->send_queue));
 
   if (request != NULL)
@@ -974,8 +984,8 @@ link_issue_transaction (Stm32Link *self)
 {
   Transaction *head = g_queue_peek_head (&self->transactions);
 
-  if (head != NULL && head->request != NULL && !head->request->started
-      && g_queue_find (&self->send_queue, head->request) == NULL)
+  if (head != NULL && head->request != NULL && !head->request->started &&
+      g_queue_find (&self->send_queue, head->request) == NULL)
     link_enqueue (self, head->request);
 }
 
@@ -1042,8 +1052,8 @@ on_idle_check (gpointer user_data)
       return G_SOURCE_REMOVE;
     }
   /* Re-armed only when it fires, so a busy link costs no timer churn per read. */
-  self->idle_timer
-      = g_timeout_add (self->config->idle_timeout - (guint)quiet_ms, on_idle_check, self);
+  self->idle_timer =
+      g_timeout_add (self->config->idle_timeout - (guint)quiet_ms, on_idle_check, self);
   return G_SOURCE_REMOVE;
 }
 
@@ -1078,8 +1088,8 @@ on_heartbeat (gpointer user_data)
       return G_SOURCE_CONTINUE;
     }
   link_enqueue (self, send_request_new (self, wire, NULL));
-  self->heartbeat_deadline
-      = g_timeout_add (self->config->heartbeat_timeout, on_heartbeat_deadline, self);
+  self->heartbeat_deadline =
+      g_timeout_add (self->config->heartbeat_timeout, on_heartbeat_deadline, self);
   return G_SOURCE_CONTINUE;
 }
 
@@ -1397,6 +1407,7 @@ stm32_link_dispose (GObject *object)
   gone = g_error_new (STM32_ERROR, STM32_ERROR_NOT_CONNECTED, "Link “%s” was removed", self->name);
   if (self->connect_waiters)
     link_fail_pending (self, gone);
+  complete_waiters (self->connect_waiters, gone);
   complete_waiters (self->disconnect_waiters, NULL);
   g_clear_pointer (&self->disconnect_waiters, g_ptr_array_unref);
   g_clear_pointer (&self->connect_waiters, g_ptr_array_unref);
@@ -1539,28 +1550,28 @@ stm32_link_class_init (Stm32LinkClass *klass)
   object_class->get_property = stm32_link_get_property;
   object_class->set_property = stm32_link_set_property;
 
-  props[PROP_NAME]
-      = g_param_spec_string ("name", NULL, "Link name", NULL,
-                             G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  props[PROP_NAME] =
+      g_param_spec_string ("name", NULL, "Link name", NULL,
+                           G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   props[PROP_HOST] = g_param_spec_string ("host", NULL, "Board host", NULL, ro);
   props[PROP_PORT] = g_param_spec_uint ("port", NULL, "Board TCP port", 0, 65535, 0, ro);
-  props[PROP_FRAMING] = g_param_spec_enum ("framing", NULL, "Framing", STM32_TYPE_FRAMING,
-                                           STM32_DEFAULT_FRAMING, ro);
+  props[PROP_FRAMING] =
+      g_param_spec_enum ("framing", NULL, "Framing", STM32_TYPE_FRAMING, STM32_DEFAULT_FRAMING, ro);
   props[PROP_STATE] = g_param_spec_enum ("state", NULL, "Link state", STM32_TYPE_LINK_STATE,
                                          STM32_LINK_STATE_DISCONNECTED, ro);
-  props[PROP_AUTOCONNECT]
-      = g_param_spec_boolean ("autoconnect", NULL, "Keep the link up", STM32_DEFAULT_AUTOCONNECT,
-                              G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_AUTOCONNECT] =
+      g_param_spec_boolean ("autoconnect", NULL, "Keep the link up", STM32_DEFAULT_AUTOCONNECT,
+                            G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   props[PROP_LOCAL_ADDRESS] = g_param_spec_string ("local-address", NULL, "Our end", NULL, ro);
   props[PROP_REMOTE_ADDRESS] = g_param_spec_string ("remote-address", NULL, "Board end", NULL, ro);
   props[PROP_CONNECTED_SINCE] = g_param_spec_int64 (
       "connected-since", NULL, "Wall-clock µs when connected, or 0", 0, G_MAXINT64, 0, ro);
-  props[PROP_RETRY_IN]
-      = g_param_spec_uint ("retry-in", NULL, "Reconnect delay in ms", 0, G_MAXUINT, 0, ro);
+  props[PROP_RETRY_IN] =
+      g_param_spec_uint ("retry-in", NULL, "Reconnect delay in ms", 0, G_MAXUINT, 0, ro);
   props[PROP_LAST_ERROR] = g_param_spec_enum ("last-error", NULL, "Why it last failed",
                                               STM32_TYPE_END_REASON, STM32_END_REASON_NONE, ro);
-  props[PROP_LAST_ERROR_MESSAGE]
-      = g_param_spec_string ("last-error-message", NULL, "What last failed", NULL, ro);
+  props[PROP_LAST_ERROR_MESSAGE] =
+      g_param_spec_string ("last-error-message", NULL, "What last failed", NULL, ro);
   props[PROP_BYTES_SENT] = counter_param ("bytes-sent", "Bytes written to the board");
   props[PROP_BYTES_RECEIVED] = counter_param ("bytes-received", "Bytes read from the board");
   props[PROP_FRAMES_SENT] = counter_param ("frames-sent", "Frames written");
@@ -1576,7 +1587,7 @@ stm32_link_class_init (Stm32LinkClass *klass)
    *
    * Every frame the board sends, in order, including transaction replies.
    */
-  signals[SIGNAL_RECEIVED]
-      = g_signal_new ("received", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
-                      G_TYPE_NONE, 1, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
+  signals[SIGNAL_RECEIVED] =
+      g_signal_new ("received", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                    G_TYPE_NONE, 1, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
 }

@@ -1,0 +1,739 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The managed link against the board simulator: every rule of the hygiene
+ * contract, observed both from the PC (state, errors, history, fds) and from
+ * the board (the simulator's own report of slots and how connections ended).
+ */
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#include "sim-harness.h"
+#include "stm32-enum-types.h"
+#include "stm32-error.h"
+#include "stm32-link.h"
+#include "test-util.h"
+
+#define WAIT_MS 10000
+
+/* ---- synchronous wrappers, for the test only (bounded main-loop waits) ---- */
+
+static void
+store_result (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  *(GAsyncResult **)user_data = g_object_ref (result);
+}
+
+static gboolean
+link_connect (Stm32Link *link, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_link_connect_async (link, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_link_connect_finish (link, result, error);
+}
+
+static void
+link_disconnect (Stm32Link *link)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+
+  stm32_link_disconnect_async (link, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_true (stm32_link_disconnect_finish (link, result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_DISCONNECTED);
+}
+
+static gboolean
+link_send (Stm32Link *link, const char *text, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GBytes) frame = g_bytes_new (text, strlen (text));
+
+  stm32_link_send_async (link, frame, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_link_send_finish (link, result, error);
+}
+
+static char *
+link_transact (Stm32Link *link, const char *text, guint timeout_ms, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GBytes) frame = g_bytes_new (text, strlen (text));
+  g_autoptr (GBytes) reply = NULL;
+
+  stm32_link_transact_async (link, frame, timeout_ms, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  reply = stm32_link_transact_finish (link, result, error);
+  return reply ? g_strndup (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply)) : NULL;
+}
+
+static Stm32LinkConfig *
+test_config (guint16 port)
+{
+  Stm32LinkConfig *config = stm32_link_config_new ("127.0.0.1", port);
+
+  config->autoconnect = FALSE;
+  config->connect_timeout = 2000;
+  config->close_timeout = 200;
+  config->retry_min = 50;
+  config->retry_max = 400;
+  config->busy_backoff = 300;
+  return config;
+}
+
+static Stm32HistoryEntry *
+last_history_entry (Stm32Link *link)
+{
+  g_autoptr (GPtrArray) history = stm32_link_dup_history (link);
+
+  g_assert_cmpuint (history->len, >, 0);
+  return stm32_history_entry_copy (g_ptr_array_index (history, history->len - 1));
+}
+
+static const char *
+reason_nick (Stm32EndReason reason)
+{
+  return stm32_enum_to_string (STM32_TYPE_END_REASON, reason);
+}
+
+static gint64
+json_int (JsonObject *object, const char *member)
+{
+  g_assert_true (json_object_has_member (object, member));
+  return json_object_get_int_member (object, member);
+}
+
+/* Waits for the board to report @event, for tests that need only the fact. */
+static void
+sim_expect (Stm32Sim *sim, const char *event, guint timeout_ms)
+{
+  g_autoptr (JsonObject) object = stm32_sim_wait_event (sim, event, timeout_ms);
+}
+
+/* Waits until the board reports @n slots in use. */
+static void
+wait_board_slots (Stm32Sim *sim, gint64 n)
+{
+  gint64 in_use = -1;
+
+  for (guint i = 0; i < 200 && in_use != n; i++)
+    {
+      g_autoptr (JsonObject) status = stm32_sim_status (sim);
+
+      in_use = json_int (status, "slots_in_use");
+      if (in_use != n)
+        sim_expect (sim, "released", WAIT_MS);
+    }
+  g_assert_cmpint (in_use, ==, n);
+}
+
+/* A plain client's connection, as the old GUIs made them. */
+static GSocketConnection *
+plain_try_connect (guint16 port, GError **error)
+{
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketConnectable) address = g_network_address_new ("127.0.0.1", port);
+  g_autoptr (GAsyncResult) result = NULL;
+
+  g_socket_client_set_enable_proxy (client, FALSE);
+  g_socket_client_connect_async (client, address, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return g_socket_client_connect_finish (client, result, error);
+}
+
+/* A socket held open by a plain client, standing in for another PC's GUI. */
+static GSocketConnection *
+plain_connect (guint16 port)
+{
+  g_autoptr (GError) error = NULL;
+  GSocketConnection *connection = plain_try_connect (port, &error);
+
+  g_assert_no_error (error);
+  return connection;
+}
+
+/* ---- the 500 cycles the project exists for ------------------------------- */
+
+static void
+test_cycles_leaky_firmware (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--mode", "leak", "--slots", "2", "--when-full", "rst", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (JsonObject) status = NULL;
+  g_autoptr (GPtrArray) history = NULL;
+  guint fds_before, cycles = 500, failures = 0;
+  gint64 deadline = g_get_monotonic_time () + 240 * G_USEC_PER_SEC;
+
+  /* Leaky firmware never answers our FIN, so every close waits CloseTimeout:
+   * keep it short so 500 cycles stay quick. */
+  config->close_timeout = 20;
+  link = stm32_link_new ("leak", config);
+  fds_before = stm32_test_count_fds ();
+
+  for (guint i = 0; i < cycles && g_get_monotonic_time () < deadline; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *reply = NULL;
+      g_autofree char *request = g_strdup_printf ("cycle %u", i);
+
+      if (!link_connect (link, &error) ||
+          (reply = link_transact (link, request, 2000, &error)) == NULL)
+        {
+          g_test_message ("cycle %u failed: %s", i, error->message);
+          failures++;
+        }
+      else
+        g_assert_cmpstr (reply, ==, request);
+      link_disconnect (link);
+    }
+
+  g_assert_cmpuint (failures, ==, 0);
+  /* The board's view: every connection it accepted was released by our RST. */
+  wait_board_slots (sim, 0);
+  status = stm32_sim_status (sim);
+  g_assert_cmpint (json_int (status, "accepted"), ==, cycles);
+  g_assert_cmpint (json_int (status, "rejected"), ==, 0);
+  g_assert_cmpint (json_int (status, "released"), ==, cycles);
+  /* The PC's view: no fd left behind, and each close needed the RST fallback. */
+  g_assert_cmpuint (stm32_test_count_fds (), ==, fds_before);
+  history = stm32_link_dup_history (link);
+  for (guint i = 0; i < history->len; i++)
+    {
+      Stm32HistoryEntry *entry = g_ptr_array_index (history, i);
+
+      g_assert_cmpstr (reason_nick (entry->reason), ==, "local");
+      g_assert_true (entry->aborted);
+      g_assert_cmpint (entry->closed_by, ==, STM32_CLOSED_BY_PC);
+    }
+  stm32_sim_stop (sim);
+}
+
+/* What the Qt GUIs did: connect, talk, close politely and move on. Against
+ * leaky firmware this fails as soon as the board's table is full, which is
+ * what shows the simulator reproduces the problem. */
+static void
+test_cycles_plain_close_fails (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--mode", "leak", "--slots", "2", "--when-full", "rst", NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  guint failed_at = 0;
+
+  for (guint i = 1; i <= 10 && failed_at == 0; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GSocketConnection) connection = plain_try_connect (port, &error);
+      GOutputStream *out;
+      GInputStream *in;
+      g_autoptr (GAsyncResult) wrote = NULL, read = NULL, closed = NULL;
+      char buffer[64];
+
+      /* The board's RST for a full table may overtake the connect itself. */
+      if (connection == NULL)
+        {
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+          failed_at = i;
+          break;
+        }
+      out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+      in = g_io_stream_get_input_stream (G_IO_STREAM (connection));
+      g_output_stream_write_all_async (out, "ping\n", 5, 0, NULL, store_result, &wrote);
+      stm32_test_wait_until (wrote != NULL, WAIT_MS);
+      g_input_stream_read_async (in, buffer, sizeof buffer, 0, NULL, store_result, &read);
+      stm32_test_wait_until (read != NULL, WAIT_MS);
+      if (!g_output_stream_write_all_finish (out, wrote, NULL, &error) ||
+          g_input_stream_read_finish (in, read, &error) <= 0)
+        failed_at = i;
+      g_io_stream_close_async (G_IO_STREAM (connection), 0, NULL, store_result, &closed);
+      stm32_test_wait_until (closed != NULL, WAIT_MS);
+    }
+
+  g_assert_cmpuint (failed_at, ==, 3);
+  stm32_sim_stop (sim);
+}
+
+/* ---- how a board fails, and what the link calls it ----------------------- */
+
+static void
+test_board_closes_then_reconnect (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (GAsyncResult) pending = NULL;
+  g_autoptr (GBytes) request = g_bytes_new_static ("who", 3);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) reply = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  gint64 ended_at;
+
+  config->retry_min = config->retry_max = 300;
+  /* On loopback the board's FIN can follow the handshake within a millisecond;
+   * with no busy window it is always what it is here, a close. */
+  config->busy_window = 0;
+  link = stm32_link_new ("fin", config);
+  g_assert_true (link_connect (link, NULL));
+  sim_expect (sim, "accepted", WAIT_MS);
+
+  /* A transaction waits for a reply that will never come: the board closes first. */
+  stm32_link_transact_async (link, request, 5000, NULL, store_result, &pending);
+  sim_expect (sim, "frame", WAIT_MS);
+  stm32_sim_command (sim, "close-all");
+  stm32_test_wait_until (pending != NULL, WAIT_MS);
+  reply = stm32_link_transact_finish (link, pending, &error);
+  g_assert_null (reply);
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_REMOTE_CLOSED);
+  ended_at = g_get_monotonic_time ();
+
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
+  g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_REMOTE_CLOSED);
+  g_assert_cmpuint (stm32_link_get_retry_in (link), >=, 240);
+  ended = last_history_entry (link);
+  g_assert_cmpstr (reason_nick (ended->reason), ==, "remote-closed");
+  g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
+
+  /* Reconnects by itself, after the backoff and not before. */
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
+  g_assert_cmpint (g_get_monotonic_time () - ended_at, >=, 240 * 1000);
+  sim_expect (sim, "accepted", WAIT_MS);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+typedef struct
+{
+  GArray *delays;
+} RetryLog;
+
+static void
+on_retry_in (Stm32Link *link, GParamSpec *pspec, RetryLog *log)
+{
+  guint delay = stm32_link_get_retry_in (link);
+
+  if (delay != 0)
+    g_array_append_val (log->delays, delay);
+}
+
+static guint16
+unused_port (void)
+{
+  g_autoptr (GSocket) socket =
+      g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+  g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr (GSocketAddress) bound = NULL;
+
+  g_assert_true (g_socket_bind (socket, any, FALSE, NULL));
+  bound = g_socket_get_local_address (socket, NULL);
+  /* Closed again at once: nothing listens there, so connects are refused. */
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+static void
+test_refused_backoff (void)
+{
+  g_autoptr (Stm32LinkConfig) config = test_config (unused_port ());
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (GPtrArray) history = NULL;
+  RetryLog log = { g_array_new (FALSE, FALSE, sizeof (guint)) };
+  g_autoptr (GError) error = NULL;
+
+  config->retry_min = 20;
+  config->retry_max = 200;
+  link = stm32_link_new ("refused", config);
+  g_signal_connect (link, "notify::retry-in", G_CALLBACK (on_retry_in), &log);
+  g_assert_false (link_connect (link, &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_REFUSED);
+
+  stm32_test_wait_until (log.delays->len >= 7, WAIT_MS);
+  link_disconnect (link);
+
+  /* 20, 40, 80, 160, then capped at 200 — each within ±20 % jitter. */
+  for (guint i = 0; i < 7; i++)
+    {
+      guint expected = MIN (20u << i, 200u);
+      guint delay = g_array_index (log.delays, guint, i);
+
+      g_assert_cmpuint (delay, >=, expected * 8 / 10);
+      g_assert_cmpuint (delay, <=, expected * 12 / 10);
+    }
+  /* Not a tight loop: attempts are really spaced by the delays announced. */
+  history = stm32_link_dup_history (link);
+  g_assert_cmpuint (history->len, >=, 7);
+  for (guint i = 1; i < 7; i++)
+    {
+      Stm32HistoryEntry *previous = g_ptr_array_index (history, i - 1);
+      Stm32HistoryEntry *entry = g_ptr_array_index (history, i);
+
+      g_assert_cmpstr (reason_nick (entry->reason), ==, "refused");
+      g_assert_cmpint (entry->started - previous->closed, >=,
+                       (gint64)g_array_index (log.delays, guint, i - 1) * 1000 - 1000);
+    }
+  g_array_unref (log.delays);
+}
+
+static void
+test_server_busy (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--when-full", "rst", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) other_gui = plain_connect (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (GError) error = NULL;
+
+  sim_expect (sim, "accepted", WAIT_MS);
+  link = stm32_link_new ("busy", config);
+  /* The handshake succeeds; the board's RST comes right after it. */
+  g_assert_true (link_connect (link, &error) || error != NULL);
+  g_clear_error (&error);
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
+  sim_expect (sim, "rejected", WAIT_MS);
+  g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_SERVER_BUSY);
+  g_assert_cmpuint (stm32_link_get_retry_in (link), >=, config->busy_backoff);
+  ended = last_history_entry (link);
+  g_assert_cmpstr (reason_nick (ended->reason), ==, "server-busy");
+  g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_connect_timeout (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--when-full", "drop", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) other_gui = plain_connect (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (GError) error = NULL;
+  gint64 started;
+
+  sim_expect (sim, "drop-on", WAIT_MS);
+  config->connect_timeout = 300;
+  link = stm32_link_new ("timeout", config);
+  started = g_get_monotonic_time ();
+  g_assert_false (link_connect (link, &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_assert_cmpint (g_get_monotonic_time () - started, >=, 300 * 1000);
+  g_assert_nonnull (strstr (error->message, "control-block"));
+  ended = last_history_entry (link);
+  g_assert_cmpstr (reason_nick (ended->reason), ==, "timeout");
+  g_assert_cmpint (ended->connected, ==, 0);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_board_reset (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--rst-after", "1", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (GError) error = NULL;
+
+  config->busy_window = 1; /* this board spoke first; do not call it busy */
+  link = stm32_link_new ("rst", config);
+  g_assert_true (link_connect (link, NULL));
+  g_assert_true (link_send (link, "one", NULL));
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
+  g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_RESET);
+  ended = last_history_entry (link);
+  g_assert_cmpstr (reason_nick (ended->reason), ==, "reset");
+  g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
+  /* Writing after the reset is an error, never a SIGPIPE. */
+  g_assert_false (link_send (link, "two", &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_graceful_close_good_firmware (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--mode", "good", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (JsonObject) released = NULL;
+
+  config->close_timeout = 5000;
+  link = stm32_link_new ("good", config);
+  g_assert_true (link_connect (link, NULL));
+  g_assert_true (link_send (link, "bye", NULL));
+  link_disconnect (link);
+
+  /* The board answered our FIN with its own: no reset was needed. */
+  released = stm32_sim_wait_event (sim, "released", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "closed-after-eof");
+  ended = last_history_entry (link);
+  g_assert_cmpstr (reason_nick (ended->reason), ==, "local");
+  g_assert_false (ended->aborted);
+  g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_PC);
+  g_assert_cmpuint (ended->frames_sent, ==, 1);
+  g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_NONE);
+  stm32_sim_stop (sim);
+}
+
+/* ---- dead boards ---------------------------------------------------------- */
+
+static void
+test_blackhole_heartbeat (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--blackhole-after", "1", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (JsonObject) released = NULL;
+  gint64 silent_since;
+
+  config->heartbeat = g_bytes_new_static ("ping", 4);
+  config->heartbeat_interval = 100;
+  config->heartbeat_timeout = 200;
+  link = stm32_link_new ("heartbeat", config);
+  g_assert_true (link_connect (link, NULL));
+  sim_expect (sim, "blackhole", WAIT_MS);
+  silent_since = g_get_monotonic_time ();
+
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
+  /* Within one interval plus the timeout, with scheduling slack. */
+  g_assert_cmpint (g_get_monotonic_time () - silent_since, <=, 1500 * 1000);
+  g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_DEAD_PEER);
+  ended = last_history_entry (link);
+  g_assert_cmpstr (reason_nick (ended->reason), ==, "dead-peer");
+  g_assert_true (ended->aborted);
+  /* Our RST freed the silent board's slot. */
+  released = stm32_sim_wait_event (sim, "released", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "peer-reset");
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_idle_timeout (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  gint64 connected_at;
+
+  config->idle_timeout = 300;
+  link = stm32_link_new ("idle", config);
+  g_assert_true (link_connect (link, NULL));
+  connected_at = g_get_monotonic_time ();
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
+  g_assert_cmpint (g_get_monotonic_time () - connected_at, >=, 300 * 1000);
+  ended = last_history_entry (link);
+  g_assert_cmpstr (reason_nick (ended->reason), ==, "dead-peer");
+  g_assert_nonnull (strstr (ended->error, "IdleTimeout"));
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+/* ---- nothing silently dropped --------------------------------------------- */
+
+static void
+test_send_errors (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--framing", "json", "--reply", "none", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *big = NULL;
+  g_autofree char *filler = NULL;
+
+  config->framing = STM32_FRAMING_JSON;
+  config->max_frame = 1024;
+  config->send_queue_max = 4096;
+  link = stm32_link_new ("errors", config);
+
+  g_assert_false (link_send (link, "1", &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
+  g_clear_error (&error);
+
+  g_assert_true (link_connect (link, NULL));
+  g_assert_false (link_send (link, "{not json", &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_FRAME);
+  g_clear_error (&error);
+
+  filler = g_strnfill (1100, 'x');
+  big = g_strdup_printf ("\"%s\"", filler);
+  g_assert_false (link_send (link, big, &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_FRAME_TOO_LARGE);
+  g_clear_error (&error);
+
+  /* The board saw none of the rejected frames. */
+  g_assert_true (link_send (link, "\"ok\"", NULL));
+  sim_expect (sim, "frame", WAIT_MS);
+  g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, 1);
+  g_assert_cmpuint (stm32_sim_count_events (sim, "malformed"), ==, 0);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_queue_full (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autofree char *payload = g_strnfill (1000, 'q');
+  g_autoptr (GBytes) frame = g_bytes_new (payload, 1000);
+  GAsyncResult *results[5] = { NULL };
+  guint succeeded = 0;
+  g_autoptr (GError) error = NULL;
+
+  config->max_frame = 1024;
+  config->send_queue_max = 4096;
+  link = stm32_link_new ("queue", config);
+  g_assert_true (link_connect (link, NULL));
+
+  /* Five 1001-byte frames in one go: four fit in 4096 bytes, the fifth is refused. */
+  for (guint i = 0; i < 5; i++)
+    stm32_link_send_async (link, frame, NULL, store_result, &results[i]);
+  stm32_test_wait_until (results[0] && results[1] && results[2] && results[3] && results[4],
+                         WAIT_MS);
+  for (guint i = 0; i < 4; i++)
+    succeeded += stm32_link_send_finish (link, results[i], NULL);
+  g_assert_false (stm32_link_send_finish (link, results[4], &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_QUEUE_FULL);
+  g_assert_cmpuint (succeeded, ==, 4);
+  for (guint i = 0; i < 5; i++)
+    g_object_unref (results[i]);
+
+  /* Everything accepted reached the board. */
+  for (guint i = 0; i < 4; i++)
+    sim_expect (sim, "frame", WAIT_MS);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+static void
+on_received (Stm32Link *link, GBytes *frame, GPtrArray *received)
+{
+  g_ptr_array_add (received, g_bytes_ref (frame));
+}
+
+/* Three transactions at once: each gets its own reply, and every frame is also
+ * delivered as Received, in the board's order. */
+static void
+test_transactions_in_order (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = stm32_link_new ("transact", config);
+  const char *requests[] = { "alpha", "beta", "gamma" };
+  GAsyncResult *results[G_N_ELEMENTS (requests)] = { NULL };
+  g_autoptr (GPtrArray) received = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+
+  g_signal_connect (link, "received", G_CALLBACK (on_received), received);
+  g_assert_true (link_connect (link, NULL));
+  for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
+    {
+      g_autoptr (GBytes) request = g_bytes_new_static (requests[i], strlen (requests[i]));
+
+      stm32_link_transact_async (link, request, 5000, NULL, store_result, &results[i]);
+    }
+  stm32_test_wait_until (results[0] && results[1] && results[2], WAIT_MS);
+  for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GBytes) reply = stm32_link_transact_finish (link, results[i], &error);
+      g_autoptr (GBytes) expected = g_bytes_new_static (requests[i], strlen (requests[i]));
+
+      g_assert_no_error (error);
+      g_assert_true (g_bytes_equal (reply, expected));
+      g_assert_true (g_bytes_equal (g_ptr_array_index (received, i), expected));
+      g_object_unref (results[i]);
+    }
+  g_assert_cmpuint (received->len, ==, 3);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+/* A board that never answers: the transaction times out, the next one still works. */
+static void
+test_transaction_timeout (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = stm32_link_new ("slow", config);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = NULL;
+  gint64 started;
+
+  g_assert_true (link_connect (link, NULL));
+  started = g_get_monotonic_time ();
+  reply = link_transact (link, "anyone?", 200, &error);
+  g_assert_null (reply);
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_assert_cmpint (g_get_monotonic_time () - started, >=, 200 * 1000);
+  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_CONNECTED);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_bad_frame_from_board (void)
+{
+  g_autofree char *script_path = NULL;
+  g_autofree char *long_line = g_strnfill (100, 'z');
+  g_autofree char *script = g_strdup_printf ("big\t%s\n", long_line);
+  Stm32Sim *sim;
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (JsonObject) released = NULL;
+  int fd;
+
+  fd = g_file_open_tmp ("stm32-script-XXXXXX", &script_path, NULL);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_true (g_file_set_contents (script_path, script, -1, NULL));
+  close (fd);
+  sim = stm32_sim_start ("--script", script_path, NULL);
+  config = test_config (stm32_sim_get_port (sim));
+  config->max_frame = 64;
+  link = stm32_link_new ("bad-frame", config);
+  g_assert_true (link_connect (link, NULL));
+  g_assert_true (link_send (link, "big", NULL));
+
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
+  g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_PROTOCOL_ERROR);
+  ended = last_history_entry (link);
+  g_assert_nonnull (strstr (ended->error, "MaxFrame"));
+  g_assert_true (ended->aborted);
+  released = stm32_sim_wait_event (sim, "released", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "peer-reset");
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+  g_unlink (script_path);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/link/cycles/leaky-firmware", test_cycles_leaky_firmware);
+  g_test_add_func ("/link/cycles/plain-close-fails", test_cycles_plain_close_fails);
+  g_test_add_func ("/link/classify/remote-closed-then-reconnect", test_board_closes_then_reconnect);
+  g_test_add_func ("/link/classify/refused-backoff", test_refused_backoff);
+  g_test_add_func ("/link/classify/server-busy", test_server_busy);
+  g_test_add_func ("/link/classify/connect-timeout", test_connect_timeout);
+  g_test_add_func ("/link/classify/reset", test_board_reset);
+  g_test_add_func ("/link/close/graceful", test_graceful_close_good_firmware);
+  g_test_add_func ("/link/dead-peer/heartbeat", test_blackhole_heartbeat);
+  g_test_add_func ("/link/dead-peer/idle-timeout", test_idle_timeout);
+  g_test_add_func ("/link/send/errors", test_send_errors);
+  g_test_add_func ("/link/send/queue-full", test_queue_full);
+  g_test_add_func ("/link/transact/in-order", test_transactions_in_order);
+  g_test_add_func ("/link/transact/timeout", test_transaction_timeout);
+  g_test_add_func ("/link/receive/bad-frame", test_bad_frame_from_board);
+  return g_test_run ();
+}
