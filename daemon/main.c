@@ -55,16 +55,17 @@ main (int argc, char **argv)
   g_autofree char *framing = NULL;
   int port = STM32_DEFAULT_PORT;
   gboolean verbose = FALSE, version = FALSE;
-  const GOptionEntry entries[]
-      = { { "host", 0, 0, G_OPTION_ARG_STRING, &host, "Board host name or address", "HOST" },
-          { "port", 0, 0, G_OPTION_ARG_INT, &port, "Board TCP port (default 8080)", "PORT" },
-          { "framing", 0, 0, G_OPTION_ARG_STRING, &framing,
-            "raw, line, u16be, u32be or json (default line)", "FRAMING" },
-          { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL },
-          { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
-          { NULL } };
-  g_autoptr (GOptionContext) context
-      = g_option_context_new ("- keep a clean TCP link to an STM32 board");
+  const GOptionEntry entries[] = {
+    { "host", 0, 0, G_OPTION_ARG_STRING, &host, "Board host name or address", "HOST" },
+    { "port", 0, 0, G_OPTION_ARG_INT, &port, "Board TCP port (default 8080)", "PORT" },
+    { "framing", 0, 0, G_OPTION_ARG_STRING, &framing,
+      "raw, line, u16be, u32be or json (default line)", "FRAMING" },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) context =
+      g_option_context_new ("- keep a clean TCP link to an STM32 board");
   g_autoptr (GError) error = NULL;
   g_autoptr (Stm32LinkConfig) config = NULL;
   g_autoptr (GMainLoop) loop = NULL;
@@ -91,9 +92,9 @@ main (int argc, char **argv)
   if (verbose)
     g_log_set_debug_enabled (TRUE);
 
-  config = stm32_link_config_new (host, (guint16)port);
-  if (framing
-      && !stm32_enum_from_string (STM32_TYPE_FRAMING, framing, (int *)&config->framing, &error))
+  config = stm32_link_config_new (host, (guint16) port);
+  if (framing &&
+      !stm32_enum_from_string (STM32_TYPE_FRAMING, framing, (int *) &config->framing, &error))
     {
       g_printerr ("stm32d: --framing: %s\n", error->message);
       return 2;

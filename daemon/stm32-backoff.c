@@ -30,9 +30,8 @@ stm32_backoff_next (Stm32Backoff *self)
   if (self->failures < G_MAXUINT)
     self->failures++;
 
-  return (guint)(base
-                 * g_rand_double_range (self->rand, 1.0 - STM32_RETRY_JITTER,
-                                        1.0 + STM32_RETRY_JITTER));
+  return (guint) (base * g_rand_double_range (self->rand, 1.0 - STM32_RETRY_JITTER,
+                                              1.0 + STM32_RETRY_JITTER));
 }
 
 void

@@ -50,8 +50,8 @@ static gsize
 read_prefix (Stm32Framing framing, const guint8 *p)
 {
   if (framing == STM32_FRAMING_U16BE)
-    return (gsize)p[0] << 8 | p[1];
-  return (gsize)p[0] << 24 | (gsize)p[1] << 16 | (gsize)p[2] << 8 | p[3];
+    return (gsize) p[0] << 8 | p[1];
+  return (gsize) p[0] << 24 | (gsize) p[1] << 16 | (gsize) p[2] << 8 | p[3];
 }
 
 /* ------------------------------------------------------------------------ */
@@ -187,7 +187,7 @@ json_scan_literal (JsonScan *s, const char *word)
 {
   gsize n = strlen (word);
 
-  if ((gsize)(s->end - s->p) < n || memcmp (s->p, word, n) != 0)
+  if ((gsize) (s->end - s->p) < n || memcmp (s->p, word, n) != 0)
     return json_fail (s, "expected a value");
   s->p += n;
   return TRUE;
@@ -213,7 +213,7 @@ json_scan_value (JsonScan *s)
   int c = json_peek (s);
 
   if (c == '{' || c == '[')
-    return json_open (s, (guint8)c);
+    return json_open (s, (guint8) c);
   s->state = JSON_AFTER_VALUE;
   if (c == '"')
     return json_scan_string (s);
@@ -338,11 +338,11 @@ check_json (const guint8 *data, gsize len, GError **error)
     {
       g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_FRAME,
                    "json frame nests deeper than %d levels at byte %" G_GSIZE_FORMAT,
-                   JSON_MAX_DEPTH, (gsize)(scan.p - data));
+                   JSON_MAX_DEPTH, (gsize) (scan.p - data));
       return FALSE;
     }
   parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, (const char *)data, len, &local_error))
+  if (!json_parser_load_from_data (parser, (const char *) data, len, &local_error))
     {
       g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_FRAME,
                    "json frame is not valid JSON: %s", local_error->message);
@@ -352,7 +352,7 @@ check_json (const guint8 *data, gsize len, GError **error)
     {
       g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_FRAME,
                    "json frame is not strict JSON at byte %" G_GSIZE_FORMAT ": %s",
-                   (gsize)(scan.p - data), scan.reason);
+                   (gsize) (scan.p - data), scan.reason);
       return FALSE;
     }
   return TRUE;
@@ -371,7 +371,7 @@ check_line (Stm32Framing framing, const guint8 *data, gsize len, GError **error)
     {
       g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_FRAME,
                    "%s frame contains a newline at byte %" G_GSIZE_FORMAT, line_noun (framing),
-                   (gsize)(nl - data));
+                   (gsize) (nl - data));
       return FALSE;
     }
   /* The receiving side strips one '\r' before the '\n' (a "\r\n" line end),
@@ -410,7 +410,7 @@ encode_prefixed (Stm32Framing framing, const guint8 *data, gsize len, GError **e
   gsize hdr = prefix_size (framing);
   guint8 *wire;
 
-  if ((guint64)len > limit)
+  if ((guint64) len > limit)
     {
       g_set_error (error, STM32_ERROR, STM32_ERROR_FRAME_TOO_LARGE,
                    "frame of %" G_GSIZE_FORMAT
@@ -420,7 +420,7 @@ encode_prefixed (Stm32Framing framing, const guint8 *data, gsize len, GError **e
     }
   wire = g_malloc (hdr + len);
   for (gsize i = 0; i < hdr; i++)
-    wire[i] = (guint8)(len >> (8 * (hdr - 1 - i)));
+    wire[i] = (guint8) (len >> (8 * (hdr - 1 - i)));
   if (len > 0)
     memcpy (wire + hdr, data, len);
   return g_bytes_new_take (wire, hdr + len);
@@ -553,19 +553,19 @@ feed_lines (Stm32Decoder *self, const guint8 *data, gsize len, GPtrArray *frames
 
   while (p < end)
     {
-      const guint8 *nl = memchr (p, '\n', (gsize)(end - p));
+      const guint8 *nl = memchr (p, '\n', (gsize) (end - p));
       gboolean ok;
 
       if (nl == NULL)
-        return hold_line (self, p, (gsize)(end - p), error);
+        return hold_line (self, p, (gsize) (end - p), error);
       if (self->partial->len == 0)
         {
-          ok = emit_line (self, p, (gsize)(nl - p), frames, error);
+          ok = emit_line (self, p, (gsize) (nl - p), frames, error);
         }
       else
         {
-          ok = hold_line (self, p, (gsize)(nl - p), error)
-               && emit_line (self, self->partial->data, self->partial->len, frames, error);
+          ok = hold_line (self, p, (gsize) (nl - p), error) &&
+               emit_line (self, self->partial->data, self->partial->len, frames, error);
           g_byte_array_set_size (self->partial, 0);
         }
       if (!ok)
@@ -598,8 +598,8 @@ collect_prefixed (Stm32Decoder *self, const guint8 *data, gsize len, GPtrArray *
   gsize take = MIN (missing, len);
 
   g_byte_array_append (self->partial, data, take);
-  if (self->partial->len == hdr
-      && !check_size (read_prefix (self->framing, self->partial->data), self->max_frame, error))
+  if (self->partial->len == hdr &&
+      !check_size (read_prefix (self->framing, self->partial->data), self->max_frame, error))
     return 0;
   if (self->partial->len >= hdr && prefixed_missing (self) == 0)
     {
@@ -617,7 +617,7 @@ feed_prefixed (Stm32Decoder *self, const guint8 *data, gsize len, GPtrArray *fra
 
   while (p < end)
     {
-      gsize avail = (gsize)(end - p);
+      gsize avail = (gsize) (end - p);
       gsize taken;
 
       /* A frame that lies wholly in @data is copied once, straight into its GBytes. */

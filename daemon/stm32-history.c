@@ -44,7 +44,7 @@ stm32_history_free (Stm32History *self)
 {
   if (self == NULL)
     return;
-  g_queue_clear_full (&self->entries, (GDestroyNotify)stm32_history_entry_free);
+  g_queue_clear_full (&self->entries, (GDestroyNotify) stm32_history_entry_free);
   g_free (self);
 }
 
@@ -59,8 +59,8 @@ stm32_history_push (Stm32History *self, Stm32HistoryEntry *entry)
 GPtrArray *
 stm32_history_dup_entries (const Stm32History *self)
 {
-  GPtrArray *copy
-      = g_ptr_array_new_full (self->entries.length, (GDestroyNotify)stm32_history_entry_free);
+  GPtrArray *copy =
+      g_ptr_array_new_full (self->entries.length, (GDestroyNotify) stm32_history_entry_free);
 
   for (GList *l = self->entries.head; l != NULL; l = l->next)
     g_ptr_array_add (copy, stm32_history_entry_copy (l->data));

@@ -85,8 +85,8 @@ stm32_link_config_validate (const Stm32LinkConfig *config, GError **error)
                            "ConnectTimeout and CloseTimeout must be at least 1 ms");
       return FALSE;
     }
-  if (config->keepalive_idle_s == 0 || config->keepalive_interval_s == 0
-      || config->keepalive_count == 0)
+  if (config->keepalive_idle_s == 0 || config->keepalive_interval_s == 0 ||
+      config->keepalive_count == 0)
     {
       g_set_error_literal (
           error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
@@ -100,8 +100,8 @@ stm32_link_config_validate (const Stm32LinkConfig *config, GError **error)
                    config->max_frame);
       return FALSE;
     }
-  if (config->heartbeat != NULL
-      && (config->heartbeat_interval == 0 || config->heartbeat_timeout == 0))
+  if (config->heartbeat != NULL &&
+      (config->heartbeat_interval == 0 || config->heartbeat_timeout == 0))
     {
       g_set_error_literal (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
                            "HeartbeatInterval and HeartbeatTimeout must be at least 1 ms");

@@ -179,7 +179,7 @@ link_io_ref (LinkIo *io)
 static void
 link_io_unref (LinkIo *io)
 {
-  g_rc_box_release_full (io, (GDestroyNotify)link_io_clear);
+  g_rc_box_release_full (io, (GDestroyNotify) link_io_clear);
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LinkIo, link_io_unref)
@@ -278,7 +278,7 @@ link_in_busy_window (Stm32Link *self)
   /* lwIP aborts a connection it cannot give a netconn to right after the
    * handshake, before the firmware ever sends; a board that spoke first did not. */
   return self->attempt->bytes_received == 0 &&
-         g_get_monotonic_time () - self->connected_mono < (gint64)self->config->busy_window * 1000;
+         g_get_monotonic_time () - self->connected_mono < (gint64) self->config->busy_window * 1000;
 }
 
 static void
@@ -377,7 +377,7 @@ link_schedule_retry (Stm32Link *self, const Stm32HistoryEntry *ended)
   guint delay;
 
   if (ended->connected != 0 &&
-      ended->closed - ended->connected >= (gint64)self->config->retry_reset_after * 1000)
+      ended->closed - ended->connected >= (gint64) self->config->retry_reset_after * 1000)
     stm32_backoff_reset (&self->backoff);
   delay = stm32_backoff_next (&self->backoff);
   /* A board that turns us away for a full table needs time to free a slot. */
@@ -735,7 +735,7 @@ link_deliver_frame (Stm32Link *self, GBytes *frame)
 static void
 link_on_data (Stm32Link *self, const guint8 *data, gsize len)
 {
-  g_autoptr (GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  g_autoptr (GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   g_autoptr (GError) error = NULL;
   gboolean valid;
 
@@ -816,7 +816,7 @@ on_read (GObject *source, GAsyncResult *result, gpointer user_data)
     link_on_eof (self);
   else
     {
-      link_on_data (self, io->buffer, (gsize)n);
+      link_on_data (self, io->buffer, (gsize) n);
       if (!io->ending)
         link_io_read (io);
     }
@@ -1009,7 +1009,7 @@ transaction_finish (Stm32Link *self, Transaction *transaction, GBytes *reply, GE
         }
     }
   if (reply)
-    g_task_return_pointer (transaction->task, g_bytes_ref (reply), (GDestroyNotify)g_bytes_unref);
+    g_task_return_pointer (transaction->task, g_bytes_ref (reply), (GDestroyNotify) g_bytes_unref);
   else
     g_task_return_error (transaction->task, error);
   g_object_unref (transaction->task);
@@ -1053,7 +1053,7 @@ on_idle_check (gpointer user_data)
     }
   /* Re-armed only when it fires, so a busy link costs no timer churn per read. */
   self->idle_timer =
-      g_timeout_add (self->config->idle_timeout - (guint)quiet_ms, on_idle_check, self);
+      g_timeout_add (self->config->idle_timeout - (guint) quiet_ms, on_idle_check, self);
   return G_SOURCE_REMOVE;
 }
 

@@ -11,15 +11,15 @@ stm32_socket_arm_liveness (GSocket *socket, const Stm32LinkConfig *config, GErro
 {
   g_socket_set_keepalive (socket, TRUE);
   /* Small request/reply frames must not wait for Nagle's timer. */
-  return g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, error)
-         && g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPIDLE, (int)config->keepalive_idle_s,
-                                 error)
-         && g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPINTVL,
-                                 (int)config->keepalive_interval_s, error)
-         && g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPCNT, (int)config->keepalive_count,
-                                 error)
-         && g_socket_set_option (socket, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)config->user_timeout,
-                                 error);
+  return g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, error) &&
+         g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPIDLE, (int) config->keepalive_idle_s,
+                              error) &&
+         g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPINTVL,
+                              (int) config->keepalive_interval_s, error) &&
+         g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPCNT, (int) config->keepalive_count,
+                              error) &&
+         g_socket_set_option (socket, IPPROTO_TCP, TCP_USER_TIMEOUT, (int) config->user_timeout,
+                              error);
 }
 
 gboolean

@@ -32,5 +32,5 @@ stm32_error_quark (void)
 
   g_dbus_error_register_error_domain ("stm32-error-quark", &quark, stm32_error_entries,
                                       G_N_ELEMENTS (stm32_error_entries));
-  return (GQuark)quark;
+  return (GQuark) quark;
 }

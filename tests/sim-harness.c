@@ -50,8 +50,8 @@ on_event_line (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   Stm32Sim *sim = user_data;
   g_autoptr (GError) error = NULL;
-  g_autofree char *line
-      = g_data_input_stream_read_line_finish (G_DATA_INPUT_STREAM (source), result, NULL, &error);
+  g_autofree char *line =
+      g_data_input_stream_read_line_finish (G_DATA_INPUT_STREAM (source), result, NULL, &error);
 
   sim->reading = FALSE;
   if (line == NULL)
@@ -82,20 +82,25 @@ has_port_option (GPtrArray *argv)
   return FALSE;
 }
 
-Stm32Sim *
-stm32_sim_start (const char *first_arg, ...)
+static Stm32Sim *
+sim_start_va (const char *netns, const char *first_arg, va_list args)
 {
   g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) listening = NULL;
   Stm32Sim *sim = g_new0 (Stm32Sim, 1);
-  va_list args;
 
+  if (netns != NULL)
+    {
+      /* `ip netns exec` execs the simulator, so its exit status is the simulator's. */
+      g_ptr_array_add (argv, g_strdup ("ip"));
+      g_ptr_array_add (argv, g_strdup ("netns"));
+      g_ptr_array_add (argv, g_strdup ("exec"));
+      g_ptr_array_add (argv, g_strdup (netns));
+    }
   g_ptr_array_add (argv, stm32_test_build_path ("tests/sim/stm32-sim"));
-  va_start (args, first_arg);
   for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
     g_ptr_array_add (argv, g_strdup (arg));
-  va_end (args);
   if (!has_port_option (argv))
     {
       g_ptr_array_add (argv, g_strdup ("--port"));
@@ -103,9 +108,9 @@ stm32_sim_start (const char *first_arg, ...)
     }
   g_ptr_array_add (argv, NULL);
   /* stderr is inherited: the simulator's diagnostics land in the test log. */
-  sim->process
-      = g_subprocess_newv ((const char *const *)argv->pdata,
-                           G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+  sim->process =
+      g_subprocess_newv ((const char *const *) argv->pdata,
+                         G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
   g_assert_no_error (error);
   sim->stdin_pipe = g_object_ref (g_subprocess_get_stdin_pipe (sim->process));
   sim->events_in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (sim->process));
@@ -113,8 +118,32 @@ stm32_sim_start (const char *first_arg, ...)
   g_queue_init (&sim->events);
   read_next_event (sim);
   listening = stm32_sim_wait_event (sim, "listening", SIM_START_TIMEOUT_MS);
-  sim->port = (guint16)json_object_get_int_member (listening, "port");
+  sim->port = (guint16) json_object_get_int_member (listening, "port");
   g_assert_cmpuint (sim->port, >, 0);
+  return sim;
+}
+
+Stm32Sim *
+stm32_sim_start (const char *first_arg, ...)
+{
+  Stm32Sim *sim;
+  va_list args;
+
+  va_start (args, first_arg);
+  sim = sim_start_va (NULL, first_arg, args);
+  va_end (args);
+  return sim;
+}
+
+Stm32Sim *
+stm32_sim_start_in_netns (const char *netns, const char *first_arg, ...)
+{
+  Stm32Sim *sim;
+  va_list args;
+
+  va_start (args, first_arg);
+  sim = sim_start_va (netns, first_arg, args);
+  va_end (args);
   return sim;
 }
 
@@ -146,8 +175,8 @@ take_event (Stm32Sim *sim, const char *const *names)
 static JsonObject *
 wait_for_one_of (Stm32Sim *sim, const char *const *names, guint timeout_ms)
 {
-  g_autofree char *what = g_strjoinv ("|", (char **)names);
-  gint64 deadline = g_get_monotonic_time () + (gint64)timeout_ms * 1000;
+  g_autofree char *what = g_strjoinv ("|", (char **) names);
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
   JsonObject *event;
 
   while ((event = take_event (sim, names)) == NULL)
@@ -242,7 +271,7 @@ stm32_sim_stop (Stm32Sim *sim)
   stm32_test_wait_until (sim->exited && !sim->reading, SIM_STOP_TIMEOUT_MS);
   g_assert_true (g_subprocess_get_if_exited (sim->process));
   g_assert_cmpint (g_subprocess_get_exit_status (sim->process), ==, 0);
-  g_queue_clear_full (&sim->events, (GDestroyNotify)json_object_unref);
+  g_queue_clear_full (&sim->events, (GDestroyNotify) json_object_unref);
   g_hash_table_unref (sim->counts);
   g_object_unref (sim->events_in);
   g_object_unref (sim->stdin_pipe);

@@ -16,6 +16,9 @@ typedef struct _Stm32Sim Stm32Sim;
 /* Starts the simulator with the given options (NULL-terminated); adds
  * "--port 0" unless a port is given; waits (5 s) for its "listening" event. */
 Stm32Sim *stm32_sim_start (const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
+/* The same, run inside network namespace @netns (`ip netns exec`; needs root). */
+Stm32Sim *stm32_sim_start_in_netns (const char *netns, const char *first_arg,
+                                    ...) G_GNUC_NULL_TERMINATED;
 guint16 stm32_sim_get_port (Stm32Sim *sim);
 
 /* Sends a command and returns its answer (an "ok", "status" or "error" event),

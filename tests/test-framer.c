@@ -25,7 +25,7 @@ static const FramingCase framing_cases[] = {
 static GPtrArray *
 frame_array_new (void)
 {
-  return g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  return g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
 }
 
 static GBytes *
@@ -77,8 +77,8 @@ random_length (gsize min, gsize max)
   if (pick == 1)
     return min;
   if (pick < 4)
-    return min + g_test_rand_int_range (0, (gint32)MIN (max - min, (gsize)G_MAXINT32 - 1) + 1);
-  return min + g_test_rand_int_range (0, (gint32)MIN (max - min, 40) + 1);
+    return min + g_test_rand_int_range (0, (gint32) MIN (max - min, (gsize) G_MAXINT32 - 1) + 1);
+  return min + g_test_rand_int_range (0, (gint32) MIN (max - min, 40) + 1);
 }
 
 /* Any bytes for a line frame except '\n', and no '\r' at the end (see
@@ -91,12 +91,12 @@ random_line (gsize len)
   for (gsize i = 0; i < len; i++)
     {
       do
-        data[i] = (guint8)g_test_rand_int_range (0, 256);
+        data[i] = (guint8) g_test_rand_int_range (0, 256);
       while (data[i] == '\n' || (i == len - 1 && data[i] == '\r'));
     }
   /* Weighs in some '\r' in the middle, which must be kept. */
   if (len > 2 && g_test_rand_bit ())
-    data[g_test_rand_int_range (0, (gint32)len - 1)] = '\r';
+    data[g_test_rand_int_range (0, (gint32) len - 1)] = '\r';
   return g_bytes_new_take (data, len);
 }
 
@@ -106,7 +106,7 @@ random_binary (gsize len)
   guint8 *data = g_malloc (len + 1);
 
   for (gsize i = 0; i < len; i++)
-    data[i] = (guint8)g_test_rand_int_range (0, 256);
+    data[i] = (guint8) g_test_rand_int_range (0, 256);
   return g_bytes_new_take (data, len);
 }
 
@@ -247,9 +247,9 @@ feed_split (Stm32Decoder *decoder, Stm32Framing framing, gsize max_frame, const 
       if (mode == SPLIT_BYTES)
         n = 1;
       else if (mode == SPLIT_SMALL)
-        n = MIN (left, 8) - g_test_rand_int_range (0, (gint32)MIN (left, 8));
+        n = MIN (left, 8) - g_test_rand_int_range (0, (gint32) MIN (left, 8));
       else if (mode == SPLIT_ANY)
-        n = 1 + g_test_rand_int_range (0, (gint32)MIN (left, (gsize)G_MAXINT32 - 1));
+        n = 1 + g_test_rand_int_range (0, (gint32) MIN (left, (gsize) G_MAXINT32 - 1));
       else
         n = left;
       if (!stm32_decoder_feed (decoder, wire + off, n, out, error))
@@ -351,7 +351,7 @@ decode_failing (Stm32Framing framing, gsize max_frame, const char *wire, gsize l
   g_autoptr (GPtrArray) out = frame_array_new ();
   g_autoptr (GError) error = NULL;
 
-  g_assert_false (stm32_decoder_feed (decoder, (const guint8 *)wire, len, out, &error));
+  g_assert_false (stm32_decoder_feed (decoder, (const guint8 *) wire, len, out, &error));
   g_assert_error (error, STM32_ERROR, code);
   return g_steal_pointer (&out);
 }
@@ -405,8 +405,8 @@ test_roundtrip_splits (gconstpointer data)
         }
       for (SplitMode mode = 0; mode < N_SPLITS; mode++)
         {
-          g_autoptr (GPtrArray) got
-              = decode_all (fc->framing, max_frame, wire->data, wire->len, mode);
+          g_autoptr (GPtrArray) got =
+              decode_all (fc->framing, max_frame, wire->data, wire->len, mode);
 
           if (fc->framing == STM32_FRAMING_RAW)
             assert_raw_stream (sent, got, max_frame);
@@ -423,9 +423,9 @@ check_oversize (Stm32Framing framing, gsize max_frame)
   g_autoptr (GBytes) over = exact_frame (framing, max_frame + 1);
   g_autoptr (GBytes) wire = encode_ok (framing, max_frame, exact);
   g_autoptr (GBytes) over_wire = encode_ok (framing, max_frame + 1, over);
-  g_autofree char *message = g_strdup_printf ("frame of %" G_GSIZE_FORMAT
-                                              " bytes exceeds MaxFrame (%" G_GSIZE_FORMAT ")",
-                                              max_frame + 1, max_frame);
+  g_autofree char *message =
+      g_strdup_printf ("frame of %" G_GSIZE_FORMAT " bytes exceeds MaxFrame (%" G_GSIZE_FORMAT ")",
+                       max_frame + 1, max_frame);
   g_autoptr (GPtrArray) expected = frame_array_new ();
 
   g_ptr_array_add (expected, g_bytes_ref (exact));
@@ -441,18 +441,18 @@ check_oversize (Stm32Framing framing, gsize max_frame)
   assert_encode_fails (framing, max_frame, over, STM32_ERROR_FRAME_TOO_LARGE, message);
   if (framing == STM32_FRAMING_RAW)
     {
-      g_autoptr (GPtrArray) got
-          = decode_all (framing, max_frame, g_bytes_get_data (over_wire, NULL),
-                        g_bytes_get_size (over_wire), SPLIT_NONE);
+      g_autoptr (GPtrArray) got =
+          decode_all (framing, max_frame, g_bytes_get_data (over_wire, NULL),
+                      g_bytes_get_size (over_wire), SPLIT_NONE);
       g_assert_cmpuint (got->len, ==, 2);
       g_assert_cmpuint (g_bytes_get_size (got->pdata[0]), ==, max_frame);
       g_assert_cmpuint (g_bytes_get_size (got->pdata[1]), ==, 1);
     }
   else
     {
-      g_autoptr (GPtrArray) got
-          = decode_failing (framing, max_frame, g_bytes_get_data (over_wire, NULL),
-                            g_bytes_get_size (over_wire), STM32_ERROR_FRAME_TOO_LARGE);
+      g_autoptr (GPtrArray) got =
+          decode_failing (framing, max_frame, g_bytes_get_data (over_wire, NULL),
+                          g_bytes_get_size (over_wire), STM32_ERROR_FRAME_TOO_LARGE);
       g_assert_cmpuint (got->len, ==, 0);
     }
 }
@@ -516,23 +516,23 @@ violation (Stm32Framing framing, int *code)
     {
     case STM32_FRAMING_JSON:
       *code = STM32_ERROR_INVALID_FRAME;
-      g_byte_array_append (wire, (const guint8 *)"{\"a\":\n", 6);
+      g_byte_array_append (wire, (const guint8 *) "{\"a\":\n", 6);
       break;
     case STM32_FRAMING_LINE:
       *code = STM32_ERROR_FRAME_TOO_LARGE;
-      g_byte_array_append (wire, (const guint8 *)"123456789\n", 10);
+      g_byte_array_append (wire, (const guint8 *) "123456789\n", 10);
       break;
     case STM32_FRAMING_U16BE:
       *code = STM32_ERROR_FRAME_TOO_LARGE;
-      g_byte_array_append (wire, (const guint8 *)"\0\x09", 2);
-      g_byte_array_append (wire, (const guint8 *)"123456789", 9);
+      g_byte_array_append (wire, (const guint8 *) "\0\x09", 2);
+      g_byte_array_append (wire, (const guint8 *) "123456789", 9);
       break;
     case STM32_FRAMING_U32BE:
     case STM32_FRAMING_RAW:
     default:
       *code = STM32_ERROR_FRAME_TOO_LARGE;
-      g_byte_array_append (wire, (const guint8 *)"\0\0\0\x09", 4);
-      g_byte_array_append (wire, (const guint8 *)"123456789", 9);
+      g_byte_array_append (wire, (const guint8 *) "\0\0\0\x09", 4);
+      g_byte_array_append (wire, (const guint8 *) "123456789", 9);
       break;
     }
   return wire;
@@ -561,7 +561,7 @@ test_frames_before_violation (gconstpointer data)
   g_byte_array_append (wire, bad->data, bad->len);
   append_encoded (wire, fc->framing, "3");
 
-  out = decode_failing (fc->framing, 8, (const char *)wire->data, wire->len, code);
+  out = decode_failing (fc->framing, 8, (const char *) wire->data, wire->len, code);
   g_assert_cmpuint (out->len, ==, 2);
   assert_frame_is (out, 0, "1");
   assert_frame_is (out, 1, "[2]");
@@ -616,8 +616,8 @@ test_line_crlf (void)
 
   for (SplitMode mode = 0; mode < N_SPLITS; mode++)
     {
-      g_autoptr (GPtrArray) got
-          = decode_all (STM32_FRAMING_LINE, 8, (const guint8 *)wire, sizeof wire - 1, mode);
+      g_autoptr (GPtrArray) got =
+          decode_all (STM32_FRAMING_LINE, 8, (const guint8 *) wire, sizeof wire - 1, mode);
 
       g_assert_cmpuint (got->len, ==, G_N_ELEMENTS (expected));
       for (guint i = 0; i < got->len; i++)
@@ -633,12 +633,12 @@ test_line_crlf_at_limit (void)
   g_autoptr (GPtrArray) out = frame_array_new ();
   g_autoptr (GError) error = NULL;
 
-  g_assert_true (stm32_decoder_feed (decoder, (const guint8 *)"abc\r", 4, out, &error));
+  g_assert_true (stm32_decoder_feed (decoder, (const guint8 *) "abc\r", 4, out, &error));
   g_assert_cmpuint (stm32_decoder_pending (decoder), ==, 4);
-  g_assert_true (stm32_decoder_feed (decoder, (const guint8 *)"\nxyz\r", 5, out, &error));
+  g_assert_true (stm32_decoder_feed (decoder, (const guint8 *) "\nxyz\r", 5, out, &error));
   g_assert_no_error (error);
   assert_frame_is (out, 0, "abc");
-  g_assert_false (stm32_decoder_feed (decoder, (const guint8 *)"z", 1, out, &error));
+  g_assert_false (stm32_decoder_feed (decoder, (const guint8 *) "z", 1, out, &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_FRAME_TOO_LARGE);
   g_assert_cmpuint (out->len, ==, 1);
 }
@@ -714,7 +714,7 @@ test_prefix_wire_format (void)
     g_autoptr (GBytes) wire = encode_ok (STM32_FRAMING_U16BE, 1000, big);
     g_assert_cmpmem (g_bytes_get_data (wire, NULL), 2, two, 2);
   }
-  got = decode_failing (STM32_FRAMING_U16BE, 257, (const char *)two, sizeof two,
+  got = decode_failing (STM32_FRAMING_U16BE, 257, (const char *) two, sizeof two,
                         STM32_ERROR_FRAME_TOO_LARGE);
   g_assert_cmpuint (got->len, ==, 0);
 }
@@ -776,11 +776,11 @@ test_pending (void)
   g_autoptr (Stm32Decoder) raw = stm32_decoder_new (STM32_FRAMING_RAW, 16);
   g_autoptr (GPtrArray) out = frame_array_new ();
 
-  g_assert_true (stm32_decoder_feed (line, (const guint8 *)"x\nabc", 5, out, NULL));
+  g_assert_true (stm32_decoder_feed (line, (const guint8 *) "x\nabc", 5, out, NULL));
   g_assert_cmpuint (stm32_decoder_pending (line), ==, 3);
-  g_assert_true (stm32_decoder_feed (u16, (const guint8 *)"\0\5ab", 4, out, NULL));
+  g_assert_true (stm32_decoder_feed (u16, (const guint8 *) "\0\5ab", 4, out, NULL));
   g_assert_cmpuint (stm32_decoder_pending (u16), ==, 4);
-  g_assert_true (stm32_decoder_feed (raw, (const guint8 *)"abc", 3, out, NULL));
+  g_assert_true (stm32_decoder_feed (raw, (const guint8 *) "abc", 3, out, NULL));
   g_assert_cmpuint (stm32_decoder_pending (raw), ==, 0);
   g_assert_cmpuint (out->len, ==, 2);
 }
@@ -854,12 +854,12 @@ check_json_invalid (const char *doc, gsize len, int code)
   g_autoptr (GPtrArray) got = NULL;
 
   g_test_message ("checking %s", doc);
-  g_byte_array_append (wire, (const guint8 *)"[0]\n", 4);
-  g_byte_array_append (wire, (const guint8 *)doc, len);
-  g_byte_array_append (wire, (const guint8 *)"\n[1]\n", 5);
+  g_byte_array_append (wire, (const guint8 *) "[0]\n", 4);
+  g_byte_array_append (wire, (const guint8 *) doc, len);
+  g_byte_array_append (wire, (const guint8 *) "\n[1]\n", 5);
 
   assert_encode_fails (STM32_FRAMING_JSON, 4096, frame, code, "json");
-  got = decode_failing (STM32_FRAMING_JSON, 4096, (const char *)wire->data, wire->len, code);
+  got = decode_failing (STM32_FRAMING_JSON, 4096, (const char *) wire->data, wire->len, code);
   g_assert_cmpuint (got->len, ==, 1);
   assert_frame_is (got, 0, "[0]");
 }
@@ -887,9 +887,9 @@ test_json_valid (void)
     {
       g_autoptr (GBytes) frame = bytes_from_string (valid_json[i]);
       g_autoptr (GBytes) wire = encode_ok (STM32_FRAMING_JSON, 4096, frame);
-      g_autoptr (GPtrArray) got
-          = decode_all (STM32_FRAMING_JSON, 4096, g_bytes_get_data (wire, NULL),
-                        g_bytes_get_size (wire), SPLIT_BYTES);
+      g_autoptr (GPtrArray) got =
+          decode_all (STM32_FRAMING_JSON, 4096, g_bytes_get_data (wire, NULL),
+                      g_bytes_get_size (wire), SPLIT_BYTES);
 
       g_assert_cmpuint (got->len, ==, 1);
       assert_frame_is (got, 0, valid_json[i]);
@@ -922,9 +922,9 @@ test_json_split_feeds (void)
       g_autoptr (GPtrArray) out = frame_array_new ();
       g_autoptr (GError) error = NULL;
 
-      g_assert_true (stm32_decoder_feed (decoder, (const guint8 *)wire, cut, out, &error));
-      g_assert_true (stm32_decoder_feed (decoder, (const guint8 *)wire + cut, sizeof wire - 1 - cut,
-                                         out, &error));
+      g_assert_true (stm32_decoder_feed (decoder, (const guint8 *) wire, cut, out, &error));
+      g_assert_true (stm32_decoder_feed (decoder, (const guint8 *) wire + cut,
+                                         sizeof wire - 1 - cut, out, &error));
       g_assert_no_error (error);
       g_assert_cmpuint (out->len, ==, 2);
       assert_frame_is (out, 0, "{\"k\":[\"é😀\",1.5e3,{\"x\":null}]}");
@@ -983,9 +983,9 @@ test_raw_feeds_are_frames (void)
   g_autoptr (GBytes) wire = encode_ok (STM32_FRAMING_RAW, 4, frame);
 
   g_assert_true (g_bytes_equal (wire, frame));
-  g_assert_true (stm32_decoder_feed (decoder, (const guint8 *)"ab\n", 3, out, NULL));
-  g_assert_true (stm32_decoder_feed (decoder, (const guint8 *)"c", 1, out, NULL));
-  g_assert_true (stm32_decoder_feed (decoder, (const guint8 *)"123456789", 9, out, NULL));
+  g_assert_true (stm32_decoder_feed (decoder, (const guint8 *) "ab\n", 3, out, NULL));
+  g_assert_true (stm32_decoder_feed (decoder, (const guint8 *) "c", 1, out, NULL));
+  g_assert_true (stm32_decoder_feed (decoder, (const guint8 *) "123456789", 9, out, NULL));
   g_assert_cmpuint (out->len, ==, 5);
   assert_frame_is (out, 0, "ab\n");
   assert_frame_is (out, 1, "c");

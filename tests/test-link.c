@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
+#include "netns-harness.h"
 #include "sim-harness.h"
 #include "stm32-enum-types.h"
 #include "stm32-error.h"
@@ -21,7 +22,7 @@
 static void
 store_result (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  *(GAsyncResult **)user_data = g_object_ref (result);
+  *(GAsyncResult **) user_data = g_object_ref (result);
 }
 
 static gboolean
@@ -371,7 +372,7 @@ test_refused_backoff (void)
 
       g_assert_cmpstr (reason_nick (entry->reason), ==, "refused");
       g_assert_cmpint (entry->started - previous->closed, >=,
-                       (gint64)g_array_index (log.delays, guint, i - 1) * 1000 - 1000);
+                       (gint64) g_array_index (log.delays, guint, i - 1) * 1000 - 1000);
     }
   g_array_unref (log.delays);
 }
@@ -630,7 +631,7 @@ test_transactions_in_order (void)
   g_autoptr (Stm32Link) link = stm32_link_new ("transact", config);
   const char *requests[] = { "alpha", "beta", "gamma" };
   GAsyncResult *results[G_N_ELEMENTS (requests)] = { NULL };
-  g_autoptr (GPtrArray) received = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  g_autoptr (GPtrArray) received = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
 
   g_signal_connect (link, "received", G_CALLBACK (on_received), received);
   g_assert_true (link_connect (link, NULL));
@@ -715,6 +716,107 @@ test_bad_frame_from_board (void)
   g_unlink (script_path);
 }
 
+/* ---- dead boards on a real network (root: the board lives in a netns) ---- */
+
+static Stm32LinkConfig *
+netns_config (Stm32Netns *netns, guint16 port)
+{
+  Stm32LinkConfig *config = test_config (port);
+
+  g_free (config->host);
+  config->host = g_strdup (stm32_netns_get_board_address (netns));
+  config->retry_min = config->retry_max = 200;
+  config->connect_timeout = 1000;
+  return config;
+}
+
+/* Waits for the cut to be noticed; returns how long that took, in ms. */
+static gint64
+wait_dead_peer (Stm32Link *link, gint64 cut_at)
+{
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, 20000);
+  g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_DEAD_PEER);
+  ended = last_history_entry (link);
+  g_assert_cmpstr (reason_nick (ended->reason), ==, "dead-peer");
+  return (g_get_monotonic_time () - cut_at) / 1000;
+}
+
+/* An idle link to a board whose cable is pulled: only keepalive can tell. */
+static void
+test_dead_peer_keepalive (void)
+{
+  g_autoptr (Stm32Netns) netns = stm32_netns_new ();
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autofree char *reply = NULL;
+  Stm32Sim *sim;
+  gint64 noticed_ms;
+
+  if (netns == NULL)
+    return;
+  sim = stm32_sim_start_in_netns (stm32_netns_get_name (netns), "--listen",
+                                  stm32_netns_get_board_address (netns), NULL);
+  config = netns_config (netns, stm32_sim_get_port (sim));
+  config->keepalive_idle_s = 1;
+  config->keepalive_interval_s = 1;
+  config->keepalive_count = 2;
+  config->user_timeout = 3000;
+  link = stm32_link_new ("cable", config);
+  g_assert_true (link_connect (link, NULL));
+  reply = link_transact (link, "alive?", 2000, NULL);
+  g_assert_cmpstr (reply, ==, "alive?");
+
+  stm32_netns_set_link (netns, FALSE);
+  noticed_ms = wait_dead_peer (link, g_get_monotonic_time ());
+  /* Keepalive's budget is idle + interval × count = 3 s; it cannot know sooner
+   * than the first unanswered probe. */
+  g_test_message ("dead peer noticed after %" G_GINT64_FORMAT " ms (budget 3000 ms)", noticed_ms);
+  g_assert_cmpint (noticed_ms, >=, 1000);
+  g_assert_cmpint (noticed_ms, <=, 3000 + 1500);
+
+  /* The cable comes back: the link reconnects by itself. */
+  stm32_netns_set_link (netns, TRUE);
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, 20000);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+/* Data in flight to a vanished board: TCP_USER_TIMEOUT bounds the retransmits,
+ * long before keepalive (which never fires while data is unacknowledged). */
+static void
+test_dead_peer_user_timeout (void)
+{
+  g_autoptr (Stm32Netns) netns = stm32_netns_new ();
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  Stm32Sim *sim;
+  gint64 cut_at, noticed_ms;
+
+  if (netns == NULL)
+    return;
+  sim = stm32_sim_start_in_netns (stm32_netns_get_name (netns), "--listen",
+                                  stm32_netns_get_board_address (netns), NULL);
+  config = netns_config (netns, stm32_sim_get_port (sim));
+  config->keepalive_idle_s = 60;
+  config->user_timeout = 1500;
+  link = stm32_link_new ("in-flight", config);
+  g_assert_true (link_connect (link, NULL));
+
+  stm32_netns_set_link (netns, FALSE);
+  cut_at = g_get_monotonic_time ();
+  /* Written to the kernel, so the send succeeds; the board never acknowledges it. */
+  g_assert_true (link_send (link, "into the void", NULL));
+  noticed_ms = wait_dead_peer (link, cut_at);
+  g_test_message ("dead peer noticed after %" G_GINT64_FORMAT " ms (UserTimeout 1500 ms)",
+                  noticed_ms);
+  g_assert_cmpint (noticed_ms, >=, 1000);
+  g_assert_cmpint (noticed_ms, <=, 1500 + 1500);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -735,5 +837,7 @@ main (int argc, char **argv)
   g_test_add_func ("/link/transact/in-order", test_transactions_in_order);
   g_test_add_func ("/link/transact/timeout", test_transaction_timeout);
   g_test_add_func ("/link/receive/bad-frame", test_bad_frame_from_board);
+  g_test_add_func ("/link/dead-peer/keepalive", test_dead_peer_keepalive);
+  g_test_add_func ("/link/dead-peer/user-timeout", test_dead_peer_user_timeout);
   return g_test_run ();
 }

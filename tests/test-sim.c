@@ -32,7 +32,7 @@ store_result (GObject *source, GAsyncResult *result, gpointer user_data)
 static gboolean
 wait_result (GAsyncResult **result, GCancellable *cancellable, guint timeout_ms)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64)timeout_ms * 1000;
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
 
   while (*result == NULL && g_get_monotonic_time () < deadline)
     stm32_test_iterate (deadline);
@@ -139,7 +139,7 @@ expect_data (GSocketConnection *connection, const char *expected, gsize len)
       g_assert_no_error (error);
       data = g_bytes_get_data (bytes, &size);
       g_assert_cmpuint (size, >, 0);
-      g_string_append_len (got, data, (gssize)size);
+      g_string_append_len (got, data, (gssize) size);
     }
   g_assert_cmpmem (got->str, got->len, expected, len);
 }
@@ -709,8 +709,8 @@ test_reply_none (void)
 static void
 test_control_errors (void)
 {
-  static const char *const bad[]
-      = { "bogus", "slots x", "slots", "mode weird", "refuse 0", "blackhole maybe", "status now" };
+  static const char *const bad[] = { "bogus",    "slots x",         "slots",     "mode weird",
+                                     "refuse 0", "blackhole maybe", "status now" };
   Stm32Sim *sim = stm32_sim_start (NULL, NULL);
 
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)

@@ -14,7 +14,7 @@ void stm32_test_iterate (gint64 deadline_us);
 #define stm32_test_wait_until(cond, timeout_ms)                                                    \
   G_STMT_START                                                                                     \
   {                                                                                                \
-    gint64 _stm32_deadline = g_get_monotonic_time () + (gint64) (timeout_ms) * 1000;               \
+    gint64 _stm32_deadline = g_get_monotonic_time () + (gint64) (timeout_ms) *1000;                \
     while (!(cond) && g_get_monotonic_time () < _stm32_deadline)                                   \
       stm32_test_iterate (_stm32_deadline);                                                        \
     if (!(cond))                                                                                   \

@@ -80,11 +80,11 @@ static void
 decode (const guint8 *data, gsize len, gsize max_frame, guint32 seed, Outcome *out)
 {
   g_autoptr (Stm32Decoder) decoder = stm32_decoder_new (FUZZ_FRAMING, max_frame);
-  g_autoptr (GPtrArray) after = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  g_autoptr (GPtrArray) after = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   g_autoptr (GError) error = NULL;
   gsize off = 0;
 
-  out->frames = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  out->frames = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   out->code = 0;
   while (off < len && error == NULL)
     {
@@ -98,11 +98,11 @@ decode (const guint8 *data, gsize len, gsize max_frame, guint32 seed, Outcome *o
   if (error == NULL)
     return;
 
-  g_assert_true (g_error_matches (error, STM32_ERROR, STM32_ERROR_FRAME_TOO_LARGE)
-                 || g_error_matches (error, STM32_ERROR, STM32_ERROR_INVALID_FRAME));
+  g_assert_true (g_error_matches (error, STM32_ERROR, STM32_ERROR_FRAME_TOO_LARGE) ||
+                 g_error_matches (error, STM32_ERROR, STM32_ERROR_INVALID_FRAME));
   out->code = error->code;
   g_clear_error (&error);
-  g_assert_false (stm32_decoder_feed (decoder, (const guint8 *)"\n", 1, after, &error));
+  g_assert_false (stm32_decoder_feed (decoder, (const guint8 *) "\n", 1, after, &error));
   g_assert_error (error, STM32_ERROR, out->code);
   g_assert_cmpuint (after->len, ==, 0);
   g_assert_cmpuint (stm32_decoder_pending (decoder), ==, 0);
@@ -145,8 +145,8 @@ check_frames (GPtrArray *frames, gsize max_frame)
 
       g_assert_cmpuint (n, <=, max_frame);
       g_assert_true (FUZZ_FRAMING != STM32_FRAMING_RAW || n > 0);
-      g_assert_true (!IS_LINE || n == 0
-                     || memchr (g_bytes_get_data (frames->pdata[i], NULL), '\n', n) == NULL);
+      g_assert_true (!IS_LINE || n == 0 ||
+                     memchr (g_bytes_get_data (frames->pdata[i], NULL), '\n', n) == NULL);
     }
 }
 
@@ -164,15 +164,15 @@ ends_in_cr (GBytes *frame)
 static void
 check_reencode (GPtrArray *frames, gsize max_frame)
 {
-  g_autoptr (GPtrArray) sendable = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  g_autoptr (GPtrArray) sendable = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   g_autoptr (GByteArray) wire = g_byte_array_new ();
   g_auto (Outcome) again = { 0 };
 
   for (guint i = 0; i < frames->len; i++)
     {
       g_autoptr (GError) error = NULL;
-      g_autoptr (GBytes) enc
-          = stm32_frame_encode (FUZZ_FRAMING, max_frame, frames->pdata[i], &error);
+      g_autoptr (GBytes) enc =
+          stm32_frame_encode (FUZZ_FRAMING, max_frame, frames->pdata[i], &error);
 
       if (enc == NULL)
         {

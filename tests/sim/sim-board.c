@@ -46,9 +46,9 @@ on_conn_released (SimConn *conn, SimRelease how, const char *detail, gpointer us
 
   self->released++;
   self->released_how[how]++;
-  sim_event_add_int (event, "id", (gint64)sim_conn_get_id (conn));
+  sim_event_add_int (event, "id", (gint64) sim_conn_get_id (conn));
   sim_event_add_string (event, "how", sim_release_to_string (how));
-  sim_event_add_int (event, "frames", (gint64)sim_conn_get_frames (conn));
+  sim_event_add_int (event, "frames", (gint64) sim_conn_get_frames (conn));
   if (detail != NULL)
     sim_event_add_string (event, "detail", detail);
   /* Callers hold their own reference, so this does not free @conn under them. */
@@ -61,7 +61,7 @@ on_conn_released (SimConn *conn, SimRelease how, const char *detail, gpointer us
 static GPtrArray *
 snapshot (SimBoard *self)
 {
-  GPtrArray *conns = g_ptr_array_new_full (self->conns->len, (GDestroyNotify)sim_conn_unref);
+  GPtrArray *conns = g_ptr_array_new_full (self->conns->len, (GDestroyNotify) sim_conn_unref);
 
   for (guint i = 0; i < self->conns->len; i++)
     g_ptr_array_add (conns, sim_conn_ref (self->conns->pdata[i]));
@@ -77,13 +77,13 @@ slots_full (SimBoard *self)
 static void
 admit (SimBoard *self, GSocket *socket)
 {
-  g_autoptr (SimConn) conn
-      = sim_conn_new (++self->last_id, socket, self->config, on_conn_released, self);
+  g_autoptr (SimConn) conn =
+      sim_conn_new (++self->last_id, socket, self->config, on_conn_released, self);
   JsonBuilder *event = sim_event_new ("accepted");
 
   self->accepted++;
   g_ptr_array_add (self->conns, sim_conn_ref (conn));
-  sim_event_add_int (event, "id", (gint64)self->last_id);
+  sim_event_add_int (event, "id", (gint64) self->last_id);
   sim_event_add_string (event, "peer", sim_conn_get_peer (conn));
   emit_with_slots (self, event);
   sim_conn_start (conn);
@@ -230,7 +230,7 @@ sim_board_new (SimConfig *config, GError **error)
   JsonBuilder *event;
 
   self->config = config;
-  self->conns = g_ptr_array_new_with_free_func ((GDestroyNotify)sim_conn_unref);
+  self->conns = g_ptr_array_new_with_free_func ((GDestroyNotify) sim_conn_unref);
   self->port = config->port;
   self->address = g_inet_address_new_from_string (config->listen_address);
   if (self->address == NULL)
@@ -357,11 +357,11 @@ add_connection_list (SimBoard *self, JsonBuilder *builder)
       SimConn *conn = self->conns->pdata[i];
 
       json_builder_begin_object (builder);
-      sim_event_add_int (builder, "id", (gint64)sim_conn_get_id (conn));
+      sim_event_add_int (builder, "id", (gint64) sim_conn_get_id (conn));
       sim_event_add_string (builder, "peer", sim_conn_get_peer (conn));
       sim_event_add_string (builder, "state", sim_conn_get_state (conn));
-      sim_event_add_int (builder, "frames", (gint64)sim_conn_get_frames (conn));
-      sim_event_add_int (builder, "bytes", (gint64)sim_conn_get_bytes (conn));
+      sim_event_add_int (builder, "frames", (gint64) sim_conn_get_frames (conn));
+      sim_event_add_int (builder, "bytes", (gint64) sim_conn_get_bytes (conn));
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
@@ -387,13 +387,13 @@ sim_board_emit_status (SimBoard *self)
   sim_event_add_int (event, "connections", active);
   sim_event_add_int (event, "leaked", leaked);
   sim_event_add_string (event, "mode", self->config->mode == SIM_MODE_LEAK ? "leak" : "good");
-  sim_event_add_int (event, "accepted", (gint64)self->accepted);
-  sim_event_add_int (event, "rejected", (gint64)self->rejected);
-  sim_event_add_int (event, "released", (gint64)self->released);
+  sim_event_add_int (event, "accepted", (gint64) self->accepted);
+  sim_event_add_int (event, "rejected", (gint64) self->rejected);
+  sim_event_add_int (event, "released", (gint64) self->released);
   json_builder_set_member_name (event, "released_how");
   json_builder_begin_object (event);
   for (SimRelease how = 0; how < SIM_RELEASE_N; how++)
-    sim_event_add_int (event, sim_release_to_string (how), (gint64)self->released_how[how]);
+    sim_event_add_int (event, sim_release_to_string (how), (gint64) self->released_how[how]);
   json_builder_end_object (event);
   add_connection_list (self, event);
   sim_event_emit (event);

@@ -116,7 +116,7 @@ sim_conn_ref (SimConn *self)
 void
 sim_conn_unref (SimConn *self)
 {
-  g_rc_box_release_full (self, (GDestroyNotify)sim_conn_clear);
+  g_rc_box_release_full (self, (GDestroyNotify) sim_conn_clear);
 }
 
 guint64
@@ -166,7 +166,7 @@ conn_event_new (SimConn *self, const char *name)
 {
   JsonBuilder *builder = sim_event_new (name);
 
-  sim_event_add_int (builder, "id", (gint64)self->id);
+  sim_event_add_int (builder, "id", (gint64) self->id);
   return builder;
 }
 
@@ -252,7 +252,7 @@ flush (SimConn *self)
 
   if (self->outbuf->len == 0)
     return TRUE;
-  n = g_socket_send (self->socket, (const char *)self->outbuf->data, self->outbuf->len, NULL,
+  n = g_socket_send (self->socket, (const char *) self->outbuf->data, self->outbuf->len, NULL,
                      &error);
   if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
     return TRUE;
@@ -261,7 +261,7 @@ flush (SimConn *self)
       release (self, SIM_RELEASE_PEER_RESET, error->message);
       return FALSE;
     }
-  g_byte_array_remove_range (self->outbuf, 0, (guint)n);
+  g_byte_array_remove_range (self->outbuf, 0, (guint) n);
   return TRUE;
 }
 
@@ -373,7 +373,7 @@ go_silent (SimConn *self)
   JsonBuilder *event = conn_event_new (self, "blackhole");
 
   sim_event_add_bool (event, "on", TRUE);
-  sim_event_add_int (event, "frames", (gint64)self->frames);
+  sim_event_add_int (event, "frames", (gint64) self->frames);
   sim_event_emit (event);
   transition (self, SIM_CONN_SILENT);
 }
@@ -412,17 +412,17 @@ handle_frame (SimConn *self, GBytes *frame)
     {
       JsonBuilder *event = conn_event_new (self, "frame");
 
-      sim_event_add_int (event, "n", (gint64)self->frames);
-      sim_event_add_int (event, "bytes", (gint64)size);
+      sim_event_add_int (event, "n", (gint64) self->frames);
+      sim_event_add_int (event, "bytes", (gint64) size);
       sim_event_add_payload (event, data, size, SIM_EVENT_PAYLOAD_MAX);
       sim_event_emit_lossy (event);
     }
   queue_reply (self, frame);
-  if (config->rst_after >= 0 && self->frames == (guint64)config->rst_after)
+  if (config->rst_after >= 0 && self->frames == (guint64) config->rst_after)
     end_after_replies (self, SIM_END_RST);
-  else if (config->close_after >= 0 && self->frames == (guint64)config->close_after)
+  else if (config->close_after >= 0 && self->frames == (guint64) config->close_after)
     end_after_replies (self, SIM_END_FIN);
-  else if (config->blackhole_after >= 0 && self->frames == (guint64)config->blackhole_after)
+  else if (config->blackhole_after >= 0 && self->frames == (guint64) config->blackhole_after)
     {
       if (flush (self))
         go_silent (self);
@@ -458,7 +458,7 @@ handle_malformed (SimConn *self, const GError *error)
 static void
 handle_data (SimConn *self, const guint8 *data, gsize len)
 {
-  g_autoptr (GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify)g_bytes_unref);
+  g_autoptr (GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   g_autoptr (GError) error = NULL;
   gboolean ok;
 
@@ -482,7 +482,7 @@ handle_eof (SimConn *self)
   gboolean leak = self->config->mode == SIM_MODE_LEAK;
   JsonBuilder *event = conn_event_new (self, "eof");
 
-  sim_event_add_int (event, "pending", (gint64)stm32_decoder_pending (self->decoder));
+  sim_event_add_int (event, "pending", (gint64) stm32_decoder_pending (self->decoder));
   sim_event_add_string (event, "action", leak ? "ignore" : "close");
   sim_event_emit (event);
   if (!leak)
@@ -500,7 +500,7 @@ read_some (SimConn *self)
 {
   guint8 buffer[SIM_READ_CHUNK];
   g_autoptr (GError) error = NULL;
-  gssize n = g_socket_receive (self->socket, (char *)buffer, sizeof buffer, NULL, &error);
+  gssize n = g_socket_receive (self->socket, (char *) buffer, sizeof buffer, NULL, &error);
   gboolean fin_wait = self->state == SIM_CONN_FIN_WAIT;
 
   if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
@@ -512,7 +512,7 @@ read_some (SimConn *self)
   else if (n == 0)
     handle_eof (self);
   else if (!fin_wait)
-    handle_data (self, buffer, (gsize)n);
+    handle_data (self, buffer, (gsize) n);
 }
 
 static gboolean
@@ -577,7 +577,7 @@ sim_conn_set_silent (SimConn *self, gboolean silent)
       JsonBuilder *event = conn_event_new (self, "blackhole");
 
       sim_event_add_bool (event, "on", FALSE);
-      sim_event_add_int (event, "frames", (gint64)self->frames);
+      sim_event_add_int (event, "frames", (gint64) self->frames);
       sim_event_emit (event);
       transition (self, SIM_CONN_OPEN);
     }

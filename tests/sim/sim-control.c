@@ -36,7 +36,7 @@ parse_uint (const char *text, guint *value, GError **error)
 
   if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXINT, &v, error))
     return FALSE;
-  *value = (guint)v;
+  *value = (guint) v;
   return TRUE;
 }
 
@@ -204,8 +204,8 @@ on_line (GObject *source, GAsyncResult *result, gpointer user_data)
   SimControl *self = user_data;
   g_autoptr (GError) error = NULL;
   gsize length;
-  g_autofree char *line = g_data_input_stream_read_line_finish (G_DATA_INPUT_STREAM (source),
-                                                                result, &length, &error);
+  g_autofree char *line =
+      g_data_input_stream_read_line_finish (G_DATA_INPUT_STREAM (source), result, &length, &error);
 
   self->reading = FALSE;
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))

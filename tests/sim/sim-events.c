@@ -59,7 +59,7 @@ flush_backlog (void)
       if (n < 0)
         out.broken = TRUE;
       else
-        out.sent += (gsize)n;
+        out.sent += (gsize) n;
     }
   /* Written bytes are dropped in large steps, not per write, to avoid
    * moving a large backlog again and again. */
@@ -70,7 +70,7 @@ flush_backlog (void)
     }
   else if (out.sent > out.backlog->len / 2)
     {
-      g_string_erase (out.backlog, 0, (gssize)out.sent);
+      g_string_erase (out.backlog, 0, (gssize) out.sent);
       out.sent = 0;
     }
   if (pending () > 0 && out.watch == 0)
@@ -97,8 +97,8 @@ sim_events_init (void)
   out.saved_flags = fcntl (STDOUT_FILENO, F_GETFL);
   /* Only pipes and sockets can stall; a tty or file shared with a shell is
    * left blocking so the shell does not inherit O_NONBLOCK. */
-  if (out.saved_flags >= 0 && fstat (STDOUT_FILENO, &st) == 0
-      && (S_ISFIFO (st.st_mode) || S_ISSOCK (st.st_mode)))
+  if (out.saved_flags >= 0 && fstat (STDOUT_FILENO, &st) == 0 &&
+      (S_ISFIFO (st.st_mode) || S_ISSOCK (st.st_mode)))
     out.nonblocking = fcntl (STDOUT_FILENO, F_SETFL, out.saved_flags | O_NONBLOCK) == 0;
 }
 
@@ -173,9 +173,9 @@ sim_event_add_payload (JsonBuilder *builder, const guint8 *data, gsize len, gsiz
   if (len > limit)
     return;
   /* JSON strings are UTF-8 without NUL; anything else is shown as hex. */
-  if (memchr (data, '\0', len) == NULL && g_utf8_validate_len ((const char *)data, len, NULL))
+  if (memchr (data, '\0', len) == NULL && g_utf8_validate_len ((const char *) data, len, NULL))
     {
-      g_autofree char *text = g_strndup ((const char *)data, len);
+      g_autofree char *text = g_strndup ((const char *) data, len);
 
       sim_event_add_string (builder, "data", text);
       return;

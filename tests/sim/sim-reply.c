@@ -20,7 +20,7 @@ unescape (const char *text, GError **error)
 
   for (const char *p = text; *p != '\0'; p++)
     {
-      guint8 c = (guint8)*p;
+      guint8 c = (guint8) *p;
 
       if (*p == '\\')
         {
@@ -35,7 +35,7 @@ unescape (const char *text, GError **error)
             c = '\r';
           else if (*p == 'x' && g_ascii_isxdigit (p[1]) && g_ascii_isxdigit (p[2]))
             {
-              c = (guint8)(g_ascii_xdigit_value (p[1]) * 16 + g_ascii_xdigit_value (p[2]));
+              c = (guint8) (g_ascii_xdigit_value (p[1]) * 16 + g_ascii_xdigit_value (p[2]));
               p += 2;
             }
           else
@@ -116,8 +116,8 @@ sim_reply_new (gboolean echo, const char *script_path, GError **error)
   g_autoptr (SimReply) self = g_new0 (SimReply, 1);
 
   self->echo = echo;
-  self->script = g_hash_table_new_full (g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref,
-                                        (GDestroyNotify)g_bytes_unref);
+  self->script = g_hash_table_new_full (g_bytes_hash, g_bytes_equal, (GDestroyNotify) g_bytes_unref,
+                                        (GDestroyNotify) g_bytes_unref);
   if (script_path != NULL && !load_script (self, script_path, error))
     return NULL;
   return g_steal_pointer (&self);

@@ -16,22 +16,22 @@
 #define SIM_DEFAULT_BACKLOG 4
 #define SIM_DEFAULT_FIN_WAIT_MS 2000
 
-static const char description[]
-    = "Events are written to stdout, one JSON object per line: listening, accepted,\n"
-      "rejected, drop-on, drop-off, frame, eof, malformed, idle-timeout, blackhole,\n"
-      "released, refusing, listener-open, restart, status, ok, error.\n"
-      "\n"
-      "Commands are read from stdin, one per line; each is answered by one event\n"
-      "(status, ok or error). EOF on stdin quits.\n"
-      "  status            print the board's state\n"
-      "  refuse MS         close the listener for MS, then listen on the same port\n"
-      "  restart           reboot: reset every connection, free all slots\n"
-      "  blackhole on|off  current connections stop (resume) reading and answering\n"
-      "  close-all         close every connection (FIN)\n"
-      "  rst-all           abort every connection (RST)\n"
-      "  slots N           resize the connection table (0 = unlimited)\n"
-      "  mode good|leak    how the firmware handles EOF from now on\n"
-      "  quit              reset every connection and exit\n";
+static const char description[] =
+    "Events are written to stdout, one JSON object per line: listening, accepted,\n"
+    "rejected, drop-on, drop-off, frame, eof, malformed, idle-timeout, blackhole,\n"
+    "released, refusing, listener-open, restart, status, ok, error.\n"
+    "\n"
+    "Commands are read from stdin, one per line; each is answered by one event\n"
+    "(status, ok or error). EOF on stdin quits.\n"
+    "  status            print the board's state\n"
+    "  refuse MS         close the listener for MS, then listen on the same port\n"
+    "  restart           reboot: reset every connection, free all slots\n"
+    "  blackhole on|off  current connections stop (resume) reading and answering\n"
+    "  close-all         close every connection (FIN)\n"
+    "  rst-all           abort every connection (RST)\n"
+    "  slots N           resize the connection table (0 = unlimited)\n"
+    "  mode good|leak    how the firmware handles EOF from now on\n"
+    "  quit              reset every connection and exit\n";
 
 /* The options as typed, before validation. */
 typedef struct
@@ -82,7 +82,7 @@ parse_choice (const char *option, const char *value, const char *const *choices,
   for (int i = 0; choices[i] != NULL; i++)
     if (g_str_equal (value, choices[i]))
       return i;
-  joined = g_strjoinv ("|", (char **)choices);
+  joined = g_strjoinv ("|", (char **) choices);
   g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s: “%s” is not one of %s", option,
                value, joined);
   return -1;
@@ -101,16 +101,16 @@ check_range (const char *option, int value, int min, int max, GError **error)
 static gboolean
 check_numbers (const SimOptions *o, GError **error)
 {
-  return check_range ("--port", o->port, 0, G_MAXUINT16, error)
-         && check_range ("--max-frame", o->max_frame, 1, G_MAXINT, error)
-         && check_range ("--slots", o->slots, 0, G_MAXINT, error)
-         && check_range ("--backlog", o->backlog, 1, 4096, error)
-         && check_range ("--idle-timeout", o->idle_timeout, 0, G_MAXINT, error)
-         && check_range ("--blackhole-after", o->blackhole_after, -1, G_MAXINT, error)
-         && check_range ("--rst-after", o->rst_after, -1, G_MAXINT, error)
-         && check_range ("--close-after", o->close_after, -1, G_MAXINT, error)
-         && check_range ("--refuse-for", o->refuse_for, 0, G_MAXINT, error)
-         && check_range ("--fin-wait", o->fin_wait, 1, G_MAXINT, error);
+  return check_range ("--port", o->port, 0, G_MAXUINT16, error) &&
+         check_range ("--max-frame", o->max_frame, 1, G_MAXINT, error) &&
+         check_range ("--slots", o->slots, 0, G_MAXINT, error) &&
+         check_range ("--backlog", o->backlog, 1, 4096, error) &&
+         check_range ("--idle-timeout", o->idle_timeout, 0, G_MAXINT, error) &&
+         check_range ("--blackhole-after", o->blackhole_after, -1, G_MAXINT, error) &&
+         check_range ("--rst-after", o->rst_after, -1, G_MAXINT, error) &&
+         check_range ("--close-after", o->close_after, -1, G_MAXINT, error) &&
+         check_range ("--refuse-for", o->refuse_for, 0, G_MAXINT, error) &&
+         check_range ("--fin-wait", o->fin_wait, 1, G_MAXINT, error);
 }
 
 /* Turns validated options into the board's configuration. */
@@ -118,40 +118,40 @@ static gboolean
 make_config (const SimOptions *o, SimConfig *config, GError **error)
 {
   static const char *const framings[] = { "line", "raw", "u16be", "u32be", "json", NULL };
-  static const Stm32Framing framing_values[]
-      = { STM32_FRAMING_LINE, STM32_FRAMING_RAW, STM32_FRAMING_U16BE, STM32_FRAMING_U32BE,
-          STM32_FRAMING_JSON };
+  static const Stm32Framing framing_values[] = { STM32_FRAMING_LINE, STM32_FRAMING_RAW,
+                                                 STM32_FRAMING_U16BE, STM32_FRAMING_U32BE,
+                                                 STM32_FRAMING_JSON };
   static const char *const replies[] = { "echo", "none", NULL };
   static const char *const when_full[] = { "rst", "drop", NULL };
   static const char *const modes[] = { "good", "leak", NULL };
   static const char *const malformed[] = { "close", "rst", "ignore", NULL };
   int framing, reply, full, mode, on_malformed;
 
-  if (!check_numbers (o, error)
-      || (framing = parse_choice ("--framing", o->framing, framings, error)) < 0
-      || (reply = parse_choice ("--reply", o->reply, replies, error)) < 0
-      || (full = parse_choice ("--when-full", o->when_full, when_full, error)) < 0
-      || (mode = parse_choice ("--mode", o->mode, modes, error)) < 0
-      || (on_malformed = parse_choice ("--on-malformed", o->on_malformed, malformed, error)) < 0)
+  if (!check_numbers (o, error) ||
+      (framing = parse_choice ("--framing", o->framing, framings, error)) < 0 ||
+      (reply = parse_choice ("--reply", o->reply, replies, error)) < 0 ||
+      (full = parse_choice ("--when-full", o->when_full, when_full, error)) < 0 ||
+      (mode = parse_choice ("--mode", o->mode, modes, error)) < 0 ||
+      (on_malformed = parse_choice ("--on-malformed", o->on_malformed, malformed, error)) < 0)
     return FALSE;
   config->reply = sim_reply_new (reply == 0, o->script, error);
   if (config->reply == NULL)
     return FALSE;
   config->listen_address = g_strdup (o->listen != NULL ? o->listen : "127.0.0.1");
-  config->port = (guint16)o->port;
+  config->port = (guint16) o->port;
   config->framing = framing_values[framing];
-  config->max_frame = (gsize)o->max_frame;
-  config->slots = (guint)o->slots;
+  config->max_frame = (gsize) o->max_frame;
+  config->slots = (guint) o->slots;
   config->when_full = full;
   config->backlog = o->backlog;
   config->mode = mode;
-  config->idle_timeout_ms = (guint)o->idle_timeout;
+  config->idle_timeout_ms = (guint) o->idle_timeout;
   config->on_malformed = on_malformed;
   config->blackhole_after = o->blackhole_after;
   config->rst_after = o->rst_after;
   config->close_after = o->close_after;
-  config->refuse_for_ms = (guint)o->refuse_for;
-  config->fin_wait_ms = (guint)o->fin_wait;
+  config->refuse_for_ms = (guint) o->refuse_for;
+  config->fin_wait_ms = (guint) o->fin_wait;
   config->quiet = o->quiet;
   return TRUE;
 }
@@ -202,8 +202,8 @@ parse_options (int *argc, char ***argv, SimConfig *config, GError **error)
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet, "No per-frame events", NULL },
     { NULL },
   };
-  g_autoptr (GOptionContext) context
-      = g_option_context_new ("- simulated STM32 board (lwIP TCP server)");
+  g_autoptr (GOptionContext) context =
+      g_option_context_new ("- simulated STM32 board (lwIP TCP server)");
 
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_description (context, description);

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "netns-harness.h"
+
+#include <unistd.h>
+
+struct _Stm32Netns
+{
+  char *name;
+  char *pc_if;
+  char *board_if;
+  char *pc_address;    /* with prefix length */
+  char *board_address; /* without */
+};
+
+static gboolean run_ip (GError **error, const char *first, ...) G_GNUC_NULL_TERMINATED;
+
+static gboolean
+run_ip (GError **error, const char *first, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autofree char *err = NULL;
+  int status;
+  va_list args;
+
+  g_ptr_array_add (argv, "ip");
+  va_start (args, first);
+  for (const char *arg = first; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+
+  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, &err,
+                     &status, error))
+    return FALSE;
+  if (!g_spawn_check_wait_status (status, error))
+    {
+      g_prefix_error (error, "ip %s: %s", first, err ? g_strstrip (err) : "");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+Stm32Netns *
+stm32_netns_new (void)
+{
+  g_autoptr (Stm32Netns) self = NULL;
+  g_autoptr (GError) error = NULL;
+  guint id = (guint) getpid () % 100000;
+  guint offset = ((guint) getpid () % 32768) * 4;
+  g_autofree char *board_cidr = NULL;
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root to create a network namespace for the board");
+      return NULL;
+    }
+  self = g_new0 (Stm32Netns, 1);
+  self->name = g_strdup_printf ("stm32t-%u", id);
+  self->pc_if = g_strdup_printf ("s32p%u", id);
+  self->board_if = g_strdup_printf ("s32b%u", id);
+  self->pc_address = g_strdup_printf ("198.%u.%u.%u/30", 18 + (offset >> 16), (offset >> 8) & 0xff,
+                                      (offset & 0xff) + 1);
+  self->board_address = g_strdup_printf ("198.%u.%u.%u", 18 + (offset >> 16), (offset >> 8) & 0xff,
+                                         (offset & 0xff) + 2);
+  board_cidr = g_strdup_printf ("%s/30", self->board_address);
+
+  if (!run_ip (&error, "netns", "add", self->name, NULL))
+    {
+      g_autofree char *why =
+          g_strdup_printf ("cannot create a network namespace: %s", error->message);
+      g_clear_pointer (&self->name, g_free);
+      g_test_skip (why);
+      return NULL;
+    }
+  if (!run_ip (&error, "link", "add", self->pc_if, "type", "veth", "peer", "name", self->board_if,
+               "netns", self->name, NULL) ||
+      !run_ip (&error, "addr", "add", self->pc_address, "dev", self->pc_if, NULL) ||
+      !run_ip (&error, "link", "set", self->pc_if, "up", NULL) ||
+      !run_ip (&error, "-n", self->name, "addr", "add", board_cidr, "dev", self->board_if, NULL) ||
+      !run_ip (&error, "-n", self->name, "link", "set", self->board_if, "up", NULL) ||
+      !run_ip (&error, "-n", self->name, "link", "set", "lo", "up", NULL))
+    g_error ("setting up the board's namespace: %s", error->message);
+  return g_steal_pointer (&self);
+}
+
+const char *
+stm32_netns_get_name (Stm32Netns *self)
+{
+  return self->name;
+}
+
+const char *
+stm32_netns_get_board_address (Stm32Netns *self)
+{
+  return self->board_address;
+}
+
+void
+stm32_netns_set_link (Stm32Netns *self, gboolean up)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!run_ip (&error, "-n", self->name, "link", "set", self->board_if, up ? "up" : "down", NULL))
+    g_error ("%s", error->message);
+}
+
+void
+stm32_netns_free (Stm32Netns *self)
+{
+  if (self == NULL)
+    return;
+  /* Deleting the namespace deletes the veth pair with it. */
+  if (self->name != NULL)
+    run_ip (NULL, "netns", "delete", self->name, NULL);
+  g_free (self->name);
+  g_free (self->pc_if);
+  g_free (self->board_if);
+  g_free (self->pc_address);
+  g_free (self->board_address);
+  g_free (self);
+}

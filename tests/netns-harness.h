@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/*
+ * A board host of the test's own: a network namespace joined to ours by a veth
+ * pair with a /30 of its own from 198.18.0.0/15 (RFC 2544's benchmarking
+ * range, so no real host can be behind it), chosen by pid so that tests
+ * running in parallel never share an address. Cutting the board's
+ * side drops every packet silently, as a pulled cable does — something
+ * loopback cannot show, since its kernel always answers.
+ */
+typedef struct _Stm32Netns Stm32Netns;
+
+/* NULL, with the test marked skipped and the reason given, when not root or
+ * when namespaces cannot be made here. */
+Stm32Netns *stm32_netns_new (void);
+
+/* Name to use with `ip netns exec`. */
+const char *stm32_netns_get_name (Stm32Netns *self);
+
+/* The board's address, inside the namespace. */
+const char *stm32_netns_get_board_address (Stm32Netns *self);
+
+/* Cut or restore the board's link (its veth end down/up). */
+void stm32_netns_set_link (Stm32Netns *self, gboolean up);
+
+void stm32_netns_free (Stm32Netns *self);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Stm32Netns, stm32_netns_free)
+
+G_END_DECLS
