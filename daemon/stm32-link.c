@@ -421,7 +421,7 @@ link_finish_attempt (Stm32Link *self)
   entry->closed_by = self->end_closed_by;
   entry->aborted = io->abortive;
   entry->error = end_error ? g_strdup (end_error->message) : NULL;
-  LINK_LOG (self, G_LOG_LEVEL_INFO, "connection ended: %s%s%s%s",
+  LINK_LOG (self, G_LOG_LEVEL_MESSAGE, "connection ended: %s%s%s%s",
             stm32_enum_to_string (STM32_TYPE_END_REASON, entry->reason), entry->error ? " (" : "",
             entry->error ? entry->error : "", entry->error ? ")" : "");
 

@@ -112,7 +112,7 @@ json_int (JsonObject *object, const char *member)
 static void
 sim_expect (Stm32Sim *sim, const char *event, guint timeout_ms)
 {
-  g_autoptr (JsonObject) object = stm32_sim_wait_event (sim, event, timeout_ms);
+  json_object_unref (stm32_sim_wait_event (sim, event, timeout_ms));
 }
 
 /* Waits until the board reports @n slots in use. */
@@ -382,7 +382,7 @@ test_server_busy (void)
 {
   Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--when-full", "rst", NULL);
   g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
-  g_autoptr (GSocketConnection) other_gui = plain_connect (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) other_gui G_GNUC_UNUSED = plain_connect (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   g_autoptr (GError) error = NULL;
@@ -408,7 +408,7 @@ test_connect_timeout (void)
 {
   Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--when-full", "drop", NULL);
   g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
-  g_autoptr (GSocketConnection) other_gui = plain_connect (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) other_gui G_GNUC_UNUSED = plain_connect (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   g_autoptr (GError) error = NULL;

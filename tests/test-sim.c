@@ -200,6 +200,7 @@ expect_silence (GSocketConnection *connection)
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) bytes = try_read (connection, QUIET_MS, &error);
 
+  g_assert_null (bytes);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
 }
 
@@ -370,7 +371,7 @@ test_full_drop (void)
   g_autoptr (GSocketConnection) holder = connect_ok (port);
   g_autoptr (GSocketConnection) late = NULL;
   g_autoptr (GSocketConnection) later = NULL;
-  g_autoptr (JsonObject) drop_on = stm32_sim_wait_event (sim, "drop-on", WAIT_MS);
+  g_autoptr (JsonObject) drop_on G_GNUC_UNUSED = stm32_sim_wait_event (sim, "drop-on", WAIT_MS);
   g_autoptr (JsonObject) drop_off = NULL;
   g_autoptr (JsonObject) status = NULL;
   g_autoptr (GError) error = NULL;

@@ -51,6 +51,7 @@ for h in "${harnesses[@]}"; do
   fi
 done
 
+echo "fuzz: $((${#harnesses[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "FAILED: ${failed[*]} (reproducers in $artifacts)" >&2
   exit 1

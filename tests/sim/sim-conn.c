@@ -271,7 +271,7 @@ static gboolean
 on_idle_timeout (gpointer user_data)
 {
   SimConn *self = user_data;
-  g_autoptr (SimConn) hold = sim_conn_ref (self);
+  g_autoptr (SimConn) hold G_GNUC_UNUSED = sim_conn_ref (self);
   JsonBuilder *event = conn_event_new (self, "idle-timeout");
 
   self->timer = 0;
@@ -287,7 +287,7 @@ static gboolean
 on_wait_bound (gpointer user_data)
 {
   SimConn *self = user_data;
-  g_autoptr (SimConn) hold = sim_conn_ref (self);
+  g_autoptr (SimConn) hold G_GNUC_UNUSED = sim_conn_ref (self);
 
   self->timer = 0;
   if (self->state == SIM_CONN_DRAINING)
@@ -519,7 +519,7 @@ static gboolean
 on_socket_ready (GSocket *socket, GIOCondition condition, gpointer user_data)
 {
   SimConn *self = user_data;
-  g_autoptr (SimConn) hold = sim_conn_ref (self);
+  g_autoptr (SimConn) hold G_GNUC_UNUSED = sim_conn_ref (self);
 
   switch (self->state)
     {
