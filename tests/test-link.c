@@ -95,6 +95,14 @@ last_history_entry (Stm32Link *link)
   return stm32_history_entry_copy (g_ptr_array_index (history, history->len - 1));
 }
 
+static guint
+history_length (Stm32Link *link)
+{
+  g_autoptr (GPtrArray) history = stm32_link_dup_history (link);
+
+  return history->len;
+}
+
 static const char *
 reason_nick (Stm32EndReason reason)
 {
@@ -429,26 +437,59 @@ test_connect_timeout (void)
   stm32_sim_stop (sim);
 }
 
+/* A board that stopped reading resets while we are still writing to it, with
+ * more queued than the kernel can buffer: the blocked write fails, every send
+ * is answered (the rest with the reset), and writing into the dead socket is
+ * an error, never a SIGPIPE that would kill the daemon. */
 static void
 test_board_reset (void)
 {
-  Stm32Sim *sim = stm32_sim_start ("--rst-after", "1", NULL);
+  Stm32Sim *sim = stm32_sim_start ("--blackhole-after", "0", "--reply", "none", NULL);
   g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   g_autoptr (GError) error = NULL;
+  g_autofree char *payload = g_strnfill (64000, 'd');
+  g_autoptr (GBytes) frame = g_bytes_new (payload, 64000);
+  GAsyncResult *results[100] = { NULL };
+  guint written = 0, reset = 0;
 
-  config->busy_window = 1; /* this board spoke first; do not call it busy */
+  config->busy_window = 0; /* the reset comes soon after connecting; it is not a full table */
+  config->send_queue_max = 8 * 1024 * 1024;
   link = stm32_link_new ("rst", config);
   g_assert_true (link_connect (link, NULL));
-  g_assert_true (link_send (link, "one", NULL));
+  sim_expect (sim, "blackhole", WAIT_MS);
+  /* 6.4 MB: more than the socket buffers take while the board does not read. */
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    stm32_link_send_async (link, frame, NULL, store_result, &results[i]);
+  stm32_test_wait_until (results[0] != NULL, WAIT_MS);
+  stm32_sim_command (sim, "rst-all");
+
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
+  for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+    {
+      g_autoptr (GError) send_error = NULL;
+
+      stm32_test_wait_until (results[i] != NULL, WAIT_MS);
+      if (stm32_link_send_finish (link, results[i], &send_error))
+        written++;
+      else
+        {
+          g_assert_error (send_error, STM32_ERROR, STM32_ERROR_RESET);
+          reset++;
+        }
+      g_object_unref (results[i]);
+    }
+  g_test_message ("%u frames written to the kernel, %u failed with the reset", written, reset);
+  g_assert_cmpuint (written + reset, ==, G_N_ELEMENTS (results));
+  g_assert_cmpuint (reset, >, 0);
+
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_RESET);
   ended = last_history_entry (link);
   g_assert_cmpstr (reason_nick (ended->reason), ==, "reset");
   g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
-  /* Writing after the reset is an error, never a SIGPIPE. */
-  g_assert_false (link_send (link, "two", &error));
+  g_assert_cmpuint (ended->frames_sent, ==, written);
+  g_assert_false (link_send (link, "late", &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
   link_disconnect (link);
   stm32_sim_stop (sim);
@@ -817,6 +858,90 @@ test_dead_peer_user_timeout (void)
   stm32_sim_stop (sim);
 }
 
+/* Connect() while a close is under way: answered by a new connection whose
+ * socket is created only after the old one is gone (rule 1). */
+static void
+test_connect_during_close (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--mode", "leak", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (GAsyncResult) disconnected = NULL, connected = NULL;
+  g_autoptr (GPtrArray) history = NULL;
+  g_autoptr (GError) error = NULL;
+  Stm32HistoryEntry *first, *second;
+
+  link = stm32_link_new ("reconnect", config);
+  g_assert_true (link_connect (link, NULL));
+  stm32_link_disconnect_async (link, NULL, store_result, &disconnected);
+  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_CLOSING);
+  stm32_link_connect_async (link, NULL, store_result, &connected);
+  stm32_test_wait_until (disconnected != NULL && connected != NULL, WAIT_MS);
+  g_assert_true (stm32_link_disconnect_finish (link, disconnected, &error));
+  g_assert_true (stm32_link_connect_finish (link, connected, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_CONNECTED);
+
+  history = stm32_link_dup_history (link);
+  g_assert_cmpuint (history->len, ==, 1);
+  first = g_ptr_array_index (history, 0);
+  g_assert_true (first->aborted); /* leaky firmware: our RST ended it */
+  g_assert_cmpstr (reason_nick (first->reason), ==, "local");
+  link_disconnect (link);
+  g_clear_pointer (&history, g_ptr_array_unref);
+  history = stm32_link_dup_history (link);
+  second = g_ptr_array_index (history, 1);
+  g_assert_cmpint (second->started, >=, first->closed);
+  /* The board saw two connections, each released by our RST, never two at once. */
+  wait_board_slots (sim, 0);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_autoconnect (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+
+  config->autoconnect = TRUE;
+  link = stm32_link_new ("auto", config);
+  /* Nobody asked: it connects on its own. */
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
+  sim_expect (sim, "accepted", WAIT_MS);
+  /* Disconnect() keeps it down, Autoconnect off or not... */
+  link_disconnect (link);
+  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_DISCONNECTED);
+  /* ...until autoconnect is switched on again. */
+  stm32_link_set_autoconnect (link, FALSE);
+  stm32_link_set_autoconnect (link, TRUE);
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+/* A long backoff is cut short when the PC's network changes. */
+static void
+test_network_change_resets_backoff (void)
+{
+  g_autoptr (Stm32LinkConfig) config = test_config (unused_port ());
+  g_autoptr (Stm32Link) link = NULL;
+  guint attempts;
+
+  config->retry_min = config->retry_max = 60000;
+  config->autoconnect = TRUE;
+  link = stm32_link_new ("roaming", config);
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
+  g_assert_cmpuint (stm32_link_get_retry_in (link), >=, 48000);
+  attempts = history_length (link);
+
+  stm32_link_network_changed (link);
+  stm32_test_wait_until (history_length (link) > attempts &&
+                             stm32_link_get_state (link) == STM32_LINK_STATE_WAITING,
+                         WAIT_MS);
+  link_disconnect (link);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -839,5 +964,8 @@ main (int argc, char **argv)
   g_test_add_func ("/link/receive/bad-frame", test_bad_frame_from_board);
   g_test_add_func ("/link/dead-peer/keepalive", test_dead_peer_keepalive);
   g_test_add_func ("/link/dead-peer/user-timeout", test_dead_peer_user_timeout);
+  g_test_add_func ("/link/close/connect-during-close", test_connect_during_close);
+  g_test_add_func ("/link/autoconnect", test_autoconnect);
+  g_test_add_func ("/link/backoff/network-change", test_network_change_resets_backoff);
   return g_test_run ();
 }
