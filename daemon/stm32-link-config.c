@@ -53,6 +53,25 @@ stm32_link_config_free (Stm32LinkConfig *config)
 }
 
 gboolean
+stm32_link_config_equal (const Stm32LinkConfig *a, const Stm32LinkConfig *b)
+{
+  return g_strcmp0 (a->host, b->host) == 0 && a->port == b->port &&
+         a->autoconnect == b->autoconnect && a->framing == b->framing &&
+         a->max_frame == b->max_frame && a->connect_timeout == b->connect_timeout &&
+         a->close_timeout == b->close_timeout && a->retry_min == b->retry_min &&
+         a->retry_max == b->retry_max && a->retry_reset_after == b->retry_reset_after &&
+         a->busy_window == b->busy_window && a->busy_backoff == b->busy_backoff &&
+         a->keepalive_idle_s == b->keepalive_idle_s &&
+         a->keepalive_interval_s == b->keepalive_interval_s &&
+         a->keepalive_count == b->keepalive_count && a->user_timeout == b->user_timeout &&
+         a->idle_timeout == b->idle_timeout &&
+         (a->heartbeat == NULL) == (b->heartbeat == NULL) &&
+         (a->heartbeat == NULL || g_bytes_equal (a->heartbeat, b->heartbeat)) &&
+         a->heartbeat_interval == b->heartbeat_interval &&
+         a->heartbeat_timeout == b->heartbeat_timeout && a->send_queue_max == b->send_queue_max;
+}
+
+gboolean
 stm32_link_config_validate (const Stm32LinkConfig *config, GError **error)
 {
   if (config->host == NULL || *config->host == '\0')

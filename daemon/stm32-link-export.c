@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "stm32-link-export.h"
+
+#include "stm32-dbus-generated.h"
+#include "stm32-enum-types.h"
+#include "stm32-error.h"
+#include "stm32-names.h"
+
+struct _Stm32LinkExport {
+  GObject parent_instance;
+
+  Stm32Link *link;
+  Stm32DbusObjectSkeleton *object;
+  Stm32DbusLink1 *iface;
+  guint counter_timer;
+};
+
+G_DEFINE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, G_TYPE_OBJECT)
+
+/* An answer owed to a D-Bus caller; holds the export so it outlives the call. */
+typedef struct {
+  Stm32LinkExport *self;
+  GDBusMethodInvocation *invocation;
+} PendingCall;
+
+static PendingCall *
+pending_call_new (Stm32LinkExport *self, GDBusMethodInvocation *invocation)
+{
+  PendingCall *call = g_new0 (PendingCall, 1);
+
+  call->self = g_object_ref (self);
+  call->invocation = g_object_ref (invocation);
+  return call;
+}
+
+static void
+pending_call_free (PendingCall *call)
+{
+  g_object_unref (call->self);
+  g_object_unref (call->invocation);
+  g_free (call);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PendingCall, pending_call_free)
+
+/* ---- properties ------------------------------------------------------------- */
+
+static gboolean
+enum_to_nick (GBinding *binding, const GValue *from, GValue *to, gpointer user_data)
+{
+  g_value_set_string (to, stm32_enum_to_string (G_VALUE_TYPE (from), g_value_get_enum (from)));
+  return TRUE;
+}
+
+/* D-Bus strings cannot be absent: an unset address is "". */
+static gboolean
+string_or_empty (GBinding *binding, const GValue *from, GValue *to, gpointer user_data)
+{
+  const char *value = g_value_get_string (from);
+
+  g_value_set_string (to, value ? value : "");
+  return TRUE;
+}
+
+static void
+publish_counters (Stm32LinkExport *self)
+{
+  static const char *const counters[] = { "bytes-sent", "bytes-received", "frames-sent",
+                                          "frames-received", "connects", "disconnects",
+                                          "connect-failures" };
+
+  g_clear_handle_id (&self->counter_timer, g_source_remove);
+  for (guint i = 0; i < G_N_ELEMENTS (counters); i++)
+    {
+      guint64 value;
+
+      g_object_get (self->link, counters[i], &value, NULL);
+      g_object_set (self->iface, counters[i], value, NULL);
+    }
+}
+
+static gboolean
+on_counter_timer (gpointer user_data)
+{
+  Stm32LinkExport *self = user_data;
+
+  self->counter_timer = 0;
+  publish_counters (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Counters change with every frame; publishing each change would flood the
+ * bus with PropertiesChanged, so they go out at most every STM32_COUNTER_PUBLISH_MS. */
+static void
+on_counter_changed (Stm32Link *link, GParamSpec *pspec, Stm32LinkExport *self)
+{
+  if (self->counter_timer == 0)
+    self->counter_timer = g_timeout_add (STM32_COUNTER_PUBLISH_MS, on_counter_timer, self);
+}
+
+/* Whoever sees a new State also sees the counters that led to it. */
+static void
+on_state_changed (Stm32Link *link, GParamSpec *pspec, Stm32LinkExport *self)
+{
+  publish_counters (self);
+}
+
+static void
+bind_properties (Stm32LinkExport *self)
+{
+  const Stm32LinkConfig *config = stm32_link_get_config (self->link);
+  static const char *const enums[] = { "state", "last-error" };
+  static const char *const strings[] = { "local-address", "remote-address",
+                                         "last-error-message" };
+  static const char *const counters[] = { "bytes-sent", "bytes-received", "frames-sent",
+                                          "frames-received", "connects", "disconnects",
+                                          "connect-failures" };
+
+  stm32_dbus_link1_set_name (self->iface, stm32_link_get_name (self->link));
+  stm32_dbus_link1_set_host (self->iface, config->host);
+  stm32_dbus_link1_set_port (self->iface, config->port);
+  stm32_dbus_link1_set_framing (self->iface,
+                                stm32_enum_to_string (STM32_TYPE_FRAMING, config->framing));
+
+  for (guint i = 0; i < G_N_ELEMENTS (enums); i++)
+    g_object_bind_property_full (self->link, enums[i], self->iface, enums[i],
+                                 G_BINDING_SYNC_CREATE, enum_to_nick, NULL, NULL, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (strings); i++)
+    g_object_bind_property_full (self->link, strings[i], self->iface, strings[i],
+                                 G_BINDING_SYNC_CREATE, string_or_empty, NULL, NULL, NULL);
+  g_object_bind_property (self->link, "connected-since", self->iface, "connected-since",
+                          G_BINDING_SYNC_CREATE);
+  g_object_bind_property (self->link, "retry-in", self->iface, "retry-in", G_BINDING_SYNC_CREATE);
+  g_object_bind_property (self->link, "autoconnect", self->iface, "autoconnect",
+                          G_BINDING_SYNC_CREATE | G_BINDING_BIDIRECTIONAL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (counters); i++)
+    {
+      g_autofree char *signal = g_strconcat ("notify::", counters[i], NULL);
+
+      g_signal_connect_object (self->link, signal, G_CALLBACK (on_counter_changed), self, 0);
+    }
+  g_signal_connect_object (self->link, "notify::state", G_CALLBACK (on_state_changed), self, 0);
+  publish_counters (self);
+}
+
+/* ---- methods -------------------------------------------------------------------- */
+
+static void
+return_result (PendingCall *call, gboolean ok, GError *error)
+{
+  if (ok)
+    g_dbus_method_invocation_return_value (call->invocation, NULL);
+  else
+    g_dbus_method_invocation_take_error (call->invocation, error);
+}
+
+static void
+on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (PendingCall) call = user_data;
+  GError *error = NULL;
+
+  return_result (call, stm32_link_connect_finish (STM32_LINK (source), result, &error), error);
+}
+
+static gboolean
+handle_connect (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, Stm32LinkExport *self)
+{
+  stm32_link_connect_async (self->link, NULL, on_connected, pending_call_new (self, invocation));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+on_disconnected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (PendingCall) call = user_data;
+  GError *error = NULL;
+
+  return_result (call, stm32_link_disconnect_finish (STM32_LINK (source), result, &error), error);
+}
+
+static gboolean
+handle_disconnect (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
+                   Stm32LinkExport *self)
+{
+  stm32_link_disconnect_async (self->link, NULL, on_disconnected,
+                               pending_call_new (self, invocation));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+on_sent (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (PendingCall) call = user_data;
+  GError *error = NULL;
+
+  return_result (call, stm32_link_send_finish (STM32_LINK (source), result, &error), error);
+}
+
+static gboolean
+handle_send (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, GVariant *frame,
+             Stm32LinkExport *self)
+{
+  g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (frame);
+
+  stm32_link_send_async (self->link, bytes, NULL, on_sent, pending_call_new (self, invocation));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+on_transacted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (PendingCall) call = user_data;
+  GError *error = NULL;
+  g_autoptr (GBytes) reply = stm32_link_transact_finish (STM32_LINK (source), result, &error);
+
+  if (reply == NULL)
+    {
+      g_dbus_method_invocation_take_error (call->invocation, error);
+      return;
+    }
+  stm32_dbus_link1_complete_transact (call->self->iface, call->invocation,
+                                      g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, reply,
+                                                                TRUE));
+}
+
+static gboolean
+handle_transact (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, GVariant *request,
+                 guint timeout_ms, Stm32LinkExport *self)
+{
+  g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (request);
+
+  stm32_link_transact_async (self->link, bytes, timeout_ms, NULL, on_transacted,
+                             pending_call_new (self, invocation));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static GVariant *
+history_entry_to_variant (const Stm32HistoryEntry *entry)
+{
+  GVariantDict dict;
+
+  g_variant_dict_init (&dict, NULL);
+  g_variant_dict_insert (&dict, "started", "x", entry->started);
+  g_variant_dict_insert (&dict, "connected", "x", entry->connected);
+  g_variant_dict_insert (&dict, "closed", "x", entry->closed);
+  g_variant_dict_insert (&dict, "bytes-sent", "t", entry->bytes_sent);
+  g_variant_dict_insert (&dict, "bytes-received", "t", entry->bytes_received);
+  g_variant_dict_insert (&dict, "frames-sent", "t", entry->frames_sent);
+  g_variant_dict_insert (&dict, "frames-received", "t", entry->frames_received);
+  g_variant_dict_insert (&dict, "closed-by", "s",
+                         stm32_enum_to_string (STM32_TYPE_CLOSED_BY, entry->closed_by));
+  g_variant_dict_insert (&dict, "reason", "s",
+                         stm32_enum_to_string (STM32_TYPE_END_REASON, entry->reason));
+  g_variant_dict_insert (&dict, "aborted", "b", entry->aborted);
+  g_variant_dict_insert (&dict, "error", "s", entry->error ? entry->error : "");
+  g_variant_dict_insert (&dict, "local-address", "s",
+                         entry->local_address ? entry->local_address : "");
+  g_variant_dict_insert (&dict, "remote-address", "s",
+                         entry->remote_address ? entry->remote_address : "");
+  return g_variant_dict_end (&dict);
+}
+
+static gboolean
+handle_get_history (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
+                    Stm32LinkExport *self)
+{
+  g_autoptr (GPtrArray) history = stm32_link_dup_history (self->link);
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("aa{sv}"));
+  for (guint i = 0; i < history->len; i++)
+    g_variant_builder_add_value (&builder, history_entry_to_variant (history->pdata[i]));
+  stm32_dbus_link1_complete_get_history (iface, invocation, g_variant_builder_end (&builder));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+on_received (Stm32Link *link, GBytes *frame, Stm32LinkExport *self)
+{
+  stm32_dbus_link1_emit_received (self->iface,
+                                  g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, frame,
+                                                            TRUE));
+}
+
+/* ---- object ------------------------------------------------------------------- */
+
+Stm32LinkExport *
+stm32_link_export_new (Stm32Link *link)
+{
+  Stm32LinkExport *self;
+  g_autofree char *path = NULL;
+
+  g_return_val_if_fail (STM32_IS_LINK (link), NULL);
+
+  self = g_object_new (STM32_TYPE_LINK_EXPORT, NULL);
+  self->link = g_object_ref (link);
+  path = g_strconcat (STM32_DBUS_LINK_PATH_PREFIX, stm32_link_get_name (link), NULL);
+  self->object = stm32_dbus_object_skeleton_new (path);
+  self->iface = stm32_dbus_link1_skeleton_new ();
+  stm32_dbus_object_skeleton_set_link1 (self->object, self->iface);
+  bind_properties (self);
+
+  g_signal_connect_object (self->iface, "handle-connect", G_CALLBACK (handle_connect), self, 0);
+  g_signal_connect_object (self->iface, "handle-disconnect", G_CALLBACK (handle_disconnect), self,
+                           0);
+  g_signal_connect_object (self->iface, "handle-send", G_CALLBACK (handle_send), self, 0);
+  g_signal_connect_object (self->iface, "handle-transact", G_CALLBACK (handle_transact), self, 0);
+  g_signal_connect_object (self->iface, "handle-get-history", G_CALLBACK (handle_get_history),
+                           self, 0);
+  g_signal_connect_object (link, "received", G_CALLBACK (on_received), self, 0);
+  return self;
+}
+
+Stm32Link *
+stm32_link_export_get_link (Stm32LinkExport *self)
+{
+  g_return_val_if_fail (STM32_IS_LINK_EXPORT (self), NULL);
+  return self->link;
+}
+
+GDBusObjectSkeleton *
+stm32_link_export_get_object (Stm32LinkExport *self)
+{
+  g_return_val_if_fail (STM32_IS_LINK_EXPORT (self), NULL);
+  return G_DBUS_OBJECT_SKELETON (self->object);
+}
+
+static void
+stm32_link_export_dispose (GObject *object)
+{
+  Stm32LinkExport *self = STM32_LINK_EXPORT (object);
+
+  g_clear_handle_id (&self->counter_timer, g_source_remove);
+  g_clear_object (&self->iface);
+  g_clear_object (&self->object);
+  g_clear_object (&self->link);
+  G_OBJECT_CLASS (stm32_link_export_parent_class)->dispose (object);
+}
+
+static void
+stm32_link_export_class_init (Stm32LinkExportClass *klass)
+{
+  G_OBJECT_CLASS (klass)->dispose = stm32_link_export_dispose;
+}
+
+static void
+stm32_link_export_init (Stm32LinkExport *self)
+{
+}
