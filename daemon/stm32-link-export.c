@@ -6,7 +6,8 @@
 #include "stm32-error.h"
 #include "stm32-names.h"
 
-struct _Stm32LinkExport {
+struct _Stm32LinkExport
+{
   GObject parent_instance;
 
   Stm32Link *link;
@@ -18,9 +19,12 @@ struct _Stm32LinkExport {
 G_DEFINE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, G_TYPE_OBJECT)
 
 /* An answer owed to a D-Bus caller; holds the export so it outlives the call. */
-typedef struct {
+typedef struct
+{
   Stm32LinkExport *self;
   GDBusMethodInvocation *invocation;
+  GCancellable *cancellable; /* cancelled if the caller leaves the bus */
+  guint caller_watch;
 } PendingCall;
 
 static PendingCall *
@@ -30,15 +34,50 @@ pending_call_new (Stm32LinkExport *self, GDBusMethodInvocation *invocation)
 
   call->self = g_object_ref (self);
   call->invocation = g_object_ref (invocation);
+  call->cancellable = g_cancellable_new ();
   return call;
 }
 
 static void
 pending_call_free (PendingCall *call)
 {
+  if (call->caller_watch != 0)
+    g_dbus_connection_signal_unsubscribe (
+        g_dbus_method_invocation_get_connection (call->invocation), call->caller_watch);
+  g_object_unref (call->cancellable);
   g_object_unref (call->self);
   g_object_unref (call->invocation);
   g_free (call);
+}
+
+static void
+on_caller_owner_changed (GDBusConnection *connection, const char *sender, const char *path,
+                         const char *iface, const char *signal, GVariant *parameters,
+                         gpointer user_data)
+{
+  PendingCall *call = user_data;
+  const char *new_owner = NULL;
+
+  g_variant_get (parameters, "(&s&s&s)", NULL, NULL, &new_owner);
+  if (new_owner[0] == '\0')
+    g_cancellable_cancel (call->cancellable);
+}
+
+/* For calls that may wait long (Transact): whoever leaves the bus stops
+ * holding a place in the link's queue. */
+static PendingCall *
+pending_call_new_watched (Stm32LinkExport *self, GDBusMethodInvocation *invocation)
+{
+  PendingCall *call = pending_call_new (self, invocation);
+
+  /* A peer-to-peer caller has no name to watch. */
+  if (g_dbus_method_invocation_get_sender (invocation) != NULL)
+    call->caller_watch = g_dbus_connection_signal_subscribe (
+        g_dbus_method_invocation_get_connection (invocation), "org.freedesktop.DBus",
+        "org.freedesktop.DBus", "NameOwnerChanged", "/org/freedesktop/DBus",
+        g_dbus_method_invocation_get_sender (invocation), G_DBUS_SIGNAL_FLAGS_NONE,
+        on_caller_owner_changed, call, NULL);
+  return call;
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PendingCall, pending_call_free)
@@ -65,8 +104,8 @@ string_or_empty (GBinding *binding, const GValue *from, GValue *to, gpointer use
 static void
 publish_counters (Stm32LinkExport *self)
 {
-  static const char *const counters[] = { "bytes-sent", "bytes-received", "frames-sent",
-                                          "frames-received", "connects", "disconnects",
+  static const char *const counters[] = { "bytes-sent",      "bytes-received", "frames-sent",
+                                          "frames-received", "connects",       "disconnects",
                                           "connect-failures" };
 
   g_clear_handle_id (&self->counter_timer, g_source_remove);
@@ -110,10 +149,9 @@ bind_properties (Stm32LinkExport *self)
 {
   const Stm32LinkConfig *config = stm32_link_get_config (self->link);
   static const char *const enums[] = { "state", "last-error" };
-  static const char *const strings[] = { "local-address", "remote-address",
-                                         "last-error-message" };
-  static const char *const counters[] = { "bytes-sent", "bytes-received", "frames-sent",
-                                          "frames-received", "connects", "disconnects",
+  static const char *const strings[] = { "local-address", "remote-address", "last-error-message" };
+  static const char *const counters[] = { "bytes-sent",      "bytes-received", "frames-sent",
+                                          "frames-received", "connects",       "disconnects",
                                           "connect-failures" };
 
   stm32_dbus_link1_set_name (self->iface, stm32_link_get_name (self->link));
@@ -123,8 +161,8 @@ bind_properties (Stm32LinkExport *self)
                                 stm32_enum_to_string (STM32_TYPE_FRAMING, config->framing));
 
   for (guint i = 0; i < G_N_ELEMENTS (enums); i++)
-    g_object_bind_property_full (self->link, enums[i], self->iface, enums[i],
-                                 G_BINDING_SYNC_CREATE, enum_to_nick, NULL, NULL, NULL);
+    g_object_bind_property_full (self->link, enums[i], self->iface, enums[i], G_BINDING_SYNC_CREATE,
+                                 enum_to_nick, NULL, NULL, NULL);
   for (guint i = 0; i < G_N_ELEMENTS (strings); i++)
     g_object_bind_property_full (self->link, strings[i], self->iface, strings[i],
                                  G_BINDING_SYNC_CREATE, string_or_empty, NULL, NULL, NULL);
@@ -181,8 +219,7 @@ on_disconnected (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static gboolean
-handle_disconnect (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
-                   Stm32LinkExport *self)
+handle_disconnect (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, Stm32LinkExport *self)
 {
   stm32_link_disconnect_async (self->link, NULL, on_disconnected,
                                pending_call_new (self, invocation));
@@ -220,9 +257,9 @@ on_transacted (GObject *source, GAsyncResult *result, gpointer user_data)
       g_dbus_method_invocation_take_error (call->invocation, error);
       return;
     }
-  stm32_dbus_link1_complete_transact (call->self->iface, call->invocation,
-                                      g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, reply,
-                                                                TRUE));
+  stm32_dbus_link1_complete_transact (
+      call->self->iface, call->invocation,
+      g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, reply, TRUE));
 }
 
 static gboolean
@@ -230,9 +267,9 @@ handle_transact (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, GVari
                  guint timeout_ms, Stm32LinkExport *self)
 {
   g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (request);
+  PendingCall *call = pending_call_new_watched (self, invocation);
 
-  stm32_link_transact_async (self->link, bytes, timeout_ms, NULL, on_transacted,
-                             pending_call_new (self, invocation));
+  stm32_link_transact_async (self->link, bytes, timeout_ms, call->cancellable, on_transacted, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -263,8 +300,7 @@ history_entry_to_variant (const Stm32HistoryEntry *entry)
 }
 
 static gboolean
-handle_get_history (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
-                    Stm32LinkExport *self)
+handle_get_history (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, Stm32LinkExport *self)
 {
   g_autoptr (GPtrArray) history = stm32_link_dup_history (self->link);
   GVariantBuilder builder;
@@ -279,9 +315,8 @@ handle_get_history (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
 static void
 on_received (Stm32Link *link, GBytes *frame, Stm32LinkExport *self)
 {
-  stm32_dbus_link1_emit_received (self->iface,
-                                  g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, frame,
-                                                            TRUE));
+  stm32_dbus_link1_emit_received (
+      self->iface, g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, frame, TRUE));
 }
 
 /* ---- object ------------------------------------------------------------------- */
@@ -307,8 +342,8 @@ stm32_link_export_new (Stm32Link *link)
                            0);
   g_signal_connect_object (self->iface, "handle-send", G_CALLBACK (handle_send), self, 0);
   g_signal_connect_object (self->iface, "handle-transact", G_CALLBACK (handle_transact), self, 0);
-  g_signal_connect_object (self->iface, "handle-get-history", G_CALLBACK (handle_get_history),
-                           self, 0);
+  g_signal_connect_object (self->iface, "handle-get-history", G_CALLBACK (handle_get_history), self,
+                           0);
   g_signal_connect_object (link, "received", G_CALLBACK (on_received), self, 0);
   return self;
 }

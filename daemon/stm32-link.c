@@ -48,10 +48,12 @@ typedef struct
 struct _Transaction
 {
   Stm32Link *link;
-  GTask *task;
+  GTask *task;          /* NULL once answered early: an orphan awaiting its reply */
   SendRequest *request; /* owned until queued */
+  guint timeout_ms;
   guint timer;
-  gboolean armed; /* the request started being written: the next frame is the reply */
+  GSource *cancelled; /* dispatches the caller's cancellation from the main loop */
+  gboolean armed;     /* the request started being written: the next frame is the reply */
 };
 
 struct _Stm32Link
@@ -998,6 +1000,11 @@ transaction_finish (Stm32Link *self, Transaction *transaction, GBytes *reply, GE
 
   g_queue_remove (&self->transactions, transaction);
   g_clear_handle_id (&transaction->timer, g_source_remove);
+  if (transaction->cancelled)
+    {
+      g_source_destroy (transaction->cancelled);
+      g_clear_pointer (&transaction->cancelled, g_source_unref);
+    }
   if (request != NULL)
     {
       request->transaction = NULL;
@@ -1008,11 +1015,13 @@ transaction_finish (Stm32Link *self, Transaction *transaction, GBytes *reply, GE
           send_request_free (self, request);
         }
     }
-  if (reply)
+  if (transaction->task == NULL)
+    g_clear_error (&error);
+  else if (reply)
     g_task_return_pointer (transaction->task, g_bytes_ref (reply), (GDestroyNotify) g_bytes_unref);
   else
     g_task_return_error (transaction->task, error);
-  g_object_unref (transaction->task);
+  g_clear_object (&transaction->task);
   g_free (transaction);
   if (was_head)
     link_issue_transaction (self);
@@ -1023,12 +1032,29 @@ on_transaction_timeout (gpointer user_data)
 {
   Transaction *transaction = user_data;
   Stm32Link *self = transaction->link;
-  guint timeout_ms = GPOINTER_TO_UINT (g_task_get_task_data (transaction->task));
 
   transaction->timer = 0;
   transaction_finish (self, transaction, NULL,
                       g_error_new (STM32_ERROR, STM32_ERROR_TIMEOUT,
-                                   "No reply from link “%s” within %u ms", self->name, timeout_ms));
+                                   "No reply from link “%s” within %u ms", self->name,
+                                   transaction->timeout_ms));
+  return G_SOURCE_REMOVE;
+}
+
+/* The caller gave up (or left the bus). A request not yet written is
+ * withdrawn; one already written will still be answered by the board, so the
+ * transaction stays queued without its caller and takes that reply, keeping
+ * later transactions matched to their own replies. */
+static gboolean
+on_transaction_cancelled (GCancellable *cancellable, gpointer user_data)
+{
+  Transaction *transaction = user_data;
+  g_autoptr (GTask) task = g_steal_pointer (&transaction->task);
+
+  g_clear_pointer (&transaction->cancelled, g_source_unref);
+  g_task_return_error_if_cancelled (task);
+  if (!transaction->armed)
+    transaction_finish (transaction->link, transaction, NULL, NULL);
   return G_SOURCE_REMOVE;
 }
 
@@ -1237,7 +1263,6 @@ stm32_link_transact_async (Stm32Link *self, GBytes *request, guint timeout_ms,
   g_return_if_fail (STM32_IS_LINK (self));
   g_return_if_fail (request != NULL);
   g_task_set_source_tag (task, stm32_link_transact_async);
-  g_task_set_task_data (task, GUINT_TO_POINTER (timeout_ms), NULL);
   if (timeout_ms == 0)
     {
       g_task_return_new_error (task, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
@@ -1256,7 +1281,15 @@ stm32_link_transact_async (Stm32Link *self, GBytes *request, guint timeout_ms,
   /* Queued bytes are reserved now, so waiting transactions respect SendQueueMax too. */
   transaction->request = send_request_new (self, wire, NULL);
   transaction->request->transaction = transaction;
+  transaction->timeout_ms = timeout_ms;
   transaction->timer = g_timeout_add (timeout_ms, on_transaction_timeout, transaction);
+  if (cancellable != NULL)
+    {
+      transaction->cancelled = g_cancellable_source_new (cancellable);
+      g_source_set_callback (transaction->cancelled, G_SOURCE_FUNC (on_transaction_cancelled),
+                             transaction, NULL);
+      g_source_attach (transaction->cancelled, g_main_context_get_thread_default ());
+    }
   g_queue_push_tail (&self->transactions, transaction);
   link_issue_transaction (self);
 }

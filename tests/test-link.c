@@ -942,6 +942,80 @@ test_network_change_resets_backoff (void)
   link_disconnect (link);
 }
 
+/* A caller cancels a transaction still waiting behind another: it is answered
+ * at once, and its request never reaches the board. */
+static void
+test_transaction_cancel_queued (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = stm32_link_new ("cancel", config);
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GBytes) first = g_bytes_new_static ("first", 5);
+  g_autoptr (GBytes) second = g_bytes_new_static ("second", 6);
+  g_autoptr (GAsyncResult) first_result = NULL, second_result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) reply = NULL;
+  g_autoptr (JsonObject) frame = NULL;
+  g_autofree char *third = NULL;
+  gint64 cancelled_at;
+
+  g_assert_true (link_connect (link, NULL));
+  stm32_link_transact_async (link, first, 500, NULL, store_result, &first_result);
+  stm32_link_transact_async (link, second, 5000, cancellable, store_result, &second_result);
+  sim_expect (sim, "frame", WAIT_MS);
+  cancelled_at = g_get_monotonic_time ();
+  g_cancellable_cancel (cancellable);
+  stm32_test_wait_until (second_result != NULL, WAIT_MS);
+  g_assert_cmpint (g_get_monotonic_time () - cancelled_at, <, 400 * 1000);
+  reply = stm32_link_transact_finish (link, second_result, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  /* The first times out on its own; the next request is the board's second frame. */
+  stm32_test_wait_until (first_result != NULL, WAIT_MS);
+  g_assert_null (stm32_link_transact_finish (link, first_result, &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_clear_error (&error);
+  third = link_transact (link, "third", 200, &error);
+  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "third");
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+/* A caller cancels a transaction whose request the board already has: the
+ * board's answer is swallowed, never handed to the next transaction. */
+static void
+test_transaction_cancel_written (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = stm32_link_new ("orphan", config);
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GBytes) request = g_bytes_new_static ("theirs", 6);
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) reply = NULL;
+  g_autofree char *mine = NULL;
+
+  g_assert_true (link_connect (link, NULL));
+  stm32_sim_command (sim, "blackhole on");
+  stm32_link_transact_async (link, request, 5000, cancellable, store_result, &result);
+  g_cancellable_cancel (cancellable);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  reply = stm32_link_transact_finish (link, result, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  stm32_sim_command (sim, "blackhole off");
+  mine = link_transact (link, "mine", 5000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (mine, ==, "mine");
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -967,5 +1041,7 @@ main (int argc, char **argv)
   g_test_add_func ("/link/close/connect-during-close", test_connect_during_close);
   g_test_add_func ("/link/autoconnect", test_autoconnect);
   g_test_add_func ("/link/backoff/network-change", test_network_change_resets_backoff);
+  g_test_add_func ("/link/transact/cancel-queued", test_transaction_cancel_queued);
+  g_test_add_func ("/link/transact/cancel-written", test_transaction_cancel_written);
   return g_test_run ();
 }
