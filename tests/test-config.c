@@ -1,0 +1,595 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "stm32-config.h"
+#include "stm32-defaults.h"
+#include "stm32-error.h"
+
+#define FILE_NAME "test.conf"
+
+typedef struct
+{
+  const char *text;
+  const char *message; /* expected, without the "test.conf:" in front */
+} ErrorCase;
+
+static GPtrArray *
+load_ok (const char *text, guint n_links)
+{
+  g_autoptr (GError) error = NULL;
+  GPtrArray *links = stm32_config_load_data (text, -1, FILE_NAME, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (links);
+  g_assert_cmpuint (links->len, ==, n_links);
+  return links;
+}
+
+static Stm32LinkConfig *
+link_config (GPtrArray *links, guint index)
+{
+  return ((Stm32ConfigLink *) g_ptr_array_index (links, index))->config;
+}
+
+static void
+assert_error (const char *text, gssize length, const char *message)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) links = stm32_config_load_data (text, length, FILE_NAME, &error);
+  g_autofree char *expected = g_strconcat (FILE_NAME ":", message, NULL);
+
+  g_assert_null (links);
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+  g_assert_cmpstr (error->message, ==, expected);
+}
+
+static void
+assert_errors (const ErrorCase *cases, gsize n_cases)
+{
+  for (gsize i = 0; i < n_cases; i++)
+    {
+      g_test_message ("config: %s", cases[i].text);
+      assert_error (cases[i].text, -1, cases[i].message);
+    }
+}
+
+/* ---- what a good file gives ---- */
+
+static void
+assert_defaults (const Stm32LinkConfig *config)
+{
+  g_assert_cmpuint (config->port, ==, STM32_DEFAULT_PORT);
+  g_assert_cmpint (config->autoconnect, ==, STM32_DEFAULT_AUTOCONNECT);
+  g_assert_cmpint (config->framing, ==, STM32_DEFAULT_FRAMING);
+  g_assert_cmpuint (config->max_frame, ==, STM32_DEFAULT_MAX_FRAME);
+  g_assert_cmpuint (config->connect_timeout, ==, STM32_DEFAULT_CONNECT_TIMEOUT);
+  g_assert_cmpuint (config->close_timeout, ==, STM32_DEFAULT_CLOSE_TIMEOUT);
+  g_assert_cmpuint (config->retry_min, ==, STM32_DEFAULT_RETRY_MIN);
+  g_assert_cmpuint (config->retry_max, ==, STM32_DEFAULT_RETRY_MAX);
+  g_assert_cmpuint (config->retry_reset_after, ==, STM32_DEFAULT_RETRY_RESET_AFTER);
+  g_assert_cmpuint (config->busy_window, ==, STM32_DEFAULT_BUSY_WINDOW);
+  g_assert_cmpuint (config->busy_backoff, ==, STM32_DEFAULT_BUSY_BACKOFF);
+  g_assert_cmpuint (config->keepalive_idle_s, ==, STM32_DEFAULT_KEEPALIVE_IDLE_S);
+  g_assert_cmpuint (config->keepalive_interval_s, ==, STM32_DEFAULT_KEEPALIVE_INTERVAL_S);
+  g_assert_cmpuint (config->keepalive_count, ==, STM32_DEFAULT_KEEPALIVE_COUNT);
+  g_assert_cmpuint (config->user_timeout, ==, STM32_DEFAULT_USER_TIMEOUT);
+  g_assert_cmpuint (config->idle_timeout, ==, STM32_DEFAULT_IDLE_TIMEOUT);
+  g_assert_null (config->heartbeat);
+  g_assert_cmpuint (config->heartbeat_interval, ==, STM32_DEFAULT_HEARTBEAT_INTERVAL);
+  g_assert_cmpuint (config->heartbeat_timeout, ==, STM32_DEFAULT_HEARTBEAT_TIMEOUT);
+  g_assert_cmpuint (config->send_queue_max, ==, STM32_DEFAULT_SEND_QUEUE_MAX);
+}
+
+static void
+test_defaults (void)
+{
+  g_autoptr (GPtrArray) links = load_ok ("[Link bench]\nHost=board\n", 1);
+
+  g_assert_cmpstr (((Stm32ConfigLink *) links->pdata[0])->name, ==, "bench");
+  g_assert_cmpstr (link_config (links, 0)->host, ==, "board");
+  assert_defaults (link_config (links, 0));
+}
+
+/* Every key, each with a value no other key and no default has. */
+static const char every_key[] = "[Link all]\n"
+                                "Host=fe80::1%eth0\n"
+                                "Port=5001\n"
+                                "Autoconnect=false\n"
+                                "Framing=u32be\n"
+                                "MaxFrame=1001\n"
+                                "ConnectTimeout=1002\n"
+                                "CloseTimeout=1003\n"
+                                "RetryMin=1004\n"
+                                "RetryMax=1005\n"
+                                "RetryResetAfter=1006\n"
+                                "BusyWindow=1007\n"
+                                "BusyBackoff=1008\n"
+                                "KeepaliveIdle=11\n"
+                                "KeepaliveInterval=12\n"
+                                "KeepaliveCount=13\n"
+                                "UserTimeout=1009\n"
+                                "IdleTimeout=1010\n"
+                                "Heartbeat=ping\n"
+                                "HeartbeatInterval=1011\n"
+                                "HeartbeatTimeout=1012\n"
+                                "SendQueueMax=1013\n";
+
+static void
+test_every_key (void)
+{
+  g_autoptr (GPtrArray) links = load_ok (every_key, 1);
+  Stm32LinkConfig *config = link_config (links, 0);
+
+  g_assert_cmpstr (config->host, ==, "fe80::1%eth0");
+  g_assert_cmpuint (config->port, ==, 5001);
+  g_assert_false (config->autoconnect);
+  g_assert_cmpint (config->framing, ==, STM32_FRAMING_U32BE);
+  g_assert_cmpuint (config->max_frame, ==, 1001);
+  g_assert_cmpuint (config->connect_timeout, ==, 1002);
+  g_assert_cmpuint (config->close_timeout, ==, 1003);
+  g_assert_cmpuint (config->retry_min, ==, 1004);
+  g_assert_cmpuint (config->retry_max, ==, 1005);
+  g_assert_cmpuint (config->retry_reset_after, ==, 1006);
+  g_assert_cmpuint (config->busy_window, ==, 1007);
+  g_assert_cmpuint (config->busy_backoff, ==, 1008);
+  g_assert_cmpuint (config->keepalive_idle_s, ==, 11);
+  g_assert_cmpuint (config->keepalive_interval_s, ==, 12);
+  g_assert_cmpuint (config->keepalive_count, ==, 13);
+  g_assert_cmpuint (config->user_timeout, ==, 1009);
+  g_assert_cmpuint (config->idle_timeout, ==, 1010);
+  g_assert_nonnull (config->heartbeat);
+  g_assert_cmpmem (g_bytes_get_data (config->heartbeat, NULL), g_bytes_get_size (config->heartbeat),
+                   "ping", 4);
+  g_assert_cmpuint (config->heartbeat_interval, ==, 1011);
+  g_assert_cmpuint (config->heartbeat_timeout, ==, 1012);
+  g_assert_cmpuint (config->send_queue_max, ==, 1013);
+}
+
+static void
+test_order (void)
+{
+  g_autoptr (GPtrArray) links =
+      load_ok ("[Link zeta]\nHost=z\n[Link alpha]\nHost=a\nFraming=json\n[Link B_2]\nHost=b\n", 3);
+  const char *names[] = { "zeta", "alpha", "B_2" };
+  const char *hosts[] = { "z", "a", "b" };
+
+  for (guint i = 0; i < links->len; i++)
+    {
+      g_assert_cmpstr (((Stm32ConfigLink *) links->pdata[i])->name, ==, names[i]);
+      g_assert_cmpstr (link_config (links, i)->host, ==, hosts[i]);
+    }
+  g_assert_cmpint (link_config (links, 0)->framing, ==, STM32_FRAMING_LINE);
+  g_assert_cmpint (link_config (links, 1)->framing, ==, STM32_FRAMING_JSON);
+}
+
+static void
+test_no_links (void)
+{
+  const char *texts[] = { "", "\n", "# nothing here yet\n\n  # [Link x]\n" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
+    g_ptr_array_unref (load_ok (texts[i], 0));
+}
+
+static void
+test_layout (void)
+{
+  /* Whitespace around "=", indentation, tabs, CRLF, trailing blanks. */
+  g_autoptr (GPtrArray) links = load_ok ("# board\r\n"
+                                         "  [Link bench]  \r\n"
+                                         "\r\n"
+                                         "\tHost = board.lab \r\n"
+                                         "  Port\t=\t9000\t\r\n"
+                                         "Autoconnect= false  \r\n"
+                                         "Framing =raw\r\n",
+                                         1);
+  Stm32LinkConfig *config = link_config (links, 0);
+
+  g_assert_cmpstr (config->host, ==, "board.lab");
+  g_assert_cmpuint (config->port, ==, 9000);
+  g_assert_false (config->autoconnect);
+  g_assert_cmpint (config->framing, ==, STM32_FRAMING_RAW);
+}
+
+static void
+test_booleans (void)
+{
+  g_autoptr (GPtrArray) links = load_ok ("[Link a]\nHost=h\nAutoconnect=false\n"
+                                         "[Link b]\nHost=h\nAutoconnect=true\n"
+                                         "[Link c]\nHost=h\nAutoconnect=0\n",
+                                         3);
+
+  g_assert_false (link_config (links, 0)->autoconnect);
+  g_assert_true (link_config (links, 1)->autoconnect);
+  g_assert_false (link_config (links, 2)->autoconnect);
+}
+
+static void
+test_units (void)
+{
+  g_autoptr (GPtrArray) links = load_ok ("[Link a]\nHost=h\n"
+                                         "ConnectTimeout=5s\n"
+                                         "CloseTimeout=750ms\n"
+                                         "RetryMax=2 s\n"
+                                         "IdleTimeout=4294967s\n"
+                                         "KeepaliveIdle=7s\n"
+                                         "MaxFrame=4KiB\n"
+                                         "SendQueueMax=2 MiB\n",
+                                         1);
+  Stm32LinkConfig *config = link_config (links, 0);
+
+  g_assert_cmpuint (config->connect_timeout, ==, 5000);
+  g_assert_cmpuint (config->close_timeout, ==, 750);
+  g_assert_cmpuint (config->retry_max, ==, 2000);
+  g_assert_cmpuint (config->idle_timeout, ==, 4294967000u);
+  g_assert_cmpuint (config->keepalive_idle_s, ==, 7);
+  g_assert_cmpuint (config->max_frame, ==, 4096);
+  g_assert_cmpuint (config->send_queue_max, ==, 2 * 1024 * 1024);
+}
+
+static void
+test_limits (void)
+{
+  g_autoptr (GPtrArray) links = load_ok ("[Link a]\nHost=h\n"
+                                         "Port=65535\n"
+                                         "KeepaliveIdle=32767\n"
+                                         "KeepaliveInterval=32767\n"
+                                         "KeepaliveCount=127\n"
+                                         "UserTimeout=2147483647\n"
+                                         "IdleTimeout=4294967295\n"
+                                         "RetryResetAfter=0\n"
+                                         "BusyWindow=0\n"
+                                         "BusyBackoff=0\n"
+                                         "MaxFrame=0004294967295\n"
+                                         "SendQueueMax=4294967295\n",
+                                         1);
+  Stm32LinkConfig *config = link_config (links, 0);
+
+  g_assert_cmpuint (config->port, ==, 65535);
+  g_assert_cmpuint (config->keepalive_count, ==, 127);
+  g_assert_cmpuint (config->user_timeout, ==, G_MAXINT);
+  g_assert_cmpuint (config->idle_timeout, ==, G_MAXUINT);
+  g_assert_cmpuint (config->retry_reset_after, ==, 0);
+  g_assert_cmpuint (config->max_frame, ==, G_MAXUINT);
+}
+
+static void
+assert_heartbeat (const char *line, const void *expected, gsize expected_len)
+{
+  g_autofree char *text = g_strdup_printf ("[Link a]\nHost=h\nFraming=raw\n%s\n", line);
+  g_autoptr (GPtrArray) links = load_ok (text, 1);
+  GBytes *heartbeat = link_config (links, 0)->heartbeat;
+
+  if (expected == NULL)
+    {
+      g_assert_null (heartbeat);
+      return;
+    }
+  g_assert_nonnull (heartbeat);
+  g_assert_cmpmem (g_bytes_get_data (heartbeat, NULL), g_bytes_get_size (heartbeat), expected,
+                   expected_len);
+}
+
+static void
+test_heartbeat (void)
+{
+  assert_heartbeat ("Heartbeat=", NULL, 0);
+  assert_heartbeat ("Heartbeat=   ", NULL, 0);
+  assert_heartbeat ("Heartbeat=PING?", "PING?", 5);
+  /* GKeyFile's escapes, and a trailing blank that is part of the frame. */
+  assert_heartbeat ("Heartbeat=\\sa\\tb\\r\\n\\\\ ", " a\tb\r\n\\ ", 8);
+  assert_heartbeat ("Heartbeat=hex:00ff1A", "\x00\xff\x1a", 3);
+  assert_heartbeat ("Heartbeat=hex: 00 01\t50 ", "\x00\x01\x50", 3);
+}
+
+/* ---- what a bad file is told ---- */
+
+static void
+test_error_groups (void)
+{
+  static const ErrorCase cases[] = {
+    { "[Link a]\nHost=h\n[General]\nVerbose=true\n",
+      "3: [General]: unknown group; each board is a [Link NAME] group" },
+    { "[link a]\nHost=h\n", "1: [link a]: unknown group; each board is a [Link NAME] group" },
+    { "[Link]\nHost=h\n", "1: [Link]: the link has no name; write [Link NAME]" },
+    { "[Link ]\nHost=h\n", "1: [Link ]: the link has no name; write [Link NAME]" },
+    { "# boards\n[Link my-board]\nHost=h\n",
+      "2: [Link my-board]: link name “my-board” may only contain A-Z, a-z, 0-9 and “_”, as it "
+      "becomes the D-Bus object path /org/stm32d/link/NAME" },
+    { "[Link a b]\nHost=h\n",
+      "1: [Link a b]: link name “a b” may only contain A-Z, a-z, 0-9 and “_”, as it "
+      "becomes the D-Bus object path /org/stm32d/link/NAME" },
+    { "[Link bench]\nHost=h\n\n[Link other]\nHost=o\n\n[Link bench]\nPort=1\n",
+      "7: [Link bench]: link “bench” is defined twice; first on line 1" },
+    { "[Link a]\nHost=h\n[Link a]\nPort=x\n",
+      "3: [Link a]: link “a” is defined twice; first on line 1" },
+    { "[Link a]\nPort=9000\n", "1: [Link a]: Host is missing; every link needs the board's host "
+                               "name or address" },
+  };
+
+  assert_errors (cases, G_N_ELEMENTS (cases));
+}
+
+static void
+test_error_keys (void)
+{
+  static const ErrorCase cases[] = {
+    { "[Link a]\nHost=h\n\n  Prot = 80\n", "4: [Link a] Prot: unknown key" },
+    { "[Link a]\nHost=h\nport=80\n",
+      "3: [Link a] port: unknown key; did you mean “Port”? (keys are case-sensitive)" },
+    { "[Link a]\nHost=h\nHost[de]=h\n",
+      "3: [Link a] Host[de]: unknown key (keys take no “[locale]” suffix)" },
+    { "[Link a]\nHost=h\n# more\nPort=1\nPort = 2\n",
+      "5: [Link a] Port: set again; it was first set on line 4" },
+    { "[Link a]\nHost=h\nHeartbeat=\\x\n",
+      "3: [Link a] Heartbeat: “\\x” has an invalid escape sequence (known are \\s \\n \\t \\r "
+      "\\\\)" },
+  };
+
+  assert_errors (cases, G_N_ELEMENTS (cases));
+}
+
+#define MS_RANGE(lo)                                                                               \
+  "is not a number of milliseconds (" lo " to 4294967295; “s” after the number means seconds)"
+
+static void
+test_error_values (void)
+{
+  static const ErrorCase cases[] = {
+    { "[Link a]\nHost=h\nRetryMin=-5\n", "3: [Link a] RetryMin: “-5” is not a number of "
+                                         "milliseconds (1 to 3579139412; “s” after the number "
+                                         "means seconds)" },
+    { "[Link a]\nHost=h\nConnectTimeout=abc\n",
+      "3: [Link a] ConnectTimeout: “abc” " MS_RANGE ("1") },
+    { "[Link a]\nHost=h\nIdleTimeout=5x\n", "3: [Link a] IdleTimeout: “5x” " MS_RANGE ("0") },
+    { "[Link a]\nHost=h\nIdleTimeout=5 min\n", "3: [Link a] IdleTimeout: “5 min” " MS_RANGE ("0") },
+    { "[Link a]\nHost=h\nIdleTimeout=+5\n", "3: [Link a] IdleTimeout: “+5” " MS_RANGE ("0") },
+    { "[Link a]\nHost=h\nIdleTimeout=0x10\n", "3: [Link a] IdleTimeout: “0x10” " MS_RANGE ("0") },
+    { "[Link a]\nHost=h\nIdleTimeout=\n", "3: [Link a] IdleTimeout: “” " MS_RANGE ("0") },
+    { "[Link a]\nHost=h\nIdleTimeout=s\n", "3: [Link a] IdleTimeout: “s” " MS_RANGE ("0") },
+    { "[Link a]\nHost=h\nIdleTimeout=4294967296\n",
+      "3: [Link a] IdleTimeout: “4294967296” " MS_RANGE ("0") },
+    { "[Link a]\nHost=h\nIdleTimeout=4294968s\n",
+      "3: [Link a] IdleTimeout: “4294968s” " MS_RANGE ("0") },
+    { "[Link a]\nHost=h\nIdleTimeout=99999999999999999999999\n",
+      "3: [Link a] IdleTimeout: “99999999999999999999999” " MS_RANGE ("0") },
+    { "[Link a]\nHost=h\nConnectTimeout=0\n", "3: [Link a] ConnectTimeout: “0” " MS_RANGE ("1") },
+    { "[Link a]\nHost=h\nPort=70000\n",
+      "3: [Link a] Port: “70000” is not a port number (1 to 65535)" },
+    { "[Link a]\nHost=h\nPort=0\n", "3: [Link a] Port: “0” is not a port number (1 to 65535)" },
+    { "[Link a]\nHost=h\nPort=80 # web\n",
+      "3: [Link a] Port: “80 # web” is not a port number (1 to 65535)" },
+    { "[Link a]\nHost=h\nPort=80s\n", "3: [Link a] Port: “80s” is not a port number (1 to 65535)" },
+    { "[Link a]\nHost=h\nKeepaliveCount=128\n",
+      "3: [Link a] KeepaliveCount: “128” is not a count (1 to 127)" },
+    { "[Link a]\nHost=h\nKeepaliveIdle=32768\n",
+      "3: [Link a] KeepaliveIdle: “32768” is not a number of seconds (1 to 32767)" },
+    { "[Link a]\nHost=h\nKeepaliveInterval=1000ms\n",
+      "3: [Link a] KeepaliveInterval: “1000ms” is not a number of seconds (1 to 32767)" },
+    { "[Link a]\nHost=h\nUserTimeout=2147483648\n",
+      "3: [Link a] UserTimeout: “2147483648” is not a number of milliseconds (0 to 2147483647; "
+      "“s” after the number means seconds)" },
+    { "[Link a]\nHost=h\nMaxFrame=64KB\n",
+      "3: [Link a] MaxFrame: “64KB” is not a number of bytes (1 to 4294967295; “KiB” or “MiB” "
+      "may follow the number)" },
+    { "[Link a]\nHost=h\nSendQueueMax=4096MiB\n",
+      "3: [Link a] SendQueueMax: “4096MiB” is not a number of bytes (1 to 4294967295; “KiB” or "
+      "“MiB” may follow the number)" },
+    { "[Link a]\nHost=h\nAutoconnect=yes\n",
+      "3: [Link a] Autoconnect: “yes” is not a boolean (true or false)" },
+    { "[Link a]\nHost=h\nFraming=LINE\n",
+      "3: [Link a] Framing: “LINE” is not one of: raw, line, u16be, u32be, json" },
+    { "[Link a]\nHost=\n", "2: [Link a] Host: is empty; give the board's host name or IP address" },
+    { "[Link a]\nHost=board:8080\n",
+      "2: [Link a] Host: “board:8080” is not a host name or IP address (the port goes in Port, "
+      "an IPv6 address has no brackets)" },
+    { "[Link a]\nHost=[::1]\n",
+      "2: [Link a] Host: “[::1]” is not a host name or IP address (the port goes in Port, an "
+      "IPv6 address has no brackets)" },
+    { "[Link a]\nHost=my board\n",
+      "2: [Link a] Host: “my board” is not a host name or IP address (the port goes in Port, an "
+      "IPv6 address has no brackets)" },
+  };
+
+  assert_errors (cases, G_N_ELEMENTS (cases));
+}
+
+/* Rules between keys come from stm32_link_config_validate(); the line is the
+ * last of the keys it names. */
+static void
+test_error_cross_field (void)
+{
+  static const ErrorCase cases[] = {
+    { "[Link a]\nHost=h\nRetryMin=500\nPort=1\nRetryMax=100\nFraming=raw\n",
+      "5: [Link a] RetryMax: RetryMin (500 ms) must be at least 1 and not above RetryMax "
+      "(100 ms)" },
+    { "[Link a]\nHost=h\nRetryMax=100\nRetryMin=500\n",
+      "4: [Link a] RetryMin: RetryMin (500 ms) must be at least 1 and not above RetryMax "
+      "(100 ms)" },
+    { "[Link a]\nHost=h\nRetryMin=40s\n", "3: [Link a] RetryMin: RetryMin (40000 ms) must be at "
+                                          "least 1 and not above RetryMax (30000 ms)" },
+    { "[Link a]\nHost=h\nMaxFrame=2MiB\n",
+      "3: [Link a] MaxFrame: SendQueueMax (1048576) must hold at least one MaxFrame (2097152)" },
+    { "[Link a]\nHost=h\nSendQueueMax=100\nMaxFrame=100\n\n[Link b]\nHost=h\nSendQueueMax=10\n",
+      "8: [Link b] SendQueueMax: SendQueueMax (10) must hold at least one MaxFrame (65536)" },
+  };
+
+  assert_errors (cases, G_N_ELEMENTS (cases));
+}
+
+static void
+test_error_heartbeat (void)
+{
+  static const ErrorCase cases[] = {
+    { "[Link a]\nHost=h\nHeartbeat=a\\nb\n",
+      "3: [Link a] Heartbeat: cannot be sent as a line frame: line frame contains a newline at "
+      "byte 1" },
+    { "[Link a]\nHost=h\nFraming=u16be\nMaxFrame=2\nHeartbeat=hex:010203\n",
+      "5: [Link a] Heartbeat: cannot be sent as a u16be frame: frame of 3 bytes exceeds MaxFrame "
+      "(2)" },
+    { "[Link a]\nHost=h\nHeartbeat=hex:0\n",
+      "3: [Link a] Heartbeat: “hex:0” is not hex bytes: write two hex digits per byte, e.g. "
+      "hex:01 0a ff" },
+    { "[Link a]\nHost=h\nHeartbeat=hex:0g\n",
+      "3: [Link a] Heartbeat: “hex:0g” is not hex bytes: write two hex digits per byte, e.g. "
+      "hex:01 0a ff" },
+    { "[Link a]\nHost=h\nHeartbeat=hex:0 1\n",
+      "3: [Link a] Heartbeat: “hex:0 1” is not hex bytes: write two hex digits per byte, e.g. "
+      "hex:01 0a ff" },
+    { "[Link a]\nHost=h\nHeartbeat=hex: \n",
+      "3: [Link a] Heartbeat: “hex:” holds no bytes; leave Heartbeat empty to turn it off" },
+  };
+
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) links = NULL;
+
+  assert_errors (cases, G_N_ELEMENTS (cases));
+
+  /* The rest of the message is json-glib's and changes between versions. */
+  links = stm32_config_load_data ("[Link a]\nHost=h\nHeartbeat=ping\nFraming=json\n", -1, FILE_NAME,
+                                  &error);
+  g_assert_null (links);
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+  g_assert_true (g_str_has_prefix (error->message, FILE_NAME
+                                   ":3: [Link a] Heartbeat: cannot be sent as a json frame: "
+                                   "json frame is not valid JSON: "));
+}
+
+/* GKeyFile's own complaints, placed on their line. */
+static void
+test_error_syntax (void)
+{
+  static const char nul_text[] = "[Link a]\nHost=h\n\nPort=1\0\n";
+  static const ErrorCase cases[] = {
+    { "[Link a]\nHost=h\nPort 80\n", "3: Key file contains line “Port 80” which is not a "
+                                     "key-value pair, group, or comment" },
+    { "# comment\n\nHost=h\n[Link a]\n", "3: Key file does not start with a group" },
+    { "[Link a]\nHost=h\n; old style comment\n",
+      "3: Key file contains line “; old style comment” which is not a key-value pair, group, or "
+      "comment" },
+    { "[Link a]\nHost=h\n[Link b\n",
+      "3: Key file contains line “[Link b” which is not a key-value pair, group, or comment" },
+    { "[Link a]\nHost=h\nPort=1\n\n\nHost [de]=x\n", "6: Invalid key name: Host [de]" },
+    { "[Link a]\nHost=\xff\n", "2: is not valid UTF-8 text" },
+  };
+
+  assert_errors (cases, G_N_ELEMENTS (cases));
+  assert_error (nul_text, sizeof nul_text - 1, "4: contains a NUL byte");
+}
+
+/* Everything after the first failure is freed too (ASan checks). */
+static void
+test_error_after_links (void)
+{
+  assert_error ("[Link a]\nHost=h\nHeartbeat=hex:01\n[Link b]\nHost=h\nHeartbeat=x\n"
+                "[Link c]\nHost=h\nPort=x\n",
+                -1, "9: [Link c] Port: “x” is not a port number (1 to 65535)");
+}
+
+/* ---- files ---- */
+
+static void
+test_file (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("stm32-config-XXXXXX", &error);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autofree char *missing = g_build_filename (dir, "missing.conf", NULL);
+  g_autofree char *expected = NULL;
+  g_autoptr (GPtrArray) links = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (
+      g_file_set_contents (path, "[Link a]\nHost=h\n[Link b]\nHost=h\nPort=x\n", -1, &error));
+  g_assert_no_error (error);
+
+  links = stm32_config_load_file (path, &error);
+  g_assert_null (links);
+  expected = g_strdup_printf ("%s:5: [Link b] Port: “x” is not a port number (1 to 65535)", path);
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+  g_assert_cmpstr (error->message, ==, expected);
+  g_clear_error (&error);
+
+  /* A missing file keeps its GFileError, so the daemon can tell it apart. */
+  links = stm32_config_load_file (missing, &error);
+  g_assert_null (links);
+  g_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+  g_assert_nonnull (strstr (error->message, missing));
+
+  g_assert_cmpint (g_unlink (path), ==, 0);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+}
+
+/* The shipped example must parse, document every key, and state the real
+ * defaults: its first link lists every key commented out at its default. */
+static void
+test_example (void)
+{
+  g_autofree char *path =
+      g_test_build_filename (G_TEST_DIST, "..", "systemd", "stm32d.conf.example", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) links = stm32_config_load_file (path, &error);
+  g_autoptr (GPtrArray) uncommented_links = NULL;
+  g_autoptr (GRegex) commented = g_regex_new ("^#([A-Za-z]+=)", G_REGEX_MULTILINE, 0, NULL);
+  g_autofree char *text = NULL;
+  g_autofree char *uncommented = NULL;
+  g_auto (GStrv) lines = g_strsplit (every_key, "\n", -1);
+  Stm32LinkConfig *motor;
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (links->len, ==, 2);
+  g_assert_cmpstr (((Stm32ConfigLink *) links->pdata[0])->name, ==, "bench");
+  g_assert_cmpstr (((Stm32ConfigLink *) links->pdata[1])->name, ==, "motor_ctrl");
+  assert_defaults (link_config (links, 0));
+  motor = link_config (links, 1);
+  g_assert_cmpint (motor->framing, ==, STM32_FRAMING_U16BE);
+  g_assert_nonnull (motor->heartbeat);
+  g_assert_cmpuint (motor->heartbeat_timeout, ==, 500);
+
+  g_assert_true (g_file_get_contents (path, &text, NULL, &error));
+  for (guint i = 1; lines[i] != NULL && lines[i][0] != '\0'; i++)
+    {
+      g_autofree char *key = g_strndup (lines[i], strcspn (lines[i], "="));
+      g_autofree char *documented = g_strdup_printf ("\n#%s=", key);
+      g_autofree char *set = g_strdup_printf ("\n%s=", key);
+
+      g_test_message ("key %s", key);
+      g_assert_true (strstr (text, documented) != NULL || strstr (text, set) != NULL);
+    }
+
+  uncommented = g_regex_replace (commented, text, -1, 0, "\\1", 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (uncommented, !=, text);
+  uncommented_links = load_ok (uncommented, 2);
+  assert_defaults (link_config (uncommented_links, 0));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/config/defaults", test_defaults);
+  g_test_add_func ("/config/every-key", test_every_key);
+  g_test_add_func ("/config/order", test_order);
+  g_test_add_func ("/config/no-links", test_no_links);
+  g_test_add_func ("/config/layout", test_layout);
+  g_test_add_func ("/config/booleans", test_booleans);
+  g_test_add_func ("/config/units", test_units);
+  g_test_add_func ("/config/limits", test_limits);
+  g_test_add_func ("/config/heartbeat", test_heartbeat);
+  g_test_add_func ("/config/error/groups", test_error_groups);
+  g_test_add_func ("/config/error/keys", test_error_keys);
+  g_test_add_func ("/config/error/values", test_error_values);
+  g_test_add_func ("/config/error/cross-field", test_error_cross_field);
+  g_test_add_func ("/config/error/heartbeat", test_error_heartbeat);
+  g_test_add_func ("/config/error/syntax", test_error_syntax);
+  g_test_add_func ("/config/error/after-links", test_error_after_links);
+  g_test_add_func ("/config/file", test_file);
+  g_test_add_func ("/config/example", test_example);
+
+  return g_test_run ();
+}
