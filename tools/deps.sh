@@ -11,6 +11,19 @@ packages=(
   iproute2
   # checks
   shellcheck python3
+  # system pieces (tests/test-system-files.sh): systemd-analyze, systemd-sysusers
+  # and systemd.pc's unit/sysusers dirs
+  systemd
+  # dbus-daemon, dbus-send and dbus.socket, which `systemd-analyze verify` resolves
+  dbus
+  # dbus-1.pc: where the activation file goes
+  libdbus-1-dev
+  # xmllint for the bus policy and interface XML
+  libxml2-utils
+  # /bin/kill, the unit's ExecReload=, which `systemd-analyze verify` checks exists
+  procps
+  # a name owner on the test bus for the policy test
+  python3-dbus
 )
 
 missing=()

@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# Checks the installable system pieces: bus policy, sysusers.d entry, unit and
+# install layout. One mode per meson test (suite 'system'):
+#   xml        policy and interface XML are well-formed; every method in the
+#              interface XML is allowed for group stm32 and root, never for everyone
+#   sysusers   systemd-sysusers creates user/group stm32d and group stm32
+#   verify     systemd-analyze verify is silent on the unit as built
+#   security   systemd-analyze security rates the unit at exposure <= 2.0
+#   install    meson install --destdir puts each file where pkg-config says
+#   policy     a real dbus-daemon enforces the policy, with the owner running in
+#              a user namespace mapped like the unit's PrivateUsers=yes (root only)
+# Environment (set by tests/meson.build): STM32_SRCDIR, STM32_BUILDDIR,
+# STM32_PREFIX, STM32_SBINDIR, STM32_DATADIR, STM32_UNITDIR, STM32_SYSUSERSDIR,
+# STM32_DBUS_SERVICESDIR, STM32_DBUS_POLICYDIR (the raw options), MESON.
+set -euo pipefail
+
+readonly max_exposure=2.0
+readonly bus_name=org.stm32d
+
+skip() {
+  echo "SKIP: $*"
+  exit 77
+}
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+need() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || skip "$tool not found (tools/deps.sh installs it)"
+  done
+}
+
+src=${STM32_SRCDIR:?}
+build=${STM32_BUILDDIR:?}
+if [[ ${1:-} == policy-inner ]]; then
+  tmp=${2:?} # the outer process owns and removes it
+else
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+fi
+
+# The unit exactly as meson generated it for installation.
+built_unit() {
+  local unit=$build/systemd/stm32d.service
+  [[ -f $unit ]] || fail "$unit was not generated"
+  if grep -n '@[a-z_]*@' "$unit" >&2; then
+    fail "$unit still has unsubstituted placeholders"
+  fi
+  echo "$unit"
+}
+
+mode_xml() {
+  need xmllint
+  local policy=$src/dbus/org.stm32d.conf file
+  local -a interfaces=("$src"/dbus/*.xml)
+  for file in "$policy" "${interfaces[@]}"; do
+    [[ -e $file ]] || continue
+    xmllint --noout --nonet "$file"
+    echo "well-formed: ${file#"$src"/}"
+  done
+
+  # Each control method: one allow rule for group stm32, one for root, none for everyone.
+  local rule count who iface method checked=0
+  check_rule() {
+    rule="allow[@send_destination='$bus_name' and @send_interface='$1' and @send_member='$2']"
+    for who in "@group='stm32'" "@user='root'"; do
+      count=$(xmllint --xpath "count(//policy[$who]/$rule)" "$policy")
+      ((count == 1)) || fail "policy: $1.$2 has $count allow rules for $who, want 1"
+    done
+    count=$(xmllint --xpath "count(//policy[@context='default']/$rule)" "$policy")
+    ((count == 0)) || fail "policy: $1.$2 is open to everyone"
+    checked=$((checked + 1))
+  }
+  for file in "${interfaces[@]}"; do
+    [[ -e $file ]] || continue
+    while read -r iface; do
+      while read -r method; do
+        [[ -n $method ]] && check_rule "$iface" "$method"
+      done < <(xmllint --xpath "//interface[@name='$iface']/method/@name" "$file" 2>/dev/null |
+        sed -nE 's/^ *name="([^"]*)"/\1/p')
+    done < <(xmllint --xpath '//interface/@name' "$file" | sed -nE 's/^ *name="([^"]*)"/\1/p')
+  done
+  check_rule org.freedesktop.DBus.Properties Set
+  # Everyone gets the read-only holes and nothing else.
+  count=$(xmllint --xpath "count(//policy[@context='default']/allow[@send_destination])" "$policy")
+  ((count == 6)) || fail "policy: $count rules open methods to everyone, want the 6 read-only ones"
+  echo "policy: $checked control methods limited to group stm32 and root"
+}
+
+mode_sysusers() {
+  need systemd-sysusers
+  mkdir -p "$tmp/etc"
+  systemd-sysusers --root="$tmp" "$src/systemd/stm32d.sysusers"
+  grep -E '^stm32d:x:[0-9]+:[0-9]+:[^:]*:/:/usr/sbin/nologin$' "$tmp/etc/passwd" ||
+    fail "no system user stm32d without a login shell"
+  grep -E '^stm32d:x:[0-9]+:$' "$tmp/etc/group" || fail "no group stm32d"
+  grep -E '^stm32:x:[0-9]+:$' "$tmp/etc/group" || fail "no group stm32"
+}
+
+# systemd-analyze verify checks that ExecStart exists, so point it at the
+# freshly built daemon; everything else is the file that gets installed.
+mode_verify() {
+  need systemd-analyze
+  local unit daemon=$build/daemon/stm32d out
+  unit=$(built_unit)
+  [[ -x $daemon ]] || fail "$daemon not built"
+  grep -qx "ExecStart=${STM32_SBINDIR:?}/stm32d" "$unit" || fail "ExecStart is not $STM32_SBINDIR/stm32d"
+  sed "s|^ExecStart=$STM32_SBINDIR/stm32d|ExecStart=$daemon|" "$unit" >"$tmp/stm32d.service"
+  # Works without systemd as PID 1 (verify loads the units itself; dbus.socket
+  # comes from the dbus package). --man=no: Documentation=man:stm32d(8) is
+  # checked against installed man pages, which a build tree has not got.
+  # --generators=no: generators would read this machine's fstab and the like.
+  out=$(systemd-analyze verify --man=no --generators=no "$tmp/stm32d.service" 2>&1) ||
+    fail "systemd-analyze verify failed: $out"
+  [[ -z $out ]] || fail "systemd-analyze verify is not clean: $out"
+  echo "systemd-analyze verify: clean"
+}
+
+mode_security() {
+  need systemd-analyze
+  local unit out score
+  unit=$(built_unit)
+  # --offline: rate the file, not a loaded unit (no PID 1 needed).
+  out=$(systemd-analyze security --offline=true --no-pager "$unit" 2>&1) ||
+    fail "systemd-analyze security failed: $out"
+  grep -F '✗' <<<"$out" || true
+  score=$(sed -nE 's/.*Overall exposure level for stm32d\.service: ([0-9.]+).*/\1/p' <<<"$out")
+  [[ -n $score ]] || fail "no exposure level in: $out"
+  echo "exposure: $score (limit $max_exposure)"
+  awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s <= m) }' ||
+    fail "exposure $score is above $max_exposure"
+}
+
+# Where a directory option lands: 'no' (empty result), a path, or '' = auto.
+# $1 option value, $2 pkg-config package, $3 variable, $4 fallback.
+resolve_dir() {
+  local value=$1 package=$2 variable=$3 fallback=$4 dir
+  if [[ $value == no ]]; then
+    return
+  elif [[ -n $value ]]; then
+    echo "$value"
+  elif [[ -n $package ]] && pkg-config --exists "$package"; then
+    dir=$(pkg-config --define-variable=prefix="$STM32_PREFIX" --variable="$variable" "$package")
+    # systemd.pc < 255 derives the unit dir from root_prefix (see systemd/meson.build).
+    if [[ $dir != "$STM32_PREFIX"* && $STM32_PREFIX != "$(pkg-config --variable=prefix "$package")" ]]; then
+      dir=$(pkg-config --define-variable=root_prefix="$STM32_PREFIX" --variable="$variable" "$package")
+    fi
+    echo "$dir"
+  else
+    echo "$fallback"
+  fi
+}
+
+mode_install() {
+  need pkg-config
+  [[ -n ${MESON:-} ]] || skip "meson not found"
+  local prefix=${STM32_PREFIX:?} datadir=${STM32_DATADIR:?} dest=$tmp/dest dir name
+  [[ $datadir == /* ]] || datadir=$prefix/$datadir
+  "$MESON" install -C "$build" --destdir "$dest" --no-rebuild --quiet >/dev/null
+
+  local unit
+  unit=$(built_unit)
+  local -A want=(
+    [stm32d.service]=$(resolve_dir "${STM32_UNITDIR-}" systemd systemdsystemunitdir \
+      "$prefix/lib/systemd/system")
+    [stm32d.conf]=$(resolve_dir "${STM32_SYSUSERSDIR-}" systemd sysusersdir "$prefix/lib/sysusers.d")
+    [org.stm32d.service]=$(resolve_dir "${STM32_DBUS_SERVICESDIR-}" dbus-1 system_bus_services_dir \
+      "$datadir/dbus-1/system-services")
+    [org.stm32d.conf]=$(resolve_dir "${STM32_DBUS_POLICYDIR-}" '' '' "$datadir/dbus-1/system.d")
+  )
+  # What each installed file must be a copy of (sysusers.d wants a .conf name).
+  local -A source=(
+    [stm32d.service]=$unit
+    [stm32d.conf]=$src/systemd/stm32d.sysusers
+    [org.stm32d.service]=$src/dbus/org.stm32d.service
+    [org.stm32d.conf]=$src/dbus/org.stm32d.conf
+    [stm32d.conf.example]=$src/systemd/stm32d.conf.example
+  )
+  want[stm32d.conf.example]=$datadir/doc/stm32d
+  local copies file
+  for name in "${!want[@]}"; do
+    dir=${want[$name]}
+    copies=
+    while read -r file; do
+      if cmp -s "$file" "${source[$name]}"; then
+        copies+="${file#"$dest"} "
+      fi
+    done < <(find "$dest" -name "$name" -type f)
+    if [[ -z $dir ]]; then
+      [[ -z $copies ]] || fail "$name installed to $copies although its option is 'no'"
+      echo "not installed (option 'no'): $name"
+    else
+      [[ $copies == "$dir/$name " ]] || fail "$name: want $dir/$name, installed: ${copies:-nowhere}"
+      echo "installed: $dir/$name"
+    fi
+  done
+  # Bus activation only reaches the sandboxed unit if the names agree.
+  local activation=$src/dbus/org.stm32d.service
+  grep -qx "Name=$bus_name" "$activation" || fail "activation file is not for $bus_name"
+  grep -qx "Exec=/bin/false" "$activation" || fail "activation file could start stm32d unsandboxed"
+  grep -qx "SystemdService=stm32d.service" "$activation" || fail "activation file does not name stm32d.service"
+  grep -qx "BusName=$bus_name" "$unit" || fail "stm32d.service has no BusName=$bus_name"
+  echo "activation: $bus_name -> stm32d.service (BusName=$bus_name)"
+}
+
+# Runs "$@" as uid/gid $1 in a new user namespace that maps only root and that
+# user, the way systemd sets up PrivateUsers=yes for a unit with User=.
+readonly private_users_py='
+import ctypes, os, sys
+uid = gid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+ready, go = os.pipe(), os.pipe()
+pid = os.fork()
+if pid == 0:
+    if libc.unshare(0x10000000) != 0:  # CLONE_NEWUSER
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
+    os.write(ready[1], b"x")
+    os.read(go[0], 1)
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    os.execvp(sys.argv[2], sys.argv[2:])
+os.read(ready[0], 1)
+for name in ("uid_map", "gid_map"):
+    with open(f"/proc/{pid}/{name}", "w") as f:
+        f.write(f"0 0 1\n{uid} {uid} 1\n")
+os.write(go[1], b"x")
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+'
+
+# Owns the name, reports, then holds it without answering (so an allowed call
+# ends in NoReply, a denied one in AccessDenied from the bus).
+readonly owner_py='
+import dbus, os, sys, time
+bus = dbus.bus.BusConnection(sys.argv[1])
+if bus.request_name(sys.argv[2], dbus.bus.NAME_FLAG_DO_NOT_QUEUE) != dbus.bus.REQUEST_NAME_REPLY_PRIMARY_OWNER:
+    sys.exit("could not own " + sys.argv[2])
+print(open("/proc/self/uid_map").read().split(), flush=True)
+time.sleep(60)
+'
+
+mode_policy() {
+  ((EUID == 0)) || skip "needs root (mount namespace for test users, setuid)"
+  need unshare setpriv dbus-daemon dbus-send systemd-sysusers
+  /usr/bin/python3 -c 'import dbus' 2>/dev/null || skip "python3-dbus not installed"
+  # Containers may forbid namespaces even to root.
+  unshare --mount --fork -- true 2>/dev/null || skip "cannot create a mount namespace here"
+  /usr/bin/python3 -c "$private_users_py" 65534 true 2>/dev/null ||
+    skip "cannot create a user namespace here"
+  # Test users live in a private /etc/passwd and /etc/group, bind-mounted in a
+  # mount namespace so the host is untouched.
+  # Test users must reach the bus socket inside.
+  chmod 755 "$tmp"
+  mkdir -p "$tmp/root/etc"
+  cp /etc/passwd /etc/group "$tmp/root/etc/"
+  systemd-sysusers --root="$tmp/root" "$src/systemd/stm32d.sysusers" >/dev/null 2>&1
+  local uid=61000
+  while getent passwd "$uid" >/dev/null || getent passwd $((uid + 1)) >/dev/null; do
+    uid=$((uid + 2))
+  done
+  printf 'stm32test-member:x:%d:%d::/:/usr/sbin/nologin\nstm32test-other:x:%d:%d::/:/usr/sbin/nologin\n' \
+    "$uid" "$uid" $((uid + 1)) $((uid + 1)) >>"$tmp/root/etc/passwd"
+  printf 'stm32test-member:x:%d:\nstm32test-other:x:%d:\n' "$uid" $((uid + 1)) >>"$tmp/root/etc/group"
+  sed -i -E 's/^(stm32:x:[0-9]+:)$/\1stm32test-member/' "$tmp/root/etc/group"
+  unshare --mount --fork -- "$0" policy-inner "$tmp"
+}
+
+mode_policy_inner() {
+  mount --bind "$tmp/root/etc/passwd" /etc/passwd
+  mount --bind "$tmp/root/etc/group" /etc/group
+  cat >"$tmp/bus.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$tmp/bus</listen>
+  <auth>EXTERNAL</auth>
+  <!-- The default policy of dbus-daemon's system.conf -->
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+  </policy>
+  <include>$src/dbus/org.stm32d.conf</include>
+  <servicedir>$src/dbus</servicedir>
+</busconfig>
+EOF
+  local address=unix:path=$tmp/bus daemon_uid owner
+  dbus-daemon --config-file="$tmp/bus.conf" --nofork --nopidfile --nosyslog 2>"$tmp/bus.log" &
+  local bus_pid=$!
+  # shellcheck disable=SC2064 # expand now: the pid is fixed
+  trap "kill $bus_pid 2>/dev/null" EXIT
+  for _ in $(seq 50); do
+    [[ -S $tmp/bus ]] && break
+    sleep 0.1
+  done
+  [[ -S $tmp/bus ]] || fail "dbus-daemon did not start: $(cat "$tmp/bus.log")"
+
+  dbus-send --bus="$address" --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.ListActivatableNames | grep -q "\"$bus_name\"" ||
+    fail "the bus does not accept dbus/org.stm32d.service as the activation file for $bus_name"
+  echo "activation file accepted by dbus-daemon"
+
+  daemon_uid=$(id -u stm32d)
+  /usr/bin/python3 -c "$private_users_py" "$daemon_uid" \
+    /usr/bin/python3 -c "$owner_py" "$address" "$bus_name" >"$tmp/owner.log" 2>&1 &
+  local owner_pid=$!
+  # shellcheck disable=SC2064
+  trap "kill $owner_pid $bus_pid 2>/dev/null" EXIT
+  for _ in $(seq 50); do
+    [[ -s $tmp/owner.log ]] && break
+    sleep 0.1
+  done
+  echo "owner's uid_map (PrivateUsers-style): $(cat "$tmp/owner.log")"
+  owner=$(dbus-send --bus="$address" --print-reply=literal --dest=org.freedesktop.DBus \
+    /org/freedesktop/DBus org.freedesktop.DBus.GetConnectionUnixUser string:"$bus_name") ||
+    fail "stm32d in a PrivateUsers namespace could not own $bus_name: $(cat "$tmp/owner.log")"
+  [[ $owner == *" $daemon_uid" ]] || fail "$bus_name is owned by uid '$owner', not stm32d"
+  echo "$bus_name owned by stm32d (uid $daemon_uid) from inside the user namespace"
+
+  # GDBus (what stm32d uses) authenticates from inside such a namespace too.
+  if command -v gdbus >/dev/null; then
+    /usr/bin/python3 -c "$private_users_py" "$daemon_uid" gdbus call --address "$address" \
+      --dest org.freedesktop.DBus --object-path /org/freedesktop/DBus \
+      --method org.freedesktop.DBus.GetId >/dev/null ||
+      fail "GDBus cannot authenticate from a PrivateUsers namespace"
+    echo "GDBus authenticates from inside the user namespace"
+  fi
+
+  local -a read_only=(
+    "org.freedesktop.DBus.Introspectable.Introspect"
+    "org.freedesktop.DBus.Peer.Ping"
+    "org.freedesktop.DBus.Peer.GetMachineId"
+    "org.freedesktop.DBus.Properties.Get string:org.stm32d.Link1 string:State"
+    "org.freedesktop.DBus.Properties.GetAll string:org.stm32d.Link1"
+    "org.freedesktop.DBus.ObjectManager.GetManagedObjects"
+  )
+  local -a control=(
+    "org.stm32d.Manager1.Reload"
+    "org.stm32d.Link1.Connect"
+    "org.stm32d.Link1.Disconnect"
+    "org.stm32d.Link1.Send array:byte:1"
+    "org.stm32d.Link1.Transact array:byte:1 uint32:100"
+    "org.stm32d.Link1.AcquireStream"
+    "org.stm32d.Link1.GetHistory"
+    "org.stm32d.Link1.Diagnose"
+    "org.freedesktop.DBus.Properties.Set string:org.stm32d.Link1 string:Autoconnect variant:boolean:false"
+    "org.stm32d.Unlisted1.Anything"
+  )
+  # Calls run in parallel; each result file says allowed or denied.
+  local user call n=0 want got
+  local -a expect=() pids=()
+  call_as() { # user expected call...
+    local file=$tmp/call.$n out
+    expect[n]="$1 $2 $3"
+    (
+      # shellcheck disable=SC2086 # the call is a method plus its arguments
+      out=$(setpriv --reuid="$1" --regid="$1" --init-groups dbus-send --bus="$address" --print-reply \
+        --reply-timeout=2000 --dest="$bus_name" /org/stm32d/link/test $3 2>&1) || true
+      case $out in
+        *AccessDenied*) echo denied ;;
+        *NoReply*) echo allowed ;;
+        *) echo "unexpected: $out" ;;
+      esac >"$file"
+    ) &
+    pids+=($!)
+    n=$((n + 1))
+  }
+  for user in root stm32test-member stm32test-other; do
+    for call in "${read_only[@]}"; do
+      call_as "$user" allowed "$call"
+    done
+    for call in "${control[@]}"; do
+      if [[ $user == stm32test-other || $call == org.stm32d.Unlisted1.* ]]; then
+        call_as "$user" denied "$call"
+      else
+        call_as "$user" allowed "$call"
+      fi
+    done
+  done
+  wait "${pids[@]}"
+  local failed=0 i
+  for ((i = 0; i < n; i++)); do
+    read -r user want call <<<"${expect[i]}"
+    got=$(cat "$tmp/call.$i")
+    if [[ $got != "$want" ]]; then
+      echo "FAIL: $user calling ${call%% *}: $got, want $want" >&2
+      failed=1
+    fi
+  done
+  ((failed == 0)) || exit 1
+  echo "policy: $n calls by root, a member of group stm32 and another user answered as expected"
+
+  local who
+  # Allowed, this would queue behind the owner; denied, the bus refuses it.
+  for who in stm32test-other stm32test-member; do
+    if setpriv --reuid="$who" --regid="$who" --init-groups /usr/bin/python3 -c \
+      "import dbus; dbus.bus.BusConnection('$address').request_name('$bus_name')" 2>/dev/null; then
+      fail "$who may own $bus_name"
+    fi
+  done
+  echo "policy: only stm32d and root may own $bus_name"
+}
+
+case ${1:-} in
+  xml) mode_xml ;;
+  sysusers) mode_sysusers ;;
+  verify) mode_verify ;;
+  security) mode_security ;;
+  install) mode_install ;;
+  policy) mode_policy ;;
+  policy-inner) mode_policy_inner ;;
+  *) fail "usage: $0 xml|sysusers|verify|security|install|policy" ;;
+esac
