@@ -760,29 +760,6 @@ link_on_data (Stm32Link *self, const guint8 *data, gsize len)
 }
 
 static void
-link_on_eof (Stm32Link *self)
-{
-  gsize partial = stm32_decoder_pending (self->decoder);
-  g_autofree char *lost =
-      partial
-          ? g_strdup_printf (" (%" G_GSIZE_FORMAT " bytes of an unfinished frame dropped)", partial)
-          : g_strdup ("");
-
-  if (self->state == STM32_LINK_STATE_CLOSING)
-    link_end (self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, FALSE, NULL);
-  else if (link_in_busy_window (self))
-    link_end (self, STM32_END_REASON_SERVER_BUSY, STM32_CLOSED_BY_BOARD, FALSE,
-              link_error_new (self, STM32_END_REASON_SERVER_BUSY,
-                              "the board accepted and closed the connection at once (its "
-                              "connection table is probably full)%s",
-                              lost));
-  else
-    link_end (self, STM32_END_REASON_REMOTE_CLOSED, STM32_CLOSED_BY_BOARD, FALSE,
-              link_error_new (self, STM32_END_REASON_REMOTE_CLOSED,
-                              "the board closed the connection%s", lost));
-}
-
-static void
 link_on_io_error (Stm32Link *self, GError *error)
 {
   Stm32EndReason reason = classify_io_error (error);
@@ -796,6 +773,37 @@ link_on_io_error (Stm32Link *self, GError *error)
                               "connection table is probably full)"));
   else
     link_end (self, reason, closed_by, FALSE, link_error_new (self, reason, "%s", error->message));
+}
+
+static void
+link_on_eof (Stm32Link *self)
+{
+  gsize partial = stm32_decoder_pending (self->decoder);
+  g_autofree char *lost =
+      partial
+          ? g_strdup_printf (" (%" G_GSIZE_FORMAT " bytes of an unfinished frame dropped)", partial)
+          : g_strdup ("");
+
+  if (self->state != STM32_LINK_STATE_CLOSING &&
+      stm32_socket_eof_was_reset (g_socket_connection_get_socket (self->io->connection)))
+    {
+      g_autoptr (GError) reset = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
+                                                      "Connection reset by peer");
+
+      link_on_io_error (self, reset);
+    }
+  else if (self->state == STM32_LINK_STATE_CLOSING)
+    link_end (self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, FALSE, NULL);
+  else if (link_in_busy_window (self))
+    link_end (self, STM32_END_REASON_SERVER_BUSY, STM32_CLOSED_BY_BOARD, FALSE,
+              link_error_new (self, STM32_END_REASON_SERVER_BUSY,
+                              "the board accepted and closed the connection at once (its "
+                              "connection table is probably full)%s",
+                              lost));
+  else
+    link_end (self, STM32_END_REASON_REMOTE_CLOSED, STM32_CLOSED_BY_BOARD, FALSE,
+              link_error_new (self, STM32_END_REASON_REMOTE_CLOSED,
+                              "the board closed the connection%s", lost));
 }
 
 static void

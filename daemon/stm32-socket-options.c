@@ -37,3 +37,14 @@ stm32_socket_set_abortive_close (GSocket *socket, GError **error)
     }
   return TRUE;
 }
+
+gboolean
+stm32_socket_eof_was_reset (GSocket *socket)
+{
+  struct tcp_info info = { 0 };
+  socklen_t len = sizeof info;
+
+  if (getsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
+    return FALSE;
+  return info.tcpi_state == TCP_CLOSE;
+}

@@ -17,4 +17,10 @@ gboolean stm32_socket_arm_liveness (GSocket *socket, const Stm32LinkConfig *conf
  * firmware never answers our FIN. */
 gboolean stm32_socket_set_abortive_close (GSocket *socket, GError **error);
 
+/* After read() returned 0: whether that end was really a reset. The kernel
+ * reports a RST's ECONNRESET once, to whichever call asks first; when a
+ * blocked write took it, the read sees only EOF. A FIN leaves the socket in
+ * CLOSE_WAIT, a RST in CLOSE. */
+gboolean stm32_socket_eof_was_reset (GSocket *socket);
+
 G_END_DECLS
