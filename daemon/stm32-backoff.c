@@ -30,8 +30,10 @@ stm32_backoff_next (Stm32Backoff *self)
   if (self->failures < G_MAXUINT)
     self->failures++;
 
-  return (guint) (base * g_rand_double_range (self->rand, 1.0 - STM32_RETRY_JITTER,
-                                              1.0 + STM32_RETRY_JITTER));
+  /* Jitter may push a large RetryMax past what a guint of ms holds. */
+  return (guint) MIN (
+      base * g_rand_double_range (self->rand, 1.0 - STM32_RETRY_JITTER, 1.0 + STM32_RETRY_JITTER),
+      (double) G_MAXUINT);
 }
 
 void

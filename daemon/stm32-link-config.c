@@ -3,6 +3,8 @@
 
 #include "stm32-defaults.h"
 #include "stm32-error.h"
+#include "stm32-enum-types.h"
+#include "stm32-framer.h"
 
 Stm32LinkConfig *
 stm32_link_config_new (const char *host, guint16 port)
@@ -64,8 +66,7 @@ stm32_link_config_equal (const Stm32LinkConfig *a, const Stm32LinkConfig *b)
          a->keepalive_idle_s == b->keepalive_idle_s &&
          a->keepalive_interval_s == b->keepalive_interval_s &&
          a->keepalive_count == b->keepalive_count && a->user_timeout == b->user_timeout &&
-         a->idle_timeout == b->idle_timeout &&
-         (a->heartbeat == NULL) == (b->heartbeat == NULL) &&
+         a->idle_timeout == b->idle_timeout && (a->heartbeat == NULL) == (b->heartbeat == NULL) &&
          (a->heartbeat == NULL || g_bytes_equal (a->heartbeat, b->heartbeat)) &&
          a->heartbeat_interval == b->heartbeat_interval &&
          a->heartbeat_timeout == b->heartbeat_timeout && a->send_queue_max == b->send_queue_max;
@@ -112,6 +113,17 @@ stm32_link_config_validate (const Stm32LinkConfig *config, GError **error)
           "KeepaliveIdle, KeepaliveInterval and KeepaliveCount must be at least 1");
       return FALSE;
     }
+  if (config->keepalive_idle_s > STM32_MAX_KEEPALIVE_S ||
+      config->keepalive_interval_s > STM32_MAX_KEEPALIVE_S ||
+      config->keepalive_count > STM32_MAX_KEEPALIVE_COUNT ||
+      config->user_timeout > STM32_MAX_USER_TIMEOUT)
+    {
+      g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                   "KeepaliveIdle and KeepaliveInterval must be at most %d s, KeepaliveCount at "
+                   "most %d and UserTimeout at most %d ms (the kernel's limits)",
+                   STM32_MAX_KEEPALIVE_S, STM32_MAX_KEEPALIVE_COUNT, STM32_MAX_USER_TIMEOUT);
+      return FALSE;
+    }
   if (config->send_queue_max < config->max_frame)
     {
       g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
@@ -125,6 +137,23 @@ stm32_link_config_validate (const Stm32LinkConfig *config, GError **error)
       g_set_error_literal (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
                            "HeartbeatInterval and HeartbeatTimeout must be at least 1 ms");
       return FALSE;
+    }
+  /* A heartbeat the framing cannot carry would never be sent, and a dead
+   * board would go unnoticed. */
+  if (config->heartbeat != NULL)
+    {
+      g_autoptr (GError) local_error = NULL;
+      g_autoptr (GBytes) wire =
+          stm32_frame_encode (config->framing, config->max_frame, config->heartbeat, &local_error);
+
+      if (wire == NULL)
+        {
+          g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                       "Heartbeat cannot be sent as a %s frame: %s",
+                       stm32_enum_to_string (STM32_TYPE_FRAMING, config->framing),
+                       local_error->message);
+          return FALSE;
+        }
     }
   return TRUE;
 }

@@ -7,6 +7,12 @@
 
 G_BEGIN_DECLS
 
+/* The kernel's limits for TCP_KEEPIDLE/TCP_KEEPINTVL (seconds), TCP_KEEPCNT,
+ * and TCP_USER_TIMEOUT (an int of milliseconds); beyond them setsockopt fails. */
+#define STM32_MAX_KEEPALIVE_S 32767
+#define STM32_MAX_KEEPALIVE_COUNT 127
+#define STM32_MAX_USER_TIMEOUT G_MAXINT
+
 /* Everything that configures one link; one field per config key (DESIGN.md).
  * Durations in milliseconds, keepalive idle/interval in seconds as the kernel takes them. */
 typedef struct

@@ -424,11 +424,12 @@ static void
 test_error_heartbeat (void)
 {
   static const ErrorCase cases[] = {
-    { "[Link a]\nHost=h\nHeartbeat=a\\nb\n",
-      "3: [Link a] Heartbeat: cannot be sent as a line frame: line frame contains a newline at "
-      "byte 1" },
+    { "[Link a]\nHost=h\nHeartbeat=a\\nb\n", "3: [Link a] Heartbeat: Heartbeat cannot be sent as a "
+                                             "line frame: line frame contains a newline at "
+                                             "byte 1" },
     { "[Link a]\nHost=h\nFraming=u16be\nMaxFrame=2\nHeartbeat=hex:010203\n",
-      "5: [Link a] Heartbeat: cannot be sent as a u16be frame: frame of 3 bytes exceeds MaxFrame "
+      "5: [Link a] Heartbeat: Heartbeat cannot be sent as a u16be frame: frame of 3 bytes exceeds "
+      "MaxFrame "
       "(2)" },
     { "[Link a]\nHost=h\nHeartbeat=hex:0\n",
       "3: [Link a] Heartbeat: “hex:0” is not hex bytes: write two hex digits per byte, e.g. "
@@ -453,9 +454,9 @@ test_error_heartbeat (void)
                                   &error);
   g_assert_null (links);
   g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
-  g_assert_true (g_str_has_prefix (error->message, FILE_NAME
-                                   ":3: [Link a] Heartbeat: cannot be sent as a json frame: "
-                                   "json frame is not valid JSON: "));
+  g_assert_true (g_str_has_prefix (
+      error->message, FILE_NAME ":3: [Link a] Heartbeat: Heartbeat cannot be sent as a json frame: "
+                                "json frame is not valid JSON: "));
 }
 
 /* GKeyFile's own complaints, placed on their line. */
