@@ -3,38 +3,187 @@
 #include <gio/gio.h>
 #include <locale.h>
 
+#include "stm32-config.h"
 #include "stm32-defaults.h"
 #include "stm32-enum-types.h"
-#include "stm32-link.h"
+#include "stm32-manager.h"
+#include "stm32-names.h"
+#include "stm32-sd-notify.h"
+
+#define STM32D_EXIT_CONFIG 78 /* EX_CONFIG: systemd shows it as "configuration error" */
+
+/* If links take longer than this to close, we stop waiting (they are RST by exit). */
+#define STM32D_SHUTDOWN_GRACE_MS 2000
 
 typedef struct
 {
   GMainLoop *loop;
-  Stm32Link *link;
+  Stm32Manager *manager;
+  gboolean stopping;
   int exit_status;
 } Daemon;
 
-static void
-on_state (Stm32Link *link, GParamSpec *pspec, Daemon *daemon)
+typedef struct
 {
-  Stm32LinkState state = stm32_link_get_state (link);
-  const char *message = stm32_link_get_last_error_message (link);
+  char *config_path;
+  char *host;
+  int port;
+  char *framing;
+  gboolean session;
+  gboolean replace;
+  gboolean verbose;
+  gboolean version;
+} Options;
 
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "STM32D_LINK", stm32_link_get_name (link),
-                    "MESSAGE", "%s: %s%s%s", stm32_link_get_name (link),
-                    stm32_enum_to_string (STM32_TYPE_LINK_STATE, state), message ? ": " : "",
-                    message ? message : "");
+static void
+options_clear (Options *options)
+{
+  g_free (options->config_path);
+  g_free (options->host);
+  g_free (options->framing);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
+
+static gboolean
+parse_options (int *argc, char ***argv, Options *options, GError **error)
+{
+  const GOptionEntry entries[] = {
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &options->config_path,
+      "Read links from FILE (default " STM32D_DEFAULT_CONFIG ")", "FILE" },
+    { "host", 0, 0, G_OPTION_ARG_STRING, &options->host,
+      "Instead of a config file, one link named “default” to HOST", "HOST" },
+    { "port", 0, 0, G_OPTION_ARG_INT, &options->port, "With --host: the board's TCP port (8080)",
+      "PORT" },
+    { "framing", 0, 0, G_OPTION_ARG_STRING, &options->framing,
+      "With --host: raw, line, u16be, u32be or json (line)", "FRAMING" },
+    { "session", 0, 0, G_OPTION_ARG_NONE, &options->session,
+      "Serve on the session bus (development, tests)", NULL },
+    { "replace", 'r', 0, G_OPTION_ARG_NONE, &options->replace,
+      "Take over the bus name from a running stm32d", NULL },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &options->verbose, "Log debug messages", NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &options->version, "Print the version and exit", NULL },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) context = g_option_context_new (NULL);
+
+  options->port = STM32_DEFAULT_PORT;
+  g_option_context_set_summary (context,
+                                "Keeps clean TCP links to STM32 boards and shares them over D-Bus "
+                                "as " STM32_DBUS_NAME ".");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, argc, argv, error))
+    return FALSE;
+  if (*argc > 1)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "Unexpected argument “%s”",
+                   (*argv)[1]);
+      return FALSE;
+    }
+  if (options->host != NULL && options->config_path != NULL)
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                           "--host and --config exclude each other");
+      return FALSE;
+    }
+  if (options->host == NULL && (options->framing != NULL || options->port != STM32_DEFAULT_PORT))
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                           "--port and --framing go with --host");
+      return FALSE;
+    }
+  if (options->port < 1 || options->port > 65535)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--port %d is not between 1 and 65535", options->port);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The links to run (Stm32ConfigLink): from the command line, or from the config file. */
+static GPtrArray *
+load_links (const Options *options, GError **error)
+{
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  Stm32ConfigLink *link;
+  GPtrArray *links;
+
+  if (options->host == NULL)
+    return stm32_config_load_file (
+        options->config_path ? options->config_path : STM32D_DEFAULT_CONFIG, error);
+
+  config = stm32_link_config_new (options->host, (guint16) options->port);
+  if (options->framing != NULL && !stm32_enum_from_string (STM32_TYPE_FRAMING, options->framing,
+                                                           (int *) &config->framing, error))
+    {
+      g_prefix_error (error, "--framing: ");
+      return NULL;
+    }
+  if (!stm32_link_config_validate (config, error))
+    return NULL;
+  link = g_new0 (Stm32ConfigLink, 1);
+  link->name = g_strdup ("default");
+  link->config = g_steal_pointer (&config);
+  links = g_ptr_array_new_with_free_func ((GDestroyNotify) stm32_config_link_free);
+  g_ptr_array_add (links, link);
+  return links;
 }
 
 static void
-on_disconnected (GObject *source, GAsyncResult *result, gpointer user_data)
+on_bus_acquired (GDBusConnection *connection, const char *name, gpointer user_data)
 {
   Daemon *daemon = user_data;
-  g_autoptr (GError) error = NULL;
 
-  if (!stm32_link_disconnect_finish (STM32_LINK (source), result, &error))
-    g_warning ("Closing failed: %s", error->message);
+  stm32_manager_export (daemon->manager, connection);
+}
+
+static void
+on_name_acquired (GDBusConnection *connection, const char *name, gpointer user_data)
+{
+  Daemon *daemon = user_data;
+  g_autofree char *status = g_strdup_printf ("STATUS=Serving %u link(s) as %s",
+                                             stm32_manager_get_n_links (daemon->manager), name);
+
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE", "Serving on the bus as %s", name);
+  stm32_sd_notify ("READY=1");
+  stm32_sd_notify (status);
+}
+
+static void
+on_name_lost (GDBusConnection *connection, const char *name, gpointer user_data)
+{
+  Daemon *daemon = user_data;
+
+  if (daemon->stopping)
+    return;
+  if (connection == NULL)
+    g_critical ("Cannot connect to the bus to own %s", name);
+  else
+    g_critical ("Lost the bus name %s (another stm32d took it, or it is not permitted by the bus "
+                "policy); exiting",
+                name);
+  daemon->exit_status = 1;
   g_main_loop_quit (daemon->loop);
+}
+
+static void
+on_shutdown_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Daemon *daemon = user_data;
+
+  stm32_manager_shutdown_finish (STM32_MANAGER (source), result, NULL);
+  g_main_loop_quit (daemon->loop);
+}
+
+static gboolean
+on_shutdown_overdue (gpointer user_data)
+{
+  Daemon *daemon = user_data;
+
+  g_warning ("Links did not close in time; exiting anyway");
+  g_main_loop_quit (daemon->loop);
+  return G_SOURCE_REMOVE;
 }
 
 static gboolean
@@ -42,79 +191,81 @@ on_terminate (gpointer user_data)
 {
   Daemon *daemon = user_data;
 
-  g_message ("Stopping: closing the link");
-  stm32_link_disconnect_async (daemon->link, NULL, on_disconnected, daemon);
-  /* A second signal must not start a second close. */
-  return G_SOURCE_REMOVE;
+  if (daemon->stopping)
+    return G_SOURCE_CONTINUE;
+  daemon->stopping = TRUE;
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE", "Stopping: closing every link");
+  stm32_sd_notify ("STOPPING=1");
+  stm32_manager_shutdown_async (daemon->manager, NULL, on_shutdown_done, daemon);
+  g_timeout_add (STM32D_SHUTDOWN_GRACE_MS + STM32_DEFAULT_CLOSE_TIMEOUT, on_shutdown_overdue,
+                 daemon);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_hangup (gpointer user_data)
+{
+  Daemon *daemon = user_data;
+  g_autoptr (GError) error = NULL;
+
+  stm32_sd_notify ("RELOADING=1");
+  if (!stm32_manager_reload (daemon->manager, &error))
+    g_warning ("Reload failed, keeping the running configuration: %s", error->message);
+  stm32_sd_notify ("READY=1");
+  return G_SOURCE_CONTINUE;
 }
 
 int
 main (int argc, char **argv)
 {
-  g_autofree char *host = NULL;
-  g_autofree char *framing = NULL;
-  int port = STM32_DEFAULT_PORT;
-  gboolean verbose = FALSE, version = FALSE;
-  const GOptionEntry entries[] = {
-    { "host", 0, 0, G_OPTION_ARG_STRING, &host, "Board host name or address", "HOST" },
-    { "port", 0, 0, G_OPTION_ARG_INT, &port, "Board TCP port (default 8080)", "PORT" },
-    { "framing", 0, 0, G_OPTION_ARG_STRING, &framing,
-      "raw, line, u16be, u32be or json (default line)", "FRAMING" },
-    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL },
-    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
-    { NULL }
-  };
-  g_autoptr (GOptionContext) context =
-      g_option_context_new ("- keep a clean TCP link to an STM32 board");
+  g_auto (Options) options = { 0 };
   g_autoptr (GError) error = NULL;
-  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (GPtrArray) links = NULL;
   g_autoptr (GMainLoop) loop = NULL;
-  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32Manager) manager = NULL;
   Daemon daemon = { 0 };
+  guint owner;
 
   setlocale (LC_ALL, "");
-  g_option_context_add_main_entries (context, entries, NULL);
-  if (!g_option_context_parse (context, &argc, &argv, &error))
+  if (!parse_options (&argc, &argv, &options, &error))
     {
       g_printerr ("stm32d: %s\nTry “stm32d --help”.\n", error->message);
       return 2;
     }
-  if (version)
+  if (options.version)
     {
-      g_print ("stm32d %s\n", STM32D_VERSION);
+      g_print ("stm32d %s (D-Bus API %u)\n", STM32D_VERSION, STM32_DBUS_API_VERSION);
       return 0;
     }
-  if (host == NULL || port < 1 || port > 65535)
-    {
-      g_printerr ("stm32d: give the board as --host HOST [--port 1-65535]\n");
-      return 2;
-    }
-  if (verbose)
+  if (options.verbose)
     g_log_set_debug_enabled (TRUE);
-
-  config = stm32_link_config_new (host, (guint16) port);
-  if (framing &&
-      !stm32_enum_from_string (STM32_TYPE_FRAMING, framing, (int *) &config->framing, &error))
-    {
-      g_printerr ("stm32d: --framing: %s\n", error->message);
-      return 2;
-    }
-  if (!stm32_link_config_validate (config, &error))
+  links = load_links (&options, &error);
+  if (links == NULL)
     {
       g_printerr ("stm32d: %s\n", error->message);
-      return 2;
+      return STM32D_EXIT_CONFIG;
     }
 
   loop = g_main_loop_new (NULL, FALSE);
-  link = stm32_link_new ("default", config);
+  manager = stm32_manager_new (options.host          ? NULL
+                               : options.config_path ? options.config_path
+                                                     : STM32D_DEFAULT_CONFIG);
   daemon.loop = loop;
-  daemon.link = link;
-  g_signal_connect (link, "notify::state", G_CALLBACK (on_state), &daemon);
+  daemon.manager = manager;
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE_ID",
+                    "3f2b8c1e6a7d4e0f9b5c2d1a0e8f7c6b", "MESSAGE", "stm32d %s starting, %u link(s)",
+                    STM32D_VERSION, links->len);
+  stm32_manager_apply (manager, links);
+
   g_unix_signal_add (SIGTERM, on_terminate, &daemon);
   g_unix_signal_add (SIGINT, on_terminate, &daemon);
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE_ID",
-                    "3f2b8c1e6a7d4e0f9b5c2d1a0e8f7c6b", "MESSAGE", "stm32d %s: link to %s:%d",
-                    STM32D_VERSION, host, port);
+  g_unix_signal_add (SIGHUP, on_hangup, &daemon);
+  stm32_sd_watchdog_start ();
+  owner = g_bus_own_name (options.session ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, STM32_DBUS_NAME,
+                          G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT |
+                              (options.replace ? G_BUS_NAME_OWNER_FLAGS_REPLACE : 0),
+                          on_bus_acquired, on_name_acquired, on_name_lost, &daemon, NULL);
   g_main_loop_run (loop);
+  g_bus_unown_name (owner);
   return daemon.exit_status;
 }

@@ -184,13 +184,14 @@ bind_properties (Stm32LinkExport *self)
 
 /* ---- methods -------------------------------------------------------------------- */
 
+/* @error is read after the finish call that sets it: pass its address. */
 static void
-return_result (PendingCall *call, gboolean ok, GError *error)
+return_result (PendingCall *call, gboolean ok, GError **error)
 {
   if (ok)
     g_dbus_method_invocation_return_value (call->invocation, NULL);
   else
-    g_dbus_method_invocation_take_error (call->invocation, error);
+    g_dbus_method_invocation_take_error (call->invocation, g_steal_pointer (error));
 }
 
 static void
@@ -199,7 +200,7 @@ on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (PendingCall) call = user_data;
   GError *error = NULL;
 
-  return_result (call, stm32_link_connect_finish (STM32_LINK (source), result, &error), error);
+  return_result (call, stm32_link_connect_finish (STM32_LINK (source), result, &error), &error);
 }
 
 static gboolean
@@ -215,7 +216,7 @@ on_disconnected (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (PendingCall) call = user_data;
   GError *error = NULL;
 
-  return_result (call, stm32_link_disconnect_finish (STM32_LINK (source), result, &error), error);
+  return_result (call, stm32_link_disconnect_finish (STM32_LINK (source), result, &error), &error);
 }
 
 static gboolean
@@ -232,7 +233,7 @@ on_sent (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (PendingCall) call = user_data;
   GError *error = NULL;
 
-  return_result (call, stm32_link_send_finish (STM32_LINK (source), result, &error), error);
+  return_result (call, stm32_link_send_finish (STM32_LINK (source), result, &error), &error);
 }
 
 static gboolean

@@ -55,9 +55,8 @@ stm32_sd_watchdog_start (void)
   if (usec_text == NULL || !g_ascii_string_to_unsigned (usec_text, 10, 1, G_MAXUINT64, &usec, NULL))
     return 0;
   /* The variables are inherited by children; only the process they name pets. */
-  if (pid_text != NULL &&
-      (!g_ascii_string_to_unsigned (pid_text, 10, 1, G_MAXUINT32, &pid, NULL) ||
-       pid != (guint64) getpid ()))
+  if (pid_text != NULL && (!g_ascii_string_to_unsigned (pid_text, 10, 1, G_MAXUINT32, &pid, NULL) ||
+                           pid != (guint64) getpid ()))
     return 0;
   return g_timeout_add ((guint) MIN (usec / 2000, G_MAXUINT), on_watchdog, NULL);
 }

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "daemon-harness.h"
+
+#include <signal.h>
+
+#include "stm32-error.h"
+#include "stm32-names.h"
+#include "test-util.h"
+
+#define DAEMON_WAIT_MS 10000
+
+struct _Stm32Daemon
+{
+  GSubprocess *process;
+  GDBusObjectManager *objects;
+  Stm32DbusManager1 *manager;
+  gboolean exited;
+};
+
+static GTestDBus *test_bus;
+
+static void
+store_result (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+void
+stm32_daemon_test_init (int *argc, char ***argv)
+{
+  g_test_init (argc, argv, NULL);
+  /* Registers org.stm32d.Error.* so replies arrive as typed STM32_ERROR codes. */
+  (void) stm32_error_quark ();
+  test_bus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  g_test_dbus_up (test_bus);
+}
+
+int
+stm32_daemon_test_run (void)
+{
+  int status = g_test_run ();
+
+  g_test_dbus_down (test_bus);
+  g_clear_object (&test_bus);
+  return status;
+}
+
+static GPtrArray *
+daemon_argv (const char *first_arg, va_list args)
+{
+  GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
+
+  g_ptr_array_add (argv, stm32_test_build_path ("daemon/stm32d"));
+  g_ptr_array_add (argv, g_strdup ("--session"));
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, g_strdup (arg));
+  g_ptr_array_add (argv, NULL);
+  return argv;
+}
+
+static gboolean
+has_owner (Stm32Daemon *daemon)
+{
+  g_autofree char *owner =
+      g_dbus_object_manager_client_get_name_owner (G_DBUS_OBJECT_MANAGER_CLIENT (daemon->objects));
+
+  return owner != NULL;
+}
+
+Stm32Daemon *
+stm32_daemon_start (const char *first_arg, ...)
+{
+  Stm32Daemon *daemon = g_new0 (Stm32Daemon, 1);
+  g_autoptr (GPtrArray) argv = NULL;
+  g_autoptr (GError) error = NULL;
+  va_list args;
+
+  va_start (args, first_arg);
+  argv = daemon_argv (first_arg, args);
+  va_end (args);
+  /* stderr is inherited: the daemon's log lands in the test log. */
+  daemon->process =
+      g_subprocess_newv ((const char *const *) argv->pdata, G_SUBPROCESS_FLAGS_NONE, &error);
+  g_assert_no_error (error);
+  daemon->objects = stm32_dbus_object_manager_client_new_for_bus_sync (
+      G_BUS_TYPE_SESSION, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME,
+      STM32_DBUS_PATH, NULL, &error);
+  g_assert_no_error (error);
+  stm32_test_wait_until (has_owner (daemon), DAEMON_WAIT_MS);
+  return daemon;
+}
+
+Stm32DbusLink1 *
+stm32_daemon_peek_link (Stm32Daemon *daemon, const char *name)
+{
+  g_autofree char *path = g_strconcat (STM32_DBUS_LINK_PATH_PREFIX, name, NULL);
+  g_autoptr (GDBusObject) object = g_dbus_object_manager_get_object (daemon->objects, path);
+
+  /* The object manager keeps the object, and with it the interface, alive. */
+  return object ? stm32_dbus_object_peek_link1 (STM32_DBUS_OBJECT (object)) : NULL;
+}
+
+Stm32DbusLink1 *
+stm32_daemon_get_link (Stm32Daemon *daemon, const char *name)
+{
+  stm32_test_wait_until (stm32_daemon_peek_link (daemon, name) != NULL, DAEMON_WAIT_MS);
+  return stm32_daemon_peek_link (daemon, name);
+}
+
+Stm32DbusManager1 *
+stm32_daemon_get_manager (Stm32Daemon *daemon)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (daemon->manager == NULL)
+    daemon->manager = stm32_dbus_manager1_proxy_new_for_bus_sync (
+      G_BUS_TYPE_SESSION, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME, STM32_DBUS_PATH,
+      NULL, &error);
+  g_assert_no_error (error);
+  return daemon->manager;
+}
+
+void
+stm32_daemon_send_signal (Stm32Daemon *daemon, int signum)
+{
+  g_subprocess_send_signal (daemon->process, signum);
+}
+
+static void
+on_exited (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Stm32Daemon *daemon = user_data;
+
+  g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
+  daemon->exited = TRUE;
+}
+
+int
+stm32_daemon_wait_exit (Stm32Daemon *daemon)
+{
+  if (!daemon->exited)
+    {
+      g_subprocess_wait_async (daemon->process, NULL, on_exited, daemon);
+      stm32_test_wait_until (daemon->exited, DAEMON_WAIT_MS);
+    }
+  if (g_subprocess_get_if_signaled (daemon->process))
+    g_error ("stm32d died of signal %d", g_subprocess_get_term_sig (daemon->process));
+  return g_subprocess_get_exit_status (daemon->process);
+}
+
+void
+stm32_daemon_free (Stm32Daemon *daemon)
+{
+  if (daemon == NULL)
+    return;
+  if (!daemon->exited)
+    {
+      g_subprocess_force_exit (daemon->process);
+      stm32_daemon_wait_exit (daemon);
+    }
+  g_clear_object (&daemon->manager);
+  g_clear_object (&daemon->objects);
+  g_clear_object (&daemon->process);
+  g_free (daemon);
+}
+
+void
+stm32_daemon_stop (Stm32Daemon *daemon)
+{
+  stm32_daemon_send_signal (daemon, SIGTERM);
+  /* Exit status 0 also means the sanitizers found nothing in the daemon. */
+  g_assert_cmpint (stm32_daemon_wait_exit (daemon), ==, 0);
+  stm32_daemon_free (daemon);
+}
+
+int
+stm32_daemon_run_to_exit (char **err, const char *first_arg, ...)
+{
+  g_autoptr (GPtrArray) argv = NULL;
+  g_autoptr (GSubprocess) process = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  va_list args;
+
+  va_start (args, first_arg);
+  argv = daemon_argv (first_arg, args);
+  va_end (args);
+  process = g_subprocess_newv ((const char *const *) argv->pdata,
+                               G_SUBPROCESS_FLAGS_STDERR_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE,
+                               &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8_async (process, NULL, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, DAEMON_WAIT_MS);
+  g_subprocess_communicate_utf8_finish (process, result, NULL, err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  return g_subprocess_get_exit_status (process);
+}

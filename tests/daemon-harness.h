@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "stm32-dbus-generated.h"
+
+G_BEGIN_DECLS
+
+/* Runs the real stm32d on the test's private session bus (GTestDBus, set up by
+ * stm32_daemon_test_init) and reaches it through the generated proxies. Every
+ * wait is bounded and fails the test on timeout. */
+typedef struct _Stm32Daemon Stm32Daemon;
+
+/* g_test_init() plus a private session bus for the whole test program. */
+void stm32_daemon_test_init (int *argc, char ***argv);
+int stm32_daemon_test_run (void);
+
+/* Starts `stm32d --session ARGS…` and waits until it owns its name. */
+Stm32Daemon *stm32_daemon_start (const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
+
+/* Waits (bounded) for /org/stm32d/link/NAME and returns its proxy (owned by the daemon). */
+Stm32DbusLink1 *stm32_daemon_get_link (Stm32Daemon *daemon, const char *name);
+/* The link object, or NULL if it is not (or no longer) exported. */
+Stm32DbusLink1 *stm32_daemon_peek_link (Stm32Daemon *daemon, const char *name);
+Stm32DbusManager1 *stm32_daemon_get_manager (Stm32Daemon *daemon);
+
+void stm32_daemon_send_signal (Stm32Daemon *daemon, int signum);
+/* Waits for the daemon to exit and returns its exit status; frees nothing. */
+int stm32_daemon_wait_exit (Stm32Daemon *daemon);
+/* SIGTERM, waits, asserts exit status 0, frees. */
+void stm32_daemon_stop (Stm32Daemon *daemon);
+void stm32_daemon_free (Stm32Daemon *daemon);
+
+/* Runs stm32d to completion with ARGS (for start-up failures); returns its
+ * exit status and its stderr in @err. */
+int stm32_daemon_run_to_exit (char **err, const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
+
+G_END_DECLS

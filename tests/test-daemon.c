@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * stm32d on a private bus against the board simulator: every Link1 member as
+ * a D-Bus client sees it — properties and their change signals, replies and
+ * error names, signals in order — and the daemon's life cycle.
+ */
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+#include <signal.h>
+
+#include "daemon-harness.h"
+#include "sim-harness.h"
+#include "stm32-error.h"
+#include "test-util.h"
+
+#define WAIT_MS 10000
+
+static void
+store_result (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+static void
+sim_expect (Stm32Sim *sim, const char *event)
+{
+  json_object_unref (stm32_sim_wait_event (sim, event, WAIT_MS));
+}
+
+static gboolean
+link_state_is (Stm32DbusLink1 *link, const char *state)
+{
+  return g_strcmp0 (stm32_dbus_link1_get_state (link), state) == 0;
+}
+
+static GVariant *
+bytes_variant (const char *text)
+{
+  return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, text, strlen (text), 1);
+}
+
+static char *
+variant_text (GVariant *bytes)
+{
+  gsize len;
+  const char *data = g_variant_get_fixed_array (bytes, &len, 1);
+
+  return g_strndup (data, len);
+}
+
+static gboolean
+call_connect (Stm32DbusLink1 *link, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_dbus_link1_call_connect (link, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_dbus_link1_call_connect_finish (link, result, error);
+}
+
+static void
+call_disconnect (Stm32DbusLink1 *link)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+
+  stm32_dbus_link1_call_disconnect (link, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_true (stm32_dbus_link1_call_disconnect_finish (link, result, &error));
+  g_assert_no_error (error);
+}
+
+static gboolean
+call_send (Stm32DbusLink1 *link, GVariant *frame, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_dbus_link1_call_send (link, frame, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_dbus_link1_call_send_finish (link, result, error);
+}
+
+static char *
+call_transact (Stm32DbusLink1 *link, const char *text, guint timeout_ms, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GVariant) reply = NULL;
+
+  stm32_dbus_link1_call_transact (link, bytes_variant (text), timeout_ms, NULL, store_result,
+                                  &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  if (!stm32_dbus_link1_call_transact_finish (link, &reply, result, error))
+    return NULL;
+  return variant_text (reply);
+}
+
+/* The error name on the wire, and the typed code it maps back to. */
+static void
+assert_dbus_error (GError *error, const char *name, Stm32Error code)
+{
+  g_autofree char *remote = NULL;
+
+  g_assert_nonnull (error);
+  g_assert_true (g_dbus_error_is_remote_error (error));
+  remote = g_dbus_error_get_remote_error (error);
+  g_assert_cmpstr (remote, ==, name);
+  g_assert_error (error, STM32_ERROR, (int) code);
+}
+
+/* ---- properties --------------------------------------------------------------- */
+
+static void
+test_properties (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
+  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
+
+  /* Autoconnect defaults to true: the daemon connects without being asked. */
+  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  g_assert_cmpstr (stm32_dbus_link1_get_name (link), ==, "default");
+  g_assert_cmpstr (stm32_dbus_link1_get_host (link), ==, "127.0.0.1");
+  g_assert_cmpuint (stm32_dbus_link1_get_port (link), ==, stm32_sim_get_port (sim));
+  g_assert_cmpstr (stm32_dbus_link1_get_framing (link), ==, "line");
+  g_assert_true (stm32_dbus_link1_get_autoconnect (link));
+  g_assert_cmpstr (stm32_dbus_link1_get_last_error (link), ==, "none");
+  g_assert_true (g_str_has_prefix (stm32_dbus_link1_get_local_address (link), "127.0.0.1:"));
+  g_assert_cmpuint (stm32_dbus_link1_get_connected_since (link), >, 0);
+  stm32_test_wait_until (stm32_dbus_link1_get_connects (link) == 1, WAIT_MS);
+  g_assert_cmpuint (stm32_dbus_manager1_get_version (stm32_daemon_get_manager (daemon)), ==, 1);
+
+  /* Writing Autoconnect over the bus reaches the link. */
+  stm32_dbus_link1_set_autoconnect (link, FALSE);
+  stm32_test_wait_until (!stm32_dbus_link1_get_autoconnect (link), WAIT_MS);
+
+  /* The reply may overtake the PropertiesChanged that follows it. */
+  call_disconnect (link);
+  stm32_test_wait_until (link_state_is (link, "disconnected"), WAIT_MS);
+  g_assert_cmpstr (stm32_dbus_link1_get_local_address (link), ==, "");
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+}
+
+typedef struct
+{
+  guint with_state;
+  guint with_state_and_error;
+  GPtrArray *states;
+} ChangeLog;
+
+static void
+on_properties_changed (GDBusProxy *proxy, GVariant *changed, GStrv invalidated, ChangeLog *log)
+{
+  const char *state = NULL, *error = NULL;
+
+  if (!g_variant_lookup (changed, "State", "&s", &state))
+    return;
+  log->with_state++;
+  g_ptr_array_add (log->states, g_strdup (state));
+  if (g_variant_lookup (changed, "LastError", "&s", &error))
+    log->with_state_and_error++;
+}
+
+/* The board drops a healthy connection: State leaves "connected" and
+ * LastError leaves "none" in one PropertiesChanged, so no observer ever sees
+ * one without the other. A refused connect then names its error on the wire. */
+static void
+test_state_and_error_together (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
+  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
+  ChangeLog log = { 0, 0, g_ptr_array_new_with_free_func (g_free) };
+  g_autoptr (GError) error = NULL;
+
+  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  g_assert_cmpstr (stm32_dbus_link1_get_last_error (link), ==, "none");
+  g_signal_connect (link, "g-properties-changed", G_CALLBACK (on_properties_changed), &log);
+  stm32_sim_command (sim, "rst-all");
+  stm32_test_wait_until (link_state_is (link, "waiting"), WAIT_MS);
+  g_assert_cmpstr (stm32_dbus_link1_get_last_error (link), !=, "none");
+  g_assert_cmpstr (stm32_dbus_link1_get_last_error_message (link), !=, "");
+  g_assert_cmpuint (stm32_dbus_link1_get_retry_in (link), >, 0);
+  g_assert_cmpuint (log.with_state, >, 0);
+  g_assert_cmpuint (log.with_state_and_error, ==, 1);
+  g_signal_handlers_disconnect_by_data (link, &log);
+  g_ptr_array_unref (log.states);
+  call_disconnect (link);
+  stm32_sim_stop (sim);
+
+  /* Nothing listens any more. */
+  g_assert_false (call_connect (link, &error));
+  assert_dbus_error (error, "org.stm32d.Error.Refused", STM32_ERROR_REFUSED);
+  call_disconnect (link);
+  stm32_daemon_stop (daemon);
+}
+
+/* ---- methods ---------------------------------------------------------------------- */
+
+typedef struct
+{
+  GPtrArray *frames;
+} ReceivedLog;
+
+static void
+on_received (Stm32DbusLink1 *link, GVariant *frame, ReceivedLog *log)
+{
+  g_ptr_array_add (log->frames, variant_text (frame));
+}
+
+static void
+test_send_transact_received (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
+  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
+  ReceivedLog log = { g_ptr_array_new_with_free_func (g_free) };
+  GAsyncResult *sent[50] = { NULL };
+  g_autofree char *reply = NULL;
+  g_autoptr (GError) error = NULL;
+
+  g_signal_connect (link, "received", G_CALLBACK (on_received), &log);
+  g_assert_true (call_connect (link, NULL));
+  reply = call_transact (link, "hello", 2000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "hello");
+
+  /* Fifty sends in flight at once: each answered, each echoed, in order, after
+   * the transaction's reply (which is a Received too). */
+  for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
+    {
+      g_autofree char *text = g_strdup_printf ("frame %u", i);
+
+      stm32_dbus_link1_call_send (link, bytes_variant (text), NULL, store_result, &sent[i]);
+    }
+  stm32_test_wait_until (log.frames->len == G_N_ELEMENTS (sent) + 1, WAIT_MS);
+  g_assert_cmpstr (log.frames->pdata[0], ==, "hello");
+  for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
+    {
+      g_autofree char *text = g_strdup_printf ("frame %u", i);
+
+      stm32_test_wait_until (sent[i] != NULL, WAIT_MS);
+      g_assert_true (stm32_dbus_link1_call_send_finish (link, sent[i], NULL));
+      g_object_unref (sent[i]);
+      g_assert_cmpstr (log.frames->pdata[i + 1], ==, text);
+    }
+  /* Counters are published, coalesced. */
+  stm32_test_wait_until (stm32_dbus_link1_get_frames_received (link) == 51, WAIT_MS);
+  g_assert_cmpuint (stm32_dbus_link1_get_frames_sent (link), ==, 51);
+  g_signal_handlers_disconnect_by_data (link, &log);
+  g_ptr_array_unref (log.frames);
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_errors (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
+  Stm32Daemon *daemon = NULL;
+  Stm32DbusLink1 *link;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *big = g_strnfill (70000, 'x');
+  g_autofree char *reply = NULL;
+
+  daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, "--framing", "json", NULL);
+  link = stm32_daemon_get_link (daemon, "default");
+  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  call_disconnect (link);
+
+  g_assert_false (call_send (link, bytes_variant ("1"), &error));
+  assert_dbus_error (error, "org.stm32d.Error.NotConnected", STM32_ERROR_NOT_CONNECTED);
+  g_clear_error (&error);
+
+  g_assert_true (call_connect (link, NULL));
+  g_assert_false (call_send (link, bytes_variant ("{nope"), &error));
+  assert_dbus_error (error, "org.stm32d.Error.InvalidFrame", STM32_ERROR_INVALID_FRAME);
+  g_clear_error (&error);
+  g_assert_false (call_send (link, bytes_variant (big), &error));
+  assert_dbus_error (error, "org.stm32d.Error.FrameTooLarge", STM32_ERROR_FRAME_TOO_LARGE);
+  g_clear_error (&error);
+  reply = call_transact (link, "1", 0, &error);
+  assert_dbus_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+  reply = call_transact (link, "2", 200, &error);
+  g_assert_null (reply);
+  assert_dbus_error (error, "org.stm32d.Error.Timeout", STM32_ERROR_TIMEOUT);
+  /* Only the valid frame reached the board. */
+  sim_expect (sim, "frame");
+  g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, 1);
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_history (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--mode", "leak", NULL);
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
+  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
+  g_autoptr (GVariant) history = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) entry = NULL;
+  const char *reason = NULL, *closed_by = NULL;
+  gboolean aborted = FALSE;
+  gint64 started = 0, closed = 0;
+
+  g_assert_true (call_connect (link, NULL));
+  g_assert_true (call_send (link, bytes_variant ("x"), NULL));
+  call_disconnect (link);
+  g_assert_true (stm32_dbus_link1_call_get_history_sync (link, &history, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (history), ==, 1);
+  entry = g_variant_get_child_value (history, 0);
+  g_assert_true (g_variant_lookup (entry, "reason", "&s", &reason));
+  g_assert_true (g_variant_lookup (entry, "closed-by", "&s", &closed_by));
+  g_assert_true (g_variant_lookup (entry, "aborted", "b", &aborted));
+  g_assert_true (g_variant_lookup (entry, "started", "x", &started));
+  g_assert_true (g_variant_lookup (entry, "closed", "x", &closed));
+  g_assert_cmpstr (reason, ==, "local");
+  g_assert_cmpstr (closed_by, ==, "pc");
+  g_assert_true (aborted); /* leaky firmware never answered our FIN */
+  g_assert_cmpint (closed, >=, started);
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+}
+
+/* ---- clients ------------------------------------------------------------------------ */
+
+/* A client is killed while its transaction waits for the board. The board's
+ * late answer to it goes nowhere — certainly not to the next client, whose
+ * transaction gets its own reply — and nothing else changes for anyone. */
+static void
+test_vanishing_client (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
+  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
+  g_autoptr (GSubprocess) other = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = NULL;
+
+  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  /* The board stops reading, so the other client's request waits unanswered. */
+  stm32_sim_command (sim, "blackhole on");
+  other = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                            &error, "gdbus", "call", "--session", "--dest", "org.stm32d",
+                            "--object-path", "/org/stm32d/link/default", "--method",
+                            "org.stm32d.Link1.Transact", "[byte 0x3f]", "60000", NULL);
+  g_assert_no_error (error);
+  stm32_test_wait_until (stm32_dbus_link1_get_frames_sent (link) == 1, WAIT_MS);
+  g_subprocess_force_exit (other);
+
+  /* The board wakes up and answers the dead client's "?"; we ask for ours. */
+  stm32_sim_command (sim, "blackhole off");
+  reply = call_transact (link, "mine", 5000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "mine");
+  g_assert_true (call_send (link, bytes_variant ("still here"), &error));
+  g_assert_true (link_state_is (link, "connected"));
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+}
+
+/* ---- life cycle ---------------------------------------------------------------------- */
+
+/* SIGTERM with sends in flight: each is answered, what was acknowledged
+ * reached the board, the board sees a graceful close, and the exit status is 0. */
+static void
+test_sigterm_flushes (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "none", "--mode", "good", NULL);
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
+  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
+  GAsyncResult *sent[20] = { NULL };
+  g_autoptr (JsonObject) released = NULL;
+  guint acknowledged = 0;
+
+  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
+    stm32_dbus_link1_call_send (link, bytes_variant ("payload"), NULL, store_result, &sent[i]);
+  stm32_test_wait_until (sent[0] != NULL, WAIT_MS);
+  stm32_daemon_send_signal (daemon, SIGTERM);
+  for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
+    {
+      stm32_test_wait_until (sent[i] != NULL, WAIT_MS);
+      acknowledged += stm32_dbus_link1_call_send_finish (link, sent[i], NULL);
+      g_object_unref (sent[i]);
+    }
+  g_assert_cmpint (stm32_daemon_wait_exit (daemon), ==, 0);
+  stm32_daemon_free (daemon);
+
+  released = stm32_sim_wait_event (sim, "released", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "closed-after-eof");
+  g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, acknowledged);
+  g_assert_cmpuint (acknowledged, >, 0);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_bad_command_line (void)
+{
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--port", "99999", "--host", "x", NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "--port 99999 is not between 1 and 65535"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--host", "x", "--framing", "xml", NULL), ==,
+                   78);
+  g_assert_nonnull (strstr (err, "--framing"));
+  g_assert_nonnull (strstr (err, "raw, line, u16be, u32be, json"));
+}
+
+int
+main (int argc, char **argv)
+{
+  stm32_daemon_test_init (&argc, &argv);
+  g_test_add_func ("/daemon/properties", test_properties);
+  g_test_add_func ("/daemon/state-and-error-together", test_state_and_error_together);
+  g_test_add_func ("/daemon/send-transact-received", test_send_transact_received);
+  g_test_add_func ("/daemon/errors", test_errors);
+  g_test_add_func ("/daemon/history", test_history);
+  g_test_add_func ("/daemon/vanishing-client", test_vanishing_client);
+  g_test_add_func ("/daemon/sigterm-flushes", test_sigterm_flushes);
+  g_test_add_func ("/daemon/bad-command-line", test_bad_command_line);
+  return stm32_daemon_test_run ();
+}
