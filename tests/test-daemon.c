@@ -6,6 +6,8 @@
  */
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
+#include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
 #include <signal.h>
 
 #include "daemon-harness.h"
@@ -418,6 +420,189 @@ test_bad_command_line (void)
   g_assert_nonnull (strstr (err, "raw, line, u16be, u32be, json"));
 }
 
+/* ---- configuration ---------------------------------------------------------------- */
+
+static char *write_config (const char *path, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+static char *
+write_config (const char *path, const char *format, ...)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+  va_list args;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_assert_true (g_file_set_contents (path, text, -1, &error));
+  g_assert_no_error (error);
+  return g_strdup (path);
+}
+
+static void
+call_reload (Stm32Daemon *daemon, GError **error)
+{
+  Stm32DbusManager1 *manager = stm32_daemon_get_manager (daemon);
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_dbus_manager1_call_reload (manager, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  stm32_dbus_manager1_call_reload_finish (manager, result, error);
+}
+
+/* Reload adds and removes links, recreates a changed one, leaves an unchanged
+ * one (and its connection) alone, and refuses a bad file without changing anything. */
+static void
+test_reload (void)
+{
+  Stm32Sim *board_a = stm32_sim_start ("--reply", "echo", NULL);
+  Stm32Sim *board_b = stm32_sim_start ("--reply", "echo", NULL);
+  guint16 port_a = stm32_sim_get_port (board_a), port_b = stm32_sim_get_port (board_b);
+  g_autofree char *dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autofree char *written = NULL;
+  g_autoptr (GError) error = NULL;
+  Stm32Daemon *daemon;
+  Stm32DbusLink1 *a, *b, *c;
+  g_autoptr (JsonObject) status = NULL;
+
+  written = write_config (
+      path, "[Link a]\nHost=127.0.0.1\nPort=%u\n\n[Link b]\nHost=127.0.0.1\nPort=%u\n", port_a,
+      port_b);
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  a = stm32_daemon_get_link (daemon, "a");
+  b = stm32_daemon_get_link (daemon, "b");
+  stm32_test_wait_until (link_state_is (a, "connected") && link_state_is (b, "connected"), WAIT_MS);
+
+  /* b goes, c arrives on b's board, a is untouched. */
+  g_clear_pointer (&written, g_free);
+  written = write_config (
+      path, "[Link a]\nHost=127.0.0.1\nPort=%u\n\n[Link c]\nHost=127.0.0.1\nPort=%u\n", port_a,
+      port_b);
+  call_reload (daemon, &error);
+  g_assert_no_error (error);
+  c = stm32_daemon_get_link (daemon, "c");
+  stm32_test_wait_until (stm32_daemon_peek_link (daemon, "b") == NULL, WAIT_MS);
+  stm32_test_wait_until (link_state_is (c, "connected"), WAIT_MS);
+  a = stm32_daemon_peek_link (daemon, "a");
+  g_assert_true (link_state_is (a, "connected"));
+  g_assert_cmpuint (stm32_dbus_link1_get_connects (a), ==, 1);
+  status = stm32_sim_status (board_a);
+  g_assert_cmpint (json_object_get_int_member (status, "accepted"), ==, 1);
+  g_clear_pointer (&status, json_object_unref);
+  /* b's connection was closed, not abandoned. */
+  sim_expect (board_b, "released");
+
+  /* A bad file is refused, naming where, and nothing changes. */
+  g_clear_pointer (&written, g_free);
+  written = write_config (path, "[Link a]\nHost=127.0.0.1\nPort=%u\nRetryMin=soon\n", port_a);
+  call_reload (daemon, &error);
+  assert_dbus_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
+  g_assert_nonnull (strstr (error->message, "stm32d.conf:4: [Link a] RetryMin:"));
+  g_clear_error (&error);
+  g_assert_nonnull (stm32_daemon_peek_link (daemon, "c"));
+
+  /* a changes board (by SIGHUP this time): recreated, connected to b's board. */
+  g_clear_pointer (&written, g_free);
+  written = write_config (path, "[Link a]\nHost=127.0.0.1\nPort=%u\n", port_b);
+  stm32_daemon_send_signal (daemon, SIGHUP);
+  stm32_test_wait_until (stm32_daemon_peek_link (daemon, "c") == NULL, WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_peek_link (daemon, "a") != NULL &&
+                             stm32_dbus_link1_get_port (stm32_daemon_peek_link (daemon, "a")) ==
+                                 port_b &&
+                             link_state_is (stm32_daemon_peek_link (daemon, "a"), "connected"),
+                         WAIT_MS);
+  sim_expect (board_a, "released");
+
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (board_a);
+  stm32_sim_stop (board_b);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
+/* A bad config file stops the daemon before it does anything, saying where and why. */
+static void
+test_bad_config_refused (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autofree char *written = NULL;
+  g_autofree char *err = NULL;
+
+  written = write_config (path, "[Link bench]\nHost=10.0.0.7\nKeepaliveIdle=5\nFraming=xml\n");
+  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", path, NULL), ==, 78);
+  g_assert_nonnull (strstr (err, "stm32d.conf:4: [Link bench] Framing:"));
+  g_clear_pointer (&err, g_free);
+  g_clear_pointer (&written, g_free);
+  written = write_config (path, "[Link bench]\nHost=10.0.0.7\nColour=blue\n");
+  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", path, NULL), ==, 78);
+  g_assert_nonnull (strstr (err, "stm32d.conf:3: [Link bench] Colour:"));
+  g_clear_pointer (&err, g_free);
+  g_unlink (path);
+  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", path, NULL), ==, 78);
+  g_assert_nonnull (strstr (err, path));
+  g_rmdir (dir);
+}
+
+/* Under systemd: READY=1 once on the bus, WATCHDOG=1 while alive, STOPPING=1 on SIGTERM. */
+static void
+test_systemd_notify (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
+  g_autofree char *dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "notify", NULL);
+  g_autoptr (GSocketAddress) address = g_unix_socket_address_new (path);
+  g_autoptr (GSocket) socket = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GString) seen = g_string_new (NULL);
+  Stm32Daemon *daemon;
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_DATAGRAM, 0, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_bind (socket, address, FALSE, &error));
+  g_setenv ("NOTIFY_SOCKET", path, TRUE);
+  g_setenv ("WATCHDOG_USEC", "200000", TRUE);
+  daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  g_unsetenv ("NOTIFY_SOCKET");
+  g_unsetenv ("WATCHDOG_USEC");
+
+  /* The daemon is another process: a bounded wait on our socket is no race. */
+  while ((!strstr (seen->str, "READY=1") || !strstr (seen->str, "WATCHDOG=1")) &&
+         g_socket_condition_timed_wait (socket, G_IO_IN, deadline - g_get_monotonic_time (), NULL,
+                                        NULL))
+    {
+      char buffer[256];
+      gssize n = g_socket_receive (socket, buffer, sizeof buffer - 1, NULL, NULL);
+
+      if (n > 0)
+        g_string_append_printf (seen, "%.*s\n", (int) n, buffer);
+    }
+  g_assert_nonnull (strstr (seen->str, "READY=1"));
+  g_assert_nonnull (strstr (seen->str, "STATUS=Serving 1 link(s) as org.stm32d"));
+  g_assert_nonnull (strstr (seen->str, "WATCHDOG=1"));
+
+  stm32_daemon_send_signal (daemon, SIGTERM);
+  while (!strstr (seen->str, "STOPPING=1") &&
+         g_socket_condition_timed_wait (socket, G_IO_IN, deadline - g_get_monotonic_time (), NULL,
+                                        NULL))
+    {
+      char buffer[256];
+      gssize n = g_socket_receive (socket, buffer, sizeof buffer - 1, NULL, NULL);
+
+      if (n > 0)
+        g_string_append_printf (seen, "%.*s\n", (int) n, buffer);
+    }
+  g_assert_nonnull (strstr (seen->str, "STOPPING=1"));
+  g_assert_cmpint (stm32_daemon_wait_exit (daemon), ==, 0);
+  stm32_daemon_free (daemon);
+  stm32_sim_stop (sim);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -430,5 +615,8 @@ main (int argc, char **argv)
   g_test_add_func ("/daemon/vanishing-client", test_vanishing_client);
   g_test_add_func ("/daemon/sigterm-flushes", test_sigterm_flushes);
   g_test_add_func ("/daemon/bad-command-line", test_bad_command_line);
+  g_test_add_func ("/daemon/reload", test_reload);
+  g_test_add_func ("/daemon/bad-config-refused", test_bad_config_refused);
+  g_test_add_func ("/daemon/systemd-notify", test_systemd_notify);
   return stm32_daemon_test_run ();
 }
