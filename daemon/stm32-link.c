@@ -31,6 +31,11 @@ typedef struct
   gboolean closed;
   gboolean shut_wr;
   gboolean abortive;
+  /* Raw mode (AcquireStream) belongs to one connection and dies with it. @raw
+   * sends received bytes past the decoder until released, to the end of the
+   * connection if the hold ended with it: those bytes are no frames. */
+  gboolean raw;
+  guint raw_hold;  /* the holder's token; 0 once released or no longer connected */
   GBytes *writing; /* the kernel may read this until the write calls back */
   guint8 buffer[STM32_READ_CHUNK];
 } LinkIo;
@@ -42,6 +47,7 @@ typedef struct
   GBytes *wire;
   GTask *task;              /* NULL for heartbeats and transaction requests */
   Transaction *transaction; /* set for a transaction's request */
+  gboolean raw;             /* a raw stream's bytes: counted as bytes, not frames */
   gboolean started;
 } SendRequest;
 
@@ -98,6 +104,7 @@ struct _Stm32Link
   GQueue transactions;
   GPtrArray *connect_waiters;
   GPtrArray *disconnect_waiters;
+  guint raw_serial; /* the last raw-mode token handed out */
 
   guint64 bytes_sent;
   guint64 bytes_received;
@@ -132,6 +139,7 @@ enum
   PROP_CONNECTS,
   PROP_DISCONNECTS,
   PROP_CONNECT_FAILURES,
+  PROP_RAW,
   N_PROPS
 };
 
@@ -140,6 +148,7 @@ static GParamSpec *props[N_PROPS];
 enum
 {
   SIGNAL_RECEIVED,
+  SIGNAL_RECEIVED_RAW,
   N_SIGNALS
 };
 
@@ -323,6 +332,18 @@ complete_waiters (GPtrArray *waiters, const GError *error)
 
 /* ---- the state machine ---------------------------------------------------- */
 
+/* A raw hold ends with the connected state, so that its holder learns at once
+ * (notify::raw) and a later connection never starts out held. */
+static void
+link_end_raw_hold (Stm32Link *self)
+{
+  if (self->io == NULL || self->io->raw_hold == 0)
+    return;
+  self->io->raw_hold = 0;
+  LINK_LOG (self, G_LOG_LEVEL_INFO, "raw stream ended with the connection");
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_RAW]);
+}
+
 /* The one place the state changes. State, LastError and RetryIn are notified
  * together (freeze/thaw), so an observer never sees one without the others. */
 static void
@@ -340,6 +361,8 @@ link_transition (Stm32Link *self, Stm32LinkState state, Stm32EndReason error,
       self->state = state;
       g_object_notify_by_pspec (object, props[PROP_STATE]);
     }
+  if (state != STM32_LINK_STATE_CONNECTED)
+    link_end_raw_hold (self);
   if (self->last_error != error)
     {
       self->last_error = error;
@@ -737,6 +760,15 @@ link_deliver_frame (Stm32Link *self, GBytes *frame)
 }
 
 static void
+link_on_raw_data (Stm32Link *self, const guint8 *data, gsize len)
+{
+  g_autoptr (GBytes) chunk = g_bytes_new (data, len);
+
+  link_add_counter (self, &self->bytes_received, len, PROP_BYTES_RECEIVED);
+  g_signal_emit (self, signals[SIGNAL_RECEIVED_RAW], 0, chunk);
+}
+
+static void
 link_on_data (Stm32Link *self, const guint8 *data, gsize len)
 {
   g_autoptr (GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
@@ -746,6 +778,11 @@ link_on_data (Stm32Link *self, const guint8 *data, gsize len)
   self->last_rx_mono = g_get_monotonic_time ();
   g_clear_handle_id (&self->heartbeat_deadline, g_source_remove);
   self->attempt->bytes_received += len;
+  if (self->io->raw)
+    {
+      link_on_raw_data (self, data, len);
+      return;
+    }
   valid = stm32_decoder_feed (self->decoder, data, len, frames, &error);
 
   g_object_freeze_notify (G_OBJECT (self));
@@ -868,29 +905,48 @@ send_request_free (Stm32Link *self, SendRequest *request)
   g_free (request);
 }
 
+static gboolean
+link_check_connected (Stm32Link *self, GError **error)
+{
+  if (self->state == STM32_LINK_STATE_CONNECTED)
+    return TRUE;
+  g_set_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED, "Link “%s” is not connected (%s)",
+               self->name, stm32_enum_to_string (STM32_TYPE_LINK_STATE, self->state));
+  return FALSE;
+}
+
+static gboolean
+link_check_queue_room (Stm32Link *self, gsize size, GError **error)
+{
+  if (self->queued_bytes + size <= self->config->send_queue_max)
+    return TRUE;
+  g_set_error (error, STM32_ERROR, STM32_ERROR_QUEUE_FULL,
+               "Send queue of link “%s” is full (%" G_GSIZE_FORMAT " of %u bytes waiting); "
+               "wait for earlier sends to finish",
+               self->name, self->queued_bytes, self->config->send_queue_max);
+  return FALSE;
+}
+
 /* Checks that @frame may be queued now, and encodes it. */
 static GBytes *
 link_prepare_frame (Stm32Link *self, GBytes *frame, GError **error)
 {
   g_autoptr (GBytes) wire = NULL;
 
-  if (self->state != STM32_LINK_STATE_CONNECTED)
+  if (!link_check_connected (self, error))
+    return NULL;
+  /* A frame in the middle of someone's raw stream would corrupt both. */
+  if (self->io->raw_hold != 0)
     {
-      g_set_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED, "Link “%s” is not connected (%s)",
-                   self->name, stm32_enum_to_string (STM32_TYPE_LINK_STATE, self->state));
+      g_set_error (error, STM32_ERROR, STM32_ERROR_BUSY,
+                   "Link “%s” is held by another client (AcquireStream); Send and Transact are "
+                   "refused until it is closed",
+                   self->name);
       return NULL;
     }
   wire = stm32_frame_encode (self->config->framing, self->config->max_frame, frame, error);
-  if (wire == NULL)
+  if (wire == NULL || !link_check_queue_room (self, g_bytes_get_size (wire), error))
     return NULL;
-  if (self->queued_bytes + g_bytes_get_size (wire) > self->config->send_queue_max)
-    {
-      g_set_error (error, STM32_ERROR, STM32_ERROR_QUEUE_FULL,
-                   "Send queue of link “%s” is full (%" G_GSIZE_FORMAT " of %u bytes waiting); "
-                   "wait for earlier sends to finish",
-                   self->name, self->queued_bytes, self->config->send_queue_max);
-      return NULL;
-    }
   return g_steal_pointer (&wire);
 }
 
@@ -933,10 +989,13 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
   request = g_queue_pop_head (&self->send_queue);
   size = g_bytes_get_size (request->wire);
   self->attempt->bytes_sent += size;
-  self->attempt->frames_sent++;
   g_object_freeze_notify (G_OBJECT (self));
   link_add_counter (self, &self->bytes_sent, size, PROP_BYTES_SENT);
-  link_add_counter (self, &self->frames_sent, 1, PROP_FRAMES_SENT);
+  if (!request->raw)
+    {
+      self->attempt->frames_sent++;
+      link_add_counter (self, &self->frames_sent, 1, PROP_FRAMES_SENT);
+    }
   g_object_thaw_notify (G_OBJECT (self));
   if (request->task)
     g_task_return_boolean (request->task, TRUE);
@@ -1311,6 +1370,130 @@ stm32_link_transact_finish (Stm32Link *self, GAsyncResult *result, GError **erro
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+/* ---- raw mode ------------------------------------------------------------------ */
+
+/* A partial frame from before the hold can never be finished: its rest, if
+ * the board ever sends it, goes to the holder. */
+static void
+link_reset_decoder (Stm32Link *self)
+{
+  gsize pending = stm32_decoder_pending (self->decoder);
+
+  if (pending > 0)
+    LINK_LOG (self, G_LOG_LEVEL_MESSAGE,
+              "raw stream acquired: %" G_GSIZE_FORMAT " bytes of an unfinished frame dropped",
+              pending);
+  stm32_decoder_free (self->decoder);
+  self->decoder = stm32_decoder_new (self->config->framing, self->config->max_frame);
+}
+
+/* The holder owns every byte from now on, replies included, so no
+ * transaction can be matched any more. Tail first: finishing the head would
+ * start writing the next request. */
+static void
+link_fail_transactions_for_raw (Stm32Link *self)
+{
+  g_autoptr (GError) busy = g_error_new (
+      STM32_ERROR, STM32_ERROR_BUSY,
+      "Link “%s” was taken for a raw stream (AcquireStream) before this transaction's reply came",
+      self->name);
+  Transaction *transaction;
+
+  while ((transaction = g_queue_peek_tail (&self->transactions)) != NULL)
+    transaction_finish (self, transaction, NULL, g_error_copy (busy));
+}
+
+guint
+stm32_link_acquire_raw (Stm32Link *self, GError **error)
+{
+  g_return_val_if_fail (STM32_IS_LINK (self), 0);
+
+  if (!link_check_connected (self, error))
+    return 0;
+  if (self->io->raw_hold != 0)
+    {
+      g_set_error (error, STM32_ERROR, STM32_ERROR_BUSY,
+                   "Link “%s” is already held by another client (AcquireStream); try again once "
+                   "it is closed",
+                   self->name);
+      return 0;
+    }
+  link_fail_transactions_for_raw (self);
+  /* The heartbeat's answer now belongs to the holder; heartbeats pause while
+   * held, and any byte still feeds the idle watchdog. */
+  g_clear_handle_id (&self->heartbeat_deadline, g_source_remove);
+  link_reset_decoder (self);
+  if (++self->raw_serial == 0)
+    self->raw_serial = 1;
+  self->io->raw = TRUE;
+  self->io->raw_hold = self->raw_serial;
+  LINK_LOG (self, G_LOG_LEVEL_INFO, "raw stream acquired");
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_RAW]);
+  return self->raw_serial;
+}
+
+void
+stm32_link_release_raw (Stm32Link *self, guint hold)
+{
+  g_return_if_fail (STM32_IS_LINK (self));
+  g_return_if_fail (hold != 0);
+
+  /* A hold that ended with its connection is gone; a newer one is not ours to end. */
+  if (self->io == NULL || self->io->raw_hold != hold)
+    return;
+  self->io->raw_hold = 0;
+  self->io->raw = FALSE;
+  LINK_LOG (self, G_LOG_LEVEL_INFO, "raw stream released, back to frames");
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_RAW]);
+}
+
+gboolean
+stm32_link_get_raw (Stm32Link *self)
+{
+  g_return_val_if_fail (STM32_IS_LINK (self), FALSE);
+  return self->io != NULL && self->io->raw_hold != 0;
+}
+
+void
+stm32_link_write_raw_async (Stm32Link *self, GBytes *bytes, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  SendRequest *request;
+  GError *error = NULL;
+
+  g_return_if_fail (STM32_IS_LINK (self));
+  g_return_if_fail (bytes != NULL);
+  g_task_set_source_tag (task, stm32_link_write_raw_async);
+  if (!link_check_connected (self, &error) ||
+      !link_check_queue_room (self, g_bytes_get_size (bytes), &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (self->io->raw_hold == 0)
+    {
+      g_task_return_new_error (task, STM32_ERROR, STM32_ERROR_FAILED,
+                               "Link “%s” is not in raw mode", self->name);
+      return;
+    }
+  if (g_bytes_get_size (bytes) == 0)
+    {
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+  request = send_request_new (self, bytes, task);
+  request->raw = TRUE;
+  link_enqueue (self, request);
+}
+
+gboolean
+stm32_link_write_raw_finish (Stm32Link *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
 void
 stm32_link_network_changed (Stm32Link *self)
 {
@@ -1540,6 +1723,9 @@ stm32_link_get_property (GObject *object, guint prop_id, GValue *value, GParamSp
     case PROP_CONNECT_FAILURES:
       g_value_set_uint64 (value, self->connect_failures);
       break;
+    case PROP_RAW:
+      g_value_set_boolean (value, stm32_link_get_raw (self));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1622,6 +1808,8 @@ stm32_link_class_init (Stm32LinkClass *klass)
   props[PROP_CONNECTS] = counter_param ("connects", "Connections established");
   props[PROP_DISCONNECTS] = counter_param ("disconnects", "Connections ended");
   props[PROP_CONNECT_FAILURES] = counter_param ("connect-failures", "Attempts that failed");
+  props[PROP_RAW] =
+      g_param_spec_boolean ("raw", NULL, "Held in raw mode (AcquireStream)", FALSE, ro);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
   /**
@@ -1633,4 +1821,15 @@ stm32_link_class_init (Stm32LinkClass *klass)
   signals[SIGNAL_RECEIVED] =
       g_signal_new ("received", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                     G_TYPE_NONE, 1, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * Stm32Link::received-raw:
+   * @chunk: (type GBytes): bytes from the board, exactly as one read returned them
+   *
+   * Replaces #Stm32Link::received while the connection is in raw mode
+   * (stm32_link_acquire_raw()), until it is released or the connection ends.
+   */
+  signals[SIGNAL_RECEIVED_RAW] =
+      g_signal_new ("received-raw", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                    NULL, G_TYPE_NONE, 1, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
 }

@@ -70,6 +70,33 @@ void stm32_link_transact_async (Stm32Link *self, GBytes *request, guint timeout_
                                 gpointer user_data);
 GBytes *stm32_link_transact_finish (Stm32Link *self, GAsyncResult *result, GError **error);
 
+/*
+ * Raw mode, for bulk data (AcquireStream): one holder at a time takes the
+ * current connection. While held, "received-raw" carries the board's bytes as
+ * read (no "received", no transaction replies), stm32_link_write_raw_async()
+ * queues bytes without framing, and send/transact fail with STM32_ERROR_BUSY.
+ * Transactions under way when it is acquired fail with STM32_ERROR_BUSY.
+ *
+ * The hold ends when the holder releases it or when the state leaves
+ * "connected", whatever the reason; "raw" turns FALSE (notify::raw) either way,
+ * and a new connection never starts held.
+ */
+
+/* Returns the hold's token (never 0), or 0 with STM32_ERROR_NOT_CONNECTED
+ * unless connected, STM32_ERROR_BUSY if already held. */
+guint stm32_link_acquire_raw (Stm32Link *self, GError **error);
+/* Back to frames. Does nothing if @hold has ended already (a later hold is
+ * never ended by a stale token). */
+void stm32_link_release_raw (Stm32Link *self, guint hold);
+/* Whether someone holds the link in raw mode: the "raw" property. */
+gboolean stm32_link_get_raw (Stm32Link *self);
+
+/* Queues @bytes unframed through the send queue (SendQueueMax applies:
+ * STM32_ERROR_QUEUE_FULL); finishes once all were written to the kernel. */
+void stm32_link_write_raw_async (Stm32Link *self, GBytes *bytes, GCancellable *cancellable,
+                                 GAsyncReadyCallback callback, gpointer user_data);
+gboolean stm32_link_write_raw_finish (Stm32Link *self, GAsyncResult *result, GError **error);
+
 /* The PC's network changed: retry at once with the shortest backoff. */
 void stm32_link_network_changed (Stm32Link *self);
 
