@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "stm32-link-export.h"
 
+#include <gio/gunixfdlist.h>
+#include <unistd.h>
+
 #include "stm32-dbus-generated.h"
 #include "stm32-enum-types.h"
 #include "stm32-error.h"
 #include "stm32-names.h"
+#include "stm32-stream-bridge.h"
 
 struct _Stm32LinkExport
 {
@@ -14,6 +18,9 @@ struct _Stm32LinkExport
   Stm32DbusObjectSkeleton *object;
   Stm32DbusLink1 *iface;
   guint counter_timer;
+  /* Stm32StreamBridge → watch on its holder's bus name. More than one while
+   * an ended stream still writes the board's last bytes to its holder. */
+  GHashTable *streams;
 };
 
 G_DEFINE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, G_TYPE_OBJECT)
@@ -313,6 +320,77 @@ handle_get_history (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, St
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- AcquireStream ------------------------------------------------------------- */
+
+static void
+unwatch_name (gpointer watch)
+{
+  if (watch != NULL)
+    g_bus_unwatch_name (GPOINTER_TO_UINT (watch));
+}
+
+static void
+on_stream_closed (Stm32StreamBridge *bridge, Stm32LinkExport *self)
+{
+  g_hash_table_remove (self->streams, bridge);
+}
+
+/* The holder's process may keep the fd open (or have passed it on) after its
+ * connection is gone; no one could then release the link. */
+static void
+on_holder_vanished (GDBusConnection *connection, const char *name, gpointer user_data)
+{
+  stm32_stream_bridge_close (STM32_STREAM_BRIDGE (user_data), "the holder left the bus");
+}
+
+static void
+track_stream (Stm32LinkExport *self, Stm32StreamBridge *bridge, GDBusMethodInvocation *invocation)
+{
+  const char *sender = g_dbus_method_invocation_get_sender (invocation);
+  guint watch = 0;
+
+  /* A peer-to-peer caller has no name to watch; its fd alone releases the link. The
+   * watch reports a holder already gone, too. */
+  if (sender != NULL)
+    watch = g_bus_watch_name_on_connection (g_dbus_method_invocation_get_connection (invocation),
+                                            sender, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+                                            on_holder_vanished, bridge, NULL);
+  g_hash_table_insert (self->streams, g_object_ref (bridge), GUINT_TO_POINTER (watch));
+  g_signal_connect_object (bridge, "closed", G_CALLBACK (on_stream_closed), self, 0);
+}
+
+static gboolean
+handle_acquire_stream (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
+                       GUnixFDList *in_fds, Stm32LinkExport *self)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Stm32StreamBridge) bridge = stm32_stream_bridge_new (self->link, &error);
+  g_autoptr (GUnixFDList) fds = NULL;
+  int fd, index;
+
+  if (bridge == NULL)
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  fds = g_unix_fd_list_new ();
+  fd = stm32_stream_bridge_steal_fd (bridge);
+  /* The list keeps its own duplicate. */
+  index = g_unix_fd_list_append (fds, fd, &error);
+  close (fd);
+  if (index < 0)
+    {
+      stm32_stream_bridge_close (bridge, "the fd could not be handed out");
+      g_dbus_method_invocation_return_error (invocation, STM32_ERROR, STM32_ERROR_FAILED,
+                                             "Cannot hand out the stream: %s", error->message);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  track_stream (self, bridge, invocation);
+  stm32_dbus_link1_complete_acquire_stream (iface, invocation, fds, g_variant_new_handle (index));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* While a stream holds the link there are no frames: the link emits none. */
 static void
 on_received (Stm32Link *link, GBytes *frame, Stm32LinkExport *self)
 {
@@ -345,6 +423,8 @@ stm32_link_export_new (Stm32Link *link)
   g_signal_connect_object (self->iface, "handle-transact", G_CALLBACK (handle_transact), self, 0);
   g_signal_connect_object (self->iface, "handle-get-history", G_CALLBACK (handle_get_history), self,
                            0);
+  g_signal_connect_object (self->iface, "handle-acquire-stream", G_CALLBACK (handle_acquire_stream),
+                           self, 0);
   g_signal_connect_object (link, "received", G_CALLBACK (on_received), self, 0);
   return self;
 }
@@ -369,6 +449,19 @@ stm32_link_export_dispose (GObject *object)
   Stm32LinkExport *self = STM32_LINK_EXPORT (object);
 
   g_clear_handle_id (&self->counter_timer, g_source_remove);
+  if (self->streams != NULL)
+    {
+      GHashTableIter iter;
+      gpointer bridge;
+
+      g_hash_table_iter_init (&iter, self->streams);
+      while (g_hash_table_iter_next (&iter, &bridge, NULL))
+        {
+          g_signal_handlers_disconnect_by_data (bridge, self);
+          stm32_stream_bridge_close (bridge, "the link is no longer exported");
+        }
+      g_clear_pointer (&self->streams, g_hash_table_unref);
+    }
   g_clear_object (&self->iface);
   g_clear_object (&self->object);
   g_clear_object (&self->link);
@@ -384,4 +477,5 @@ stm32_link_export_class_init (Stm32LinkExportClass *klass)
 static void
 stm32_link_export_init (Stm32LinkExport *self)
 {
+  self->streams = g_hash_table_new_full (NULL, NULL, g_object_unref, unwatch_name);
 }
