@@ -24,6 +24,10 @@ packages=(
   procps
   # a name owner on the test bus for the policy test
   python3-dbus
+  # bash-completion.pc: where stm32ctl's completion goes (docs/meson.build)
+  bash-completion
+  # groff and man --warnings: the man pages must render without a warning (tests/test-docs.sh)
+  groff-base man-db
 )
 
 missing=()
