@@ -22,7 +22,8 @@
 typedef struct
 {
   Stm32Link *link;
-  GCancellable *cancellable;
+  GCancellable *cancellable;       /* connect and read: cancelled when the connection ends */
+  GCancellable *write_cancellable; /* cancelled only when the link itself goes away */
   GSocketAddressEnumerator *addresses;
   GSocketConnection *connection;
   GError *connect_error; /* why the last address failed, reported if none works */
@@ -168,6 +169,7 @@ link_io_new (Stm32Link *self)
 
   io->link = self;
   io->cancellable = g_cancellable_new ();
+  io->write_cancellable = g_cancellable_new ();
   return io;
 }
 
@@ -175,6 +177,7 @@ static void
 link_io_clear (LinkIo *io)
 {
   g_clear_object (&io->cancellable);
+  g_clear_object (&io->write_cancellable);
   g_clear_object (&io->addresses);
   g_clear_object (&io->connection);
   g_clear_error (&io->connect_error);
@@ -541,15 +544,21 @@ static void transaction_finish (Stm32Link *self, Transaction *transaction, GByte
 
 /* Fails every frame and transaction waiting on this connection, with the reason it ended. */
 static void
-link_fail_pending (Stm32Link *self, const GError *end_error)
+link_fail_pending (Stm32Link *self, const GError *end_error, gboolean including_in_flight)
 {
   g_autoptr (GError) not_sent = NULL;
   GQueue requests = self->send_queue;
   SendRequest *request;
   Transaction *transaction;
+
   not_sent = g_error_new (end_error->domain, end_error->code, "Not sent, the connection ended: %s",
                           end_error->message);
   g_queue_init (&self->send_queue);
+  /* The frame being written is answered by its write: the kernel may have
+   * taken all of it before we learnt that the connection ended. */
+  request = g_queue_peek_head (&requests);
+  if (!including_in_flight && request != NULL && request->started)
+    g_queue_push_tail (&self->send_queue, g_queue_pop_head (&requests));
   while ((transaction = g_queue_peek_head (&self->transactions)) != NULL)
     transaction_finish (self, transaction, NULL, g_error_copy (not_sent));
   while ((request = g_queue_pop_head (&requests)) != NULL)
@@ -579,11 +588,23 @@ link_end (Stm32Link *self, Stm32EndReason reason, Stm32ClosedBy closed_by, gbool
   self->end_error = g_error_copy (owned_error);
   link_clear_timers (self);
   g_cancellable_cancel (io->cancellable);
+  /* A write is never cancelled: GTask would report one that already reached
+   * the kernel as cancelled, and a frame that was sent would be answered "not
+   * sent". A writable socket means it finished or will at once; one blocked on
+   * a board that stopped reading is failed with EPIPE by shutting our side
+   * down — then it really was not sent. (A FIN goes out only in that case.) */
+  if (io->writing != NULL)
+    {
+      GSocket *socket = g_socket_connection_get_socket (io->connection);
+
+      if ((g_socket_condition_check (socket, G_IO_OUT) & G_IO_OUT) == 0)
+        g_socket_shutdown (socket, FALSE, TRUE, NULL);
+    }
 
   g_object_ref (self);
   if (self->state == STM32_LINK_STATE_CONNECTED)
     link_transition (self, STM32_LINK_STATE_CLOSING, self->last_error, self->last_error_message);
-  link_fail_pending (self, owned_error);
+  link_fail_pending (self, owned_error, FALSE);
   link_io_maybe_close (io);
   g_object_unref (self);
 }
@@ -968,25 +989,30 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (LinkIo) io = user_data;
   g_autoptr (GError) error = NULL;
   gboolean written =
-      g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
+    g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
   g_autoptr (Stm32Link) self = io->link ? g_object_ref (io->link) : NULL;
   SendRequest *request;
   gsize size;
 
   io->pending--;
   g_clear_pointer (&io->writing, g_bytes_unref);
-  if (self == NULL || io->ending)
+  if (self == NULL)
     {
       link_io_maybe_close (io);
       return;
     }
+  if (!written && !io->ending)
+    link_on_io_error (self, error);
+  request = g_queue_pop_head (&self->send_queue);
   if (!written)
     {
-      /* The request stays queued, so ending the connection fails it with the reason. */
-      link_on_io_error (self, error);
+      if (request->task)
+        g_task_return_new_error (request->task, self->end_error->domain, self->end_error->code,
+                                 "Not sent, the connection ended: %s", self->end_error->message);
+      send_request_free (self, request);
+      link_io_maybe_close (io);
       return;
     }
-  request = g_queue_pop_head (&self->send_queue);
   size = g_bytes_get_size (request->wire);
   self->attempt->bytes_sent += size;
   g_object_freeze_notify (G_OBJECT (self));
@@ -1000,7 +1026,10 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
   if (request->task)
     g_task_return_boolean (request->task, TRUE);
   send_request_free (self, request);
-  link_kick_writer (self);
+  if (io->ending)
+    link_io_maybe_close (io);
+  else
+    link_kick_writer (self);
 }
 
 /* Starts writing the next queued frame, if nothing is being written. */
@@ -1029,7 +1058,7 @@ link_kick_writer (Stm32Link *self)
       io->pending++;
       g_output_stream_write_all_async (out, g_bytes_get_data (io->writing, NULL),
                                        g_bytes_get_size (io->writing), G_PRIORITY_DEFAULT,
-                                       io->cancellable, on_written, link_io_ref (io));
+                                       io->write_cancellable, on_written, link_io_ref (io));
     }
   else if (self->state == STM32_LINK_STATE_CLOSING)
     link_shutdown_write (self);
@@ -1629,10 +1658,11 @@ stm32_link_dispose (GObject *object)
       io->link = NULL;
       io->ending = TRUE;
       g_cancellable_cancel (io->cancellable);
+      g_cancellable_cancel (io->write_cancellable);
     }
   gone = g_error_new (STM32_ERROR, STM32_ERROR_NOT_CONNECTED, "Link “%s” was removed", self->name);
   if (self->connect_waiters)
-    link_fail_pending (self, gone);
+    link_fail_pending (self, gone, TRUE);
   complete_waiters (self->connect_waiters, gone);
   complete_waiters (self->disconnect_waiters, NULL);
   g_clear_pointer (&self->disconnect_waiters, g_ptr_array_unref);
