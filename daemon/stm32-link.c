@@ -159,6 +159,7 @@ static void link_start_attempt (Stm32Link *self);
 static void link_kick_writer (Stm32Link *self);
 static void link_io_read (LinkIo *io);
 static void link_arm_watchdogs (Stm32Link *self);
+static void link_issue_transaction (Stm32Link *self);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -811,6 +812,9 @@ link_on_data (Stm32Link *self, const guint8 *data, gsize len)
   for (guint i = 0; i < frames->len; i++)
     link_deliver_frame (self, g_ptr_array_index (frames, i));
   g_object_thaw_notify (G_OBJECT (self));
+  /* The heartbeat was answered: a transaction held behind it may go. */
+  if (valid)
+    link_issue_transaction (self);
 
   /* The stream can no longer be trusted: reset rather than wait for a FIN. */
   if (!valid)
@@ -989,7 +993,7 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (LinkIo) io = user_data;
   g_autoptr (GError) error = NULL;
   gboolean written =
-    g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
+      g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
   g_autoptr (Stm32Link) self = io->link ? g_object_ref (io->link) : NULL;
   SendRequest *request;
   gsize size;
@@ -1084,6 +1088,10 @@ link_issue_transaction (Stm32Link *self)
 {
   Transaction *head = g_queue_peek_head (&self->transactions);
 
+  /* While a heartbeat waits for its answer, the next frame is that answer,
+   * not a transaction's reply: the transaction goes out after it. */
+  if (self->heartbeat_deadline != 0)
+    return;
   if (head != NULL && head->request != NULL && !head->request->started &&
       g_queue_find (&self->send_queue, head->request) == NULL)
     link_enqueue (self, head->request);

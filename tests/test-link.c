@@ -1018,6 +1018,39 @@ test_transaction_cancel_written (void)
   stm32_sim_stop (sim);
 }
 
+/* A transaction asked for while a heartbeat waits for its answer goes out
+ * after that answer, so it never takes the heartbeat's reply as its own. */
+static void
+test_transaction_after_heartbeat (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (GBytes) request = g_bytes_new_static ("mine", 4);
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GBytes) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  guint64 frames_sent = 0;
+
+  config->heartbeat = g_bytes_new_static ("ping", 4);
+  config->heartbeat_interval = 50;
+  config->heartbeat_timeout = 5000;
+  link = stm32_link_new ("heartbeat-order", config);
+  g_assert_true (link_connect (link, NULL));
+  /* The board stops reading: the heartbeat goes out and waits unanswered. */
+  stm32_sim_command (sim, "blackhole on");
+  stm32_test_wait_until ((g_object_get (link, "frames-sent", &frames_sent, NULL), frames_sent >= 1),
+                         WAIT_MS);
+  stm32_link_transact_async (link, request, 5000, NULL, store_result, &result);
+  stm32_sim_command (sim, "blackhole off");
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  reply = stm32_link_transact_finish (link, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "mine", 4);
+  link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1045,5 +1078,6 @@ main (int argc, char **argv)
   g_test_add_func ("/link/backoff/network-change", test_network_change_resets_backoff);
   g_test_add_func ("/link/transact/cancel-queued", test_transaction_cancel_queued);
   g_test_add_func ("/link/transact/cancel-written", test_transaction_cancel_written);
+  g_test_add_func ("/link/transact/after-heartbeat", test_transaction_after_heartbeat);
   return g_test_run ();
 }
