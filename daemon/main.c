@@ -19,6 +19,7 @@ typedef struct
 {
   GMainLoop *loop;
   Stm32Manager *manager;
+  GPtrArray *links; /* applied once we own the bus name, then NULL */
   gboolean stopping;
   int exit_status;
 } Daemon;
@@ -67,7 +68,6 @@ parse_options (int *argc, char ***argv, Options *options, GError **error)
   };
   g_autoptr (GOptionContext) context = g_option_context_new (NULL);
 
-  options->port = STM32_DEFAULT_PORT;
   g_option_context_set_summary (context,
                                 "Keeps clean TCP links to STM32 boards and shares them over D-Bus "
                                 "as " STM32_DBUS_NAME ".");
@@ -86,13 +86,15 @@ parse_options (int *argc, char ***argv, Options *options, GError **error)
                            "--host and --config exclude each other");
       return FALSE;
     }
-  if (options->host == NULL && (options->framing != NULL || options->port != STM32_DEFAULT_PORT))
+  if (options->host == NULL && (options->framing != NULL || options->port != 0))
     {
       g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
                            "--port and --framing go with --host");
       return FALSE;
     }
-  if (options->port < 1 || options->port > 65535)
+  if (options->host != NULL && options->port == 0)
+    options->port = STM32_DEFAULT_PORT;
+  if (options->host != NULL && (options->port < 1 || options->port > 65535))
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    "--port %d is not between 1 and 65535", options->port);
@@ -101,32 +103,43 @@ parse_options (int *argc, char ***argv, Options *options, GError **error)
   return TRUE;
 }
 
-/* The links to run (Stm32ConfigLink): from the command line, or from the config file. */
+/* --host/--port/--framing as the one-link config file they stand for, so
+ * they are checked by exactly the rules that check the file. */
+static GPtrArray *
+load_command_line_link (const Options *options, GError **error)
+{
+  g_autoptr (GString) config = g_string_new ("[Link default]\n");
+
+  g_string_append_printf (config, "Host=%s\nPort=%d\n", options->host, options->port);
+  if (options->framing != NULL)
+    g_string_append_printf (config, "Framing=%s\n", options->framing);
+  return stm32_config_load_data (config->str, -1, "command line", error);
+}
+
+/* The links to run (Stm32ConfigLink): from the command line, or the config file. */
 static GPtrArray *
 load_links (const Options *options, GError **error)
 {
-  g_autoptr (Stm32LinkConfig) config = NULL;
-  Stm32ConfigLink *link;
+  g_autoptr (GError) local_error = NULL;
   GPtrArray *links;
 
-  if (options->host == NULL)
-    return stm32_config_load_file (
-        options->config_path ? options->config_path : STM32D_DEFAULT_CONFIG, error);
-
-  config = stm32_link_config_new (options->host, (guint16) options->port);
-  if (options->framing != NULL && !stm32_enum_from_string (STM32_TYPE_FRAMING, options->framing,
-                                                           (int *) &config->framing, error))
+  if (options->host != NULL)
+    return load_command_line_link (options, error);
+  links = stm32_config_load_file (
+      options->config_path ? options->config_path : STM32D_DEFAULT_CONFIG, &local_error);
+  /* A fresh install has no config yet: serve no links until one is written and
+   * reloaded, rather than fail and be restarted in a loop. A file named with
+   * --config must exist. */
+  if (links == NULL && options->config_path == NULL &&
+      g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
     {
-      g_prefix_error (error, "--framing: ");
-      return NULL;
+      g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE",
+                        "No configuration at %s: no links until it is written and reloaded",
+                        STM32D_DEFAULT_CONFIG);
+      return g_ptr_array_new_with_free_func ((GDestroyNotify) stm32_config_link_free);
     }
-  if (!stm32_link_config_validate (config, error))
-    return NULL;
-  link = g_new0 (Stm32ConfigLink, 1);
-  link->name = g_strdup ("default");
-  link->config = g_steal_pointer (&config);
-  links = g_ptr_array_new_with_free_func ((GDestroyNotify) stm32_config_link_free);
-  g_ptr_array_add (links, link);
+  if (links == NULL)
+    g_propagate_error (error, g_steal_pointer (&local_error));
   return links;
 }
 
@@ -142,13 +155,23 @@ static void
 on_name_acquired (GDBusConnection *connection, const char *name, gpointer user_data)
 {
   Daemon *daemon = user_data;
-  g_autofree char *status = g_strdup_printf ("STATUS=Serving %u link(s) as %s",
-                                             stm32_manager_get_n_links (daemon->manager), name);
+  g_autofree char *status = NULL;
 
+  /* Boards are touched only by the stm32d that owns the name: a second one
+   * started by mistake must not take (or reset) their few connection slots. */
+  if (daemon->links != NULL)
+    {
+      stm32_manager_apply (daemon->manager, daemon->links);
+      g_clear_pointer (&daemon->links, g_ptr_array_unref);
+    }
+  status = g_strdup_printf ("STATUS=Serving %u link(s) as %s",
+                            stm32_manager_get_n_links (daemon->manager), name);
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE", "Serving on the bus as %s", name);
   stm32_sd_notify ("READY=1");
   stm32_sd_notify (status);
 }
+
+static void begin_shutdown (Daemon *daemon, int exit_status);
 
 static void
 on_name_lost (GDBusConnection *connection, const char *name, gpointer user_data)
@@ -158,13 +181,12 @@ on_name_lost (GDBusConnection *connection, const char *name, gpointer user_data)
   if (daemon->stopping)
     return;
   if (connection == NULL)
-    g_critical ("Cannot connect to the bus to own %s", name);
+    g_warning ("Cannot connect to the bus to own %s", name);
   else
-    g_critical ("Lost the bus name %s (another stm32d took it, or it is not permitted by the bus "
-                "policy); exiting",
-                name);
-  daemon->exit_status = 1;
-  g_main_loop_quit (daemon->loop);
+    g_warning ("The bus name %s is taken by another stm32d, or the bus policy does not allow us "
+               "to own it; closing links and exiting",
+               name);
+  begin_shutdown (daemon, 1);
 }
 
 static void
@@ -186,19 +208,24 @@ on_shutdown_overdue (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static gboolean
-on_terminate (gpointer user_data)
+static void
+begin_shutdown (Daemon *daemon, int exit_status)
 {
-  Daemon *daemon = user_data;
-
   if (daemon->stopping)
-    return G_SOURCE_CONTINUE;
+    return;
   daemon->stopping = TRUE;
+  daemon->exit_status = exit_status;
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE", "Stopping: closing every link");
   stm32_sd_notify ("STOPPING=1");
   stm32_manager_shutdown_async (daemon->manager, NULL, on_shutdown_done, daemon);
-  g_timeout_add (STM32D_SHUTDOWN_GRACE_MS + STM32_DEFAULT_CLOSE_TIMEOUT, on_shutdown_overdue,
-                 daemon);
+  g_timeout_add (STM32D_SHUTDOWN_GRACE_MS + stm32_manager_get_max_close_timeout (daemon->manager),
+                 on_shutdown_overdue, daemon);
+}
+
+static gboolean
+on_terminate (gpointer user_data)
+{
+  begin_shutdown (user_data, 0);
   return G_SOURCE_CONTINUE;
 }
 
@@ -255,7 +282,7 @@ main (int argc, char **argv)
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE_ID",
                     "3f2b8c1e6a7d4e0f9b5c2d1a0e8f7c6b", "MESSAGE", "stm32d %s starting, %u link(s)",
                     STM32D_VERSION, links->len);
-  stm32_manager_apply (manager, links);
+  daemon.links = g_steal_pointer (&links);
 
   g_unix_signal_add (SIGTERM, on_terminate, &daemon);
   g_unix_signal_add (SIGINT, on_terminate, &daemon);
@@ -267,5 +294,6 @@ main (int argc, char **argv)
                           on_bus_acquired, on_name_acquired, on_name_lost, &daemon, NULL);
   g_main_loop_run (loop);
   g_bus_unown_name (owner);
+  g_clear_pointer (&daemon.links, g_ptr_array_unref);
   return daemon.exit_status;
 }

@@ -167,6 +167,21 @@ stm32_manager_get_n_links (Stm32Manager *self)
   return g_hash_table_size (self->exports);
 }
 
+guint
+stm32_manager_get_max_close_timeout (Stm32Manager *self)
+{
+  GHashTableIter iter;
+  gpointer export;
+  guint longest = 0;
+
+  g_return_val_if_fail (STM32_IS_MANAGER (self), 0);
+  g_hash_table_iter_init (&iter, self->exports);
+  while (g_hash_table_iter_next (&iter, NULL, &export))
+    longest =
+        MAX (longest, stm32_link_get_config (stm32_link_export_get_link (export))->close_timeout);
+  return longest;
+}
+
 /* ---- shutdown ------------------------------------------------------------------ */
 
 static void

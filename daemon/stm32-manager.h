@@ -33,6 +33,8 @@ void stm32_manager_apply (Stm32Manager *self, GPtrArray *links);
 gboolean stm32_manager_reload (Stm32Manager *self, GError **error);
 
 guint stm32_manager_get_n_links (Stm32Manager *self);
+/* The longest CloseTimeout of any link, in ms: what a graceful shutdown may take. */
+guint stm32_manager_get_max_close_timeout (Stm32Manager *self);
 
 /* Closes every link gracefully; finishes once all sockets are closed. Bounded
  * by the links' CloseTimeout. */

@@ -416,8 +416,38 @@ test_bad_command_line (void)
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--host", "x", "--framing", "xml", NULL), ==,
                    78);
-  g_assert_nonnull (strstr (err, "--framing"));
+  g_assert_nonnull (strstr (err, "[Link default] Framing:"));
   g_assert_nonnull (strstr (err, "raw, line, u16be, u32be, json"));
+  g_clear_pointer (&err, g_free);
+  /* --host is checked by the rules that check Host= in the file. */
+  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--host", "board:8080", NULL), ==, 78);
+  g_assert_nonnull (strstr (err, "[Link default] Host:"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--port", "8080", NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "--port and --framing go with --host"));
+}
+
+/* A second stm32d started by mistake finds the name taken and leaves without
+ * ever connecting: the board's few slots stay with the first. */
+static void
+test_second_daemon_leaves_board_alone (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
+  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
+  g_autofree char *err = NULL;
+  g_autoptr (JsonObject) status = NULL;
+
+  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--host", "127.0.0.1", "--port", port, NULL), ==,
+                   1);
+  g_assert_nonnull (strstr (err, "taken by another stm32d"));
+  status = stm32_sim_status (sim);
+  g_assert_cmpint (json_object_get_int_member (status, "accepted"), ==, 1);
+  g_assert_true (link_state_is (link, "connected"));
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
 }
 
 /* ---- configuration ---------------------------------------------------------------- */
@@ -615,6 +645,7 @@ main (int argc, char **argv)
   g_test_add_func ("/daemon/vanishing-client", test_vanishing_client);
   g_test_add_func ("/daemon/sigterm-flushes", test_sigterm_flushes);
   g_test_add_func ("/daemon/bad-command-line", test_bad_command_line);
+  g_test_add_func ("/daemon/second-daemon", test_second_daemon_leaves_board_alone);
   g_test_add_func ("/daemon/reload", test_reload);
   g_test_add_func ("/daemon/bad-config-refused", test_bad_config_refused);
   g_test_add_func ("/daemon/systemd-notify", test_systemd_notify);
