@@ -28,6 +28,9 @@ packages=(
   bash-completion
   # groff and man --warnings: the man pages must render without a warning (tests/test-docs.sh)
   groff-base man-db
+  # libstm32client's introspection data: g-ir-scanner, gobject-introspection-1.0.pc
+  # and the Gio GIR it includes; PyGObject for examples/echo.py and its test
+  gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0 python3-gi
 )
 
 missing=()

@@ -1,0 +1,1061 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "stm32-client-link.h"
+
+#include <gio/gunixfdlist.h>
+#include <glib/gstdio.h>
+
+#include "stm32-client-private.h"
+#include "stm32-client.h"
+#include "stm32-error.h"
+#include "stm32-names.h"
+
+/* The daemon bounds every call itself (ConnectTimeout, CloseTimeout, the
+ * transaction's timeout, the bounded send queue), and GDBus's default of 25 s
+ * would cut a slow but legitimate one short with a misleading error. A caller
+ * that wants to give up sooner cancels. */
+#define CALL_TIMEOUT_MS G_MAXINT
+
+struct _Stm32ClientLink
+{
+  GObject parent_instance;
+
+  Stm32DbusLink1 *proxy;
+  GDBusObjectManager *objects;
+  gboolean removed;
+};
+
+enum
+{
+  PROP_0,
+  PROP_NAME,
+  PROP_HOST,
+  PROP_PORT,
+  PROP_STATE,
+  PROP_AUTOCONNECT,
+  PROP_FRAMING,
+  PROP_LOCAL_ADDRESS,
+  PROP_REMOTE_ADDRESS,
+  PROP_CONNECTED_SINCE,
+  PROP_RETRY_IN,
+  PROP_LAST_ERROR,
+  PROP_LAST_ERROR_MESSAGE,
+  PROP_BYTES_SENT,
+  PROP_BYTES_RECEIVED,
+  PROP_FRAMES_SENT,
+  PROP_FRAMES_RECEIVED,
+  PROP_CONNECTS,
+  PROP_DISCONNECTS,
+  PROP_CONNECT_FAILURES,
+  N_PROPS
+};
+
+static GParamSpec *props[N_PROPS];
+
+enum
+{
+  RECEIVED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (Stm32ClientLink, stm32_client_link, G_TYPE_OBJECT)
+
+static void
+stm32_client_link_get_property (GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
+{
+  Stm32ClientLink *self = STM32_CLIENT_LINK (object);
+
+  /* Generated from the same XML, the proxy has each of our properties under
+   * the same name and type, read from its cache of the daemon's values. */
+  g_object_get_property (G_OBJECT (self->proxy), pspec->name, value);
+}
+
+static void
+stm32_client_link_dispose (GObject *object)
+{
+  Stm32ClientLink *self = STM32_CLIENT_LINK (object);
+
+  g_clear_object (&self->proxy);
+  g_clear_object (&self->objects);
+  G_OBJECT_CLASS (stm32_client_link_parent_class)->dispose (object);
+}
+
+static GParamSpec *
+string_property (const char *name, const char *blurb)
+{
+  return g_param_spec_string (name, NULL, blurb, NULL, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+}
+
+static GParamSpec *
+counter_property (const char *name, const char *blurb)
+{
+  return g_param_spec_uint64 (name, NULL, blurb, 0, G_MAXUINT64, 0,
+                              G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+}
+
+static void
+install_properties (GObjectClass *object_class)
+{
+  const GParamFlags flags = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS;
+
+  props[PROP_NAME] = string_property ("name", "The link's name");
+  props[PROP_HOST] = string_property ("host", "The board's host name or address");
+  props[PROP_PORT] =
+      g_param_spec_uint ("port", NULL, "The board's TCP port", 0, G_MAXUINT16, 0, flags);
+  props[PROP_STATE] = string_property (
+      "state", "disconnected, connecting, connected, closing (PC-first close) or waiting");
+  props[PROP_AUTOCONNECT] = g_param_spec_boolean (
+      "autoconnect", NULL, "Whether stm32d keeps the link up on its own", FALSE, flags);
+  props[PROP_FRAMING] = string_property ("framing", "raw, line, u16be, u32be or json");
+  props[PROP_LOCAL_ADDRESS] = string_property ("local-address", "Our ADDRESS:PORT, or empty");
+  props[PROP_REMOTE_ADDRESS] = string_property ("remote-address", "The board's ADDRESS:PORT");
+  props[PROP_CONNECTED_SINCE] =
+      g_param_spec_uint64 ("connected-since", NULL, "µs since the epoch, 0 when not connected", 0,
+                           G_MAXUINT64, 0, flags);
+  props[PROP_RETRY_IN] =
+      g_param_spec_uint ("retry-in", NULL, "ms to the next attempt", 0, G_MAXUINT32, 0, flags);
+  props[PROP_LAST_ERROR] = string_property ("last-error", "Why the last attempt failed, or none");
+  props[PROP_LAST_ERROR_MESSAGE] = string_property ("last-error-message", "LastError for people");
+  props[PROP_BYTES_SENT] = counter_property ("bytes-sent", "Bytes written, framing included");
+  props[PROP_BYTES_RECEIVED] = counter_property ("bytes-received", "Bytes read");
+  props[PROP_FRAMES_SENT] = counter_property ("frames-sent", "Frames written");
+  props[PROP_FRAMES_RECEIVED] = counter_property ("frames-received", "Frames received");
+  props[PROP_CONNECTS] = counter_property ("connects", "Connections established");
+  props[PROP_DISCONNECTS] = counter_property ("disconnects", "Connections that ended");
+  props[PROP_CONNECT_FAILURES] = counter_property ("connect-failures", "Attempts that failed");
+  g_object_class_install_properties (object_class, N_PROPS, props);
+}
+
+static void
+stm32_client_link_class_init (Stm32ClientLinkClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  /* Maps org.stm32d.Error.* replies to STM32_ERROR codes from the first call on. */
+  (void) stm32_error_quark ();
+  object_class->get_property = stm32_client_link_get_property;
+  object_class->dispose = stm32_client_link_dispose;
+  install_properties (object_class);
+
+  /**
+   * Stm32ClientLink::received:
+   * @self: the link
+   * @frame: a frame from the board, without framing bytes
+   *
+   * Every frame the board sends, in order, transaction replies included.
+   */
+  signals[RECEIVED] = g_signal_new ("received", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                    NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_BYTES);
+}
+
+static void
+stm32_client_link_init (Stm32ClientLink *self)
+{
+}
+
+static void
+on_proxy_notify (GObject *proxy, GParamSpec *pspec, Stm32ClientLink *self)
+{
+  /* The proxy notifies as PropertiesChanged arrives, with its whole cache
+   * already updated: State and LastError are never seen out of step. */
+  GParamSpec *mirror = g_object_class_find_property (G_OBJECT_GET_CLASS (self), pspec->name);
+
+  if (mirror != NULL)
+    g_object_notify_by_pspec (G_OBJECT (self), mirror);
+}
+
+static void
+on_proxy_received (Stm32DbusLink1 *proxy, GVariant *frame, Stm32ClientLink *self)
+{
+  g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (frame);
+
+  g_signal_emit (self, signals[RECEIVED], 0, bytes);
+}
+
+void
+stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy)
+{
+  if (proxy == self->proxy)
+    return;
+  if (self->proxy != NULL)
+    g_signal_handlers_disconnect_by_data (self->proxy, self);
+  g_set_object (&self->proxy, proxy);
+  g_signal_connect_object (proxy, "notify", G_CALLBACK (on_proxy_notify), self, 0);
+  g_signal_connect_object (proxy, "received", G_CALLBACK (on_proxy_received), self, 0);
+  /* A new proxy brings the daemon's current values, whatever the old one had. */
+  g_object_freeze_notify (G_OBJECT (self));
+  for (guint i = 1; i < N_PROPS; i++)
+    g_object_notify_by_pspec (G_OBJECT (self), props[i]);
+  g_object_thaw_notify (G_OBJECT (self));
+}
+
+Stm32ClientLink *
+stm32_client_link_new (Stm32DbusLink1 *proxy, GDBusObjectManager *objects)
+{
+  Stm32ClientLink *self = g_object_new (STM32_TYPE_CLIENT_LINK, NULL);
+
+  self->objects = g_object_ref (objects);
+  stm32_client_link_set_proxy (self, proxy);
+  return self;
+}
+
+void
+stm32_client_link_mark_removed (Stm32ClientLink *self)
+{
+  self->removed = TRUE;
+}
+
+/* ---- properties ------------------------------------------------------------------- */
+
+/**
+ * stm32_client_link_get_name:
+ * @self: a link
+ *
+ * Returns: the link's name, the last element of its object path
+ */
+const char *
+stm32_client_link_get_name (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return stm32_dbus_link1_get_name (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_host:
+ * @self: a link
+ *
+ * Returns: the board's host name or address, as configured
+ */
+const char *
+stm32_client_link_get_host (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return stm32_dbus_link1_get_host (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_port:
+ * @self: a link
+ *
+ * Returns: the board's TCP port
+ */
+guint16
+stm32_client_link_get_port (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_port (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_state:
+ * @self: a link
+ *
+ * Returns: "disconnected", "connecting", "connected", "closing" or "waiting"
+ */
+const char *
+stm32_client_link_get_state (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return stm32_dbus_link1_get_state (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_framing:
+ * @self: a link
+ *
+ * Returns: "raw", "line", "u16be", "u32be" or "json"
+ */
+const char *
+stm32_client_link_get_framing (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return stm32_dbus_link1_get_framing (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_autoconnect:
+ * @self: a link
+ *
+ * Returns: whether stm32d keeps the link up on its own
+ */
+gboolean
+stm32_client_link_get_autoconnect (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
+  return stm32_dbus_link1_get_autoconnect (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_local_address:
+ * @self: a link
+ *
+ * Returns: our end of the connection ("ADDRESS:PORT"), or "" when not connected
+ */
+const char *
+stm32_client_link_get_local_address (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return stm32_dbus_link1_get_local_address (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_remote_address:
+ * @self: a link
+ *
+ * Returns: the board's end of the connection, or "" when not connected
+ */
+const char *
+stm32_client_link_get_remote_address (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return stm32_dbus_link1_get_remote_address (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_connected_since:
+ * @self: a link
+ *
+ * Returns: when the connection was established, in µs since the epoch; 0 when
+ *   not connected
+ */
+guint64
+stm32_client_link_get_connected_since (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_connected_since (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_retry_in:
+ * @self: a link
+ *
+ * Returns: while "waiting", the delay in ms before the next attempt; 0 otherwise
+ */
+guint
+stm32_client_link_get_retry_in (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_retry_in (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_last_error:
+ * @self: a link
+ *
+ * Returns: why the last attempt or connection failed ("none", "refused",
+ *   "server-busy", …; see org.stm32d.Link1.LastError)
+ */
+const char *
+stm32_client_link_get_last_error (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return stm32_dbus_link1_get_last_error (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_last_error_message:
+ * @self: a link
+ *
+ * Returns: what the last error was about, for people; "" with "none"
+ */
+const char *
+stm32_client_link_get_last_error_message (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return stm32_dbus_link1_get_last_error_message (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_bytes_sent:
+ * @self: a link
+ *
+ * Returns: bytes written to the board since the daemon started, framing included
+ */
+guint64
+stm32_client_link_get_bytes_sent (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_bytes_sent (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_bytes_received:
+ * @self: a link
+ *
+ * Returns: bytes read from the board since the daemon started
+ */
+guint64
+stm32_client_link_get_bytes_received (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_bytes_received (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_frames_sent:
+ * @self: a link
+ *
+ * Returns: frames written to the board (heartbeats included)
+ */
+guint64
+stm32_client_link_get_frames_sent (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_frames_sent (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_frames_received:
+ * @self: a link
+ *
+ * Returns: frames received from the board
+ */
+guint64
+stm32_client_link_get_frames_received (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_frames_received (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_connects:
+ * @self: a link
+ *
+ * Returns: connections established
+ */
+guint64
+stm32_client_link_get_connects (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_connects (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_disconnects:
+ * @self: a link
+ *
+ * Returns: established connections that ended, for any reason
+ */
+guint64
+stm32_client_link_get_disconnects (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_disconnects (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_connect_failures:
+ * @self: a link
+ *
+ * Returns: attempts that never got connected
+ */
+guint64
+stm32_client_link_get_connect_failures (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_connect_failures (self->proxy);
+}
+
+/* ---- calls ------------------------------------------------------------------------ */
+
+static void
+link_set_gone_error (Stm32ClientLink *self, GError **error)
+{
+  g_autofree char *owner =
+      g_dbus_object_manager_client_get_name_owner (G_DBUS_OBJECT_MANAGER_CLIENT (self->objects));
+
+  if (owner == NULL)
+    stm32_client_set_not_running_error (error);
+  else
+    g_set_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK,
+                 "stm32d no longer has link “%s”", stm32_client_link_get_name (self));
+}
+
+/* Takes @error; returns it as callers see it: the daemon's code without the
+ * "GDBus.Error:org.stm32d.Error.Name: " prefix on the message. */
+static GError *
+link_call_error (Stm32ClientLink *self, GError *error)
+{
+  GError *gone = NULL;
+
+  if (!stm32_client_is_no_owner_error (error))
+    {
+      g_dbus_error_strip_remote_error (error);
+      return error;
+    }
+  g_error_free (error);
+  link_set_gone_error (self, &gone);
+  return gone;
+}
+
+/* A task for @source_tag, or NULL once it has failed because the link is gone. */
+static GTask *
+link_task_start (Stm32ClientLink *self, gpointer source_tag, GCancellable *cancellable,
+                 GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  GError *error = NULL;
+
+  g_task_set_source_tag (task, source_tag);
+  if (!self->removed)
+    return g_steal_pointer (&task);
+  link_set_gone_error (self, &error);
+  g_task_return_error (task, error);
+  return NULL;
+}
+
+static void
+on_call_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  Stm32ClientLink *self = g_task_get_source_object (task);
+  GError *error = NULL;
+  GVariant *reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
+
+  if (reply == NULL)
+    g_task_return_error (task, link_call_error (self, error));
+  else
+    g_task_return_pointer (task, reply, (GDestroyNotify) g_variant_unref);
+}
+
+/* Calls @method (a Link1 method, or "interface.Method"); the reply is for link_call_finish(). */
+static void
+link_call (Stm32ClientLink *self, gpointer source_tag, const char *method, GVariant *parameters,
+           GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GVariant) args = parameters ? g_variant_ref_sink (parameters) : NULL;
+  GTask *task = link_task_start (self, source_tag, cancellable, callback, user_data);
+
+  if (task != NULL)
+    g_dbus_proxy_call (G_DBUS_PROXY (self->proxy), method, args, G_DBUS_CALL_FLAGS_NONE,
+                       CALL_TIMEOUT_MS, cancellable, on_call_done, task);
+}
+
+static GVariant *
+link_call_finish (Stm32ClientLink *self, GAsyncResult *result, gpointer source_tag, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static GVariant *
+link_call_sync (Stm32ClientLink *self, const char *method, GVariant *parameters,
+                GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GVariant) args = parameters ? g_variant_ref_sink (parameters) : NULL;
+  GError *local_error = NULL;
+  GVariant *reply;
+
+  if (self->removed)
+    {
+      link_set_gone_error (self, error);
+      return NULL;
+    }
+  reply = g_dbus_proxy_call_sync (G_DBUS_PROXY (self->proxy), method, args, G_DBUS_CALL_FLAGS_NONE,
+                                  CALL_TIMEOUT_MS, cancellable, &local_error);
+  if (reply == NULL)
+    g_propagate_error (error, link_call_error (self, local_error));
+  return reply;
+}
+
+static GVariant *
+frame_variant (GBytes *frame)
+{
+  return g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, frame, TRUE);
+}
+
+static GVariant *
+autoconnect_args (gboolean autoconnect)
+{
+  return g_variant_new ("(ssv)", STM32_DBUS_LINK_INTERFACE, "Autoconnect",
+                        g_variant_new_boolean (autoconnect));
+}
+
+/* The first member of @reply (taken), or NULL. */
+static GVariant *
+reply_member (GVariant *reply)
+{
+  g_autoptr (GVariant) owned = reply;
+
+  return owned ? g_variant_get_child_value (owned, 0) : NULL;
+}
+
+static GBytes *
+reply_frame (GVariant *reply)
+{
+  g_autoptr (GVariant) frame = reply_member (reply);
+
+  return frame ? g_variant_get_data_as_bytes (frame) : NULL;
+}
+
+/**
+ * stm32_client_link_set_autoconnect:
+ * @self: a link
+ * @autoconnect: whether stm32d should keep the link up on its own
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the daemon has answered
+ * @user_data: (closure): data for @callback
+ *
+ * Sets the link's Autoconnect on the daemon (org.freedesktop.DBus.Properties.Set,
+ * so a refusal comes back as an error). #Stm32ClientLink:autoconnect follows
+ * when the daemon announces the change.
+ */
+void
+stm32_client_link_set_autoconnect (Stm32ClientLink *self, gboolean autoconnect,
+                                   GCancellable *cancellable, GAsyncReadyCallback callback,
+                                   gpointer user_data)
+{
+  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
+  link_call (self, stm32_client_link_set_autoconnect, "org.freedesktop.DBus.Properties.Set",
+             autoconnect_args (autoconnect), cancellable, callback, user_data);
+}
+
+/**
+ * stm32_client_link_set_autoconnect_finish:
+ * @self: a link
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Returns: whether the daemon took the new value
+ */
+gboolean
+stm32_client_link_set_autoconnect_finish (Stm32ClientLink *self, GAsyncResult *result,
+                                          GError **error)
+{
+  g_autoptr (GVariant) reply =
+      link_call_finish (self, result, stm32_client_link_set_autoconnect, error);
+
+  return reply != NULL;
+}
+
+/**
+ * stm32_client_link_set_autoconnect_sync:
+ * @self: a link
+ * @autoconnect: whether stm32d should keep the link up on its own
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for an error
+ *
+ * Blocks the calling thread; see stm32_client_link_set_autoconnect().
+ *
+ * Returns: whether the daemon took the new value
+ */
+gboolean
+stm32_client_link_set_autoconnect_sync (Stm32ClientLink *self, gboolean autoconnect,
+                                        GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GVariant) reply = NULL;
+
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
+  reply = link_call_sync (self, "org.freedesktop.DBus.Properties.Set",
+                          autoconnect_args (autoconnect), cancellable, error);
+  return reply != NULL;
+}
+
+/**
+ * stm32_client_link_connect:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once connected, or with the attempt's error
+ * @user_data: (closure): data for @callback
+ *
+ * Connects now, or joins the attempt under way (org.stm32d.Link1.Connect).
+ * The link stays wanted: after a failure stm32d keeps retrying with backoff
+ * until stm32_client_link_disconnect().
+ */
+void
+stm32_client_link_connect (Stm32ClientLink *self, GCancellable *cancellable,
+                           GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
+  link_call (self, stm32_client_link_connect, "Connect", NULL, cancellable, callback, user_data);
+}
+
+/**
+ * stm32_client_link_connect_finish:
+ * @self: a link
+ * @result: the result passed to the callback
+ * @error: return location for an error (a #STM32_ERROR code)
+ *
+ * Returns: whether the link is connected
+ */
+gboolean
+stm32_client_link_connect_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
+{
+  g_autoptr (GVariant) reply = link_call_finish (self, result, stm32_client_link_connect, error);
+
+  return reply != NULL;
+}
+
+/**
+ * stm32_client_link_connect_sync:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for an error (a #STM32_ERROR code)
+ *
+ * Blocks the calling thread; see stm32_client_link_connect().
+ *
+ * Returns: whether the link is connected
+ */
+gboolean
+stm32_client_link_connect_sync (Stm32ClientLink *self, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GVariant) reply = NULL;
+
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
+  reply = link_call_sync (self, "Connect", NULL, cancellable, error);
+  return reply != NULL;
+}
+
+/**
+ * stm32_client_link_disconnect:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once the socket is closed
+ * @user_data: (closure): data for @callback
+ *
+ * Closes gracefully, queued frames first (org.stm32d.Link1.Disconnect). The
+ * link then stays down until connected again or Autoconnect is set.
+ */
+void
+stm32_client_link_disconnect (Stm32ClientLink *self, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
+  link_call (self, stm32_client_link_disconnect, "Disconnect", NULL, cancellable, callback,
+             user_data);
+}
+
+/**
+ * stm32_client_link_disconnect_finish:
+ * @self: a link
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Returns: whether the link is closed
+ */
+gboolean
+stm32_client_link_disconnect_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
+{
+  g_autoptr (GVariant) reply = link_call_finish (self, result, stm32_client_link_disconnect, error);
+
+  return reply != NULL;
+}
+
+/**
+ * stm32_client_link_disconnect_sync:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for an error
+ *
+ * Blocks the calling thread; see stm32_client_link_disconnect().
+ *
+ * Returns: whether the link is closed
+ */
+gboolean
+stm32_client_link_disconnect_sync (Stm32ClientLink *self, GCancellable *cancellable, GError **error)
+{
+  g_autoptr (GVariant) reply = NULL;
+
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
+  reply = link_call_sync (self, "Disconnect", NULL, cancellable, error);
+  return reply != NULL;
+}
+
+/**
+ * stm32_client_link_send:
+ * @self: a link
+ * @frame: one frame, without framing bytes (stm32d adds them)
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called once the whole frame was written, or with why not
+ * @user_data: (closure): data for @callback
+ *
+ * Sends one frame to the board (org.stm32d.Link1.Send).
+ */
+void
+stm32_client_link_send (Stm32ClientLink *self, GBytes *frame, GCancellable *cancellable,
+                        GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
+  g_return_if_fail (frame != NULL);
+  link_call (self, stm32_client_link_send, "Send", g_variant_new ("(@ay)", frame_variant (frame)),
+             cancellable, callback, user_data);
+}
+
+/**
+ * stm32_client_link_send_finish:
+ * @self: a link
+ * @result: the result passed to the callback
+ * @error: return location for an error (a #STM32_ERROR code such as
+ *   %STM32_ERROR_NOT_CONNECTED or %STM32_ERROR_QUEUE_FULL)
+ *
+ * Returns: whether the whole frame was written to the kernel
+ */
+gboolean
+stm32_client_link_send_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
+{
+  g_autoptr (GVariant) reply = link_call_finish (self, result, stm32_client_link_send, error);
+
+  return reply != NULL;
+}
+
+/**
+ * stm32_client_link_send_sync:
+ * @self: a link
+ * @frame: one frame, without framing bytes
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for an error (a #STM32_ERROR code)
+ *
+ * Blocks the calling thread; see stm32_client_link_send().
+ *
+ * Returns: whether the whole frame was written to the kernel
+ */
+gboolean
+stm32_client_link_send_sync (Stm32ClientLink *self, GBytes *frame, GCancellable *cancellable,
+                             GError **error)
+{
+  g_autoptr (GVariant) reply = NULL;
+
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
+  g_return_val_if_fail (frame != NULL, FALSE);
+  reply = link_call_sync (self, "Send", g_variant_new ("(@ay)", frame_variant (frame)), cancellable,
+                          error);
+  return reply != NULL;
+}
+
+/**
+ * stm32_client_link_transact:
+ * @self: a link
+ * @request: the frame to send
+ * @timeout_ms: how long to wait for the reply, including the wait for earlier
+ *   transactions; at least 1
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the reply or an error
+ * @user_data: (closure): data for @callback
+ *
+ * Sends @request and returns the next frame the board sends
+ * (org.stm32d.Link1.Transact). Transactions run one at a time, in order.
+ */
+void
+stm32_client_link_transact (Stm32ClientLink *self, GBytes *request, guint timeout_ms,
+                            GCancellable *cancellable, GAsyncReadyCallback callback,
+                            gpointer user_data)
+{
+  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
+  g_return_if_fail (request != NULL);
+  link_call (self, stm32_client_link_transact, "Transact",
+             g_variant_new ("(@ayu)", frame_variant (request), timeout_ms), cancellable, callback,
+             user_data);
+}
+
+/**
+ * stm32_client_link_transact_finish:
+ * @self: a link
+ * @result: the result passed to the callback
+ * @error: return location for an error (%STM32_ERROR_TIMEOUT when no frame
+ *   came in time)
+ *
+ * Returns: (transfer full): the reply, without framing bytes, or %NULL
+ */
+GBytes *
+stm32_client_link_transact_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
+{
+  return reply_frame (link_call_finish (self, result, stm32_client_link_transact, error));
+}
+
+/**
+ * stm32_client_link_transact_sync:
+ * @self: a link
+ * @request: the frame to send
+ * @timeout_ms: how long to wait for the reply; at least 1
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for an error
+ *
+ * Blocks the calling thread; see stm32_client_link_transact().
+ *
+ * Returns: (transfer full): the reply, without framing bytes, or %NULL
+ */
+GBytes *
+stm32_client_link_transact_sync (Stm32ClientLink *self, GBytes *request, guint timeout_ms,
+                                 GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  g_return_val_if_fail (request != NULL, NULL);
+  return reply_frame (link_call_sync (self, "Transact",
+                                      g_variant_new ("(@ayu)", frame_variant (request), timeout_ms),
+                                      cancellable, error));
+}
+
+/**
+ * stm32_client_link_get_history:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the history
+ * @user_data: (closure): data for @callback
+ *
+ * Asks for the recent connection attempts (org.stm32d.Link1.GetHistory).
+ */
+void
+stm32_client_link_get_history (Stm32ClientLink *self, GCancellable *cancellable,
+                               GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
+  link_call (self, stm32_client_link_get_history, "GetHistory", NULL, cancellable, callback,
+             user_data);
+}
+
+/**
+ * stm32_client_link_get_history_finish:
+ * @self: a link
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the attempts, oldest first, as a #GVariant of type
+ *   aa{sv} (keys as in org.stm32d.Link1.GetHistory), or %NULL
+ */
+GVariant *
+stm32_client_link_get_history_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
+{
+  return reply_member (link_call_finish (self, result, stm32_client_link_get_history, error));
+}
+
+/**
+ * stm32_client_link_get_history_sync:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for an error
+ *
+ * Blocks the calling thread; see stm32_client_link_get_history().
+ *
+ * Returns: (transfer full): the attempts as a #GVariant of type aa{sv}, or %NULL
+ */
+GVariant *
+stm32_client_link_get_history_sync (Stm32ClientLink *self, GCancellable *cancellable,
+                                    GError **error)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return reply_member (link_call_sync (self, "GetHistory", NULL, cancellable, error));
+}
+
+/* ---- AcquireStream ---------------------------------------------------------------- */
+
+static GSocket *
+socket_from_reply (GVariant *handle, GUnixFDList *fds, GError **error)
+{
+  int index = g_variant_get_handle (handle);
+  GSocket *socket;
+  int fd;
+
+  /* Checked here: g_unix_fd_list_get() treats a bad index as a programming error. */
+  if (fds == NULL || index < 0 || index >= g_unix_fd_list_get_length (fds))
+    {
+      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_FAILED,
+                           "stm32d answered AcquireStream without a file descriptor");
+      return NULL;
+    }
+  fd = g_unix_fd_list_get (fds, index, error);
+  if (fd < 0)
+    return NULL;
+  socket = g_socket_new_from_fd (fd, error);
+  if (socket == NULL)
+    g_close (fd, NULL);
+  return socket;
+}
+
+static void
+on_stream_acquired (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  Stm32ClientLink *self = g_task_get_source_object (task);
+  g_autoptr (GVariant) handle = NULL;
+  g_autoptr (GUnixFDList) fds = NULL;
+  GError *error = NULL;
+  GSocket *socket = NULL;
+
+  if (stm32_dbus_link1_call_acquire_stream_finish (STM32_DBUS_LINK1 (source), &handle, &fds, result,
+                                                   &error))
+    socket = socket_from_reply (handle, fds, &error);
+  else
+    error = link_call_error (self, error);
+  if (socket == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, socket, g_object_unref);
+}
+
+/**
+ * stm32_client_link_acquire_stream:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the socket or an error
+ * @user_data: (closure): data for @callback
+ *
+ * Takes the link for bulk data (org.stm32d.Link1.AcquireStream): bytes written
+ * to the socket go to the board as they are, the board's bytes are readable
+ * from it, without framing. One holder at a time; while it is held, sends and
+ * transactions fail with %STM32_ERROR_BUSY. The socket gets EOF when the
+ * connection drops; closing it releases the link.
+ */
+void
+stm32_client_link_acquire_stream (Stm32ClientLink *self, GCancellable *cancellable,
+                                  GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
+  task = link_task_start (self, stm32_client_link_acquire_stream, cancellable, callback, user_data);
+  if (task != NULL)
+    stm32_dbus_link1_call_acquire_stream (self->proxy, NULL, cancellable, on_stream_acquired, task);
+}
+
+/**
+ * stm32_client_link_acquire_stream_finish:
+ * @self: a link
+ * @result: the result passed to the callback
+ * @error: return location for an error (%STM32_ERROR_BUSY if someone else holds it)
+ *
+ * Returns: (transfer full): a connected stream socket bridged to the board, or %NULL
+ */
+GSocket *
+stm32_client_link_acquire_stream_finish (Stm32ClientLink *self, GAsyncResult *result,
+                                         GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == stm32_client_link_acquire_stream,
+                        NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * stm32_client_link_acquire_stream_sync:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for an error
+ *
+ * Blocks the calling thread; see stm32_client_link_acquire_stream().
+ *
+ * Returns: (transfer full): a connected stream socket bridged to the board, or %NULL
+ */
+GSocket *
+stm32_client_link_acquire_stream_sync (Stm32ClientLink *self, GCancellable *cancellable,
+                                       GError **error)
+{
+  g_autoptr (GVariant) handle = NULL;
+  g_autoptr (GUnixFDList) fds = NULL;
+  GError *local_error = NULL;
+
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  if (self->removed)
+    {
+      link_set_gone_error (self, error);
+      return NULL;
+    }
+  if (!stm32_dbus_link1_call_acquire_stream_sync (self->proxy, NULL, &handle, &fds, cancellable,
+                                                  &local_error))
+    {
+      g_propagate_error (error, link_call_error (self, local_error));
+      return NULL;
+    }
+  return socket_from_reply (handle, fds, error);
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "stm32-client-link.h"
+#include "stm32-dbus-generated.h"
+
+G_BEGIN_DECLS
+
+/* Wraps @proxy, one of @objects' interfaces; @objects also says afterwards
+ * whether the daemon still runs when a call finds the link gone. */
+Stm32ClientLink *stm32_client_link_new (Stm32DbusLink1 *proxy, GDBusObjectManager *objects);
+/* The object manager replaced the link's interface proxy: follow the new one
+ * (properties notify, as their values may differ). */
+void stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy);
+/* The daemon dropped the link (or stopped): from now on calls fail at once. */
+void stm32_client_link_mark_removed (Stm32ClientLink *self);
+
+void stm32_client_set_not_running_error (GError **error);
+/* Whether a call failed because nobody owns the name (any more) it went to. */
+gboolean stm32_client_is_no_owner_error (const GError *error);
+
+G_END_DECLS

@@ -1,0 +1,1153 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libstm32client against the real stm32d on a private bus and the board
+ * simulator: construction, links and their properties following the daemon,
+ * every method async and sync, typed errors, links that come and go with
+ * Reload and with the daemon itself, the Python example through GObject
+ * Introspection, and the library's exported symbols.
+ */
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <gmodule.h>
+#include <json-glib/json-glib.h>
+
+#include "daemon-harness.h"
+#include "sim-harness.h"
+#include "stm32-client.h"
+#include "stm32-error.h"
+#include "test-util.h"
+
+#define WAIT_MS 10000
+
+static void
+store_result (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+static GBytes *
+text_bytes (const char *text)
+{
+  return g_bytes_new (text, strlen (text));
+}
+
+static char *
+bytes_text (GBytes *bytes)
+{
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+
+  return g_strndup (data, len);
+}
+
+static gboolean
+state_is (Stm32ClientLink *link, const char *state)
+{
+  return g_strcmp0 (stm32_client_link_get_state (link), state) == 0;
+}
+
+static Stm32Client *
+client_new (void)
+{
+  g_autoptr (GError) error = NULL;
+  Stm32Client *client = stm32_client_new_sync (G_BUS_TYPE_SESSION, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (client);
+  return client;
+}
+
+/* The link as this client sees it (the harness already saw the daemon export it). */
+static Stm32ClientLink *
+wait_link (Stm32Client *client, const char *name)
+{
+  stm32_test_wait_until (stm32_client_get_link (client, name) != NULL, WAIT_MS);
+  return stm32_client_get_link (client, name);
+}
+
+/* An error as a caller sees it: typed, and meant for people. */
+static void
+assert_client_error (const GError *error, GQuark domain, int code)
+{
+  g_assert_error (error, domain, code);
+  g_assert_false (g_dbus_error_is_remote_error (error));
+  g_assert_null (strstr (error->message, "GDBus.Error"));
+  g_assert_null (strstr (error->message, "org.stm32d.Error"));
+}
+
+static void
+sim_expect_frame (Stm32Sim *sim, const char *data)
+{
+  g_autoptr (JsonObject) frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, data);
+}
+
+typedef struct
+{
+  Stm32Sim *sim;
+  Stm32Daemon *daemon;
+  Stm32Client *client;
+  Stm32ClientLink *link; /* "default", owned by the client */
+} Bench;
+
+/* A board, stm32d with one link "default" to it (autoconnect), and a client. */
+static void
+bench_start (Bench *bench, const char *reply)
+{
+  g_autofree char *port = NULL;
+
+  bench->sim = stm32_sim_start ("--reply", reply, NULL);
+  port = g_strdup_printf ("%u", stm32_sim_get_port (bench->sim));
+  bench->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  bench->client = client_new ();
+  bench->link = wait_link (bench->client, "default");
+}
+
+static void
+bench_stop (Bench *bench)
+{
+  bench->link = NULL;
+  g_clear_object (&bench->client);
+  stm32_daemon_stop (bench->daemon);
+  stm32_sim_stop (bench->sim);
+}
+
+static char *write_config (const char *path, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+static char *
+write_config (const char *path, const char *format, ...)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+  va_list args;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_assert_true (g_file_set_contents (path, text, -1, &error));
+  g_assert_no_error (error);
+  return g_strdup (path);
+}
+
+/* ---- async calls, waited for (bounded) ------------------------------------------- */
+
+static gboolean
+link_connect (Stm32ClientLink *link, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_client_link_connect (link, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_client_link_connect_finish (link, result, error);
+}
+
+static gboolean
+link_disconnect (Stm32ClientLink *link, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_client_link_disconnect (link, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_client_link_disconnect_finish (link, result, error);
+}
+
+static gboolean
+link_send (Stm32ClientLink *link, const char *text, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GBytes) frame = text_bytes (text);
+
+  stm32_client_link_send (link, frame, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_client_link_send_finish (link, result, error);
+}
+
+static char *
+link_transact (Stm32ClientLink *link, const char *text, guint timeout_ms, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GBytes) request = text_bytes (text);
+  g_autoptr (GBytes) reply = NULL;
+
+  stm32_client_link_transact (link, request, timeout_ms, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  reply = stm32_client_link_transact_finish (link, result, error);
+  return reply ? bytes_text (reply) : NULL;
+}
+
+static GVariant *
+link_get_history (Stm32ClientLink *link, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_client_link_get_history (link, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_client_link_get_history_finish (link, result, error);
+}
+
+static gboolean
+link_set_autoconnect (Stm32ClientLink *link, gboolean autoconnect, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_client_link_set_autoconnect (link, autoconnect, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_client_link_set_autoconnect_finish (link, result, error);
+}
+
+static gboolean
+client_reload (Stm32Client *client, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_client_reload (client, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_client_reload_finish (client, result, error);
+}
+
+/* ---- construction ---------------------------------------------------------------- */
+
+static void
+test_new_async (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
+  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GCancellable) cancelled = g_cancellable_new ();
+  g_autoptr (Stm32Client) client = NULL;
+  g_autoptr (GError) error = NULL;
+  GBusType bus_type = G_BUS_TYPE_NONE;
+
+  stm32_client_new (G_BUS_TYPE_SESSION, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  client = stm32_client_new_finish (result, &error);
+  g_assert_no_error (error);
+  g_assert_true (STM32_IS_CLIENT (client));
+  g_object_get (client, "bus-type", &bus_type, NULL);
+  g_assert_cmpint (bus_type, ==, G_BUS_TYPE_SESSION);
+  g_assert_true (stm32_client_is_running (client));
+  g_assert_cmpuint (stm32_client_get_api_version (client), ==, 1);
+  g_assert_cmpstr (stm32_client_link_get_name (wait_link (client, "default")), ==, "default");
+
+  /* A cancelled construction says so, and builds nothing. */
+  g_clear_object (&result);
+  g_cancellable_cancel (cancelled);
+  stm32_client_new (G_BUS_TYPE_SESSION, cancelled, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_null (stm32_client_new_finish (result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  g_clear_object (&client);
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+}
+
+static void
+test_new_sync (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
+  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  g_autoptr (Stm32Client) client = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GList) links = NULL;
+
+  client = stm32_client_new_sync (G_BUS_TYPE_SESSION, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (stm32_client_is_running (client));
+  g_assert_cmpuint (stm32_client_get_api_version (client), ==, 1);
+  wait_link (client, "default");
+  links = stm32_client_get_links (client);
+  g_assert_cmpuint (g_list_length (links), ==, 1);
+  g_assert_cmpuint (stm32_client_link_get_port (links->data), ==, stm32_sim_get_port (sim));
+
+  g_clear_object (&client);
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+}
+
+/* ---- links and their properties --------------------------------------------------- */
+
+static void
+test_links (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autofree char *written = NULL;
+  g_autoptr (Stm32Client) client = NULL;
+  g_autoptr (GList) links = NULL;
+  g_autoptr (GError) error = NULL;
+  Stm32Daemon *daemon;
+  const char *names[] = { "alpha", "beta", "gamma" };
+  guint i = 0;
+
+  written = write_config (path,
+                          "[Link gamma]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n"
+                          "[Link alpha]\nHost=localhost\nPort=%u\nFraming=json\n"
+                          "[Link beta]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n",
+                          port, port, port);
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  client = client_new ();
+  for (i = 0; i < G_N_ELEMENTS (names); i++)
+    wait_link (client, names[i]);
+
+  /* Sorted by name, whatever order the file and the bus had them in. */
+  links = stm32_client_get_links (client);
+  g_assert_cmpuint (g_list_length (links), ==, G_N_ELEMENTS (names));
+  i = 0;
+  for (GList *l = links; l != NULL; l = l->next, i++)
+    {
+      g_assert_cmpstr (stm32_client_link_get_name (l->data), ==, names[i]);
+      g_assert_true (stm32_client_get_link (client, names[i]) == l->data);
+      g_assert_true (stm32_client_find_link (client, names[i], &error) == l->data);
+      g_assert_no_error (error);
+    }
+  g_assert_cmpstr (stm32_client_link_get_host (stm32_client_get_link (client, "alpha")), ==,
+                   "localhost");
+  g_assert_cmpstr (stm32_client_link_get_framing (stm32_client_get_link (client, "alpha")), ==,
+                   "json");
+  g_assert_false (stm32_client_link_get_autoconnect (stm32_client_get_link (client, "beta")));
+  g_assert_null (stm32_client_get_link (client, "delta"));
+
+  g_clear_object (&client);
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
+typedef struct
+{
+  GPtrArray *states;      /* each "state" notify's value */
+  GPtrArray *last_errors; /* LastError at that moment */
+  guint frames_sent_notifies;
+} NotifyLog;
+
+static void
+on_state_notify (Stm32ClientLink *link, GParamSpec *pspec, NotifyLog *log)
+{
+  g_ptr_array_add (log->states, g_strdup (stm32_client_link_get_state (link)));
+  g_ptr_array_add (log->last_errors, g_strdup (stm32_client_link_get_last_error (link)));
+}
+
+static void
+on_frames_sent_notify (Stm32ClientLink *link, GParamSpec *pspec, NotifyLog *log)
+{
+  log->frames_sent_notifies++;
+}
+
+static const char *
+last_state (NotifyLog *log)
+{
+  return log->states->len ? log->states->pdata[log->states->len - 1] : NULL;
+}
+
+/* Every property as the daemon has it, read through getters and GObject alike,
+ * and read-only: they mirror the daemon, so writing one here would only be a lie. */
+static void
+assert_connected_properties (Bench *bench)
+{
+  g_autofree char *remote = g_strdup_printf ("127.0.0.1:%u", stm32_sim_get_port (bench->sim));
+  g_autofree char *state = NULL, *name = NULL, *local = NULL;
+  g_autofree GParamSpec **pspecs = NULL;
+  guint n_pspecs = 0, port = 0;
+  guint64 connects = 0;
+
+  g_assert_cmpstr (stm32_client_link_get_name (bench->link), ==, "default");
+  g_assert_cmpstr (stm32_client_link_get_host (bench->link), ==, "127.0.0.1");
+  g_assert_cmpuint (stm32_client_link_get_port (bench->link), ==, stm32_sim_get_port (bench->sim));
+  g_assert_cmpstr (stm32_client_link_get_framing (bench->link), ==, "line");
+  g_assert_true (stm32_client_link_get_autoconnect (bench->link));
+  g_assert_true (
+      g_str_has_prefix (stm32_client_link_get_local_address (bench->link), "127.0.0.1:"));
+  g_assert_cmpstr (stm32_client_link_get_remote_address (bench->link), ==, remote);
+  g_assert_cmpuint (stm32_client_link_get_connected_since (bench->link), >, 0);
+  g_assert_cmpuint (stm32_client_link_get_retry_in (bench->link), ==, 0);
+  g_assert_cmpstr (stm32_client_link_get_last_error (bench->link), ==, "none");
+  g_assert_cmpstr (stm32_client_link_get_last_error_message (bench->link), ==, "");
+  g_assert_cmpuint (stm32_client_link_get_disconnects (bench->link), ==, 0);
+  g_assert_cmpuint (stm32_client_link_get_connect_failures (bench->link), ==, 0);
+  g_assert_cmpuint (stm32_client_link_get_bytes_sent (bench->link), ==, 0);
+  g_assert_cmpuint (stm32_client_link_get_bytes_received (bench->link), ==, 0);
+  g_assert_cmpuint (stm32_client_link_get_frames_sent (bench->link), ==, 0);
+  g_assert_cmpuint (stm32_client_link_get_frames_received (bench->link), ==, 0);
+
+  g_object_get (bench->link, "name", &name, "port", &port, "state", &state, "local-address", &local,
+                "connects", &connects, NULL);
+  g_assert_cmpstr (name, ==, "default");
+  g_assert_cmpuint (port, ==, stm32_sim_get_port (bench->sim));
+  g_assert_cmpstr (state, ==, "connected");
+  g_assert_cmpstr (local, ==, stm32_client_link_get_local_address (bench->link));
+  g_assert_cmpuint (connects, ==, 1);
+  pspecs = g_object_class_list_properties (G_OBJECT_GET_CLASS (bench->link), &n_pspecs);
+  g_assert_cmpuint (n_pspecs, ==, 19);
+  for (guint i = 0; i < n_pspecs; i++)
+    g_assert_false (pspecs[i]->flags & G_PARAM_WRITABLE);
+}
+
+/* Properties notify as the daemon changes them, State with LastError in step. */
+static void
+test_properties (void)
+{
+  Bench bench = { 0 };
+  NotifyLog log = { g_ptr_array_new_with_free_func (g_free),
+                    g_ptr_array_new_with_free_func (g_free), 0 };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = NULL;
+
+  bench_start (&bench, "echo");
+  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_client_link_get_connects (bench.link) == 1, WAIT_MS);
+  assert_connected_properties (&bench);
+
+  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, &error));
+  g_assert_no_error (error);
+  g_signal_connect (bench.link, "notify::state", G_CALLBACK (on_state_notify), &log);
+  g_signal_connect (bench.link, "notify::frames-sent", G_CALLBACK (on_frames_sent_notify), &log);
+  stm32_test_wait_until (state_is (bench.link, "disconnected"), WAIT_MS);
+  g_assert_true (link_connect (bench.link, &error));
+  g_assert_no_error (error);
+  stm32_test_wait_until (g_strcmp0 (last_state (&log), "connected") == 0, WAIT_MS);
+  g_assert_cmpstr (log.last_errors->pdata[log.states->len - 1], ==, "none");
+  g_assert_cmpuint (log.states->len, >=, 2); /* disconnected, …, connected */
+  stm32_test_wait_until (stm32_client_link_get_connects (bench.link) == 2, WAIT_MS);
+
+  /* Counters too. */
+  reply = link_transact (bench.link, "count me", 2000, &error);
+  g_assert_no_error (error);
+  stm32_test_wait_until (stm32_client_link_get_frames_sent (bench.link) == 1, WAIT_MS);
+  g_assert_cmpuint (log.frames_sent_notifies, >, 0);
+  stm32_test_wait_until (stm32_client_link_get_frames_received (bench.link) == 1, WAIT_MS);
+  g_assert_cmpuint (stm32_client_link_get_bytes_sent (bench.link), ==, strlen ("count me\n"));
+
+  g_signal_handlers_disconnect_by_data (bench.link, &log);
+  g_ptr_array_unref (log.states);
+  g_ptr_array_unref (log.last_errors);
+  bench_stop (&bench);
+}
+
+/* ---- methods ------------------------------------------------------------------------ */
+
+static void
+test_methods_async (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) history = NULL;
+  g_autofree char *reply = NULL;
+
+  bench_start (&bench, "echo");
+  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
+  g_assert_true (link_disconnect (bench.link, &error));
+  g_assert_no_error (error);
+  json_object_unref (stm32_sim_wait_event (bench.sim, "released", WAIT_MS));
+  stm32_test_wait_until (state_is (bench.link, "disconnected"), WAIT_MS);
+
+  g_assert_true (link_connect (bench.link, &error));
+  g_assert_no_error (error);
+  g_assert_true (link_send (bench.link, "ping", &error));
+  g_assert_no_error (error);
+  sim_expect_frame (bench.sim, "ping");
+  reply = link_transact (bench.link, "hello", 2000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "hello");
+  sim_expect_frame (bench.sim, "hello");
+
+  history = link_get_history (bench.link, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_is_of_type (history, G_VARIANT_TYPE ("aa{sv}")));
+  g_assert_cmpuint (g_variant_n_children (history), >=, 1);
+
+  g_assert_true (link_disconnect (bench.link, &error));
+  g_assert_no_error (error);
+  json_object_unref (stm32_sim_wait_event (bench.sim, "released", WAIT_MS));
+  bench_stop (&bench);
+}
+
+static void
+test_methods_sync (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) history = NULL;
+  g_autoptr (GBytes) ping = text_bytes ("ping");
+  g_autoptr (GBytes) hello = text_bytes ("hello");
+  g_autoptr (GBytes) reply = NULL;
+
+  bench_start (&bench, "echo");
+  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
+  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, &error));
+  g_assert_no_error (error);
+  json_object_unref (stm32_sim_wait_event (bench.sim, "released", WAIT_MS));
+
+  g_assert_true (stm32_client_link_connect_sync (bench.link, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (stm32_client_link_send_sync (bench.link, ping, NULL, &error));
+  g_assert_no_error (error);
+  sim_expect_frame (bench.sim, "ping");
+  reply = stm32_client_link_transact_sync (bench.link, hello, 2000, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (reply, hello));
+
+  history = stm32_client_link_get_history_sync (bench.link, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_is_of_type (history, G_VARIANT_TYPE ("aa{sv}")));
+  g_assert_cmpuint (g_variant_n_children (history), >=, 1);
+
+  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, &error));
+  g_assert_no_error (error);
+  json_object_unref (stm32_sim_wait_event (bench.sim, "released", WAIT_MS));
+  bench_stop (&bench);
+}
+
+static void
+on_received (Stm32ClientLink *link, GBytes *frame, GPtrArray *frames)
+{
+  g_ptr_array_add (frames, bytes_text (frame));
+}
+
+/* Fifty sends in flight: every frame comes back through "received", in order,
+ * after the transaction's reply (which is a received frame too). */
+static void
+test_received_order (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GPtrArray) frames = g_ptr_array_new_with_free_func (g_free);
+  GAsyncResult *sent[50] = { NULL };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = NULL;
+
+  bench_start (&bench, "echo");
+  g_signal_connect (bench.link, "received", G_CALLBACK (on_received), frames);
+  g_assert_true (link_connect (bench.link, &error));
+  reply = link_transact (bench.link, "first", 2000, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
+    {
+      g_autofree char *text = g_strdup_printf ("frame %u", i);
+      g_autoptr (GBytes) frame = text_bytes (text);
+
+      stm32_client_link_send (bench.link, frame, NULL, store_result, &sent[i]);
+    }
+  stm32_test_wait_until (frames->len == G_N_ELEMENTS (sent) + 1, WAIT_MS);
+  g_assert_cmpstr (frames->pdata[0], ==, "first");
+  for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
+    {
+      g_autofree char *text = g_strdup_printf ("frame %u", i);
+
+      stm32_test_wait_until (sent[i] != NULL, WAIT_MS);
+      g_assert_true (stm32_client_link_send_finish (bench.link, sent[i], &error));
+      g_assert_no_error (error);
+      g_object_unref (sent[i]);
+      g_assert_cmpstr (frames->pdata[i + 1], ==, text);
+    }
+  g_signal_handlers_disconnect_by_data (bench.link, frames);
+  bench_stop (&bench);
+}
+
+/* ---- errors ------------------------------------------------------------------------- */
+
+static void
+test_errors (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) request = text_bytes ("2");
+  g_autoptr (GBytes) reply = NULL;
+  g_autoptr (GCancellable) cancelled = g_cancellable_new ();
+  g_autofree char *text = NULL;
+
+  bench_start (&bench, "none");
+  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, NULL));
+
+  g_assert_false (link_send (bench.link, "1", &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
+  g_clear_error (&error);
+  g_assert_false (stm32_client_link_send_sync (bench.link, request, NULL, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
+  g_clear_error (&error);
+
+  /* The board never answers. */
+  g_assert_true (link_connect (bench.link, NULL));
+  text = link_transact (bench.link, "1", 200, &error);
+  g_assert_null (text);
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_clear_error (&error);
+  reply = stm32_client_link_transact_sync (bench.link, request, 200, NULL, &error);
+  g_assert_null (reply);
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_clear_error (&error);
+  reply = stm32_client_link_transact_sync (bench.link, request, 0, NULL, &error);
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+
+  /* A link from --host has no file to reload. */
+  g_assert_false (client_reload (bench.client, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+
+  g_cancellable_cancel (cancelled);
+  g_assert_false (stm32_client_link_connect_sync (bench.link, cancelled, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  bench_stop (&bench);
+}
+
+/* A missing link names the links there are. */
+static void
+test_find_link_no_such_link (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autofree char *written = NULL;
+  g_autoptr (Stm32Client) client = NULL;
+  g_autoptr (GError) error = NULL;
+  Stm32Daemon *daemon;
+
+  written = write_config (path, "[Link bench]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n"
+                                "[Link arm]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n");
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  client = client_new ();
+  wait_link (client, "arm");
+  wait_link (client, "bench");
+  g_assert_null (stm32_client_find_link (client, "oven", &error));
+  g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK);
+  g_assert_cmpstr (error->message, ==, "stm32d has no link “oven”; its links are: arm, bench");
+  g_clear_error (&error);
+  g_clear_object (&client);
+  stm32_daemon_stop (daemon);
+
+  /* A daemon with nothing to do. */
+  g_clear_pointer (&written, g_free);
+  written = write_config (path, "# no boards yet\n");
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  client = client_new ();
+  g_assert_true (stm32_client_is_running (client));
+  g_assert_null (stm32_client_find_link (client, "bench", &error));
+  g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK);
+  g_assert_cmpstr (error->message, ==, "stm32d has no link “bench”; it has no links configured");
+
+  g_clear_object (&client);
+  stm32_daemon_stop (daemon);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
+/* No daemon: the client still comes up, and says what to do on every call. */
+static void
+test_find_link_not_running (void)
+{
+  g_autoptr (Stm32Client) client = client_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GList) links = stm32_client_get_links (client);
+
+  g_assert_false (stm32_client_is_running (client));
+  g_assert_cmpuint (stm32_client_get_api_version (client), ==, 0);
+  g_assert_null (links);
+  g_assert_null (stm32_client_find_link (client, "default", &error));
+  g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NOT_RUNNING);
+  g_assert_cmpstr (error->message, ==,
+                   "stm32d is not running; start it with “systemctl start stm32d”");
+  g_clear_error (&error);
+  g_assert_false (stm32_client_reload_sync (client, NULL, &error));
+  g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NOT_RUNNING);
+  g_clear_error (&error);
+  g_assert_false (client_reload (client, &error));
+  g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NOT_RUNNING);
+}
+
+/* ---- links coming and going --------------------------------------------------------- */
+
+typedef struct
+{
+  GPtrArray *added;   /* Stm32ClientLink */
+  GPtrArray *removed; /* Stm32ClientLink */
+  guint running_notifies;
+} LinkLog;
+
+static void
+on_link_added (Stm32Client *client, Stm32ClientLink *link, LinkLog *log)
+{
+  g_ptr_array_add (log->added, g_object_ref (link));
+}
+
+static void
+on_link_removed (Stm32Client *client, Stm32ClientLink *link, LinkLog *log)
+{
+  g_ptr_array_add (log->removed, g_object_ref (link));
+}
+
+static void
+on_running_notify (Stm32Client *client, GParamSpec *pspec, LinkLog *log)
+{
+  log->running_notifies++;
+}
+
+static void
+link_log_follow (LinkLog *log, Stm32Client *client)
+{
+  log->added = g_ptr_array_new_with_free_func (g_object_unref);
+  log->removed = g_ptr_array_new_with_free_func (g_object_unref);
+  g_signal_connect (client, "link-added", G_CALLBACK (on_link_added), log);
+  g_signal_connect (client, "link-removed", G_CALLBACK (on_link_removed), log);
+  g_signal_connect (client, "notify::running", G_CALLBACK (on_running_notify), log);
+}
+
+static void
+link_log_clear (LinkLog *log, Stm32Client *client)
+{
+  g_signal_handlers_disconnect_by_data (client, log);
+  g_ptr_array_unref (log->added);
+  g_ptr_array_unref (log->removed);
+}
+
+static const char *
+logged_name (GPtrArray *links, guint i)
+{
+  return i < links->len ? stm32_client_link_get_name (links->pdata[i]) : NULL;
+}
+
+/* Reload adds and removes links: an existing client hears of both, and a
+ * removed link's calls fail without reaching the daemon. */
+static void
+test_reload (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autofree char *written = NULL;
+  g_autoptr (Stm32Client) client = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = NULL;
+  LinkLog log = { 0 };
+  Stm32Daemon *daemon;
+  Stm32ClientLink *c;
+
+  written = write_config (path,
+                          "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link b]\nHost=127.0.0.1\n"
+                          "Port=%u\n",
+                          port, port);
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  client = client_new ();
+  wait_link (client, "a");
+  wait_link (client, "b");
+  link_log_follow (&log, client);
+
+  g_clear_pointer (&written, g_free);
+  written = write_config (path,
+                          "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link c]\nHost=127.0.0.1\n"
+                          "Port=%u\n",
+                          port, port);
+  g_assert_true (stm32_client_reload_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  stm32_test_wait_until (log.added->len == 1 && log.removed->len == 1, WAIT_MS);
+  g_assert_cmpstr (logged_name (log.added, 0), ==, "c");
+  g_assert_cmpstr (logged_name (log.removed, 0), ==, "b");
+  c = stm32_client_get_link (client, "c");
+  g_assert_true (c == log.added->pdata[0]);
+  g_assert_null (stm32_client_get_link (client, "b"));
+  g_assert_nonnull (stm32_client_get_link (client, "a"));
+  g_assert_false (stm32_client_link_connect_sync (log.removed->pdata[0], NULL, &error));
+  g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK);
+  g_clear_error (&error);
+  stm32_test_wait_until (state_is (c, "connected"), WAIT_MS);
+  reply = link_transact (c, "to c", 2000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "to c");
+
+  /* A bad file is refused, typed and saying where; nothing changes. */
+  g_clear_pointer (&written, g_free);
+  written = write_config (path, "[Link a]\nHost=127.0.0.1\nPort=%u\nRetryMin=soon\n", port);
+  g_assert_false (client_reload (client, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+  g_assert_true (g_str_has_prefix (error->message, path));
+  g_assert_nonnull (strstr (error->message, "stm32d.conf:4: [Link a] RetryMin:"));
+  g_assert_nonnull (stm32_client_get_link (client, "c"));
+  g_assert_cmpuint (log.added->len + log.removed->len, ==, 2);
+
+  link_log_clear (&log, client);
+  g_clear_object (&client);
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
+/* The daemon stops: "running" goes FALSE, its links are removed and fail
+ * with NOT_RUNNING. A new one starts: "running" goes TRUE with its links back. */
+static void
+test_running (void)
+{
+  Bench bench = { 0 };
+  g_autofree char *port = NULL;
+  g_autoptr (Stm32ClientLink) old = NULL;
+  g_autoptr (GList) links = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = NULL;
+  LinkLog log = { 0 };
+  Stm32ClientLink *renewed;
+
+  bench_start (&bench, "echo");
+  port = g_strdup_printf ("%u", stm32_sim_get_port (bench.sim));
+  old = g_object_ref (bench.link);
+  link_log_follow (&log, bench.client);
+  g_assert_true (stm32_client_is_running (bench.client));
+
+  stm32_daemon_stop (bench.daemon);
+  stm32_test_wait_until (!stm32_client_is_running (bench.client), WAIT_MS);
+  g_assert_cmpuint (log.running_notifies, ==, 1);
+  /* Gone before "running" changed: a client that is not running lists no links. */
+  g_assert_cmpuint (log.removed->len, ==, 1);
+  g_assert_true (log.removed->pdata[0] == old);
+  links = stm32_client_get_links (bench.client);
+  g_assert_null (links);
+  g_assert_cmpuint (stm32_client_get_api_version (bench.client), ==, 0);
+  g_assert_false (stm32_client_link_connect_sync (old, NULL, &error));
+  g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NOT_RUNNING);
+  g_clear_error (&error);
+  g_assert_null (link_transact (old, "anyone?", 1000, &error));
+  g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NOT_RUNNING);
+  g_clear_error (&error);
+
+  /* The new daemon exports its links once it owns the name: they may cross
+   * with the client asking for them, and the client must still follow the
+   * one object it announced. */
+  bench.daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  stm32_test_wait_until (stm32_client_is_running (bench.client), WAIT_MS);
+  g_assert_cmpuint (log.running_notifies, ==, 2);
+  renewed = wait_link (bench.client, "default");
+  g_assert_cmpuint (log.added->len, ==, 1);
+  g_assert_true (renewed == log.added->pdata[0]);
+  g_assert_true (renewed != old);
+  stm32_test_wait_until (stm32_client_get_api_version (bench.client) == 1, WAIT_MS);
+  stm32_test_wait_until (state_is (renewed, "connected"), WAIT_MS);
+  reply = link_transact (renewed, "back", 2000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "back");
+  /* The old object stays gone: it belonged to the daemon that stopped. */
+  g_assert_false (stm32_client_link_connect_sync (old, NULL, &error));
+  g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK);
+
+  link_log_clear (&log, bench.client);
+  bench_stop (&bench);
+}
+
+static void
+on_autoconnect_notify (Stm32ClientLink *link, GParamSpec *pspec, guint *notifies)
+{
+  (*notifies)++;
+}
+
+/* Autoconnect goes to the daemon through Properties.Set and comes back as notify. */
+static void
+test_autoconnect (void)
+{
+  Bench bench = { 0 };
+  Stm32DbusLink1 *daemon_side;
+  g_autoptr (GError) error = NULL;
+  guint notifies = 0;
+
+  bench_start (&bench, "echo");
+  daemon_side = stm32_daemon_get_link (bench.daemon, "default");
+  g_assert_true (stm32_client_link_get_autoconnect (bench.link));
+  g_signal_connect (bench.link, "notify::autoconnect", G_CALLBACK (on_autoconnect_notify),
+                    &notifies);
+
+  g_assert_true (link_set_autoconnect (bench.link, FALSE, &error));
+  g_assert_no_error (error);
+  stm32_test_wait_until (!stm32_client_link_get_autoconnect (bench.link), WAIT_MS);
+  g_assert_cmpuint (notifies, ==, 1);
+  stm32_test_wait_until (!stm32_dbus_link1_get_autoconnect (daemon_side), WAIT_MS);
+
+  /* Autoconnect brings a link that was taken down back up. */
+  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, &error));
+  stm32_test_wait_until (state_is (bench.link, "disconnected"), WAIT_MS);
+  g_assert_true (stm32_client_link_set_autoconnect_sync (bench.link, TRUE, NULL, &error));
+  g_assert_no_error (error);
+  stm32_test_wait_until (stm32_client_link_get_autoconnect (bench.link), WAIT_MS);
+  g_assert_cmpuint (notifies, ==, 2);
+  stm32_test_wait_until (stm32_dbus_link1_get_autoconnect (daemon_side), WAIT_MS);
+  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
+
+  g_signal_handlers_disconnect_by_data (bench.link, &notifies);
+  bench_stop (&bench);
+}
+
+/* ---- AcquireStream ------------------------------------------------------------------ */
+
+static GSocket *
+link_acquire_stream (Stm32ClientLink *link, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_client_link_acquire_stream (link, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_client_link_acquire_stream_finish (link, result, error);
+}
+
+static void
+socket_write_all (GSocket *socket, const char *text)
+{
+  g_autoptr (GError) error = NULL;
+  gsize len = strlen (text);
+
+  g_assert_cmpint (g_socket_send (socket, text, len, NULL, &error), ==, (gssize) len);
+  g_assert_no_error (error);
+}
+
+/* Reads until @expected arrived, each wait bounded. */
+static void
+socket_expect (GSocket *socket, const char *expected)
+{
+  g_autoptr (GString) got = g_string_new (NULL);
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+
+  while (got->len < strlen (expected) &&
+         g_socket_condition_timed_wait (socket, G_IO_IN, deadline - g_get_monotonic_time (), NULL,
+                                        NULL))
+    {
+      char buffer[256];
+      gssize n = g_socket_receive (socket, buffer, sizeof buffer, NULL, NULL);
+
+      g_assert_cmpint (n, >, 0);
+      g_string_append_len (got, buffer, n);
+    }
+  g_assert_cmpstr (got->str, ==, expected);
+}
+
+/* Sends until the daemon no longer answers Busy: it sees the holder close
+ * only when its side of the socket pair does. */
+static void
+wait_stream_released (Stm32ClientLink *link)
+{
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  g_autoptr (GError) error = NULL;
+
+  while (!link_send (link, "free?", &error) && g_get_monotonic_time () < deadline)
+    {
+      g_assert_error (error, STM32_ERROR, STM32_ERROR_BUSY);
+      g_clear_error (&error);
+    }
+  g_assert_no_error (error);
+}
+
+static void
+test_acquire_stream (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GSocket) stream = NULL;
+  g_autoptr (GError) error = NULL;
+
+  bench_start (&bench, "echo");
+  g_assert_true (link_connect (bench.link, NULL));
+  stream = link_acquire_stream (bench.link, &error);
+  if (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD))
+    {
+      g_test_skip ("this stm32d does not implement Link1.AcquireStream yet");
+      bench_stop (&bench);
+      return;
+    }
+  g_assert_no_error (error);
+  g_assert_true (G_IS_SOCKET (stream));
+  g_assert_cmpint (g_socket_get_socket_type (stream), ==, G_SOCKET_TYPE_STREAM);
+
+  /* Raw bytes both ways: the line is the board's framing, not the daemon's. */
+  socket_write_all (stream, "abc\n");
+  sim_expect_frame (bench.sim, "abc");
+  socket_expect (stream, "abc\n");
+  g_assert_false (link_send (bench.link, "x", &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_BUSY);
+  g_clear_error (&error);
+  g_assert_null (stm32_client_link_acquire_stream_sync (bench.link, NULL, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_BUSY);
+  g_clear_error (&error);
+
+  /* Closing it gives the link back; the sync form takes it again. */
+  g_assert_true (g_socket_close (stream, NULL));
+  g_clear_object (&stream);
+  wait_stream_released (bench.link);
+  stream = stm32_client_link_acquire_stream_sync (bench.link, NULL, &error);
+  g_assert_no_error (error);
+  socket_write_all (stream, "def\n");
+  socket_expect (stream, "def\n");
+  g_clear_object (&stream);
+  bench_stop (&bench);
+}
+
+/* ---- the library as others load it --------------------------------------------------- */
+
+/* examples/echo.py through GObject Introspection, against the daemon and the board. */
+static void
+test_example_python (void)
+{
+  Bench bench = { 0 };
+  g_autofree char *libdir = stm32_test_build_path ("client-lib");
+  g_autofree char *typelib = g_build_filename (libdir, "Stm32Client-0.1.typelib", NULL);
+  g_autofree char *script = NULL;
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
+  g_autoptr (GSubprocess) python = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *out = NULL, *err = NULL;
+
+  if (STM32_TEST_PYTHON[0] == '\0')
+    {
+      g_test_skip (STM32_TEST_PYTHON_SKIP);
+      return;
+    }
+  g_assert_true (g_file_test (typelib, G_FILE_TEST_IS_REGULAR));
+  script = g_test_build_filename (G_TEST_DIST, "..", "client-lib", "examples", "echo.py", NULL);
+  bench_start (&bench, "echo");
+  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
+
+  launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_setenv (launcher, "GI_TYPELIB_PATH", libdir, TRUE);
+  g_subprocess_launcher_setenv (launcher, "LD_LIBRARY_PATH", libdir, TRUE);
+  if (STM32_TEST_PYTHON_PRELOAD[0] != '\0')
+    {
+      /* The sanitizers' runtime, for our library; python's own allocations
+       * would all count as leaks, so leak checking stays with the C tests. */
+      g_subprocess_launcher_setenv (launcher, "LD_PRELOAD", STM32_TEST_PYTHON_PRELOAD, TRUE);
+      g_subprocess_launcher_setenv (launcher, "ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1",
+                                    TRUE);
+    }
+  python = g_subprocess_launcher_spawn (launcher, &error, STM32_TEST_PYTHON, script, "default",
+                                        "hello from python", NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8_async (python, NULL, NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS * 3);
+  g_assert_true (g_subprocess_communicate_utf8_finish (python, result, &out, &err, &error));
+  g_assert_no_error (error);
+  g_test_message ("echo.py stdout:\n%sstderr:\n%s", out, err);
+  g_assert_true (g_subprocess_get_if_exited (python));
+  g_assert_cmpint (g_subprocess_get_exit_status (python), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "link default: connected (127.0.0.1:"));
+  g_assert_nonnull (strstr (out, "\nreply: hello from python\n"));
+  sim_expect_frame (bench.sim, "hello from python");
+  bench_stop (&bench);
+}
+
+#define PUBLIC(symbol)                                                                             \
+  {                                                                                                \
+#symbol, (GCallback) symbol                                                                    \
+  }
+
+/* Every function of the two headers; referring to them here also makes a
+ * rename in the headers a build failure of this test. */
+static const struct
+{
+  const char *name;
+  GCallback function;
+} public_api[] = {
+  PUBLIC (stm32_client_get_type),
+  PUBLIC (stm32_client_error_get_type),
+  PUBLIC (stm32_client_error_quark),
+  PUBLIC (stm32_client_new),
+  PUBLIC (stm32_client_new_finish),
+  PUBLIC (stm32_client_new_sync),
+  PUBLIC (stm32_client_is_running),
+  PUBLIC (stm32_client_get_api_version),
+  PUBLIC (stm32_client_get_links),
+  PUBLIC (stm32_client_get_link),
+  PUBLIC (stm32_client_find_link),
+  PUBLIC (stm32_client_reload),
+  PUBLIC (stm32_client_reload_finish),
+  PUBLIC (stm32_client_reload_sync),
+  PUBLIC (stm32_error_quark),
+  PUBLIC (stm32_client_link_get_type),
+  PUBLIC (stm32_client_link_get_name),
+  PUBLIC (stm32_client_link_get_host),
+  PUBLIC (stm32_client_link_get_port),
+  PUBLIC (stm32_client_link_get_state),
+  PUBLIC (stm32_client_link_get_framing),
+  PUBLIC (stm32_client_link_get_autoconnect),
+  PUBLIC (stm32_client_link_get_local_address),
+  PUBLIC (stm32_client_link_get_remote_address),
+  PUBLIC (stm32_client_link_get_connected_since),
+  PUBLIC (stm32_client_link_get_retry_in),
+  PUBLIC (stm32_client_link_get_last_error),
+  PUBLIC (stm32_client_link_get_last_error_message),
+  PUBLIC (stm32_client_link_get_bytes_sent),
+  PUBLIC (stm32_client_link_get_bytes_received),
+  PUBLIC (stm32_client_link_get_frames_sent),
+  PUBLIC (stm32_client_link_get_frames_received),
+  PUBLIC (stm32_client_link_get_connects),
+  PUBLIC (stm32_client_link_get_disconnects),
+  PUBLIC (stm32_client_link_get_connect_failures),
+  PUBLIC (stm32_client_link_set_autoconnect),
+  PUBLIC (stm32_client_link_set_autoconnect_finish),
+  PUBLIC (stm32_client_link_set_autoconnect_sync),
+  PUBLIC (stm32_client_link_connect),
+  PUBLIC (stm32_client_link_connect_finish),
+  PUBLIC (stm32_client_link_connect_sync),
+  PUBLIC (stm32_client_link_disconnect),
+  PUBLIC (stm32_client_link_disconnect_finish),
+  PUBLIC (stm32_client_link_disconnect_sync),
+  PUBLIC (stm32_client_link_send),
+  PUBLIC (stm32_client_link_send_finish),
+  PUBLIC (stm32_client_link_send_sync),
+  PUBLIC (stm32_client_link_transact),
+  PUBLIC (stm32_client_link_transact_finish),
+  PUBLIC (stm32_client_link_transact_sync),
+  PUBLIC (stm32_client_link_get_history),
+  PUBLIC (stm32_client_link_get_history_finish),
+  PUBLIC (stm32_client_link_get_history_sync),
+  PUBLIC (stm32_client_link_acquire_stream),
+  PUBLIC (stm32_client_link_acquire_stream_finish),
+  PUBLIC (stm32_client_link_acquire_stream_sync),
+};
+
+/* libstm32client.so exports its API and nothing else: not its private
+ * helpers, nor the generated D-Bus code it carries. */
+static void
+test_library_exports (void)
+{
+  g_autofree char *path = stm32_test_build_path ("client-lib/libstm32client.so");
+  const char *private_symbols[] = {
+    "stm32_client_link_new",
+    "stm32_client_link_mark_removed",
+    "stm32_client_set_not_running_error",
+    "stm32_dbus_link1_get_type",
+    "stm32_dbus_link1_proxy_new_sync",
+    "stm32_dbus_object_manager_client_new_for_bus_sync",
+  };
+  GModule *library = g_module_open (path, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL);
+  gpointer symbol;
+
+  g_assert_nonnull (library);
+  for (guint i = 0; i < G_N_ELEMENTS (public_api); i++)
+    if (!g_module_symbol (library, public_api[i].name, &symbol))
+      g_error ("libstm32client.so does not export %s", public_api[i].name);
+  for (guint i = 0; i < G_N_ELEMENTS (private_symbols); i++)
+    if (g_module_symbol (library, private_symbols[i], &symbol))
+      g_error ("libstm32client.so exports %s", private_symbols[i]);
+  g_assert_true (g_module_close (library));
+}
+
+int
+main (int argc, char **argv)
+{
+  stm32_daemon_test_init (&argc, &argv);
+  g_test_add_func ("/client/new/async", test_new_async);
+  g_test_add_func ("/client/new/sync", test_new_sync);
+  g_test_add_func ("/client/links", test_links);
+  g_test_add_func ("/client/properties", test_properties);
+  g_test_add_func ("/client/methods/async", test_methods_async);
+  g_test_add_func ("/client/methods/sync", test_methods_sync);
+  g_test_add_func ("/client/received-order", test_received_order);
+  g_test_add_func ("/client/errors", test_errors);
+  g_test_add_func ("/client/find-link/no-such-link", test_find_link_no_such_link);
+  g_test_add_func ("/client/find-link/not-running", test_find_link_not_running);
+  g_test_add_func ("/client/reload", test_reload);
+  g_test_add_func ("/client/running", test_running);
+  g_test_add_func ("/client/autoconnect", test_autoconnect);
+  g_test_add_func ("/client/acquire-stream", test_acquire_stream);
+  g_test_add_func ("/client/example/python", test_example_python);
+  g_test_add_func ("/client/library/exports", test_library_exports);
+  return stm32_daemon_test_run ();
+}
