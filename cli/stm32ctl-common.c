@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "stm32ctl.h"
+
+#include <gio/gunixinputstream.h>
+#include <glib-unix.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static GMainLoop *interrupt_loop;
+
+static int
+exit_code_and_hint (const GError *error, const char **hint)
+{
+  *hint = NULL;
+  if (g_error_matches (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NOT_RUNNING) ||
+      g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
+      g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER))
+    {
+      *hint = "Start it with “systemctl start stm32d” (for a development bus: "
+              "“stm32d --session --host HOST” and “stm32ctl --session …”).";
+      return STM32CTL_EXIT_NOT_RUNNING;
+    }
+  if (g_error_matches (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK))
+    {
+      *hint = "“stm32ctl links” lists them; choose one with “-l NAME”.";
+      return STM32CTL_EXIT_NO_SUCH_LINK;
+    }
+  if (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED))
+    {
+      *hint = "Controlling links needs root or membership of group “stm32”: "
+              "“sudo usermod -aG stm32 $USER”, then log in again.";
+      return STM32CTL_EXIT_ACCESS_DENIED;
+    }
+  if (g_error_matches (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED))
+    {
+      *hint = "Connect first with “stm32ctl connect”.";
+      return STM32CTL_EXIT_NOT_CONNECTED;
+    }
+  if (g_error_matches (error, STM32_ERROR, STM32_ERROR_TIMEOUT))
+    return STM32CTL_EXIT_TIMEOUT;
+  if (error->domain == G_OPTION_ERROR)
+    return STM32CTL_EXIT_USAGE;
+  return STM32CTL_EXIT_FAILURE;
+}
+
+int
+stm32ctl_fail (GError *error)
+{
+  g_autoptr (GError) owned = error;
+  const char *hint;
+  int code = exit_code_and_hint (owned, &hint);
+
+  g_dbus_error_strip_remote_error (owned);
+  g_printerr ("stm32ctl: error: %s\n", owned->message);
+  if (hint != NULL)
+    g_printerr ("%s\n", hint);
+  return code;
+}
+
+int
+stm32ctl_usage (const char *command, const char *format, ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_printerr ("stm32ctl: error: %s\nTry “stm32ctl %s --help”.\n", message, command);
+  return STM32CTL_EXIT_USAGE;
+}
+
+gboolean
+stm32ctl_parse (const char *command, const char *parameters, const char *summary,
+                const GOptionEntry *entries, int *argc, char ***argv, int *exit_code)
+{
+  g_autoptr (GOptionContext) context = g_option_context_new (parameters);
+  g_autofree char *prgname = g_strdup_printf ("stm32ctl %s", command);
+  g_autoptr (GError) error = NULL;
+
+  g_set_prgname (prgname);
+  g_option_context_set_summary (context, summary);
+  if (entries != NULL)
+    g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, argc, argv, &error))
+    {
+      *exit_code = stm32ctl_usage (command, "%s", error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+Stm32Client *
+stm32ctl_client (Stm32Ctl *ctl, GError **error)
+{
+  if (ctl->client == NULL)
+    ctl->client = stm32_client_new_sync (ctl->bus_type, NULL, error);
+  return ctl->client;
+}
+
+Stm32ClientLink *
+stm32ctl_link (Stm32Ctl *ctl, GError **error)
+{
+  Stm32Client *client = stm32ctl_client (ctl, error);
+  g_autoptr (GList) links = NULL;
+
+  if (client == NULL)
+    return NULL;
+  if (ctl->link_name != NULL)
+    return stm32_client_find_link (client, ctl->link_name, error);
+  if (!stm32_client_is_running (client))
+    return stm32_client_find_link (client, "", error);
+  links = stm32_client_get_links (client);
+  if (links != NULL && links->next == NULL)
+    return links->data;
+  g_set_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK,
+               links ? "stm32d has %u links; say which one with “-l NAME”"
+                     : "stm32d has no links; add one to its configuration",
+               g_list_length (links));
+  return NULL;
+}
+
+static gboolean
+on_interrupt (gpointer user_data)
+{
+  stm32ctl_quit ();
+  return G_SOURCE_CONTINUE;
+}
+
+void
+stm32ctl_run_until_interrupted (void)
+{
+  g_autoptr (GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  guint sigint = g_unix_signal_add (SIGINT, on_interrupt, NULL);
+  guint sigterm = g_unix_signal_add (SIGTERM, on_interrupt, NULL);
+
+  interrupt_loop = loop;
+  g_main_loop_run (loop);
+  interrupt_loop = NULL;
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+}
+
+void
+stm32ctl_quit (void)
+{
+  if (interrupt_loop != NULL)
+    g_main_loop_quit (interrupt_loop);
+}
+
+static GBytes *
+parse_hex (const char *text, GError **error)
+{
+  g_autoptr (GByteArray) bytes = g_byte_array_new ();
+  int high = -1;
+
+  for (const char *p = text; *p != '\0'; p++)
+    {
+      int digit = g_ascii_xdigit_value (*p);
+
+      if (g_ascii_isspace (*p) || *p == ':')
+        continue;
+      if (digit < 0)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "“%c” at position %d is not a hex digit", *p, (int) (p - text) + 1);
+          return NULL;
+        }
+      if (high < 0)
+        high = digit;
+      else
+        {
+          guint8 byte = (guint8) (high << 4 | digit);
+
+          g_byte_array_append (bytes, &byte, 1);
+          high = -1;
+        }
+    }
+  if (high >= 0)
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           "odd number of hex digits");
+      return NULL;
+    }
+  return g_byte_array_free_to_bytes (g_steal_pointer (&bytes));
+}
+
+GBytes *
+stm32ctl_read_frame (int argc, char **argv, gboolean hex, const char *file, GError **error)
+{
+  g_autofree char *text = NULL;
+
+  if (file != NULL && argc > 1)
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                           "give the frame as arguments or with --file, not both");
+      return NULL;
+    }
+  if (file != NULL)
+    {
+      g_autoptr (GMappedFile) mapped = g_mapped_file_new (file, FALSE, error);
+
+      if (mapped == NULL)
+        return NULL;
+      if (!hex)
+        return g_mapped_file_get_bytes (mapped);
+      text = g_strndup (g_mapped_file_get_contents (mapped), g_mapped_file_get_length (mapped));
+      return parse_hex (text, error);
+    }
+  if (argc > 1)
+    text = g_strjoinv (" ", argv + 1);
+  else
+    {
+      /* No arguments: the frame is standard input, as in “echo hi | stm32ctl send”. */
+      g_autoptr (GInputStream) in = g_unix_input_stream_new (STDIN_FILENO, FALSE);
+      g_autoptr (GOutputStream) all = g_memory_output_stream_new_resizable ();
+      gsize len;
+
+      if (g_output_stream_splice (all, in, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, error) < 0)
+        return NULL;
+      len = g_memory_output_stream_get_data_size (G_MEMORY_OUTPUT_STREAM (all));
+      text = g_strndup (g_memory_output_stream_get_data (G_MEMORY_OUTPUT_STREAM (all)), len);
+      /* The newline echo adds ends the line, it is not part of the frame
+       * (--file sends a file byte for byte). */
+      if (len > 0 && text[len - 1] == '\n')
+        text[--len] = '\0';
+      if (len > 0 && text[len - 1] == '\r')
+        text[--len] = '\0';
+      if (!hex)
+        return g_bytes_new (text, len);
+    }
+  return hex ? parse_hex (text, error) : g_bytes_new (text, strlen (text));
+}
+
+char *
+stm32ctl_format_frame (GBytes *frame, gboolean hex)
+{
+  gsize len;
+  const char *data = g_bytes_get_data (frame, &len);
+  g_autoptr (GString) out = NULL;
+  gboolean printable = !hex && g_utf8_validate_len (data, len, NULL);
+
+  for (gsize i = 0; printable && i < len; i++)
+    printable = data[i] == '\t' || !g_ascii_iscntrl (data[i]);
+  if (printable)
+    return g_strndup (data, len);
+  out = g_string_sized_new (len * 3);
+  for (gsize i = 0; i < len; i++)
+    g_string_append_printf (out, "%s%02x", i ? " " : "", (guint8) data[i]);
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}

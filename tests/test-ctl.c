@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * stm32ctl as a user runs it: a subprocess against the real daemon on a
+ * private bus and the board simulator; its output, its --json, and the
+ * documented exit code of every failure.
+ */
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <signal.h>
+
+#include "daemon-harness.h"
+#include "sim-harness.h"
+#include "test-util.h"
+
+#define WAIT_MS 10000
+
+static void
+store_result (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* Runs `stm32ctl --session ARGS…` with @input on stdin; returns its exit status. */
+static int run_ctl (const char *input, char **out, char **err, const char *first_arg,
+                    ...) G_GNUC_NULL_TERMINATED;
+
+static int
+run_ctl (const char *input, char **out, char **err, const char *first_arg, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GSubprocess) process = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *ignored_out = NULL, *ignored_err = NULL;
+  va_list args;
+
+  g_ptr_array_add (argv, stm32_test_build_path ("cli/stm32ctl"));
+  g_ptr_array_add (argv, g_strdup ("--session"));
+  va_start (args, first_arg);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  process = g_subprocess_newv ((const char *const *) argv->pdata,
+                               G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                   G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                               &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8_async (process, input ? input : "", NULL, store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_subprocess_communicate_utf8_finish (process, result, out ? out : &ignored_out,
+                                        err ? err : &ignored_err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  return g_subprocess_get_exit_status (process);
+}
+
+static gboolean
+link_state_is (Stm32DbusLink1 *link, const char *state)
+{
+  return g_strcmp0 (stm32_dbus_link1_get_state (link), state) == 0;
+}
+
+static JsonNode *
+parse_json (const char *text)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+
+  json_parser_load_from_data (parser, text, -1, &error);
+  g_assert_no_error (error);
+  return json_node_ref (json_parser_get_root (parser));
+}
+
+typedef struct
+{
+  Stm32Sim *sim;
+  Stm32Daemon *daemon;
+  Stm32DbusLink1 *link;
+} Setup;
+
+static void
+setup_start (Setup *setup, const char *reply)
+{
+  g_autofree char *port = NULL;
+
+  setup->sim = stm32_sim_start ("--reply", reply, NULL);
+  port = g_strdup_printf ("%u", stm32_sim_get_port (setup->sim));
+  setup->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  setup->link = stm32_daemon_get_link (setup->daemon, "default");
+  stm32_test_wait_until (link_state_is (setup->link, "connected"), WAIT_MS);
+}
+
+static void
+setup_stop (Setup *setup)
+{
+  stm32_daemon_stop (setup->daemon);
+  stm32_sim_stop (setup->sim);
+}
+
+/* ---- status, links -------------------------------------------------------------- */
+
+static void
+test_status (void)
+{
+  Setup setup = { 0 };
+  g_autofree char *out = NULL, *json_out = NULL;
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *endpoint = NULL;
+  JsonObject *status;
+
+  setup_start (&setup, "echo");
+  g_assert_cmpint (run_ctl (NULL, NULL, NULL, "transact", "hi", NULL), ==, 0);
+  stm32_test_wait_until (stm32_dbus_link1_get_frames_received (setup.link) == 1, WAIT_MS);
+
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "status", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "State: connected"));
+  g_assert_nonnull (strstr (out, "Link: default"));
+
+  /* --json carries the same values as the properties, under stable keys. */
+  g_assert_cmpint (run_ctl (NULL, &json_out, NULL, "status", "--json", NULL), ==, 0);
+  root = parse_json (json_out);
+  status = json_node_get_object (root);
+  endpoint = g_strdup_printf ("127.0.0.1:%u", stm32_dbus_link1_get_port (setup.link));
+  g_assert_cmpstr (json_object_get_string_member (status, "name"), ==, "default");
+  g_assert_cmpstr (json_object_get_string_member (status, "state"), ==, "connected");
+  g_assert_cmpstr (json_object_get_string_member (status, "endpoint"), ==, endpoint);
+  g_assert_cmpstr (json_object_get_string_member (status, "local_address"), ==,
+                   stm32_dbus_link1_get_local_address (setup.link));
+  g_assert_cmpint (json_object_get_int_member (status, "connected_since"), ==,
+                   (gint64) stm32_dbus_link1_get_connected_since (setup.link));
+  g_assert_cmpint (json_object_get_int_member (status, "frames_sent"), ==,
+                   (gint64) stm32_dbus_link1_get_frames_sent (setup.link));
+  g_assert_cmpint (json_object_get_int_member (status, "frames_received"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (status, "connects"), ==, 1);
+  g_assert_true (json_object_get_boolean_member (status, "autoconnect"));
+  g_assert_cmpstr (json_object_get_string_member (status, "last_error"), ==, "none");
+  setup_stop (&setup);
+}
+
+static void
+test_links (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autofree char *dir = g_dir_make_tmp ("stm32ctl-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autofree char *config = g_strdup_printf ("[Link bench]\nHost=127.0.0.1\nPort=%u\n\n"
+                                             "[Link spare]\nHost=127.0.0.1\nPort=%u\n"
+                                             "Autoconnect=false\n",
+                                             stm32_sim_get_port (sim), stm32_sim_get_port (sim));
+  g_autofree char *out = NULL, *json_out = NULL, *err = NULL;
+  g_autoptr (JsonNode) root = NULL;
+  Stm32Daemon *daemon;
+  JsonArray *links;
+
+  g_assert_true (g_file_set_contents (path, config, -1, NULL));
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  stm32_test_wait_until (link_state_is (stm32_daemon_get_link (daemon, "bench"), "connected"),
+                         WAIT_MS);
+  stm32_daemon_get_link (daemon, "spare");
+
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "links", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "bench"));
+  g_assert_nonnull (strstr (out, "spare"));
+  g_assert_cmpint (run_ctl (NULL, &json_out, NULL, "links", "--json", NULL), ==, 0);
+  root = parse_json (json_out);
+  links = json_node_get_array (root);
+  g_assert_cmpuint (json_array_get_length (links), ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (links, 0), "name"),
+                   ==, "bench");
+  g_assert_cmpstr (
+      json_object_get_string_member (json_array_get_object_element (links, 1), "state"), ==,
+      "disconnected");
+
+  /* Two links: which one must be said. */
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "status", NULL), ==, 6);
+  g_assert_nonnull (strstr (err, "-l NAME"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "-l", "nope", "status", NULL), ==, 6);
+  g_assert_nonnull (strstr (err, "bench"));
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
+/* ---- control ----------------------------------------------------------------------- */
+
+static void
+test_connect_disconnect (void)
+{
+  Setup setup = { 0 };
+  g_autofree char *out = NULL, *err = NULL;
+
+  setup_start (&setup, "echo");
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "disconnect", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "Disconnected default"));
+  stm32_test_wait_until (link_state_is (setup.link, "disconnected"), WAIT_MS);
+
+  /* Not connected: exit 3, with what to do. */
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "send", "x", NULL), ==, 3);
+  g_assert_nonnull (strstr (err, "stm32ctl: error: "));
+  g_assert_nonnull (strstr (err, "stm32ctl connect"));
+  g_assert_null (strstr (err, "org.stm32d.Error")); /* the remote prefix is stripped */
+  g_clear_pointer (&err, g_free);
+
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "connect", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "Connected default"));
+  g_assert_true (link_state_is (setup.link, "connected") ||
+                 g_strcmp0 (stm32_dbus_link1_get_state (setup.link), "connecting") == 0);
+
+  g_assert_cmpint (run_ctl (NULL, NULL, NULL, "autoconnect", "off", NULL), ==, 0);
+  stm32_test_wait_until (!stm32_dbus_link1_get_autoconnect (setup.link), WAIT_MS);
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "autoconnect", "maybe", NULL), ==, 2);
+
+  /* The board goes away: connect fails (exit 1) and names why. */
+  g_assert_cmpint (run_ctl (NULL, NULL, NULL, "disconnect", NULL), ==, 0);
+  stm32_sim_stop (setup.sim);
+  setup.sim = NULL;
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "connect", NULL), ==, 1);
+  g_assert_nonnull (strstr (err, "refused"));
+  g_assert_cmpint (run_ctl (NULL, NULL, NULL, "disconnect", NULL), ==, 0);
+  stm32_daemon_stop (setup.daemon);
+}
+
+static void
+test_send_transact (void)
+{
+  Setup setup = { 0 };
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr (JsonObject) frame = NULL;
+
+  setup_start (&setup, "echo");
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "transact", "hello", "board", NULL), ==, 0);
+  g_assert_cmpstr (out, ==, "hello board\n");
+  json_object_unref (stm32_sim_wait_event (setup.sim, "frame", WAIT_MS));
+
+  g_assert_cmpint (run_ctl (NULL, NULL, NULL, "send", "--hex", "41 42", NULL), ==, 0);
+  frame = stm32_sim_wait_event (setup.sim, "frame", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "AB");
+  g_clear_pointer (&frame, json_object_unref);
+
+  /* No arguments: the frame is standard input. */
+  g_assert_cmpint (run_ctl ("from stdin", NULL, NULL, "send", NULL), ==, 0);
+  frame = stm32_sim_wait_event (setup.sim, "frame", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "from stdin");
+
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "transact", "--hex", "7a 7a", NULL), ==, 0);
+  g_assert_cmpstr (out, ==, "7a 7a\n");
+
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "send", "--hex", "4", NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "odd number of hex digits"));
+  setup_stop (&setup);
+}
+
+static void
+test_transact_timeout (void)
+{
+  Setup setup = { 0 };
+  g_autofree char *err = NULL;
+
+  setup_start (&setup, "none");
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "transact", "--timeout", "200", "anyone", NULL), ==,
+                   4);
+  g_assert_nonnull (strstr (err, "No reply"));
+  setup_stop (&setup);
+}
+
+static void
+test_not_running (void)
+{
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "status", NULL), ==, 5);
+  g_assert_nonnull (strstr (err, "systemctl start stm32d"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "frobnicate", NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "unknown command “frobnicate”"));
+}
+
+static void
+test_history (void)
+{
+  Setup setup = { 0 };
+  g_autofree char *json_out = NULL, *out = NULL;
+  g_autoptr (JsonNode) root = NULL;
+  JsonObject *attempt;
+
+  setup_start (&setup, "echo");
+  g_assert_cmpint (run_ctl (NULL, NULL, NULL, "disconnect", NULL), ==, 0);
+  g_assert_cmpint (run_ctl (NULL, &json_out, NULL, "history", "--json", NULL), ==, 0);
+  root = parse_json (json_out);
+  g_assert_cmpuint (json_array_get_length (json_node_get_array (root)), ==, 1);
+  attempt = json_array_get_object_element (json_node_get_array (root), 0);
+  g_assert_cmpstr (json_object_get_string_member (attempt, "reason"), ==, "local");
+  g_assert_cmpstr (json_object_get_string_member (attempt, "closed_by"), ==, "pc");
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "history", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "REASON"));
+  g_assert_nonnull (strstr (out, "local"));
+  setup_stop (&setup);
+}
+
+/* ---- monitor ------------------------------------------------------------------------- */
+
+typedef struct
+{
+  GPtrArray *lines;
+  GDataInputStream *in;
+  gboolean eof;
+} LineReader;
+
+static void
+on_line (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  LineReader *reader = user_data;
+  char *line =
+      g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (source), result, NULL, NULL);
+
+  if (line == NULL)
+    {
+      reader->eof = TRUE;
+      return;
+    }
+  g_ptr_array_add (reader->lines, line);
+  g_data_input_stream_read_line_async (reader->in, G_PRIORITY_DEFAULT, NULL, on_line, reader);
+}
+
+static gboolean
+has_line (LineReader *reader, const char *needle)
+{
+  for (guint i = 0; i < reader->lines->len; i++)
+    if (strstr (reader->lines->pdata[i], needle))
+      return TRUE;
+  return FALSE;
+}
+
+static void
+test_monitor (void)
+{
+  Setup setup = { 0 };
+  g_autofree char *ctl_path = stm32_test_build_path ("cli/stm32ctl");
+  g_autoptr (GSubprocess) monitor = NULL;
+  g_autoptr (GError) error = NULL;
+  LineReader reader = { g_ptr_array_new_with_free_func (g_free) };
+  const char *frames[] = { "one", "two", "three" };
+  guint next = 0;
+
+  setup_start (&setup, "echo");
+  monitor = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, ctl_path, "--session",
+                              "monitor", NULL);
+  g_assert_no_error (error);
+  reader.in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (monitor));
+  g_data_input_stream_read_line_async (reader.in, G_PRIORITY_DEFAULT, NULL, on_line, &reader);
+
+  /* It prints where each link stands once it listens: from then on nothing is missed. */
+  stm32_test_wait_until (has_line (&reader, "default state connected"), WAIT_MS);
+  g_assert_true (stm32_dbus_link1_call_disconnect_sync (setup.link, NULL, NULL));
+  stm32_test_wait_until (has_line (&reader, "state disconnected"), WAIT_MS);
+  g_assert_true (stm32_dbus_link1_call_connect_sync (setup.link, NULL, NULL));
+  for (guint i = 0; i < G_N_ELEMENTS (frames); i++)
+    g_assert_true (stm32_dbus_link1_call_send_sync (
+        setup.link,
+        g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, frames[i], strlen (frames[i]), 1), NULL,
+        NULL));
+  stm32_test_wait_until (has_line (&reader, "frame three"), WAIT_MS);
+  for (guint i = 0; i < reader.lines->len && next < G_N_ELEMENTS (frames); i++)
+    {
+      g_autofree char *expected = g_strdup_printf ("default frame %s", frames[next]);
+
+      if (strstr (reader.lines->pdata[i], expected))
+        next++;
+    }
+  g_assert_cmpuint (next, ==, G_N_ELEMENTS (frames)); /* in order */
+
+  /* Ctrl-C ends it cleanly. */
+  g_subprocess_send_signal (monitor, SIGINT);
+  stm32_test_wait_until (reader.eof, WAIT_MS);
+  g_assert_true (g_subprocess_wait (monitor, NULL, NULL));
+  g_assert_true (g_subprocess_get_if_exited (monitor));
+  g_assert_cmpint (g_subprocess_get_exit_status (monitor), ==, 0);
+  g_object_unref (reader.in);
+  g_ptr_array_unref (reader.lines);
+  setup_stop (&setup);
+}
+
+int
+main (int argc, char **argv)
+{
+  stm32_daemon_test_init (&argc, &argv);
+  g_test_add_func ("/ctl/status", test_status);
+  g_test_add_func ("/ctl/links", test_links);
+  g_test_add_func ("/ctl/connect-disconnect", test_connect_disconnect);
+  g_test_add_func ("/ctl/send-transact", test_send_transact);
+  g_test_add_func ("/ctl/transact-timeout", test_transact_timeout);
+  g_test_add_func ("/ctl/not-running", test_not_running);
+  g_test_add_func ("/ctl/history", test_history);
+  g_test_add_func ("/ctl/monitor", test_monitor);
+  return stm32_daemon_test_run ();
+}
