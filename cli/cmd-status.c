@@ -45,10 +45,9 @@ describe_link (Stm32CtlOutput *output, Stm32ClientLink *link)
                         sent);
   stm32ctl_output_uint (output, "frames_received", "Received",
                         stm32_client_link_get_frames_received (link), received);
-  stm32ctl_output_uint (output, "bytes_sent", "Bytes sent", stm32_client_link_get_bytes_sent (link),
+  stm32ctl_output_uint (output, "bytes_sent", NULL, stm32_client_link_get_bytes_sent (link), NULL);
+  stm32ctl_output_uint (output, "bytes_received", NULL, stm32_client_link_get_bytes_received (link),
                         NULL);
-  stm32ctl_output_uint (output, "bytes_received", "Bytes received",
-                        stm32_client_link_get_bytes_received (link), NULL);
   stm32ctl_output_uint (output, "connects", "Connects", stm32_client_link_get_connects (link),
                         NULL);
   stm32ctl_output_uint (output, "disconnects", "Disconnects",

@@ -166,11 +166,16 @@ print_aligned (GPtrArray *record)
   glong width = 0;
 
   for (guint i = 0; i < record->len; i++)
-    width = MAX (width, g_utf8_strlen (((Field *) record->pdata[i])->label, -1));
+    if (((Field *) record->pdata[i])->label != NULL)
+      width = MAX (width, g_utf8_strlen (((Field *) record->pdata[i])->label, -1));
   for (guint i = 0; i < record->len; i++)
     {
       Field *field = g_ptr_array_index (record, i);
-      glong pad = width - g_utf8_strlen (field->label, -1);
+      glong pad;
+
+      if (field->label == NULL)
+        continue;
+      pad = width - g_utf8_strlen (field->label, -1);
 
       g_print ("%*s%s: %s\n", (int) pad, "", field->label, field->text);
     }

@@ -17,7 +17,8 @@ Stm32CtlOutput *stm32ctl_output_new (gboolean json);
 void stm32ctl_output_free (Stm32CtlOutput *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Stm32CtlOutput, stm32ctl_output_free)
 
-/* Starts a new record; fields that follow belong to it. */
+/* Starts a new record; fields that follow belong to it. A field whose label
+ * is NULL is for --json only. */
 void stm32ctl_output_record (Stm32CtlOutput *self);
 void stm32ctl_output_string (Stm32CtlOutput *self, const char *key, const char *label,
                              const char *value);
