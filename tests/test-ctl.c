@@ -387,6 +387,85 @@ test_monitor (void)
   setup_stop (&setup);
 }
 
+/* --watch prints the status again on each change, until Ctrl-C. */
+static void
+test_status_watch (void)
+{
+  Setup setup = { 0 };
+  g_autofree char *ctl_path = stm32_test_build_path ("cli/stm32ctl");
+  g_autoptr (GSubprocess) watch = NULL;
+  g_autoptr (GError) error = NULL;
+  LineReader reader = { g_ptr_array_new_with_free_func (g_free) };
+
+  setup_start (&setup, "echo");
+  watch = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, ctl_path, "--session", "status",
+                            "--watch", NULL);
+  g_assert_no_error (error);
+  reader.in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (watch));
+  g_data_input_stream_read_line_async (reader.in, G_PRIORITY_DEFAULT, NULL, on_line, &reader);
+  stm32_test_wait_until (has_line (&reader, "State: connected"), WAIT_MS);
+  g_assert_true (stm32_dbus_link1_call_disconnect_sync (setup.link, NULL, NULL));
+  stm32_test_wait_until (has_line (&reader, "State: disconnected"), WAIT_MS);
+
+  g_subprocess_send_signal (watch, SIGINT);
+  stm32_test_wait_until (reader.eof, WAIT_MS);
+  g_assert_true (g_subprocess_wait (watch, NULL, NULL));
+  g_assert_cmpint (g_subprocess_get_exit_status (watch), ==, 0);
+  g_object_unref (reader.in);
+  g_ptr_array_unref (reader.lines);
+  setup_stop (&setup);
+}
+
+/* --no-wait returns once the attempt is under way, not on its outcome. */
+static void
+test_connect_no_wait (void)
+{
+  Setup setup = { 0 };
+  g_autofree char *out = NULL;
+
+  setup_start (&setup, "echo");
+  g_assert_cmpint (run_ctl (NULL, NULL, NULL, "disconnect", NULL), ==, 0);
+  /* Nothing answers there: with --no-wait that is not our concern. */
+  stm32_sim_command (setup.sim, "refuse 60000");
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "connect", "--no-wait", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "Connecting default"));
+  stm32_test_wait_until (g_strcmp0 (stm32_dbus_link1_get_last_error (setup.link), "refused") == 0,
+                         WAIT_MS);
+  g_assert_cmpint (run_ctl (NULL, NULL, NULL, "disconnect", NULL), ==, 0);
+  setup_stop (&setup);
+}
+
+static void
+test_reload (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autofree char *dir = g_dir_make_tmp ("stm32ctl-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autofree char *one =
+      g_strdup_printf ("[Link a]\nHost=127.0.0.1\nPort=%u\n", stm32_sim_get_port (sim));
+  g_autofree char *two =
+      g_strdup_printf ("%s\n[Link b]\nHost=127.0.0.1\nPort=%u\n", one, stm32_sim_get_port (sim));
+  g_autofree char *out = NULL, *err = NULL;
+  Stm32Daemon *daemon;
+
+  g_assert_true (g_file_set_contents (path, one, -1, NULL));
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  stm32_daemon_get_link (daemon, "a");
+  g_assert_true (g_file_set_contents (path, two, -1, NULL));
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "reload", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "reloaded"));
+  stm32_daemon_get_link (daemon, "b");
+  /* A bad file: refused, saying where, and nothing changes. */
+  g_assert_true (g_file_set_contents (path, "[Link a]\nPort=1\n", -1, NULL));
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "reload", NULL), ==, 1);
+  g_assert_nonnull (strstr (err, "stm32d.conf:1: [Link a]"));
+  g_assert_nonnull (stm32_daemon_peek_link (daemon, "b"));
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -399,5 +478,8 @@ main (int argc, char **argv)
   g_test_add_func ("/ctl/not-running", test_not_running);
   g_test_add_func ("/ctl/history", test_history);
   g_test_add_func ("/ctl/monitor", test_monitor);
+  g_test_add_func ("/ctl/status-watch", test_status_watch);
+  g_test_add_func ("/ctl/connect-no-wait", test_connect_no_wait);
+  g_test_add_func ("/ctl/reload", test_reload);
   return stm32_daemon_test_run ();
 }
