@@ -19,12 +19,6 @@ struct _Stm32Daemon
 
 static GTestDBus *test_bus;
 
-static void
-store_result (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 void
 stm32_daemon_test_init (int *argc, char ***argv)
 {
@@ -114,8 +108,8 @@ stm32_daemon_get_manager (Stm32Daemon *daemon)
 
   if (daemon->manager == NULL)
     daemon->manager = stm32_dbus_manager1_proxy_new_for_bus_sync (
-      G_BUS_TYPE_SESSION, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME, STM32_DBUS_PATH,
-      NULL, &error);
+        G_BUS_TYPE_SESSION, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME, STM32_DBUS_PATH,
+        NULL, &error);
   g_assert_no_error (error);
   return daemon->manager;
 }
@@ -189,10 +183,22 @@ stm32_daemon_run_to_exit (char **err, const char *first_arg, ...)
                                G_SUBPROCESS_FLAGS_STDERR_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE,
                                &error);
   g_assert_no_error (error);
-  g_subprocess_communicate_utf8_async (process, NULL, NULL, store_result, &result);
+  g_subprocess_communicate_utf8_async (process, NULL, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, DAEMON_WAIT_MS);
   g_subprocess_communicate_utf8_finish (process, result, NULL, err, &error);
   g_assert_no_error (error);
   g_assert_true (g_subprocess_get_if_exited (process));
   return g_subprocess_get_exit_status (process);
+}
+
+gboolean
+stm32_daemon_link_state_is (Stm32DbusLink1 *link, const char *state)
+{
+  return g_strcmp0 (stm32_dbus_link1_get_state (link), state) == 0;
+}
+
+GVariant *
+stm32_daemon_bytes (const char *text)
+{
+  return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, text, strlen (text), 1);
 }

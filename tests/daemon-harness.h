@@ -25,6 +25,11 @@ Stm32DbusLink1 *stm32_daemon_get_link (Stm32Daemon *daemon, const char *name);
 Stm32DbusLink1 *stm32_daemon_peek_link (Stm32Daemon *daemon, const char *name);
 Stm32DbusManager1 *stm32_daemon_get_manager (Stm32Daemon *daemon);
 
+/* Whether the link's State (as the proxy last heard it) is @state. */
+gboolean stm32_daemon_link_state_is (Stm32DbusLink1 *link, const char *state);
+/* @text as the "ay" a Link1 method takes (floating). */
+GVariant *stm32_daemon_bytes (const char *text);
+
 void stm32_daemon_send_signal (Stm32Daemon *daemon, int signum);
 /* Waits for the daemon to exit and returns its exit status; frees nothing. */
 int stm32_daemon_wait_exit (Stm32Daemon *daemon);

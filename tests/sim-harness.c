@@ -278,3 +278,9 @@ stm32_sim_stop (Stm32Sim *sim)
   g_object_unref (sim->process);
   g_free (sim);
 }
+
+void
+stm32_sim_expect (Stm32Sim *sim, const char *event, guint timeout_ms)
+{
+  json_object_unref (stm32_sim_wait_event (sim, event, timeout_ms));
+}

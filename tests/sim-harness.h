@@ -33,6 +33,8 @@ JsonObject *stm32_sim_status (Stm32Sim *sim);
  * for it at most @timeout_ms; fails the test on timeout or if the simulator
  * exits. Free with json_object_unref(). */
 JsonObject *stm32_sim_wait_event (Stm32Sim *sim, const char *event, guint timeout_ms);
+/* Waits for @event like stm32_sim_wait_event(), for tests that need only the fact. */
+void stm32_sim_expect (Stm32Sim *sim, const char *event, guint timeout_ms);
 /* How many events named @event arrived so far, consumed or not. */
 guint stm32_sim_count_events (Stm32Sim *sim, const char *event);
 

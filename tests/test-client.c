@@ -19,12 +19,6 @@
 
 #define WAIT_MS 10000
 
-static void
-store_result (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 static GBytes *
 text_bytes (const char *text)
 {
@@ -137,7 +131,7 @@ link_connect (Stm32ClientLink *link, GError **error)
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_client_link_connect (link, NULL, store_result, &result);
+  stm32_client_link_connect (link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_client_link_connect_finish (link, result, error);
 }
@@ -147,7 +141,7 @@ link_disconnect (Stm32ClientLink *link, GError **error)
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_client_link_disconnect (link, NULL, store_result, &result);
+  stm32_client_link_disconnect (link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_client_link_disconnect_finish (link, result, error);
 }
@@ -158,7 +152,7 @@ link_send (Stm32ClientLink *link, const char *text, GError **error)
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GBytes) frame = text_bytes (text);
 
-  stm32_client_link_send (link, frame, NULL, store_result, &result);
+  stm32_client_link_send (link, frame, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_client_link_send_finish (link, result, error);
 }
@@ -170,7 +164,7 @@ link_transact (Stm32ClientLink *link, const char *text, guint timeout_ms, GError
   g_autoptr (GBytes) request = text_bytes (text);
   g_autoptr (GBytes) reply = NULL;
 
-  stm32_client_link_transact (link, request, timeout_ms, NULL, store_result, &result);
+  stm32_client_link_transact (link, request, timeout_ms, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   reply = stm32_client_link_transact_finish (link, result, error);
   return reply ? bytes_text (reply) : NULL;
@@ -181,7 +175,7 @@ link_get_history (Stm32ClientLink *link, GError **error)
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_client_link_get_history (link, NULL, store_result, &result);
+  stm32_client_link_get_history (link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_client_link_get_history_finish (link, result, error);
 }
@@ -191,7 +185,7 @@ link_set_autoconnect (Stm32ClientLink *link, gboolean autoconnect, GError **erro
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_client_link_set_autoconnect (link, autoconnect, NULL, store_result, &result);
+  stm32_client_link_set_autoconnect (link, autoconnect, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_client_link_set_autoconnect_finish (link, result, error);
 }
@@ -201,7 +195,7 @@ client_reload (Stm32Client *client, GError **error)
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_client_reload (client, NULL, store_result, &result);
+  stm32_client_reload (client, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_client_reload_finish (client, result, error);
 }
@@ -220,7 +214,7 @@ test_new_async (void)
   g_autoptr (GError) error = NULL;
   GBusType bus_type = G_BUS_TYPE_NONE;
 
-  stm32_client_new (G_BUS_TYPE_SESSION, NULL, store_result, &result);
+  stm32_client_new (G_BUS_TYPE_SESSION, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   client = stm32_client_new_finish (result, &error);
   g_assert_no_error (error);
@@ -234,7 +228,7 @@ test_new_async (void)
   /* A cancelled construction says so, and builds nothing. */
   g_clear_object (&result);
   g_cancellable_cancel (cancelled);
-  stm32_client_new (G_BUS_TYPE_SESSION, cancelled, store_result, &result);
+  stm32_client_new (G_BUS_TYPE_SESSION, cancelled, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   g_assert_null (stm32_client_new_finish (result, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -531,7 +525,7 @@ test_received_order (void)
       g_autofree char *text = g_strdup_printf ("frame %u", i);
       g_autoptr (GBytes) frame = text_bytes (text);
 
-      stm32_client_link_send (bench.link, frame, NULL, store_result, &sent[i]);
+      stm32_client_link_send (bench.link, frame, NULL, stm32_test_store_result, &sent[i]);
     }
   stm32_test_wait_until (frames->len == G_N_ELEMENTS (sent) + 1, WAIT_MS);
   g_assert_cmpstr (frames->pdata[0], ==, "first");
@@ -884,7 +878,7 @@ link_acquire_stream (Stm32ClientLink *link, GError **error)
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_client_link_acquire_stream (link, NULL, store_result, &result);
+  stm32_client_link_acquire_stream (link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_client_link_acquire_stream_finish (link, result, error);
 }
@@ -1019,7 +1013,7 @@ test_example_python (void)
   python = g_subprocess_launcher_spawn (launcher, &error, STM32_TEST_PYTHON, script, "default",
                                         "hello from python", NULL);
   g_assert_no_error (error);
-  g_subprocess_communicate_utf8_async (python, NULL, NULL, store_result, &result);
+  g_subprocess_communicate_utf8_async (python, NULL, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS * 3);
   g_assert_true (g_subprocess_communicate_utf8_finish (python, result, &out, &err, &error));
   g_assert_no_error (error);

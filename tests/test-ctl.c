@@ -15,12 +15,6 @@
 
 #define WAIT_MS 10000
 
-static void
-store_result (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 /* Runs `stm32ctl --session ARGS…` with @input on stdin; returns its exit status. */
 static int run_ctl (const char *input, char **out, char **err, const char *first_arg,
                     ...) G_GNUC_NULL_TERMINATED;
@@ -47,19 +41,14 @@ run_ctl (const char *input, char **out, char **err, const char *first_arg, ...)
                                    G_SUBPROCESS_FLAGS_STDERR_PIPE,
                                &error);
   g_assert_no_error (error);
-  g_subprocess_communicate_utf8_async (process, input ? input : "", NULL, store_result, &result);
+  g_subprocess_communicate_utf8_async (process, input ? input : "", NULL, stm32_test_store_result,
+                                       &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   g_subprocess_communicate_utf8_finish (process, result, out ? out : &ignored_out,
                                         err ? err : &ignored_err, &error);
   g_assert_no_error (error);
   g_assert_true (g_subprocess_get_if_exited (process));
   return g_subprocess_get_exit_status (process);
-}
-
-static gboolean
-link_state_is (Stm32DbusLink1 *link, const char *state)
-{
-  return g_strcmp0 (stm32_dbus_link1_get_state (link), state) == 0;
 }
 
 static JsonNode *
@@ -89,7 +78,7 @@ setup_start (Setup *setup, const char *reply)
   port = g_strdup_printf ("%u", stm32_sim_get_port (setup->sim));
   setup->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
   setup->link = stm32_daemon_get_link (setup->daemon, "default");
-  stm32_test_wait_until (link_state_is (setup->link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (setup->link, "connected"), WAIT_MS);
 }
 
 static void
@@ -156,8 +145,8 @@ test_links (void)
 
   g_assert_true (g_file_set_contents (path, config, -1, NULL));
   daemon = stm32_daemon_start ("--config", path, NULL);
-  stm32_test_wait_until (link_state_is (stm32_daemon_get_link (daemon, "bench"), "connected"),
-                         WAIT_MS);
+  stm32_test_wait_until (
+      stm32_daemon_link_state_is (stm32_daemon_get_link (daemon, "bench"), "connected"), WAIT_MS);
   stm32_daemon_get_link (daemon, "spare");
 
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "links", NULL), ==, 0);
@@ -196,7 +185,7 @@ test_connect_disconnect (void)
   setup_start (&setup, "echo");
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "disconnect", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "Disconnected default"));
-  stm32_test_wait_until (link_state_is (setup.link, "disconnected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (setup.link, "disconnected"), WAIT_MS);
 
   /* Not connected: exit 3, with what to do. */
   g_assert_cmpint (run_ctl (NULL, NULL, &err, "send", "x", NULL), ==, 3);
@@ -208,7 +197,7 @@ test_connect_disconnect (void)
   g_clear_pointer (&out, g_free);
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "connect", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "Connected default"));
-  g_assert_true (link_state_is (setup.link, "connected") ||
+  g_assert_true (stm32_daemon_link_state_is (setup.link, "connected") ||
                  g_strcmp0 (stm32_dbus_link1_get_state (setup.link), "connecting") == 0);
 
   g_assert_cmpint (run_ctl (NULL, NULL, NULL, "autoconnect", "off", NULL), ==, 0);

@@ -17,30 +17,6 @@
 
 #define WAIT_MS 10000
 
-static void
-store_result (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
-static void
-sim_expect (Stm32Sim *sim, const char *event)
-{
-  json_object_unref (stm32_sim_wait_event (sim, event, WAIT_MS));
-}
-
-static gboolean
-link_state_is (Stm32DbusLink1 *link, const char *state)
-{
-  return g_strcmp0 (stm32_dbus_link1_get_state (link), state) == 0;
-}
-
-static GVariant *
-bytes_variant (const char *text)
-{
-  return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, text, strlen (text), 1);
-}
-
 static char *
 variant_text (GVariant *bytes)
 {
@@ -55,7 +31,7 @@ call_connect (Stm32DbusLink1 *link, GError **error)
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_dbus_link1_call_connect (link, NULL, store_result, &result);
+  stm32_dbus_link1_call_connect (link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_dbus_link1_call_connect_finish (link, result, error);
 }
@@ -66,7 +42,7 @@ call_disconnect (Stm32DbusLink1 *link)
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;
 
-  stm32_dbus_link1_call_disconnect (link, NULL, store_result, &result);
+  stm32_dbus_link1_call_disconnect (link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   g_assert_true (stm32_dbus_link1_call_disconnect_finish (link, result, &error));
   g_assert_no_error (error);
@@ -77,7 +53,7 @@ call_send (Stm32DbusLink1 *link, GVariant *frame, GError **error)
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_dbus_link1_call_send (link, frame, NULL, store_result, &result);
+  stm32_dbus_link1_call_send (link, frame, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_dbus_link1_call_send_finish (link, result, error);
 }
@@ -88,8 +64,8 @@ call_transact (Stm32DbusLink1 *link, const char *text, guint timeout_ms, GError 
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GVariant) reply = NULL;
 
-  stm32_dbus_link1_call_transact (link, bytes_variant (text), timeout_ms, NULL, store_result,
-                                  &result);
+  stm32_dbus_link1_call_transact (link, stm32_daemon_bytes (text), timeout_ms, NULL,
+                                  stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   if (!stm32_dbus_link1_call_transact_finish (link, &reply, result, error))
     return NULL;
@@ -120,7 +96,7 @@ test_properties (void)
   Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
 
   /* Autoconnect defaults to true: the daemon connects without being asked. */
-  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
   g_assert_cmpstr (stm32_dbus_link1_get_name (link), ==, "default");
   g_assert_cmpstr (stm32_dbus_link1_get_host (link), ==, "127.0.0.1");
   g_assert_cmpuint (stm32_dbus_link1_get_port (link), ==, stm32_sim_get_port (sim));
@@ -138,7 +114,7 @@ test_properties (void)
 
   /* The reply may overtake the PropertiesChanged that follows it. */
   call_disconnect (link);
-  stm32_test_wait_until (link_state_is (link, "disconnected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "disconnected"), WAIT_MS);
   g_assert_cmpstr (stm32_dbus_link1_get_local_address (link), ==, "");
   stm32_daemon_stop (daemon);
   stm32_sim_stop (sim);
@@ -177,11 +153,11 @@ test_state_and_error_together (void)
   ChangeLog log = { 0, 0, g_ptr_array_new_with_free_func (g_free) };
   g_autoptr (GError) error = NULL;
 
-  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
   g_assert_cmpstr (stm32_dbus_link1_get_last_error (link), ==, "none");
   g_signal_connect (link, "g-properties-changed", G_CALLBACK (on_properties_changed), &log);
   stm32_sim_command (sim, "rst-all");
-  stm32_test_wait_until (link_state_is (link, "waiting"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "waiting"), WAIT_MS);
   g_assert_cmpstr (stm32_dbus_link1_get_last_error (link), !=, "none");
   g_assert_cmpstr (stm32_dbus_link1_get_last_error_message (link), !=, "");
   g_assert_cmpuint (stm32_dbus_link1_get_retry_in (link), >, 0);
@@ -236,7 +212,8 @@ test_send_transact_received (void)
     {
       g_autofree char *text = g_strdup_printf ("frame %u", i);
 
-      stm32_dbus_link1_call_send (link, bytes_variant (text), NULL, store_result, &sent[i]);
+      stm32_dbus_link1_call_send (link, stm32_daemon_bytes (text), NULL, stm32_test_store_result,
+                                  &sent[i]);
     }
   stm32_test_wait_until (log.frames->len == G_N_ELEMENTS (sent) + 1, WAIT_MS);
   g_assert_cmpstr (log.frames->pdata[0], ==, "hello");
@@ -271,18 +248,18 @@ test_errors (void)
 
   daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, "--framing", "json", NULL);
   link = stm32_daemon_get_link (daemon, "default");
-  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
   call_disconnect (link);
 
-  g_assert_false (call_send (link, bytes_variant ("1"), &error));
+  g_assert_false (call_send (link, stm32_daemon_bytes ("1"), &error));
   assert_dbus_error (error, "org.stm32d.Error.NotConnected", STM32_ERROR_NOT_CONNECTED);
   g_clear_error (&error);
 
   g_assert_true (call_connect (link, NULL));
-  g_assert_false (call_send (link, bytes_variant ("{nope"), &error));
+  g_assert_false (call_send (link, stm32_daemon_bytes ("{nope"), &error));
   assert_dbus_error (error, "org.stm32d.Error.InvalidFrame", STM32_ERROR_INVALID_FRAME);
   g_clear_error (&error);
-  g_assert_false (call_send (link, bytes_variant (big), &error));
+  g_assert_false (call_send (link, stm32_daemon_bytes (big), &error));
   assert_dbus_error (error, "org.stm32d.Error.FrameTooLarge", STM32_ERROR_FRAME_TOO_LARGE);
   g_clear_error (&error);
   reply = call_transact (link, "1", 0, &error);
@@ -292,7 +269,7 @@ test_errors (void)
   g_assert_null (reply);
   assert_dbus_error (error, "org.stm32d.Error.Timeout", STM32_ERROR_TIMEOUT);
   /* Only the valid frame reached the board. */
-  sim_expect (sim, "frame");
+  stm32_sim_expect (sim, "frame", WAIT_MS);
   g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, 1);
   stm32_daemon_stop (daemon);
   stm32_sim_stop (sim);
@@ -313,7 +290,7 @@ test_history (void)
   gint64 started = 0, closed = 0;
 
   g_assert_true (call_connect (link, NULL));
-  g_assert_true (call_send (link, bytes_variant ("x"), NULL));
+  g_assert_true (call_send (link, stm32_daemon_bytes ("x"), NULL));
   call_disconnect (link);
   g_assert_true (stm32_dbus_link1_call_get_history_sync (link, &history, NULL, &error));
   g_assert_no_error (error);
@@ -348,7 +325,7 @@ test_vanishing_client (void)
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
 
-  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
   /* The board stops reading, so the other client's request waits unanswered. */
   stm32_sim_command (sim, "blackhole on");
   other = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
@@ -364,8 +341,8 @@ test_vanishing_client (void)
   reply = call_transact (link, "mine", 5000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "mine");
-  g_assert_true (call_send (link, bytes_variant ("still here"), &error));
-  g_assert_true (link_state_is (link, "connected"));
+  g_assert_true (call_send (link, stm32_daemon_bytes ("still here"), &error));
+  g_assert_true (stm32_daemon_link_state_is (link, "connected"));
   stm32_daemon_stop (daemon);
   stm32_sim_stop (sim);
 }
@@ -385,9 +362,10 @@ test_sigterm_flushes (void)
   g_autoptr (JsonObject) released = NULL;
   guint acknowledged = 0;
 
-  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
   for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
-    stm32_dbus_link1_call_send (link, bytes_variant ("payload"), NULL, store_result, &sent[i]);
+    stm32_dbus_link1_call_send (link, stm32_daemon_bytes ("payload"), NULL, stm32_test_store_result,
+                                &sent[i]);
   stm32_test_wait_until (sent[0] != NULL, WAIT_MS);
   stm32_daemon_send_signal (daemon, SIGTERM);
   for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
@@ -439,13 +417,13 @@ test_second_daemon_leaves_board_alone (void)
   g_autofree char *err = NULL;
   g_autoptr (JsonObject) status = NULL;
 
-  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
   g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--host", "127.0.0.1", "--port", port, NULL), ==,
                    1);
   g_assert_nonnull (strstr (err, "taken by another stm32d"));
   status = stm32_sim_status (sim);
   g_assert_cmpint (json_object_get_int_member (status, "accepted"), ==, 1);
-  g_assert_true (link_state_is (link, "connected"));
+  g_assert_true (stm32_daemon_link_state_is (link, "connected"));
   stm32_daemon_stop (daemon);
   stm32_sim_stop (sim);
 }
@@ -475,7 +453,7 @@ call_reload (Stm32Daemon *daemon, GError **error)
   Stm32DbusManager1 *manager = stm32_daemon_get_manager (daemon);
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_dbus_manager1_call_reload (manager, NULL, store_result, &result);
+  stm32_dbus_manager1_call_reload (manager, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   stm32_dbus_manager1_call_reload_finish (manager, result, error);
 }
@@ -502,7 +480,9 @@ test_reload (void)
   daemon = stm32_daemon_start ("--config", path, NULL);
   a = stm32_daemon_get_link (daemon, "a");
   b = stm32_daemon_get_link (daemon, "b");
-  stm32_test_wait_until (link_state_is (a, "connected") && link_state_is (b, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (a, "connected") &&
+                             stm32_daemon_link_state_is (b, "connected"),
+                         WAIT_MS);
 
   /* b goes, c arrives on b's board, a is untouched. */
   g_clear_pointer (&written, g_free);
@@ -513,15 +493,15 @@ test_reload (void)
   g_assert_no_error (error);
   c = stm32_daemon_get_link (daemon, "c");
   stm32_test_wait_until (stm32_daemon_peek_link (daemon, "b") == NULL, WAIT_MS);
-  stm32_test_wait_until (link_state_is (c, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (c, "connected"), WAIT_MS);
   a = stm32_daemon_peek_link (daemon, "a");
-  g_assert_true (link_state_is (a, "connected"));
+  g_assert_true (stm32_daemon_link_state_is (a, "connected"));
   g_assert_cmpuint (stm32_dbus_link1_get_connects (a), ==, 1);
   status = stm32_sim_status (board_a);
   g_assert_cmpint (json_object_get_int_member (status, "accepted"), ==, 1);
   g_clear_pointer (&status, json_object_unref);
   /* b's connection was closed, not abandoned. */
-  sim_expect (board_b, "released");
+  stm32_sim_expect (board_b, "released", WAIT_MS);
 
   /* A bad file is refused, naming where, and nothing changes. */
   g_clear_pointer (&written, g_free);
@@ -537,12 +517,12 @@ test_reload (void)
   written = write_config (path, "[Link a]\nHost=127.0.0.1\nPort=%u\n", port_b);
   stm32_daemon_send_signal (daemon, SIGHUP);
   stm32_test_wait_until (stm32_daemon_peek_link (daemon, "c") == NULL, WAIT_MS);
-  stm32_test_wait_until (stm32_daemon_peek_link (daemon, "a") != NULL &&
-                             stm32_dbus_link1_get_port (stm32_daemon_peek_link (daemon, "a")) ==
-                                 port_b &&
-                             link_state_is (stm32_daemon_peek_link (daemon, "a"), "connected"),
-                         WAIT_MS);
-  sim_expect (board_a, "released");
+  stm32_test_wait_until (
+      stm32_daemon_peek_link (daemon, "a") != NULL &&
+          stm32_dbus_link1_get_port (stm32_daemon_peek_link (daemon, "a")) == port_b &&
+          stm32_daemon_link_state_is (stm32_daemon_peek_link (daemon, "a"), "connected"),
+      WAIT_MS);
+  stm32_sim_expect (board_a, "released", WAIT_MS);
 
   stm32_daemon_stop (daemon);
   stm32_sim_stop (board_a);

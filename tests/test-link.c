@@ -19,18 +19,12 @@
 
 /* ---- synchronous wrappers, for the test only (bounded main-loop waits) ---- */
 
-static void
-store_result (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 static gboolean
 link_connect (Stm32Link *link, GError **error)
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_link_connect_async (link, NULL, store_result, &result);
+  stm32_link_connect_async (link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_link_connect_finish (link, result, error);
 }
@@ -41,7 +35,7 @@ link_disconnect (Stm32Link *link)
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;
 
-  stm32_link_disconnect_async (link, NULL, store_result, &result);
+  stm32_link_disconnect_async (link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   g_assert_true (stm32_link_disconnect_finish (link, result, &error));
   g_assert_no_error (error);
@@ -54,7 +48,7 @@ link_send (Stm32Link *link, const char *text, GError **error)
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GBytes) frame = g_bytes_new (text, strlen (text));
 
-  stm32_link_send_async (link, frame, NULL, store_result, &result);
+  stm32_link_send_async (link, frame, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_link_send_finish (link, result, error);
 }
@@ -66,7 +60,7 @@ link_transact (Stm32Link *link, const char *text, guint timeout_ms, GError **err
   g_autoptr (GBytes) frame = g_bytes_new (text, strlen (text));
   g_autoptr (GBytes) reply = NULL;
 
-  stm32_link_transact_async (link, frame, timeout_ms, NULL, store_result, &result);
+  stm32_link_transact_async (link, frame, timeout_ms, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   reply = stm32_link_transact_finish (link, result, error);
   return reply ? g_strndup (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply)) : NULL;
@@ -116,13 +110,6 @@ json_int (JsonObject *object, const char *member)
   return json_object_get_int_member (object, member);
 }
 
-/* Waits for the board to report @event, for tests that need only the fact. */
-static void
-sim_expect (Stm32Sim *sim, const char *event, guint timeout_ms)
-{
-  json_object_unref (stm32_sim_wait_event (sim, event, timeout_ms));
-}
-
 /* Waits until the board reports @n slots in use. */
 static void
 wait_board_slots (Stm32Sim *sim, gint64 n)
@@ -135,7 +122,7 @@ wait_board_slots (Stm32Sim *sim, gint64 n)
 
       in_use = json_int (status, "slots_in_use");
       if (in_use != n)
-        sim_expect (sim, "released", WAIT_MS);
+        stm32_sim_expect (sim, "released", WAIT_MS);
     }
   g_assert_cmpint (in_use, ==, n);
 }
@@ -149,7 +136,7 @@ plain_try_connect (guint16 port, GError **error)
   g_autoptr (GAsyncResult) result = NULL;
 
   g_socket_client_set_enable_proxy (client, FALSE);
-  g_socket_client_connect_async (client, address, NULL, store_result, &result);
+  g_socket_client_connect_async (client, address, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return g_socket_client_connect_finish (client, result, error);
 }
@@ -250,14 +237,15 @@ test_cycles_plain_close_fails (void)
         }
       out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
       in = g_io_stream_get_input_stream (G_IO_STREAM (connection));
-      g_output_stream_write_all_async (out, "ping\n", 5, 0, NULL, store_result, &wrote);
+      g_output_stream_write_all_async (out, "ping\n", 5, 0, NULL, stm32_test_store_result, &wrote);
       stm32_test_wait_until (wrote != NULL, WAIT_MS);
-      g_input_stream_read_async (in, buffer, sizeof buffer, 0, NULL, store_result, &read);
+      g_input_stream_read_async (in, buffer, sizeof buffer, 0, NULL, stm32_test_store_result,
+                                 &read);
       stm32_test_wait_until (read != NULL, WAIT_MS);
       if (!g_output_stream_write_all_finish (out, wrote, NULL, &error) ||
           g_input_stream_read_finish (in, read, &error) <= 0)
         failed_at = i;
-      g_io_stream_close_async (G_IO_STREAM (connection), 0, NULL, store_result, &closed);
+      g_io_stream_close_async (G_IO_STREAM (connection), 0, NULL, stm32_test_store_result, &closed);
       stm32_test_wait_until (closed != NULL, WAIT_MS);
     }
 
@@ -286,11 +274,11 @@ test_board_closes_then_reconnect (void)
   config->busy_window = 0;
   link = stm32_link_new ("fin", config);
   g_assert_true (link_connect (link, NULL));
-  sim_expect (sim, "accepted", WAIT_MS);
+  stm32_sim_expect (sim, "accepted", WAIT_MS);
 
   /* A transaction waits for a reply that will never come: the board closes first. */
-  stm32_link_transact_async (link, request, 5000, NULL, store_result, &pending);
-  sim_expect (sim, "frame", WAIT_MS);
+  stm32_link_transact_async (link, request, 5000, NULL, stm32_test_store_result, &pending);
+  stm32_sim_expect (sim, "frame", WAIT_MS);
   stm32_sim_command (sim, "close-all");
   stm32_test_wait_until (pending != NULL, WAIT_MS);
   reply = stm32_link_transact_finish (link, pending, &error);
@@ -308,7 +296,7 @@ test_board_closes_then_reconnect (void)
   /* Reconnects by itself, after the backoff and not before. */
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
   g_assert_cmpint (g_get_monotonic_time () - ended_at, >=, 240 * 1000);
-  sim_expect (sim, "accepted", WAIT_MS);
+  stm32_sim_expect (sim, "accepted", WAIT_MS);
   link_disconnect (link);
   stm32_sim_stop (sim);
 }
@@ -395,13 +383,13 @@ test_server_busy (void)
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   g_autoptr (GError) error = NULL;
 
-  sim_expect (sim, "accepted", WAIT_MS);
+  stm32_sim_expect (sim, "accepted", WAIT_MS);
   link = stm32_link_new ("busy", config);
   /* The handshake succeeds; the board's RST comes right after it. */
   g_assert_true (link_connect (link, &error) || error != NULL);
   g_clear_error (&error);
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
-  sim_expect (sim, "rejected", WAIT_MS);
+  stm32_sim_expect (sim, "rejected", WAIT_MS);
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_SERVER_BUSY);
   g_assert_cmpuint (stm32_link_get_retry_in (link), >=, config->busy_backoff);
   ended = last_history_entry (link);
@@ -422,7 +410,7 @@ test_connect_timeout (void)
   g_autoptr (GError) error = NULL;
   gint64 started;
 
-  sim_expect (sim, "drop-on", WAIT_MS);
+  stm32_sim_expect (sim, "drop-on", WAIT_MS);
   config->connect_timeout = 300;
   link = stm32_link_new ("timeout", config);
   started = g_get_monotonic_time ();
@@ -458,10 +446,10 @@ test_board_reset (void)
   config->send_queue_max = 8 * 1024 * 1024;
   link = stm32_link_new ("rst", config);
   g_assert_true (link_connect (link, NULL));
-  sim_expect (sim, "blackhole", WAIT_MS);
+  stm32_sim_expect (sim, "blackhole", WAIT_MS);
   /* 6.4 MB: more than the socket buffers take while the board does not read. */
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)
-    stm32_link_send_async (link, frame, NULL, store_result, &results[i]);
+    stm32_link_send_async (link, frame, NULL, stm32_test_store_result, &results[i]);
   stm32_test_wait_until (results[0] != NULL, WAIT_MS);
   stm32_sim_command (sim, "rst-all");
 
@@ -539,7 +527,7 @@ test_blackhole_heartbeat (void)
   config->heartbeat_timeout = 200;
   link = stm32_link_new ("heartbeat", config);
   g_assert_true (link_connect (link, NULL));
-  sim_expect (sim, "blackhole", WAIT_MS);
+  stm32_sim_expect (sim, "blackhole", WAIT_MS);
   silent_since = g_get_monotonic_time ();
 
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
@@ -612,7 +600,7 @@ test_send_errors (void)
 
   /* The board saw none of the rejected frames. */
   g_assert_true (link_send (link, "\"ok\"", NULL));
-  sim_expect (sim, "frame", WAIT_MS);
+  stm32_sim_expect (sim, "frame", WAIT_MS);
   g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, 1);
   g_assert_cmpuint (stm32_sim_count_events (sim, "malformed"), ==, 0);
   link_disconnect (link);
@@ -638,7 +626,7 @@ test_queue_full (void)
 
   /* Five 1001-byte frames in one go: four fit in 4096 bytes, the fifth is refused. */
   for (guint i = 0; i < 5; i++)
-    stm32_link_send_async (link, frame, NULL, store_result, &results[i]);
+    stm32_link_send_async (link, frame, NULL, stm32_test_store_result, &results[i]);
   stm32_test_wait_until (results[0] && results[1] && results[2] && results[3] && results[4],
                          WAIT_MS);
   for (guint i = 0; i < 4; i++)
@@ -651,7 +639,7 @@ test_queue_full (void)
 
   /* Everything accepted reached the board. */
   for (guint i = 0; i < 4; i++)
-    sim_expect (sim, "frame", WAIT_MS);
+    stm32_sim_expect (sim, "frame", WAIT_MS);
   link_disconnect (link);
   stm32_sim_stop (sim);
 }
@@ -680,7 +668,7 @@ test_transactions_in_order (void)
     {
       g_autoptr (GBytes) request = g_bytes_new_static (requests[i], strlen (requests[i]));
 
-      stm32_link_transact_async (link, request, 5000, NULL, store_result, &results[i]);
+      stm32_link_transact_async (link, request, 5000, NULL, stm32_test_store_result, &results[i]);
     }
   stm32_test_wait_until (results[0] && results[1] && results[2], WAIT_MS);
   for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
@@ -874,9 +862,9 @@ test_connect_during_close (void)
 
   link = stm32_link_new ("reconnect", config);
   g_assert_true (link_connect (link, NULL));
-  stm32_link_disconnect_async (link, NULL, store_result, &disconnected);
+  stm32_link_disconnect_async (link, NULL, stm32_test_store_result, &disconnected);
   g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_CLOSING);
-  stm32_link_connect_async (link, NULL, store_result, &connected);
+  stm32_link_connect_async (link, NULL, stm32_test_store_result, &connected);
   stm32_test_wait_until (disconnected != NULL && connected != NULL, WAIT_MS);
   g_assert_true (stm32_link_disconnect_finish (link, disconnected, &error));
   g_assert_true (stm32_link_connect_finish (link, connected, &error));
@@ -910,7 +898,7 @@ test_autoconnect (void)
   link = stm32_link_new ("auto", config);
   /* Nobody asked: it connects on its own. */
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
-  sim_expect (sim, "accepted", WAIT_MS);
+  stm32_sim_expect (sim, "accepted", WAIT_MS);
   /* Disconnect() keeps it down, Autoconnect off or not... */
   link_disconnect (link);
   g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_DISCONNECTED);
@@ -963,9 +951,10 @@ test_transaction_cancel_queued (void)
   gint64 cancelled_at;
 
   g_assert_true (link_connect (link, NULL));
-  stm32_link_transact_async (link, first, 500, NULL, store_result, &first_result);
-  stm32_link_transact_async (link, second, 5000, cancellable, store_result, &second_result);
-  sim_expect (sim, "frame", WAIT_MS);
+  stm32_link_transact_async (link, first, 500, NULL, stm32_test_store_result, &first_result);
+  stm32_link_transact_async (link, second, 5000, cancellable, stm32_test_store_result,
+                             &second_result);
+  stm32_sim_expect (sim, "frame", WAIT_MS);
   cancelled_at = g_get_monotonic_time ();
   g_cancellable_cancel (cancellable);
   stm32_test_wait_until (second_result != NULL, WAIT_MS);
@@ -1003,7 +992,7 @@ test_transaction_cancel_written (void)
 
   g_assert_true (link_connect (link, NULL));
   stm32_sim_command (sim, "blackhole on");
-  stm32_link_transact_async (link, request, 5000, cancellable, store_result, &result);
+  stm32_link_transact_async (link, request, 5000, cancellable, stm32_test_store_result, &result);
   g_cancellable_cancel (cancellable);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   reply = stm32_link_transact_finish (link, result, &error);
@@ -1041,7 +1030,7 @@ test_transaction_after_heartbeat (void)
   stm32_sim_command (sim, "blackhole on");
   stm32_test_wait_until ((g_object_get (link, "frames-sent", &frames_sent, NULL), frames_sent >= 1),
                          WAIT_MS);
-  stm32_link_transact_async (link, request, 5000, NULL, store_result, &result);
+  stm32_link_transact_async (link, request, 5000, NULL, stm32_test_store_result, &result);
   stm32_sim_command (sim, "blackhole off");
   stm32_test_wait_until (result != NULL, WAIT_MS);
   reply = stm32_link_transact_finish (link, result, &error);

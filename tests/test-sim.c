@@ -19,14 +19,6 @@
 
 /* --- a PC-side client ------------------------------------------------------ */
 
-static void
-store_result (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  GAsyncResult **slot = user_data;
-
-  *slot = g_object_ref (result);
-}
-
 /* Runs the main context until @result is set or @timeout_ms passed; on timeout
  * cancels and waits for the (cancelled) result, since GIO always completes. */
 static gboolean
@@ -55,8 +47,8 @@ try_connect (guint16 port, guint timeout_ms, GError **error)
   gboolean in_time;
 
   g_socket_client_set_enable_proxy (client, FALSE);
-  g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (address), cancellable, store_result,
-                                 &result);
+  g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (address), cancellable,
+                                 stm32_test_store_result, &result);
   in_time = wait_result (&result, cancellable, timeout_ms);
   connection = g_socket_client_connect_finish (client, result, &local_error);
   if (!in_time && connection == NULL)
@@ -92,8 +84,8 @@ try_read (GSocketConnection *connection, guint timeout_ms, GError **error)
   GBytes *bytes;
   gboolean in_time;
 
-  g_input_stream_read_bytes_async (input, 4096, G_PRIORITY_DEFAULT, cancellable, store_result,
-                                   &result);
+  g_input_stream_read_bytes_async (input, 4096, G_PRIORITY_DEFAULT, cancellable,
+                                   stm32_test_store_result, &result);
   in_time = wait_result (&result, cancellable, timeout_ms);
   bytes = g_input_stream_read_bytes_finish (input, result, &local_error);
   if (!in_time && bytes == NULL)

@@ -24,12 +24,6 @@
 #define WAIT_MS 10000
 #define BULK_WAIT_MS 60000
 
-static void
-store_result (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 static gboolean
 tick (gpointer user_data)
 {
@@ -47,18 +41,6 @@ tick (gpointer user_data)
     g_source_remove (_poll_tick);                                                                  \
   }                                                                                                \
   G_STMT_END
-
-static gboolean
-link_state_is (Stm32DbusLink1 *link, const char *state)
-{
-  return g_strcmp0 (stm32_dbus_link1_get_state (link), state) == 0;
-}
-
-static GVariant *
-bytes_variant (const char *text)
-{
-  return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, text, strlen (text), 1);
-}
 
 static void
 assert_dbus_error (GError *error, const char *name, Stm32Error code)
@@ -79,7 +61,8 @@ call_send (Stm32DbusLink1 *link, const char *text, GError **error)
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_dbus_link1_call_send (link, bytes_variant (text), NULL, store_result, &result);
+  stm32_dbus_link1_call_send (link, stm32_daemon_bytes (text), NULL, stm32_test_store_result,
+                              &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_dbus_link1_call_send_finish (link, result, error);
 }
@@ -90,7 +73,8 @@ call_transact (Stm32DbusLink1 *link, const char *text, GError **error)
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GVariant) reply = NULL;
 
-  stm32_dbus_link1_call_transact (link, bytes_variant (text), 2000, NULL, store_result, &result);
+  stm32_dbus_link1_call_transact (link, stm32_daemon_bytes (text), 2000, NULL,
+                                  stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   return stm32_dbus_link1_call_transact_finish (link, &reply, result, error);
 }
@@ -100,7 +84,7 @@ call_disconnect (Stm32DbusLink1 *link)
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  stm32_dbus_link1_call_disconnect (link, NULL, store_result, &result);
+  stm32_dbus_link1_call_disconnect (link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   g_assert_true (stm32_dbus_link1_call_disconnect_finish (link, result, NULL));
 }
@@ -115,7 +99,7 @@ call_acquire_stream (Stm32DbusLink1 *link, GError **error)
   g_autoptr (GError) local_error = NULL;
   int fd;
 
-  stm32_dbus_link1_call_acquire_stream (link, NULL, NULL, store_result, &result);
+  stm32_dbus_link1_call_acquire_stream (link, NULL, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   if (!stm32_dbus_link1_call_acquire_stream_finish (link, &handle, &fds, result, error))
     return -1;
@@ -211,8 +195,8 @@ holder_write (Holder *holder, const void *data, gsize len, GError **error)
 {
   g_autoptr (GAsyncResult) result = NULL;
 
-  g_output_stream_write_all_async (holder->out, data, len, G_PRIORITY_DEFAULT, NULL, store_result,
-                                   &result);
+  g_output_stream_write_all_async (holder->out, data, len, G_PRIORITY_DEFAULT, NULL,
+                                   stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, BULK_WAIT_MS);
   return g_output_stream_write_all_finish (holder->out, result, NULL, error);
 }
@@ -281,7 +265,7 @@ fixture_start (Fixture *fixture, gboolean quiet)
   fixture->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
   fixture->link = stm32_daemon_get_link (fixture->daemon, "default");
   g_signal_connect (fixture->link, "received", G_CALLBACK (on_received), fixture);
-  stm32_test_wait_until (link_state_is (fixture->link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
 }
 
 static void
@@ -373,7 +357,7 @@ test_bulk (void)
   g_autoptr (GError) error = NULL;
   gint64 start, elapsed;
 
-  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
   holder = holder_new (call_acquire_stream (link, &error), FALSE);
   g_assert_no_error (error);
   start = g_get_monotonic_time ();
@@ -408,7 +392,7 @@ holder_write_until_stalled (Holder *holder, GByteArray *data, gsize chunk, guint
       g_autoptr (GError) error = NULL;
 
       g_output_stream_write_all_async (holder->out, data->data + written, len, G_PRIORITY_DEFAULT,
-                                       NULL, store_result, pending);
+                                       NULL, stm32_test_store_result, pending);
       while (*pending == NULL && g_get_monotonic_time () < deadline)
         stm32_test_iterate (deadline);
       if (*pending == NULL)
@@ -440,7 +424,7 @@ test_back_pressure (void)
   g_autoptr (GError) error = NULL;
   gsize written;
 
-  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
   holder = holder_new (call_acquire_stream (link, &error), FALSE);
   g_assert_no_error (error);
   stm32_sim_command (sim, "blackhole on");
@@ -495,7 +479,7 @@ test_busy (void)
   /* The board's line is the holder's, not a Received: a reply to any call
    * is dispatched after every signal the daemon sent before it. */
   holder_echo (holder, "line\n");
-  stm32_dbus_link1_call_get_history (fixture.link, NULL, store_result, &result);
+  stm32_dbus_link1_call_get_history (fixture.link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   g_assert_true (stm32_dbus_link1_call_get_history_finish (fixture.link, &history, result, &error));
   g_assert_cmpuint (fixture.received, ==, 0);
@@ -517,8 +501,8 @@ test_takes_transactions (void)
 
   fixture_start (&fixture, FALSE);
   stm32_sim_command (fixture.sim, "blackhole on");
-  stm32_dbus_link1_call_transact (fixture.link, bytes_variant ("q"), 30000, NULL, store_result,
-                                  &result);
+  stm32_dbus_link1_call_transact (fixture.link, stm32_daemon_bytes ("q"), 30000, NULL,
+                                  stm32_test_store_result, &result);
   stm32_test_wait_until (stm32_dbus_link1_get_frames_sent (fixture.link) == 1, WAIT_MS);
   holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
   g_assert_no_error (error);
@@ -575,7 +559,7 @@ test_link_drops (void)
   g_assert_cmpuint (old->received->len, ==, 0);
 
   stm32_test_wait_until (stm32_dbus_link1_get_connects (fixture.link) == 2, WAIT_MS);
-  stm32_test_wait_until (link_state_is (fixture.link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture.link, "connected"), WAIT_MS);
   g_assert_false (holder_write (old, "late\n", 5, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE);
   g_clear_error (&error);
@@ -606,7 +590,7 @@ test_board_closes (void)
   g_autoptr (Holder) holder = NULL;
   g_autoptr (GError) error = NULL;
 
-  stm32_test_wait_until (link_state_is (link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
   holder = holder_new (call_acquire_stream (link, &error), TRUE);
   g_assert_no_error (error);
   g_assert_true (holder_write (holder, data->data, data->len, &error));
@@ -634,7 +618,7 @@ open_second_connection (void)
   g_dbus_connection_new_for_address (address,
                                      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
                                          G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-                                     NULL, NULL, store_result, &result);
+                                     NULL, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   connection = g_dbus_connection_new_for_address_finish (result, &error);
   g_assert_no_error (error);
@@ -649,7 +633,8 @@ link_proxy_on (GDBusConnection *connection)
   Stm32DbusLink1 *proxy;
 
   stm32_dbus_link1_proxy_new (connection, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME,
-                              STM32_DBUS_LINK_PATH_PREFIX "default", NULL, store_result, &result);
+                              STM32_DBUS_LINK_PATH_PREFIX "default", NULL, stm32_test_store_result,
+                              &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   proxy = stm32_dbus_link1_proxy_new_finish (result, &error);
   g_assert_no_error (error);
@@ -679,7 +664,7 @@ test_holder_leaves_bus (void)
   assert_dbus_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   g_clear_error (&error);
 
-  g_dbus_connection_close (other, NULL, store_result, &closed);
+  g_dbus_connection_close (other, NULL, stm32_test_store_result, &closed);
   stm32_test_wait_until (closed != NULL, WAIT_MS);
   g_assert_true (g_dbus_connection_close_finish (other, closed, NULL));
   wait_until_released (fixture.link);
@@ -770,7 +755,7 @@ daemon_pid (Stm32DbusLink1 *link)
   g_dbus_connection_call (connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                           "org.freedesktop.DBus", "GetConnectionUnixProcessID",
                           g_variant_new ("(s)", STM32_DBUS_NAME), G_VARIANT_TYPE ("(u)"),
-                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, store_result, &result);
+                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   reply = g_dbus_connection_call_finish (connection, result, &error);
   g_assert_no_error (error);
@@ -822,7 +807,7 @@ test_no_fd_leak (void)
   stm32_sim_command (fixture.sim, "rst-all");
   stm32_test_wait_until (holder->eof, WAIT_MS);
   stm32_test_wait_until (stm32_dbus_link1_get_connects (fixture.link) == 2, WAIT_MS);
-  stm32_test_wait_until (link_state_is (fixture.link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture.link, "connected"), WAIT_MS);
   poll_until (count_fds (pid) == before, WAIT_MS);
   g_clear_pointer (&holder, holder_free);
   fixture_stop (&fixture);

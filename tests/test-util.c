@@ -51,3 +51,9 @@ stm32_test_build_path (const char *relpath)
   /* G_TEST_BUILDDIR is <build>/tests; programs are named from the build root. */
   return g_build_filename (builddir, "..", relpath, NULL);
 }
+
+void
+stm32_test_store_result (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -22,6 +22,10 @@ void stm32_test_iterate (gint64 deadline_us);
                (guint) (timeout_ms), #cond);                                                       \
   }                                                                                                \
   G_STMT_END
+
+/* A GAsyncReadyCallback that stores a reference to the result in the
+ * GAsyncResult * that @user_data points to, for bounded waits on it. */
+void stm32_test_store_result (GObject *source, GAsyncResult *result, gpointer user_data);
 
 /* Number of open file descriptors of this process (from /proc/self/fd). */
 guint stm32_test_count_fds (void);
