@@ -34,14 +34,15 @@ connect_no_wait (Stm32ClientLink *link)
   guint timer;
 
   stm32_client_link_connect (link, NULL, NULL, NULL);
-  if (attempt_started (link))
-    return STM32CTL_EXIT_OK;
-  g_signal_connect (link, "notify::state", G_CALLBACK (on_state), NULL);
-  timer = g_timeout_add (STARTED_TIMEOUT_MS, on_started_timeout, &timed_out);
-  stm32ctl_run_until_interrupted ();
-  g_signal_handlers_disconnect_by_func (link, on_state, NULL);
-  if (!timed_out)
-    g_source_remove (timer);
+  if (!attempt_started (link))
+    {
+      g_signal_connect (link, "notify::state", G_CALLBACK (on_state), NULL);
+      timer = g_timeout_add (STARTED_TIMEOUT_MS, on_started_timeout, &timed_out);
+      stm32ctl_run_until_interrupted ();
+      g_signal_handlers_disconnect_by_func (link, on_state, NULL);
+      if (!timed_out)
+        g_source_remove (timer);
+    }
   if (!attempt_started (link))
     return stm32ctl_fail (g_error_new (STM32_ERROR, STM32_ERROR_TIMEOUT,
                                        "stm32d did not start connecting “%s” within %u ms",

@@ -19,7 +19,7 @@ typedef struct
 {
   GMainLoop *loop;
   Stm32Manager *manager;
-  GPtrArray *links; /* applied once we own the bus name, then NULL */
+  GPtrArray *links; /* applied once connected to the bus, then NULL */
   gboolean stopping;
   int exit_status;
 } Daemon;
@@ -148,7 +148,14 @@ on_bus_acquired (GDBusConnection *connection, const char *name, gpointer user_da
 {
   Daemon *daemon = user_data;
 
+  /* Every object is in place before the name is ours, so a client that sees
+   * the name appear finds the links at once (and never half of them). */
   stm32_manager_export (daemon->manager, connection);
+  if (daemon->links != NULL)
+    {
+      stm32_manager_apply (daemon->manager, daemon->links);
+      g_clear_pointer (&daemon->links, g_ptr_array_unref);
+    }
 }
 
 static void
@@ -159,11 +166,7 @@ on_name_acquired (GDBusConnection *connection, const char *name, gpointer user_d
 
   /* Boards are touched only by the stm32d that owns the name: a second one
    * started by mistake must not take (or reset) their few connection slots. */
-  if (daemon->links != NULL)
-    {
-      stm32_manager_apply (daemon->manager, daemon->links);
-      g_clear_pointer (&daemon->links, g_ptr_array_unref);
-    }
+  stm32_manager_start (daemon->manager);
   status = g_strdup_printf ("STATUS=Serving %u link(s) as %s",
                             stm32_manager_get_n_links (daemon->manager), name);
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE", "Serving on the bus as %s", name);

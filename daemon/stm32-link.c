@@ -1625,7 +1625,7 @@ stm32_link_dup_history (Stm32Link *self)
 }
 
 Stm32Link *
-stm32_link_new (const char *name, const Stm32LinkConfig *config)
+stm32_link_new_idle (const char *name, const Stm32LinkConfig *config)
 {
   Stm32Link *self;
 
@@ -1637,11 +1637,26 @@ stm32_link_new (const char *name, const Stm32LinkConfig *config)
   stm32_backoff_init (&self->backoff, config->retry_min, config->retry_max, g_random_int ());
   g_signal_connect_object (g_network_monitor_get_default (), "network-changed",
                            G_CALLBACK (on_network_changed), self, 0);
-  if (config->autoconnect)
+  return self;
+}
+
+void
+stm32_link_start (Stm32Link *self)
+{
+  g_return_if_fail (STM32_IS_LINK (self));
+  if (self->config->autoconnect && self->state == STM32_LINK_STATE_DISCONNECTED && !self->wanted)
     {
       self->wanted = TRUE;
       link_start_attempt (self);
     }
+}
+
+Stm32Link *
+stm32_link_new (const char *name, const Stm32LinkConfig *config)
+{
+  Stm32Link *self = stm32_link_new_idle (name, config);
+
+  stm32_link_start (self);
   return self;
 }
 

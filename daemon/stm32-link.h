@@ -30,7 +30,14 @@ G_BEGIN_DECLS
 #define STM32_TYPE_LINK (stm32_link_get_type ())
 G_DECLARE_FINAL_TYPE (Stm32Link, stm32_link, STM32, LINK, GObject)
 
+/* A link that starts connecting at once if @config says Autoconnect. */
 Stm32Link *stm32_link_new (const char *name, const Stm32LinkConfig *config);
+/* A link that does nothing until stm32_link_start() or a call: the daemon
+ * exports its links before it may touch the boards (it must own its bus name). */
+Stm32Link *stm32_link_new_idle (const char *name, const Stm32LinkConfig *config);
+/* Starts keeping the link up if Autoconnect says so; does nothing otherwise,
+ * or if it was started (or used) already. */
+void stm32_link_start (Stm32Link *self);
 
 const char *stm32_link_get_name (Stm32Link *self);
 const Stm32LinkConfig *stm32_link_get_config (Stm32Link *self);

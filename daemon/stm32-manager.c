@@ -19,6 +19,7 @@ struct _Stm32Manager
   Stm32DbusManager1 *iface;
   GHashTable *exports; /* link name → Stm32LinkExport */
   GHashTable *applied; /* link name → the Stm32LinkConfig the file gave it */
+  gboolean started;    /* links may touch their boards (we own the bus name) */
 };
 
 G_DEFINE_FINAL_TYPE (Stm32Manager, stm32_manager, G_TYPE_OBJECT)
@@ -50,13 +51,28 @@ manager_remove_link (Stm32Manager *self, const char *name)
 static void
 manager_add_link (Stm32Manager *self, const char *name, const Stm32LinkConfig *config)
 {
-  g_autoptr (Stm32Link) link = stm32_link_new (name, config);
+  g_autoptr (Stm32Link) link = stm32_link_new_idle (name, config);
   Stm32LinkExport *export = stm32_link_export_new (link);
 
   MANAGER_LOG (G_LOG_LEVEL_MESSAGE, "Link %s: %s:%u", name, config->host, config->port);
   g_hash_table_insert (self->exports, g_strdup (name), export);
   g_hash_table_insert (self->applied, g_strdup (name), stm32_link_config_copy (config));
   g_dbus_object_manager_server_export (self->object_manager, stm32_link_export_get_object (export));
+  if (self->started)
+    stm32_link_start (link);
+}
+
+void
+stm32_manager_start (Stm32Manager *self)
+{
+  GHashTableIter iter;
+  gpointer export;
+
+  g_return_if_fail (STM32_IS_MANAGER (self));
+  self->started = TRUE;
+  g_hash_table_iter_init (&iter, self->exports);
+  while (g_hash_table_iter_next (&iter, NULL, &export))
+    stm32_link_start (stm32_link_export_get_link (export));
 }
 
 void

@@ -29,6 +29,11 @@ void stm32_manager_export (Stm32Manager *self, GDBusConnection *connection);
  * changed, and leaves the others — and their connections — alone. */
 void stm32_manager_apply (Stm32Manager *self, GPtrArray *links);
 
+/* Lets the links touch their boards: until then they are exported but idle
+ * (the daemon exports its objects before it owns its bus name, and connects
+ * only once it does, so that a second stm32d never takes a board's slots). */
+void stm32_manager_start (Stm32Manager *self);
+
 /* Re-reads the config file and applies it; on a bad file nothing changes. */
 gboolean stm32_manager_reload (Stm32Manager *self, GError **error);
 
