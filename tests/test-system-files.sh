@@ -410,6 +410,61 @@ EOF
     fi
   done
   echo "policy: only stm32d and root may own $bus_name"
+
+  ctl_policy "$address" "$owner_pid" "$bus_pid"
+}
+
+# The real daemon owns the name and stm32ctl, run as each user, gets what the
+# policy allows; a user outside group stm32 is told how to get access (exit 7).
+ctl_policy() {
+  local address=$1 owner_pid=$2 bus_pid=$3 port='' daemon_pid sim_pid rc out _
+  # The stub owner runs in a child of its user-namespace wrapper.
+  pkill -P "$owner_pid" 2>/dev/null || true
+  kill "$owner_pid" 2>/dev/null || true
+  wait "$owner_pid" 2>/dev/null || true
+  for _ in $(seq 50); do
+    dbus-send --bus="$address" --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+      org.freedesktop.DBus.NameHasOwner string:"$bus_name" | grep -q "boolean false" && break
+    sleep 0.1
+  done
+  [[ -x $build/daemon/stm32d && -x $build/cli/stm32ctl && -x $build/tests/sim/stm32-sim ]] ||
+    fail "stm32d, stm32ctl or stm32-sim is not built in $build"
+  mkfifo "$tmp/sim.in"
+  "$build/tests/sim/stm32-sim" --quiet <"$tmp/sim.in" >"$tmp/sim.out" 2>/dev/null &
+  sim_pid=$!
+  exec 7>"$tmp/sim.in" # its stdin stays open: EOF would stop it
+  for _ in $(seq 50); do
+    port=$(sed -nE 's/.*"listening".*"port":([0-9]+).*/\1/p' "$tmp/sim.out")
+    [[ -n $port ]] && break
+    sleep 0.1
+  done
+  [[ -n $port ]] || fail "the board simulator did not start"
+  DBUS_SESSION_BUS_ADDRESS=$address "$build/daemon/stm32d" --session --host 127.0.0.1 \
+    --port "$port" 2>"$tmp/stm32d.log" &
+  daemon_pid=$!
+  # shellcheck disable=SC2064 # expand now: the pids are fixed
+  trap "kill $daemon_pid $sim_pid $bus_pid 2>/dev/null" EXIT
+
+  # A process that changed its uid cannot be ptraced, which LeakSanitizer needs.
+  ctl_as() {
+    local who=$1
+    shift
+    setpriv --reuid="$who" --regid="$who" --init-groups env ASAN_OPTIONS=detect_leaks=0 \
+      DBUS_SESSION_BUS_ADDRESS="$address" "$build/cli/stm32ctl" --session "$@"
+  }
+  for _ in $(seq 100); do
+    ctl_as stm32test-other status 2>/dev/null | grep -q "State: connected" && break
+    sleep 0.1
+  done
+  ctl_as stm32test-other status | grep -q "State: connected" ||
+    fail "a user outside group stm32 cannot read the link's state: $(cat "$tmp/stm32d.log")"
+  rc=0
+  out=$(ctl_as stm32test-other disconnect 2>&1) || rc=$?
+  ((rc == 7)) || fail "stm32ctl disconnect as another user exited $rc, want 7 (access denied): $out"
+  [[ $out == *"usermod -aG stm32"* ]] || fail "the refusal does not say how to get access: $out"
+  ctl_as stm32test-member disconnect >/dev/null || fail "a member of group stm32 cannot disconnect"
+  ctl_as stm32test-member connect >/dev/null || fail "a member of group stm32 cannot connect"
+  echo "stm32ctl: state for everyone, control for group stm32, others told how (exit 7)"
 }
 
 case ${1:-} in
