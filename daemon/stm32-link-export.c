@@ -21,6 +21,9 @@ struct _Stm32LinkExport
   /* Stm32StreamBridge → watch on its holder's bus name. More than one while
    * an ended stream still writes the board's last bytes to its holder. */
   GHashTable *streams;
+  /* Unique bus name → Caller, for whoever has called Transact and is still on
+   * the bus: one match rule per caller, not one per call. */
+  GHashTable *callers;
 };
 
 G_DEFINE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, G_TYPE_OBJECT)
@@ -31,8 +34,25 @@ typedef struct
   Stm32LinkExport *self;
   GDBusMethodInvocation *invocation;
   GCancellable *cancellable; /* cancelled if the caller leaves the bus */
-  guint caller_watch;
 } PendingCall;
+
+/* A client on the bus with calls that may wait long: its pending calls share
+ * one cancellable, cancelled when it leaves. */
+typedef struct
+{
+  GDBusConnection *connection;
+  guint subscription;
+  GCancellable *cancellable;
+} Caller;
+
+static void
+caller_free (Caller *caller)
+{
+  g_dbus_connection_signal_unsubscribe (caller->connection, caller->subscription);
+  g_object_unref (caller->cancellable);
+  g_object_unref (caller->connection);
+  g_free (caller);
+}
 
 static PendingCall *
 pending_call_new (Stm32LinkExport *self, GDBusMethodInvocation *invocation)
@@ -48,9 +68,6 @@ pending_call_new (Stm32LinkExport *self, GDBusMethodInvocation *invocation)
 static void
 pending_call_free (PendingCall *call)
 {
-  if (call->caller_watch != 0)
-    g_dbus_connection_signal_unsubscribe (
-        g_dbus_method_invocation_get_connection (call->invocation), call->caller_watch);
   g_object_unref (call->cancellable);
   g_object_unref (call->self);
   g_object_unref (call->invocation);
@@ -62,12 +79,16 @@ on_caller_owner_changed (GDBusConnection *connection, const char *sender, const 
                          const char *iface, const char *signal, GVariant *parameters,
                          gpointer user_data)
 {
-  PendingCall *call = user_data;
-  const char *new_owner = NULL;
+  Stm32LinkExport *self = user_data;
+  const char *name = NULL, *new_owner = NULL;
+  Caller *caller;
 
-  g_variant_get (parameters, "(&s&s&s)", NULL, NULL, &new_owner);
-  if (new_owner[0] == '\0')
-    g_cancellable_cancel (call->cancellable);
+  g_variant_get (parameters, "(&s&s&s)", &name, NULL, &new_owner);
+  caller = g_hash_table_lookup (self->callers, name);
+  if (new_owner[0] != '\0' || caller == NULL)
+    return;
+  g_cancellable_cancel (caller->cancellable);
+  g_hash_table_remove (self->callers, name);
 }
 
 /* For calls that may wait long (Transact): whoever leaves the bus stops
@@ -76,14 +97,26 @@ static PendingCall *
 pending_call_new_watched (Stm32LinkExport *self, GDBusMethodInvocation *invocation)
 {
   PendingCall *call = pending_call_new (self, invocation);
+  const char *sender = g_dbus_method_invocation_get_sender (invocation);
+  Caller *caller;
 
   /* A peer-to-peer caller has no name to watch. */
-  if (g_dbus_method_invocation_get_sender (invocation) != NULL)
-    call->caller_watch = g_dbus_connection_signal_subscribe (
-        g_dbus_method_invocation_get_connection (invocation), "org.freedesktop.DBus",
-        "org.freedesktop.DBus", "NameOwnerChanged", "/org/freedesktop/DBus",
-        g_dbus_method_invocation_get_sender (invocation), G_DBUS_SIGNAL_FLAGS_NONE,
-        on_caller_owner_changed, call, NULL);
+  if (sender == NULL)
+    return call;
+  caller = g_hash_table_lookup (self->callers, sender);
+  if (caller == NULL)
+    {
+      caller = g_new0 (Caller, 1);
+      caller->connection = g_object_ref (g_dbus_method_invocation_get_connection (invocation));
+      caller->cancellable = g_cancellable_new ();
+      /* Unique names are never reused, so the watch lasts until it leaves. */
+      caller->subscription = g_dbus_connection_signal_subscribe (
+          caller->connection, "org.freedesktop.DBus", "org.freedesktop.DBus", "NameOwnerChanged",
+          "/org/freedesktop/DBus", sender, G_DBUS_SIGNAL_FLAGS_NONE, on_caller_owner_changed, self,
+          NULL);
+      g_hash_table_insert (self->callers, g_strdup (sender), caller);
+    }
+  g_set_object (&call->cancellable, caller->cancellable);
   return call;
 }
 
@@ -449,6 +482,8 @@ stm32_link_export_dispose (GObject *object)
   Stm32LinkExport *self = STM32_LINK_EXPORT (object);
 
   g_clear_handle_id (&self->counter_timer, g_source_remove);
+  /* Their match rules go; the calls still pending keep their cancellables. */
+  g_clear_pointer (&self->callers, g_hash_table_unref);
   if (self->streams != NULL)
     {
       GHashTableIter iter;
@@ -478,4 +513,6 @@ static void
 stm32_link_export_init (Stm32LinkExport *self)
 {
   self->streams = g_hash_table_new_full (NULL, NULL, g_object_unref, unwatch_name);
+  self->callers =
+      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) caller_free);
 }
