@@ -199,7 +199,9 @@ print_table (Stm32CtlOutput *self)
     {
       g_autofree char *upper = g_utf8_strup (((Field *) first->pdata[c])->label, -1);
 
-      g_print ("%-*s%s", (int) widths[c], upper, c + 1 < first->len ? "  " : "\n");
+      /* The last column is not padded: no trailing blanks. */
+      g_print ("%-*s%s", c + 1 < first->len ? (int) widths[c] : 0, upper,
+               c + 1 < first->len ? "  " : "\n");
     }
   for (guint r = 0; r < self->records->len; r++)
     for (guint c = 0; c < first->len; c++)
