@@ -28,12 +28,17 @@ struct _Stm32LinkExport
 
 G_DEFINE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, G_TYPE_OBJECT)
 
+/* The link's counters, published together (same names on both sides). */
+static const char *const counters[] = { "bytes-sent",      "bytes-received", "frames-sent",
+                                        "frames-received", "connects",       "disconnects",
+                                        "connect-failures" };
+
 /* An answer owed to a D-Bus caller; holds the export so it outlives the call. */
 typedef struct
 {
   Stm32LinkExport *self;
   GDBusMethodInvocation *invocation;
-  GCancellable *cancellable; /* cancelled if the caller leaves the bus */
+  GCancellable *cancellable; /* watched calls only: cancelled if the caller leaves the bus */
 } PendingCall;
 
 /* A client on the bus with calls that may wait long: its pending calls share
@@ -61,14 +66,13 @@ pending_call_new (Stm32LinkExport *self, GDBusMethodInvocation *invocation)
 
   call->self = g_object_ref (self);
   call->invocation = g_object_ref (invocation);
-  call->cancellable = g_cancellable_new ();
   return call;
 }
 
 static void
 pending_call_free (PendingCall *call)
 {
-  g_object_unref (call->cancellable);
+  g_clear_object (&call->cancellable);
   g_object_unref (call->self);
   g_object_unref (call->invocation);
   g_free (call);
@@ -144,9 +148,6 @@ string_or_empty (GBinding *binding, const GValue *from, GValue *to, gpointer use
 static void
 publish_counters (Stm32LinkExport *self)
 {
-  static const char *const counters[] = { "bytes-sent",      "bytes-received", "frames-sent",
-                                          "frames-received", "connects",       "disconnects",
-                                          "connect-failures" };
 
   g_clear_handle_id (&self->counter_timer, g_source_remove);
   for (guint i = 0; i < G_N_ELEMENTS (counters); i++)
@@ -190,9 +191,6 @@ bind_properties (Stm32LinkExport *self)
   const Stm32LinkConfig *config = stm32_link_get_config (self->link);
   static const char *const enums[] = { "state", "last-error" };
   static const char *const strings[] = { "local-address", "remote-address", "last-error-message" };
-  static const char *const counters[] = { "bytes-sent",      "bytes-received", "frames-sent",
-                                          "frames-received", "connects",       "disconnects",
-                                          "connect-failures" };
 
   stm32_dbus_link1_set_name (self->iface, stm32_link_get_name (self->link));
   stm32_dbus_link1_set_host (self->iface, config->host);
