@@ -107,23 +107,6 @@ bench_stop (Bench *bench)
   stm32_sim_stop (bench->sim);
 }
 
-static char *write_config (const char *path, const char *format, ...) G_GNUC_PRINTF (2, 3);
-
-static char *
-write_config (const char *path, const char *format, ...)
-{
-  g_autoptr (GError) error = NULL;
-  g_autofree char *text = NULL;
-  va_list args;
-
-  va_start (args, format);
-  text = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_assert_true (g_file_set_contents (path, text, -1, &error));
-  g_assert_no_error (error);
-  return g_strdup (path);
-}
-
 /* ---- async calls, waited for (bounded) ------------------------------------------- */
 
 static gboolean
@@ -271,7 +254,6 @@ test_links (void)
   guint16 port = stm32_sim_get_port (sim);
   g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
   g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
-  g_autofree char *written = NULL;
   g_autoptr (Stm32Client) client = NULL;
   g_autoptr (GList) links = NULL;
   g_autoptr (GError) error = NULL;
@@ -279,11 +261,11 @@ test_links (void)
   const char *names[] = { "alpha", "beta", "gamma" };
   guint i = 0;
 
-  written = write_config (path,
-                          "[Link gamma]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n"
-                          "[Link alpha]\nHost=localhost\nPort=%u\nFraming=json\n"
-                          "[Link beta]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n",
-                          port, port, port);
+  stm32_test_write_file (path,
+                         "[Link gamma]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n"
+                         "[Link alpha]\nHost=localhost\nPort=%u\nFraming=json\n"
+                         "[Link beta]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n",
+                         port, port, port);
   daemon = stm32_daemon_start ("--config", path, NULL);
   client = client_new ();
   for (i = 0; i < G_N_ELEMENTS (names); i++)
@@ -596,13 +578,12 @@ test_find_link_no_such_link (void)
 {
   g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
   g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
-  g_autofree char *written = NULL;
   g_autoptr (Stm32Client) client = NULL;
   g_autoptr (GError) error = NULL;
   Stm32Daemon *daemon;
 
-  written = write_config (path, "[Link bench]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n"
-                                "[Link arm]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n");
+  stm32_test_write_file (path, "[Link bench]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n"
+                               "[Link arm]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n");
   daemon = stm32_daemon_start ("--config", path, NULL);
   client = client_new ();
   wait_link (client, "arm");
@@ -615,8 +596,7 @@ test_find_link_no_such_link (void)
   stm32_daemon_stop (daemon);
 
   /* A daemon with nothing to do. */
-  g_clear_pointer (&written, g_free);
-  written = write_config (path, "# no boards yet\n");
+  stm32_test_write_file (path, "# no boards yet\n");
   daemon = stm32_daemon_start ("--config", path, NULL);
   client = client_new ();
   g_assert_true (stm32_client_is_running (client));
@@ -713,7 +693,6 @@ test_reload (void)
   guint16 port = stm32_sim_get_port (sim);
   g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
   g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
-  g_autofree char *written = NULL;
   g_autoptr (Stm32Client) client = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
@@ -721,21 +700,19 @@ test_reload (void)
   Stm32Daemon *daemon;
   Stm32ClientLink *c;
 
-  written = write_config (path,
-                          "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link b]\nHost=127.0.0.1\n"
-                          "Port=%u\n",
-                          port, port);
+  stm32_test_write_file (path,
+                         "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link b]\nHost=127.0.0.1\n"
+                         "Port=%u\n",
+                         port, port);
   daemon = stm32_daemon_start ("--config", path, NULL);
   client = client_new ();
   wait_link (client, "a");
   wait_link (client, "b");
   link_log_follow (&log, client);
-
-  g_clear_pointer (&written, g_free);
-  written = write_config (path,
-                          "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link c]\nHost=127.0.0.1\n"
-                          "Port=%u\n",
-                          port, port);
+  stm32_test_write_file (path,
+                         "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link c]\nHost=127.0.0.1\n"
+                         "Port=%u\n",
+                         port, port);
   g_assert_true (stm32_client_reload_sync (client, NULL, &error));
   g_assert_no_error (error);
   stm32_test_wait_until (log.added->len == 1 && log.removed->len == 1, WAIT_MS);
@@ -754,8 +731,7 @@ test_reload (void)
   g_assert_cmpstr (reply, ==, "to c");
 
   /* A bad file is refused, typed and saying where; nothing changes. */
-  g_clear_pointer (&written, g_free);
-  written = write_config (path, "[Link a]\nHost=127.0.0.1\nPort=%u\nRetryMin=soon\n", port);
+  stm32_test_write_file (path, "[Link a]\nHost=127.0.0.1\nPort=%u\nRetryMin=soon\n", port);
   g_assert_false (client_reload (client, &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
   g_assert_true (g_str_has_prefix (error->message, path));

@@ -430,23 +430,6 @@ test_second_daemon_leaves_board_alone (void)
 
 /* ---- configuration ---------------------------------------------------------------- */
 
-static char *write_config (const char *path, const char *format, ...) G_GNUC_PRINTF (2, 3);
-
-static char *
-write_config (const char *path, const char *format, ...)
-{
-  g_autoptr (GError) error = NULL;
-  g_autofree char *text = NULL;
-  va_list args;
-
-  va_start (args, format);
-  text = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_assert_true (g_file_set_contents (path, text, -1, &error));
-  g_assert_no_error (error);
-  return g_strdup (path);
-}
-
 static void
 call_reload (Stm32Daemon *daemon, GError **error)
 {
@@ -468,15 +451,14 @@ test_reload (void)
   guint16 port_a = stm32_sim_get_port (board_a), port_b = stm32_sim_get_port (board_b);
   g_autofree char *dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
   g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
-  g_autofree char *written = NULL;
   g_autoptr (GError) error = NULL;
   Stm32Daemon *daemon;
   Stm32DbusLink1 *a, *b, *c;
   g_autoptr (JsonObject) status = NULL;
 
-  written = write_config (
-      path, "[Link a]\nHost=127.0.0.1\nPort=%u\n\n[Link b]\nHost=127.0.0.1\nPort=%u\n", port_a,
-      port_b);
+  stm32_test_write_file (path,
+                         "[Link a]\nHost=127.0.0.1\nPort=%u\n\n[Link b]\nHost=127.0.0.1\nPort=%u\n",
+                         port_a, port_b);
   daemon = stm32_daemon_start ("--config", path, NULL);
   a = stm32_daemon_get_link (daemon, "a");
   b = stm32_daemon_get_link (daemon, "b");
@@ -485,10 +467,9 @@ test_reload (void)
                          WAIT_MS);
 
   /* b goes, c arrives on b's board, a is untouched. */
-  g_clear_pointer (&written, g_free);
-  written = write_config (
-      path, "[Link a]\nHost=127.0.0.1\nPort=%u\n\n[Link c]\nHost=127.0.0.1\nPort=%u\n", port_a,
-      port_b);
+  stm32_test_write_file (path,
+                         "[Link a]\nHost=127.0.0.1\nPort=%u\n\n[Link c]\nHost=127.0.0.1\nPort=%u\n",
+                         port_a, port_b);
   call_reload (daemon, &error);
   g_assert_no_error (error);
   c = stm32_daemon_get_link (daemon, "c");
@@ -504,8 +485,7 @@ test_reload (void)
   stm32_sim_expect (board_b, "released", WAIT_MS);
 
   /* A bad file is refused, naming where, and nothing changes. */
-  g_clear_pointer (&written, g_free);
-  written = write_config (path, "[Link a]\nHost=127.0.0.1\nPort=%u\nRetryMin=soon\n", port_a);
+  stm32_test_write_file (path, "[Link a]\nHost=127.0.0.1\nPort=%u\nRetryMin=soon\n", port_a);
   call_reload (daemon, &error);
   assert_dbus_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
   g_assert_nonnull (strstr (error->message, "stm32d.conf:4: [Link a] RetryMin:"));
@@ -513,8 +493,7 @@ test_reload (void)
   g_assert_nonnull (stm32_daemon_peek_link (daemon, "c"));
 
   /* a changes board (by SIGHUP this time): recreated, connected to b's board. */
-  g_clear_pointer (&written, g_free);
-  written = write_config (path, "[Link a]\nHost=127.0.0.1\nPort=%u\n", port_b);
+  stm32_test_write_file (path, "[Link a]\nHost=127.0.0.1\nPort=%u\n", port_b);
   stm32_daemon_send_signal (daemon, SIGHUP);
   stm32_test_wait_until (stm32_daemon_peek_link (daemon, "c") == NULL, WAIT_MS);
   stm32_test_wait_until (
@@ -537,15 +516,13 @@ test_bad_config_refused (void)
 {
   g_autofree char *dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
   g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
-  g_autofree char *written = NULL;
   g_autofree char *err = NULL;
 
-  written = write_config (path, "[Link bench]\nHost=10.0.0.7\nKeepaliveIdle=5\nFraming=xml\n");
+  stm32_test_write_file (path, "[Link bench]\nHost=10.0.0.7\nKeepaliveIdle=5\nFraming=xml\n");
   g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", path, NULL), ==, 78);
   g_assert_nonnull (strstr (err, "stm32d.conf:4: [Link bench] Framing:"));
   g_clear_pointer (&err, g_free);
-  g_clear_pointer (&written, g_free);
-  written = write_config (path, "[Link bench]\nHost=10.0.0.7\nColour=blue\n");
+  stm32_test_write_file (path, "[Link bench]\nHost=10.0.0.7\nColour=blue\n");
   g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", path, NULL), ==, 78);
   g_assert_nonnull (strstr (err, "stm32d.conf:3: [Link bench] Colour:"));
   g_clear_pointer (&err, g_free);

@@ -57,3 +57,17 @@ stm32_test_store_result (GObject *source, GAsyncResult *result, gpointer user_da
 {
   *(GAsyncResult **) user_data = g_object_ref (result);
 }
+
+void
+stm32_test_write_file (const char *path, const char *format, ...)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+  va_list args;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_file_set_contents (path, text, -1, &error);
+  g_assert_no_error (error);
+}

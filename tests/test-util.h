@@ -27,6 +27,9 @@ void stm32_test_iterate (gint64 deadline_us);
  * GAsyncResult * that @user_data points to, for bounded waits on it. */
 void stm32_test_store_result (GObject *source, GAsyncResult *result, gpointer user_data);
 
+/* Writes the formatted text to @path, failing the test if it cannot. */
+void stm32_test_write_file (const char *path, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
 /* Number of open file descriptors of this process (from /proc/self/fd). */
 guint stm32_test_count_fds (void);
 
