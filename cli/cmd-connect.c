@@ -3,12 +3,15 @@
 
 #define STARTED_TIMEOUT_MS 5000
 
+/* "waiting" counts: a refused attempt can go from connecting to waiting within
+ * one batch of property changes, and either way stm32d is now trying. */
 static gboolean
 attempt_started (Stm32ClientLink *link)
 {
   const char *state = stm32_client_link_get_state (link);
 
-  return g_str_equal (state, "connecting") || g_str_equal (state, "connected");
+  return g_str_equal (state, "connecting") || g_str_equal (state, "connected") ||
+         g_str_equal (state, "waiting");
 }
 
 static gboolean

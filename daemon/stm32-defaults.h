@@ -28,6 +28,9 @@
 /* Not config keys: how much a link remembers and reads at once. */
 #define STM32_HISTORY_SIZE 64
 #define STM32_READ_CHUNK 16384
+/* Longest pause between checks that the board acknowledged a Send: about
+ * half lwIP's delayed-ACK timer, so a quiet board's ACK is seen promptly. */
+#define STM32_CONFIRM_POLL_MAX_MS 128
 
 /* Backoff jitter: each delay is scaled by a random factor in [1 - J, 1 + J]. */
 #define STM32_RETRY_JITTER 0.2

@@ -36,12 +36,26 @@ typedef struct
    * sends received bytes past the decoder until released, to the end of the
    * connection if the hold ended with it: those bytes are no frames. */
   gboolean raw;
-  guint raw_hold;  /* the holder's token; 0 once released or no longer connected */
-  GBytes *writing; /* the kernel may read this until the write calls back */
+  guint raw_hold;     /* the holder's token; 0 once released or no longer connected */
+  GBytes *writing;    /* the kernel may read this until the write calls back */
+  gsize write_offset; /* how much of @writing the kernel took */
+  guint64 written;    /* bytes the kernel took from us on this connection */
   guint8 buffer[STM32_READ_CHUNK];
 } LinkIo;
 
 typedef struct _Transaction Transaction;
+
+/* What the kernel took whole, counted (and a Send answered) once the board's
+ * TCP stack has acknowledged its last byte: a frame written to a board that
+ * has just rebooted is in our kernel, not on the board, and must not be
+ * reported sent. */
+typedef struct
+{
+  GTask *task; /* NULL when no one waits: heartbeats, requests, raw bytes */
+  guint64 end; /* LinkIo.written once this frame was in */
+  gsize size;
+  gboolean raw;
+} Unconfirmed;
 
 typedef struct
 {
@@ -101,6 +115,9 @@ struct _Stm32Link
   guint heartbeat_deadline;
 
   GQueue send_queue;
+  GQueue unconfirmed;
+  guint confirm_timer;
+  guint confirm_interval;
   gsize queued_bytes;
   GQueue transactions;
   GPtrArray *connect_waiters;
@@ -430,6 +447,7 @@ link_clear_timers (Stm32Link *self)
   g_clear_handle_id (&self->idle_timer, g_source_remove);
   g_clear_handle_id (&self->heartbeat_timer, g_source_remove);
   g_clear_handle_id (&self->heartbeat_deadline, g_source_remove);
+  g_clear_handle_id (&self->confirm_timer, g_source_remove);
 }
 
 /* The fd is gone: record the attempt, then wait, retry or rest. */
@@ -540,6 +558,27 @@ link_io_maybe_close (LinkIo *io)
 }
 
 static void send_request_free (Stm32Link *self, SendRequest *request);
+static void link_confirm_acknowledged (Stm32Link *self);
+
+/* The connection ended: what the board acknowledged was sent, the rest was not. */
+static void
+link_fail_unconfirmed (Stm32Link *self, const GError *end_error)
+{
+  Unconfirmed *unconfirmed;
+
+  link_confirm_acknowledged (self);
+  while ((unconfirmed = g_queue_pop_head (&self->unconfirmed)) != NULL)
+    {
+      if (unconfirmed->task)
+        g_task_return_new_error (unconfirmed->task, end_error->domain, end_error->code,
+                                 "Not delivered: the board did not acknowledge the frame before "
+                                 "the connection ended: %s",
+                                 end_error->message);
+      g_clear_object (&unconfirmed->task);
+      g_free (unconfirmed);
+    }
+  g_clear_handle_id (&self->confirm_timer, g_source_remove);
+}
 static void transaction_finish (Stm32Link *self, Transaction *transaction, GBytes *reply,
                                 GError *error);
 
@@ -562,6 +601,7 @@ link_fail_pending (Stm32Link *self, const GError *end_error, gboolean including_
     g_queue_push_tail (&self->send_queue, g_queue_pop_head (&requests));
   while ((transaction = g_queue_peek_head (&self->transactions)) != NULL)
     transaction_finish (self, transaction, NULL, g_error_copy (not_sent));
+  link_fail_unconfirmed (self, end_error);
   while ((request = g_queue_pop_head (&requests)) != NULL)
     {
       if (request->task)
@@ -798,6 +838,8 @@ link_on_data (Stm32Link *self, const guint8 *data, gsize len)
   gboolean valid;
 
   self->last_rx_mono = g_get_monotonic_time ();
+  /* A reply usually carries the acknowledgement of what it answers. */
+  link_confirm_acknowledged (self);
   g_clear_handle_id (&self->heartbeat_deadline, g_source_remove);
   self->attempt->bytes_received += len;
   if (self->io->raw)
@@ -987,28 +1029,136 @@ link_shutdown_write (Stm32Link *self)
     link_on_io_error (self, g_steal_pointer (&error));
 }
 
+/* Answers every Send whose last byte the board's stack has acknowledged. */
+static void
+link_confirm_acknowledged (Stm32Link *self)
+{
+  LinkIo *io = self->io;
+  Unconfirmed *unconfirmed;
+  gsize unacknowledged;
+  guint64 acknowledged;
+
+  if (g_queue_is_empty (&self->unconfirmed) || io == NULL || io->connection == NULL ||
+      !stm32_socket_get_unacknowledged (g_socket_connection_get_socket (io->connection),
+                                        &unacknowledged))
+    return;
+  /* Our FIN is the last thing queued and counts as one byte until acknowledged. */
+  if (io->shut_wr && unacknowledged > 0)
+    unacknowledged--;
+  acknowledged = io->written - MIN (io->written, unacknowledged);
+  g_object_freeze_notify (G_OBJECT (self));
+  while ((unconfirmed = g_queue_peek_head (&self->unconfirmed)) != NULL &&
+         unconfirmed->end <= acknowledged)
+    {
+      g_queue_pop_head (&self->unconfirmed);
+      self->attempt->bytes_sent += unconfirmed->size;
+      link_add_counter (self, &self->bytes_sent, unconfirmed->size, PROP_BYTES_SENT);
+      if (!unconfirmed->raw)
+        {
+          self->attempt->frames_sent++;
+          link_add_counter (self, &self->frames_sent, 1, PROP_FRAMES_SENT);
+        }
+      if (unconfirmed->task)
+        g_task_return_boolean (unconfirmed->task, TRUE);
+      g_clear_object (&unconfirmed->task);
+      g_free (unconfirmed);
+      self->confirm_interval = 1;
+    }
+  g_object_thaw_notify (G_OBJECT (self));
+}
+
+static gboolean
+on_confirm_timer (gpointer user_data)
+{
+  Stm32Link *self = user_data;
+
+  self->confirm_timer = 0;
+  link_confirm_acknowledged (self);
+  if (!g_queue_is_empty (&self->unconfirmed))
+    {
+      /* Linux acknowledges at once or within its delayed-ACK time (40 ms),
+       * lwIP within its 250 ms fast timer; a reply carries the ACK sooner
+       * and is checked on arrival. Back off so a slow ACK costs few wake-ups. */
+      self->confirm_interval = MIN (self->confirm_interval * 2, STM32_CONFIRM_POLL_MAX_MS);
+      self->confirm_timer = g_timeout_add (self->confirm_interval, on_confirm_timer, self);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+link_await_acknowledgement (Stm32Link *self, SendRequest *request)
+{
+  Unconfirmed *unconfirmed = g_new0 (Unconfirmed, 1);
+
+  /* A raw stream is a byte stream with a socket's semantics: written is done. */
+  if (request->task && request->raw)
+    g_task_return_boolean (request->task, TRUE);
+  else
+    unconfirmed->task = g_steal_pointer (&request->task);
+  unconfirmed->end = self->io->written;
+  unconfirmed->size = g_bytes_get_size (request->wire);
+  unconfirmed->raw = request->raw;
+  g_queue_push_tail (&self->unconfirmed, unconfirmed);
+  link_confirm_acknowledged (self);
+  if (!g_queue_is_empty (&self->unconfirmed) && self->confirm_timer == 0)
+    {
+      self->confirm_interval = 1;
+      self->confirm_timer = g_timeout_add (self->confirm_interval, on_confirm_timer, self);
+    }
+}
+
+static void on_written (GObject *source, GAsyncResult *result, gpointer user_data);
+
+static void
+link_io_write_rest (LinkIo *io)
+{
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (io->connection));
+  gsize size;
+  const guint8 *data = g_bytes_get_data (io->writing, &size);
+
+  io->pending++;
+  g_output_stream_write_async (out, data + io->write_offset, size - io->write_offset,
+                               G_PRIORITY_DEFAULT, io->write_cancellable, on_written,
+                               link_io_ref (io));
+}
+
+/* Partial writes are counted as they happen, so that what the kernel holds
+ * unacknowledged can be matched byte for byte against what we gave it. */
 static void
 on_written (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (LinkIo) io = user_data;
   g_autoptr (GError) error = NULL;
-  gboolean written =
-      g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
+  gssize n = g_output_stream_write_finish (G_OUTPUT_STREAM (source), result, &error);
   g_autoptr (Stm32Link) self = io->link ? g_object_ref (io->link) : NULL;
+  gboolean complete;
   SendRequest *request;
-  gsize size;
 
   io->pending--;
-  g_clear_pointer (&io->writing, g_bytes_unref);
+  if (n > 0)
+    {
+      io->written += (gsize) n;
+      io->write_offset += (gsize) n;
+    }
+  complete = n >= 0 && io->write_offset == g_bytes_get_size (io->writing);
   if (self == NULL)
     {
+      g_clear_pointer (&io->writing, g_bytes_unref);
       link_io_maybe_close (io);
       return;
     }
-  if (!written && !io->ending)
+  /* Once the connection is ending a frame not yet whole stays unsent. */
+  if (n >= 0 && !complete && !io->ending)
+    {
+      link_io_write_rest (io);
+      return;
+    }
+  g_clear_pointer (&io->writing, g_bytes_unref);
+  io->write_offset = 0;
+  if (n < 0 && !io->ending)
     link_on_io_error (self, error);
   request = g_queue_pop_head (&self->send_queue);
-  if (!written)
+  if (!complete)
     {
       if (request->task)
         g_task_return_new_error (request->task, self->end_error->domain, self->end_error->code,
@@ -1017,21 +1167,14 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
       link_io_maybe_close (io);
       return;
     }
-  size = g_bytes_get_size (request->wire);
-  self->attempt->bytes_sent += size;
-  g_object_freeze_notify (G_OBJECT (self));
-  link_add_counter (self, &self->bytes_sent, size, PROP_BYTES_SENT);
-  if (!request->raw)
-    {
-      self->attempt->frames_sent++;
-      link_add_counter (self, &self->frames_sent, 1, PROP_FRAMES_SENT);
-    }
-  g_object_thaw_notify (G_OBJECT (self));
-  if (request->task)
-    g_task_return_boolean (request->task, TRUE);
+  link_await_acknowledgement (self, request);
   send_request_free (self, request);
   if (io->ending)
-    link_io_maybe_close (io);
+    {
+      /* The connection ended while this was written: now or never. */
+      link_fail_unconfirmed (self, self->end_error);
+      link_io_maybe_close (io);
+    }
   else
     link_kick_writer (self);
 }
@@ -1043,7 +1186,6 @@ link_kick_writer (Stm32Link *self)
   LinkIo *io = self->io;
   GQueue cancelled = G_QUEUE_INIT;
   SendRequest *request;
-  GOutputStream *out;
 
   if (io == NULL || io->connection == NULL || io->ending || io->writing != NULL || io->shut_wr)
     return;
@@ -1058,11 +1200,8 @@ link_kick_writer (Stm32Link *self)
       if (request->transaction)
         request->transaction->armed = TRUE;
       io->writing = g_bytes_ref (request->wire);
-      out = g_io_stream_get_output_stream (G_IO_STREAM (io->connection));
-      io->pending++;
-      g_output_stream_write_all_async (out, g_bytes_get_data (io->writing, NULL),
-                                       g_bytes_get_size (io->writing), G_PRIORITY_DEFAULT,
-                                       io->write_cancellable, on_written, link_io_ref (io));
+      io->write_offset = 0;
+      link_io_write_rest (io);
     }
   else if (self->state == STM32_LINK_STATE_CLOSING)
     link_shutdown_write (self);

@@ -2,8 +2,10 @@
 #include "stm32-socket-options.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 gboolean
@@ -47,4 +49,15 @@ stm32_socket_eof_was_reset (GSocket *socket)
   if (getsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
     return FALSE;
   return info.tcpi_state == TCP_CLOSE;
+}
+
+gboolean
+stm32_socket_get_unacknowledged (GSocket *socket, gsize *unacknowledged)
+{
+  int queued = 0;
+
+  if (ioctl (g_socket_get_fd (socket), SIOCOUTQ, &queued) < 0 || queued < 0)
+    return FALSE;
+  *unacknowledged = (gsize) queued;
+  return TRUE;
 }

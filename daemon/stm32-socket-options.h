@@ -23,4 +23,8 @@ gboolean stm32_socket_set_abortive_close (GSocket *socket, GError **error);
  * CLOSE_WAIT, a RST in CLOSE. */
 gboolean stm32_socket_eof_was_reset (GSocket *socket);
 
+/* How many bytes written to @socket the peer has not acknowledged yet
+ * (SIOCOUTQ: unsent plus unacknowledged, a FIN counting as one). */
+gboolean stm32_socket_get_unacknowledged (GSocket *socket, gsize *unacknowledged);
+
 G_END_DECLS

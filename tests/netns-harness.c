@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "netns-harness.h"
 
+#include <errno.h>
+#include <sched.h>
 #include <unistd.h>
 
 struct _Stm32Netns
@@ -64,6 +66,18 @@ stm32_netns_new (void)
                                          (offset & 0xff) + 2);
   board_cidr = g_strdup_printf ("%s/30", self->board_address);
 
+  /* The PC's side lives in a namespace of this test process's own too: a veth
+   * appearing in the host's namespace is a network change to every other test
+   * running in parallel, and their links would reset their backoff. */
+  if (unshare (CLONE_NEWNET) < 0)
+    {
+      g_autofree char *why =
+          g_strdup_printf ("cannot create a network namespace: %s", g_strerror (errno));
+      g_test_skip (why);
+      return NULL;
+    }
+  if (!run_ip (&error, "link", "set", "lo", "up", NULL))
+    g_error ("bringing up loopback: %s", error->message);
   if (!run_ip (&error, "netns", "add", self->name, NULL))
     {
       g_autofree char *why =

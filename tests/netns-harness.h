@@ -16,7 +16,9 @@ G_BEGIN_DECLS
 typedef struct _Stm32Netns Stm32Netns;
 
 /* NULL, with the test marked skipped and the reason given, when not root or
- * when namespaces cannot be made here. */
+ * when namespaces cannot be made here. Moves the calling process into a
+ * network namespace of its own first (with only loopback), so the veth pair
+ * is invisible to other tests: call it before creating any link or socket. */
 Stm32Netns *stm32_netns_new (void);
 
 /* Name to use with `ip netns exec`. */

@@ -820,6 +820,10 @@ test_dead_peer_user_timeout (void)
   g_autoptr (Stm32Netns) netns = stm32_netns_new ();
   g_autoptr (Stm32LinkConfig) config = NULL;
   g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (GBytes) frame = g_bytes_new_static ("into the void", 13);
+  g_autoptr (GAsyncResult) sent = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (GError) error = NULL;
   Stm32Sim *sim;
   gint64 cut_at, noticed_ms;
 
@@ -835,13 +839,19 @@ test_dead_peer_user_timeout (void)
 
   stm32_netns_set_link (netns, FALSE);
   cut_at = g_get_monotonic_time ();
-  /* Written to the kernel, so the send succeeds; the board never acknowledges it. */
-  g_assert_true (link_send (link, "into the void", NULL));
+  /* The kernel takes the frame, the board never acknowledges it: the Send is
+   * answered with the reason the connection died, not "sent". */
+  stm32_link_send_async (link, frame, NULL, stm32_test_store_result, &sent);
   noticed_ms = wait_dead_peer (link, cut_at);
   g_test_message ("dead peer noticed after %" G_GINT64_FORMAT " ms (UserTimeout 1500 ms)",
                   noticed_ms);
   g_assert_cmpint (noticed_ms, >=, 1000);
   g_assert_cmpint (noticed_ms, <=, 1500 + 1500);
+  stm32_test_wait_until (sent != NULL, WAIT_MS);
+  g_assert_false (stm32_link_send_finish (link, sent, &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_DEAD_PEER);
+  ended = last_history_entry (link);
+  g_assert_cmpuint (ended->frames_sent, ==, 0);
   link_disconnect (link);
   stm32_sim_stop (sim);
 }
