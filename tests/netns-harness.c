@@ -42,6 +42,58 @@ run_ip (GError **error, const char *first, ...)
   return TRUE;
 }
 
+static char *private_failure;
+static gboolean private_entered;
+
+gboolean
+stm32_netns_enter_private (void)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!private_entered && private_failure == NULL)
+    {
+      if (geteuid () != 0)
+        private_failure = g_strdup ("needs root to create a network namespace for the board");
+      else if (unshare (CLONE_NEWNET) < 0)
+        private_failure =
+            g_strdup_printf ("cannot create a network namespace: %s", g_strerror (errno));
+      else if (!run_ip (&error, "link", "set", "lo", "up", NULL))
+        g_error ("bringing up loopback: %s", error->message);
+      else
+        private_entered = TRUE;
+    }
+  if (private_failure != NULL && g_test_get_path () != NULL)
+    g_test_skip (private_failure);
+  return private_entered;
+}
+
+const char *
+stm32_netns_private_failure (void)
+{
+  return private_failure;
+}
+
+void
+stm32_netns_ip (const char *first, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
+  g_autofree char *err = NULL;
+  int status;
+  va_list args;
+
+  g_ptr_array_add (argv, "ip");
+  va_start (args, first);
+  for (const char *arg = first; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, &err,
+                     &status, &error) ||
+      !g_spawn_check_wait_status (status, &error))
+    g_error ("ip %s: %s %s", first, error->message, err ? g_strstrip (err) : "");
+}
+
 Stm32Netns *
 stm32_netns_new (void)
 {
@@ -51,11 +103,6 @@ stm32_netns_new (void)
   guint offset = ((guint) getpid () % 32768) * 4;
   g_autofree char *board_cidr = NULL;
 
-  if (geteuid () != 0)
-    {
-      g_test_skip ("needs root to create a network namespace for the board");
-      return NULL;
-    }
   self = g_new0 (Stm32Netns, 1);
   self->name = g_strdup_printf ("stm32t-%u", id);
   self->pc_if = g_strdup_printf ("s32p%u", id);
@@ -69,15 +116,8 @@ stm32_netns_new (void)
   /* The PC's side lives in a namespace of this test process's own too: a veth
    * appearing in the host's namespace is a network change to every other test
    * running in parallel, and their links would reset their backoff. */
-  if (unshare (CLONE_NEWNET) < 0)
-    {
-      g_autofree char *why =
-          g_strdup_printf ("cannot create a network namespace: %s", g_strerror (errno));
-      g_test_skip (why);
-      return NULL;
-    }
-  if (!run_ip (&error, "link", "set", "lo", "up", NULL))
-    g_error ("bringing up loopback: %s", error->message);
+  if (!stm32_netns_enter_private ())
+    return NULL;
   if (!run_ip (&error, "netns", "add", self->name, NULL))
     {
       g_autofree char *why =

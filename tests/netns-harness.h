@@ -21,6 +21,16 @@ typedef struct _Stm32Netns Stm32Netns;
  * is invisible to other tests: call it before creating any link or socket. */
 Stm32Netns *stm32_netns_new (void);
 
+/* Moves the calling process into a network namespace of its own with only
+ * loopback up (once; later calls just report). FALSE when not root or when
+ * namespaces cannot be made here; inside a test, the test is then skipped
+ * with the reason, which stm32_netns_private_failure() also returns. */
+gboolean stm32_netns_enter_private (void);
+const char *stm32_netns_private_failure (void);
+
+/* Runs `ip ARGS...` (NULL-terminated); a failure fails the test. */
+void stm32_netns_ip (const char *first, ...) G_GNUC_NULL_TERMINATED;
+
 /* Name to use with `ip netns exec`. */
 const char *stm32_netns_get_name (Stm32Netns *self);
 

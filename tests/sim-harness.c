@@ -86,9 +86,6 @@ static Stm32Sim *
 sim_start_va (const char *netns, const char *first_arg, va_list args)
 {
   g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonObject) listening = NULL;
-  Stm32Sim *sim = g_new0 (Stm32Sim, 1);
 
   if (netns != NULL)
     {
@@ -107,10 +104,19 @@ sim_start_va (const char *netns, const char *first_arg, va_list args)
       g_ptr_array_add (argv, g_strdup ("0"));
     }
   g_ptr_array_add (argv, NULL);
+  return stm32_sim_spawn ((const char *const *) argv->pdata);
+}
+
+Stm32Sim *
+stm32_sim_spawn (const char *const *argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) listening = NULL;
+  Stm32Sim *sim = g_new0 (Stm32Sim, 1);
+
   /* stderr is inherited: the simulator's diagnostics land in the test log. */
-  sim->process =
-      g_subprocess_newv ((const char *const *) argv->pdata,
-                         G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+  sim->process = g_subprocess_newv (
+      argv, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
   g_assert_no_error (error);
   sim->stdin_pipe = g_object_ref (g_subprocess_get_stdin_pipe (sim->process));
   sim->events_in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (sim->process));

@@ -19,6 +19,10 @@ Stm32Sim *stm32_sim_start (const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
 /* The same, run inside network namespace @netns (`ip netns exec`; needs root). */
 Stm32Sim *stm32_sim_start_in_netns (const char *netns, const char *first_arg,
                                     ...) G_GNUC_NULL_TERMINATED;
+/* Starts any board program that speaks the simulator's protocol (stdin
+ * commands, JSON events, a "listening" event first), e.g. the lwIP board;
+ * @argv[0] is its path. */
+Stm32Sim *stm32_sim_spawn (const char *const *argv);
 guint16 stm32_sim_get_port (Stm32Sim *sim);
 
 /* Sends a command and returns its answer (an "ok", "status" or "error" event),

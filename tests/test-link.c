@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
+#include "link-harness.h"
 #include "netns-harness.h"
 #include "sim-harness.h"
 #include "stm32-enum-types.h"
@@ -15,56 +16,7 @@
 #include "stm32-link.h"
 #include "test-util.h"
 
-#define WAIT_MS 10000
-
-/* ---- synchronous wrappers, for the test only (bounded main-loop waits) ---- */
-
-static gboolean
-link_connect (Stm32Link *link, GError **error)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-
-  stm32_link_connect_async (link, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  return stm32_link_connect_finish (link, result, error);
-}
-
-static void
-link_disconnect (Stm32Link *link)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GError) error = NULL;
-
-  stm32_link_disconnect_async (link, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  g_assert_true (stm32_link_disconnect_finish (link, result, &error));
-  g_assert_no_error (error);
-  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_DISCONNECTED);
-}
-
-static gboolean
-link_send (Stm32Link *link, const char *text, GError **error)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GBytes) frame = g_bytes_new (text, strlen (text));
-
-  stm32_link_send_async (link, frame, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  return stm32_link_send_finish (link, result, error);
-}
-
-static char *
-link_transact (Stm32Link *link, const char *text, guint timeout_ms, GError **error)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GBytes) frame = g_bytes_new (text, strlen (text));
-  g_autoptr (GBytes) reply = NULL;
-
-  stm32_link_transact_async (link, frame, timeout_ms, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  reply = stm32_link_transact_finish (link, result, error);
-  return reply ? g_strndup (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply)) : NULL;
-}
+#define WAIT_MS STM32_TEST_LINK_WAIT_MS
 
 static Stm32LinkConfig *
 test_config (guint16 port)
@@ -78,29 +30,6 @@ test_config (guint16 port)
   config->retry_max = 400;
   config->busy_backoff = 300;
   return config;
-}
-
-static Stm32HistoryEntry *
-last_history_entry (Stm32Link *link)
-{
-  g_autoptr (GPtrArray) history = stm32_link_dup_history (link);
-
-  g_assert_cmpuint (history->len, >, 0);
-  return stm32_history_entry_copy (g_ptr_array_index (history, history->len - 1));
-}
-
-static guint
-history_length (Stm32Link *link)
-{
-  g_autoptr (GPtrArray) history = stm32_link_dup_history (link);
-
-  return history->len;
-}
-
-static const char *
-reason_nick (Stm32EndReason reason)
-{
-  return stm32_enum_to_string (STM32_TYPE_END_REASON, reason);
 }
 
 static gint64
@@ -177,15 +106,15 @@ test_cycles_leaky_firmware (void)
       g_autofree char *reply = NULL;
       g_autofree char *request = g_strdup_printf ("cycle %u", i);
 
-      if (!link_connect (link, &error) ||
-          (reply = link_transact (link, request, 2000, &error)) == NULL)
+      if (!stm32_test_link_connect (link, &error) ||
+          (reply = stm32_test_link_transact (link, request, 2000, &error)) == NULL)
         {
           g_test_message ("cycle %u failed: %s", i, error->message);
           failures++;
         }
       else
         g_assert_cmpstr (reply, ==, request);
-      link_disconnect (link);
+      stm32_test_link_disconnect (link);
     }
 
   g_assert_cmpuint (failures, ==, 0);
@@ -202,7 +131,7 @@ test_cycles_leaky_firmware (void)
     {
       Stm32HistoryEntry *entry = g_ptr_array_index (history, i);
 
-      g_assert_cmpstr (reason_nick (entry->reason), ==, "local");
+      g_assert_cmpstr (stm32_test_reason_nick (entry->reason), ==, "local");
       g_assert_true (entry->aborted);
       g_assert_cmpint (entry->closed_by, ==, STM32_CLOSED_BY_PC);
     }
@@ -273,7 +202,7 @@ test_board_closes_then_reconnect (void)
    * with no busy window it is always what it is here, a close. */
   config->busy_window = 0;
   link = stm32_link_new ("fin", config);
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
   stm32_sim_expect (sim, "accepted", WAIT_MS);
 
   /* A transaction waits for a reply that will never come: the board closes first. */
@@ -289,15 +218,15 @@ test_board_closes_then_reconnect (void)
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_REMOTE_CLOSED);
   g_assert_cmpuint (stm32_link_get_retry_in (link), >=, 240);
-  ended = last_history_entry (link);
-  g_assert_cmpstr (reason_nick (ended->reason), ==, "remote-closed");
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "remote-closed");
   g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
 
   /* Reconnects by itself, after the backoff and not before. */
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
   g_assert_cmpint (g_get_monotonic_time () - ended_at, >=, 240 * 1000);
   stm32_sim_expect (sim, "accepted", WAIT_MS);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -343,11 +272,11 @@ test_refused_backoff (void)
   config->retry_max = 200;
   link = stm32_link_new ("refused", config);
   g_signal_connect (link, "notify::retry-in", G_CALLBACK (on_retry_in), &log);
-  g_assert_false (link_connect (link, &error));
+  g_assert_false (stm32_test_link_connect (link, &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_REFUSED);
 
   stm32_test_wait_until (log.delays->len >= 7, WAIT_MS);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
 
   /* 20, 40, 80, 160, then capped at 200 — each within ±20 % jitter. */
   for (guint i = 0; i < 7; i++)
@@ -366,7 +295,7 @@ test_refused_backoff (void)
       Stm32HistoryEntry *previous = g_ptr_array_index (history, i - 1);
       Stm32HistoryEntry *entry = g_ptr_array_index (history, i);
 
-      g_assert_cmpstr (reason_nick (entry->reason), ==, "refused");
+      g_assert_cmpstr (stm32_test_reason_nick (entry->reason), ==, "refused");
       g_assert_cmpint (entry->started - previous->closed, >=,
                        (gint64) g_array_index (log.delays, guint, i - 1) * 1000 - 1000);
     }
@@ -386,16 +315,16 @@ test_server_busy (void)
   stm32_sim_expect (sim, "accepted", WAIT_MS);
   link = stm32_link_new ("busy", config);
   /* The handshake succeeds; the board's RST comes right after it. */
-  g_assert_true (link_connect (link, &error) || error != NULL);
+  g_assert_true (stm32_test_link_connect (link, &error) || error != NULL);
   g_clear_error (&error);
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
   stm32_sim_expect (sim, "rejected", WAIT_MS);
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_SERVER_BUSY);
   g_assert_cmpuint (stm32_link_get_retry_in (link), >=, config->busy_backoff);
-  ended = last_history_entry (link);
-  g_assert_cmpstr (reason_nick (ended->reason), ==, "server-busy");
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "server-busy");
   g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -414,14 +343,14 @@ test_connect_timeout (void)
   config->connect_timeout = 300;
   link = stm32_link_new ("timeout", config);
   started = g_get_monotonic_time ();
-  g_assert_false (link_connect (link, &error));
+  g_assert_false (stm32_test_link_connect (link, &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
   g_assert_cmpint (g_get_monotonic_time () - started, >=, 300 * 1000);
   g_assert_nonnull (strstr (error->message, "control-block"));
-  ended = last_history_entry (link);
-  g_assert_cmpstr (reason_nick (ended->reason), ==, "timeout");
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "timeout");
   g_assert_cmpint (ended->connected, ==, 0);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -445,7 +374,7 @@ test_board_reset (void)
   config->busy_window = 0; /* the reset comes soon after connecting; it is not a full table */
   config->send_queue_max = 8 * 1024 * 1024;
   link = stm32_link_new ("rst", config);
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
   stm32_sim_expect (sim, "blackhole", WAIT_MS);
   /* 6.4 MB: more than the socket buffers take while the board does not read. */
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)
@@ -473,13 +402,13 @@ test_board_reset (void)
   g_assert_cmpuint (reset, >, 0);
 
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_RESET);
-  ended = last_history_entry (link);
-  g_assert_cmpstr (reason_nick (ended->reason), ==, "reset");
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "reset");
   g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
   g_assert_cmpuint (ended->frames_sent, ==, written);
-  g_assert_false (link_send (link, "late", &error));
+  g_assert_false (stm32_test_link_send (link, "late", &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -494,15 +423,15 @@ test_graceful_close_good_firmware (void)
 
   config->close_timeout = 5000;
   link = stm32_link_new ("good", config);
-  g_assert_true (link_connect (link, NULL));
-  g_assert_true (link_send (link, "bye", NULL));
-  link_disconnect (link);
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  g_assert_true (stm32_test_link_send (link, "bye", NULL));
+  stm32_test_link_disconnect (link);
 
   /* The board answered our FIN with its own: no reset was needed. */
   released = stm32_sim_wait_event (sim, "released", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "closed-after-eof");
-  ended = last_history_entry (link);
-  g_assert_cmpstr (reason_nick (ended->reason), ==, "local");
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "local");
   g_assert_false (ended->aborted);
   g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_PC);
   g_assert_cmpuint (ended->frames_sent, ==, 1);
@@ -526,7 +455,7 @@ test_blackhole_heartbeat (void)
   config->heartbeat_interval = 100;
   config->heartbeat_timeout = 200;
   link = stm32_link_new ("heartbeat", config);
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
   stm32_sim_expect (sim, "blackhole", WAIT_MS);
   silent_since = g_get_monotonic_time ();
 
@@ -534,13 +463,13 @@ test_blackhole_heartbeat (void)
   /* Within one interval plus the timeout, with scheduling slack. */
   g_assert_cmpint (g_get_monotonic_time () - silent_since, <=, 1500 * 1000);
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_DEAD_PEER);
-  ended = last_history_entry (link);
-  g_assert_cmpstr (reason_nick (ended->reason), ==, "dead-peer");
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "dead-peer");
   g_assert_true (ended->aborted);
   /* Our RST freed the silent board's slot. */
   released = stm32_sim_wait_event (sim, "released", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "peer-reset");
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -555,14 +484,14 @@ test_idle_timeout (void)
 
   config->idle_timeout = 300;
   link = stm32_link_new ("idle", config);
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
   connected_at = g_get_monotonic_time ();
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
   g_assert_cmpint (g_get_monotonic_time () - connected_at, >=, 300 * 1000);
-  ended = last_history_entry (link);
-  g_assert_cmpstr (reason_nick (ended->reason), ==, "dead-peer");
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "dead-peer");
   g_assert_nonnull (strstr (ended->error, "IdleTimeout"));
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -583,27 +512,27 @@ test_send_errors (void)
   config->send_queue_max = 4096;
   link = stm32_link_new ("errors", config);
 
-  g_assert_false (link_send (link, "1", &error));
+  g_assert_false (stm32_test_link_send (link, "1", &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
   g_clear_error (&error);
 
-  g_assert_true (link_connect (link, NULL));
-  g_assert_false (link_send (link, "{not json", &error));
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  g_assert_false (stm32_test_link_send (link, "{not json", &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_FRAME);
   g_clear_error (&error);
 
   filler = g_strnfill (1100, 'x');
   big = g_strdup_printf ("\"%s\"", filler);
-  g_assert_false (link_send (link, big, &error));
+  g_assert_false (stm32_test_link_send (link, big, &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_FRAME_TOO_LARGE);
   g_clear_error (&error);
 
   /* The board saw none of the rejected frames. */
-  g_assert_true (link_send (link, "\"ok\"", NULL));
+  g_assert_true (stm32_test_link_send (link, "\"ok\"", NULL));
   stm32_sim_expect (sim, "frame", WAIT_MS);
   g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, 1);
   g_assert_cmpuint (stm32_sim_count_events (sim, "malformed"), ==, 0);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -622,7 +551,7 @@ test_queue_full (void)
   config->max_frame = 1024;
   config->send_queue_max = 4096;
   link = stm32_link_new ("queue", config);
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
 
   /* Five 1001-byte frames in one go: four fit in 4096 bytes, the fifth is refused. */
   for (guint i = 0; i < 5; i++)
@@ -640,7 +569,7 @@ test_queue_full (void)
   /* Everything accepted reached the board. */
   for (guint i = 0; i < 4; i++)
     stm32_sim_expect (sim, "frame", WAIT_MS);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -663,7 +592,7 @@ test_transactions_in_order (void)
   g_autoptr (GPtrArray) received = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
 
   g_signal_connect (link, "received", G_CALLBACK (on_received), received);
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
   for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
     {
       g_autoptr (GBytes) request = g_bytes_new_static (requests[i], strlen (requests[i]));
@@ -683,7 +612,7 @@ test_transactions_in_order (void)
       g_object_unref (results[i]);
     }
   g_assert_cmpuint (received->len, ==, 3);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -698,14 +627,14 @@ test_transaction_timeout (void)
   g_autofree char *reply = NULL;
   gint64 started;
 
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
   started = g_get_monotonic_time ();
-  reply = link_transact (link, "anyone?", 200, &error);
+  reply = stm32_test_link_transact (link, "anyone?", 200, &error);
   g_assert_null (reply);
   g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
   g_assert_cmpint (g_get_monotonic_time () - started, >=, 200 * 1000);
   g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_CONNECTED);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -730,17 +659,17 @@ test_bad_frame_from_board (void)
   config = test_config (stm32_sim_get_port (sim));
   config->max_frame = 64;
   link = stm32_link_new ("bad-frame", config);
-  g_assert_true (link_connect (link, NULL));
-  g_assert_true (link_send (link, "big", NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  g_assert_true (stm32_test_link_send (link, "big", NULL));
 
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_PROTOCOL_ERROR);
-  ended = last_history_entry (link);
+  ended = stm32_test_link_last_history_entry (link);
   g_assert_nonnull (strstr (ended->error, "MaxFrame"));
   g_assert_true (ended->aborted);
   released = stm32_sim_wait_event (sim, "released", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "peer-reset");
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
   g_unlink (script_path);
 }
@@ -767,8 +696,8 @@ wait_dead_peer (Stm32Link *link, gint64 cut_at)
 
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, 20000);
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_DEAD_PEER);
-  ended = last_history_entry (link);
-  g_assert_cmpstr (reason_nick (ended->reason), ==, "dead-peer");
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "dead-peer");
   return (g_get_monotonic_time () - cut_at) / 1000;
 }
 
@@ -793,8 +722,8 @@ test_dead_peer_keepalive (void)
   config->keepalive_count = 2;
   config->user_timeout = 3000;
   link = stm32_link_new ("cable", config);
-  g_assert_true (link_connect (link, NULL));
-  reply = link_transact (link, "alive?", 2000, NULL);
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  reply = stm32_test_link_transact (link, "alive?", 2000, NULL);
   g_assert_cmpstr (reply, ==, "alive?");
 
   stm32_netns_set_link (netns, FALSE);
@@ -808,7 +737,7 @@ test_dead_peer_keepalive (void)
   /* The cable comes back: the link reconnects by itself. */
   stm32_netns_set_link (netns, TRUE);
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, 20000);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -835,7 +764,7 @@ test_dead_peer_user_timeout (void)
   config->keepalive_idle_s = 60;
   config->user_timeout = 1500;
   link = stm32_link_new ("in-flight", config);
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
 
   stm32_netns_set_link (netns, FALSE);
   cut_at = g_get_monotonic_time ();
@@ -850,9 +779,9 @@ test_dead_peer_user_timeout (void)
   stm32_test_wait_until (sent != NULL, WAIT_MS);
   g_assert_false (stm32_link_send_finish (link, sent, &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_DEAD_PEER);
-  ended = last_history_entry (link);
+  ended = stm32_test_link_last_history_entry (link);
   g_assert_cmpuint (ended->frames_sent, ==, 0);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -871,7 +800,7 @@ test_connect_during_close (void)
   gint64 first_closed;
 
   link = stm32_link_new ("reconnect", config);
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
   stm32_link_disconnect_async (link, NULL, stm32_test_store_result, &disconnected);
   g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_CLOSING);
   stm32_link_connect_async (link, NULL, stm32_test_store_result, &connected);
@@ -885,9 +814,9 @@ test_connect_during_close (void)
   g_assert_cmpuint (history->len, ==, 1);
   first = g_ptr_array_index (history, 0);
   g_assert_true (first->aborted); /* leaky firmware: our RST ended it */
-  g_assert_cmpstr (reason_nick (first->reason), ==, "local");
+  g_assert_cmpstr (stm32_test_reason_nick (first->reason), ==, "local");
   first_closed = first->closed;
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   g_clear_pointer (&history, g_ptr_array_unref);
   history = stm32_link_dup_history (link);
   second = g_ptr_array_index (history, 1);
@@ -910,13 +839,13 @@ test_autoconnect (void)
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
   stm32_sim_expect (sim, "accepted", WAIT_MS);
   /* Disconnect() keeps it down, Autoconnect off or not... */
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_DISCONNECTED);
   /* ...until autoconnect is switched on again. */
   stm32_link_set_autoconnect (link, FALSE);
   stm32_link_set_autoconnect (link, TRUE);
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -933,13 +862,13 @@ test_network_change_resets_backoff (void)
   link = stm32_link_new ("roaming", config);
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
   g_assert_cmpuint (stm32_link_get_retry_in (link), >=, 48000);
-  attempts = history_length (link);
+  attempts = stm32_test_link_history_length (link);
 
   stm32_link_network_changed (link);
-  stm32_test_wait_until (history_length (link) > attempts &&
+  stm32_test_wait_until (stm32_test_link_history_length (link) > attempts &&
                              stm32_link_get_state (link) == STM32_LINK_STATE_WAITING,
                          WAIT_MS);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
 }
 
 /* A caller cancels a transaction still waiting behind another: it is answered
@@ -960,7 +889,7 @@ test_transaction_cancel_queued (void)
   g_autofree char *third = NULL;
   gint64 cancelled_at;
 
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
   stm32_link_transact_async (link, first, 500, NULL, stm32_test_store_result, &first_result);
   stm32_link_transact_async (link, second, 5000, cancellable, stm32_test_store_result,
                              &second_result);
@@ -978,10 +907,10 @@ test_transaction_cancel_queued (void)
   g_assert_null (stm32_link_transact_finish (link, first_result, &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
   g_clear_error (&error);
-  third = link_transact (link, "third", 200, &error);
+  third = stm32_test_link_transact (link, "third", 200, &error);
   frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "third");
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -1000,7 +929,7 @@ test_transaction_cancel_written (void)
   g_autoptr (GBytes) reply = NULL;
   g_autofree char *mine = NULL;
 
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
   stm32_sim_command (sim, "blackhole on");
   stm32_link_transact_async (link, request, 5000, cancellable, stm32_test_store_result, &result);
   g_cancellable_cancel (cancellable);
@@ -1010,10 +939,10 @@ test_transaction_cancel_written (void)
   g_clear_error (&error);
 
   stm32_sim_command (sim, "blackhole off");
-  mine = link_transact (link, "mine", 5000, &error);
+  mine = stm32_test_link_transact (link, "mine", 5000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (mine, ==, "mine");
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
@@ -1035,7 +964,7 @@ test_transaction_after_heartbeat (void)
   config->heartbeat_interval = 50;
   config->heartbeat_timeout = 5000;
   link = stm32_link_new ("heartbeat-order", config);
-  g_assert_true (link_connect (link, NULL));
+  g_assert_true (stm32_test_link_connect (link, NULL));
   /* The board stops reading: the heartbeat goes out and waits unanswered. */
   stm32_sim_command (sim, "blackhole on");
   stm32_test_wait_until ((g_object_get (link, "frames-sent", &frames_sent, NULL), frames_sent >= 1),
@@ -1046,7 +975,7 @@ test_transaction_after_heartbeat (void)
   reply = stm32_link_transact_finish (link, result, &error);
   g_assert_no_error (error);
   g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "mine", 4);
-  link_disconnect (link);
+  stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
 
