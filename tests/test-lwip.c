@@ -1,0 +1,663 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The claim stm32d lives on, against the TCP/IP stack that runs on STM32
+ * boards: lwIP 2.1 with fixed pools (tests/lwip-board/), on a TAP device in a
+ * network namespace of the test's own. A plain client exhausts the board's
+ * five control blocks within a handful of cycles; stm32d never does, and
+ * every way lwIP ends a connection is classified by its real signature.
+ *
+ * Root only (a namespace and a TAP device). STM32_LWIP_CYCLES sets the cycle
+ * count of /lwip/stm32d-cycles, for a soak (e.g. 100000).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "daemon-harness.h"
+#include "link-harness.h"
+#include "netns-harness.h"
+#include "sim-harness.h"
+#include "stm32-error.h"
+#include "test-util.h"
+
+#define WAIT_MS STM32_TEST_LINK_WAIT_MS
+#define BOARD_IP "198.18.0.2"
+#define PC_CIDR "198.18.0.1/24"
+#define BOARD_TAP "s32tap0"
+/* lwipopts.h's MEMP_NUM_TCP_PCB for the board the tests use. */
+#define BOARD_TCP_PCBS 5
+#define DEFAULT_CYCLES 2000
+
+static gboolean namespace_ready;
+
+/* The board needs lwIP's source; the build skips it where that cannot be had. */
+static const char *
+board_program (void)
+{
+  const char *path = g_getenv ("STM32_LWIP_BOARD");
+
+  return path != NULL && *path != '\0' ? path : NULL;
+}
+
+/* In main(), before the test bus starts, so the bus, stm32d and the board all
+ * share the namespace with the TAP device in it. */
+static void
+prepare_namespace (void)
+{
+  if (board_program () == NULL || !stm32_netns_enter_private ())
+    return;
+  stm32_netns_ip ("tuntap", "add", "dev", BOARD_TAP, "mode", "tap", NULL);
+  stm32_netns_ip ("addr", "add", PC_CIDR, "dev", BOARD_TAP, NULL);
+  stm32_netns_ip ("link", "set", BOARD_TAP, "up", NULL);
+  namespace_ready = TRUE;
+}
+
+/* Why these tests cannot run here, or NULL. */
+static const char *
+skip_reason (void)
+{
+  if (board_program () == NULL)
+    return "the lwIP board was not built: configure with -Dlwip_board=enabled, which needs "
+           "Debian's lwip source package (deb-src)";
+  if (!namespace_ready)
+    return stm32_netns_private_failure () ? stm32_netns_private_failure ()
+                                          : "no network namespace for the board";
+  return NULL;
+}
+
+static Stm32Sim *board_start (const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
+
+/* Boots the lwIP board on the TAP device; it speaks stm32-sim's protocol. */
+static Stm32Sim *
+board_start (const char *first_arg, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  va_list args;
+
+  g_ptr_array_add (argv, (char *) board_program ());
+  g_ptr_array_add (argv, "--tap");
+  g_ptr_array_add (argv, BOARD_TAP);
+  g_ptr_array_add (argv, "--ip");
+  g_ptr_array_add (argv, BOARD_IP "/24");
+  va_start (args, first_arg);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  return stm32_sim_spawn ((const char *const *) argv->pdata);
+}
+
+/* lwIP's own statistics for one memory pool (MEMP_STATS): used, max, err, avail. */
+static gint64
+board_pool (Stm32Sim *board, const char *pool, const char *field)
+{
+  g_autoptr (JsonObject) status = stm32_sim_status (board);
+  JsonObject *memp = json_object_get_object_member (status, "memp");
+  JsonObject *stats;
+
+  g_assert_nonnull (memp);
+  stats = json_object_get_object_member (memp, pool);
+  g_assert_nonnull (stats);
+  g_assert_true (json_object_has_member (stats, field));
+  return json_object_get_int_member (stats, field);
+}
+
+/* The board frees a control block when our RST or FIN arrives, which may be
+ * just after our side is done: wait for its count, bounded. */
+static void
+wait_pcbs_used (Stm32Sim *board, gint64 expected)
+{
+  gint64 used = -1;
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+
+  while ((used = board_pool (board, "TCP_PCB", "used")) != expected &&
+         g_get_monotonic_time () < deadline)
+    stm32_test_iterate (g_get_monotonic_time () + 20 * 1000);
+  g_assert_cmpint (used, ==, expected);
+}
+
+/* ---- a plain client, as the old GUIs were -------------------------------- */
+
+/* Connects with a bounded wait: the fd, or -1 with errno set (ETIMEDOUT when
+ * no SYN-ACK came: lwIP dropped the SYN). */
+static int
+plain_connect (guint16 port, guint timeout_ms)
+{
+  struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons (port) };
+  struct pollfd pfd;
+  int fd, error = 0;
+  socklen_t len = sizeof error;
+
+  g_assert_cmpint (inet_pton (AF_INET, BOARD_IP, &address.sin_addr), ==, 1);
+  fd = socket (AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  g_assert_cmpint (fd, >=, 0);
+  if (connect (fd, (struct sockaddr *) &address, sizeof address) < 0 && errno != EINPROGRESS)
+    error = errno;
+  pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+  if (error == 0 && poll (&pfd, 1, (int) timeout_ms) == 0)
+    error = ETIMEDOUT;
+  if (error == 0)
+    g_assert_cmpint (getsockopt (fd, SOL_SOCKET, SO_ERROR, &error, &len), ==, 0);
+  if (error != 0)
+    {
+      close (fd);
+      errno = error;
+      return -1;
+    }
+  return fd;
+}
+
+/* One request and its echo, bounded. */
+static void
+plain_echo (int fd, const char *line)
+{
+  g_autofree char *request = g_strconcat (line, "\n", NULL);
+  char reply[256];
+  gsize got = 0;
+  struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+  g_assert_cmpint (write (fd, request, strlen (request)), ==, (gssize) strlen (request));
+  while (got < strlen (request))
+    {
+      gssize n;
+
+      g_assert_cmpint (poll (&pfd, 1, WAIT_MS), ==, 1);
+      n = read (fd, reply + got, sizeof reply - got);
+      g_assert_cmpint (n, >, 0);
+      got += (gsize) n;
+    }
+  g_assert_cmpmem (reply, got, request, strlen (request));
+}
+
+/* Fills the board's control-block pool as a GUI that only ever close()s does:
+ * each connection is FIN'd, and firmware that ignores EOF keeps its PCB. */
+static void
+leak_pcbs (Stm32Sim *board, guint count)
+{
+  for (guint i = 0; i < count; i++)
+    {
+      int fd = plain_connect (stm32_sim_get_port (board), WAIT_MS);
+
+      g_assert_cmpint (fd, >=, 0);
+      plain_echo (fd, "leak");
+      close (fd);
+      stm32_sim_expect (board, "eof", WAIT_MS);
+    }
+}
+
+/* ---- stm32d --------------------------------------------------------------- */
+
+static Stm32LinkConfig *
+board_config (Stm32Sim *board)
+{
+  Stm32LinkConfig *config = stm32_link_config_new (BOARD_IP, stm32_sim_get_port (board));
+
+  config->autoconnect = FALSE;
+  config->connect_timeout = 1000;
+  config->close_timeout = 100;
+  config->retry_min = 100;
+  config->retry_max = 400;
+  config->busy_backoff = 200;
+  return config;
+}
+
+/* Waits for the link to lose its connection; returns the history entry. */
+static Stm32HistoryEntry *
+wait_ended (Stm32Link *link, guint timeout_ms)
+{
+  guint before = stm32_test_link_history_length (link);
+
+  stm32_test_wait_until (stm32_test_link_history_length (link) > before, timeout_ms);
+  return stm32_test_link_last_history_entry (link);
+}
+
+static const char *
+event_string (JsonObject *event, const char *member)
+{
+  g_assert_true (json_object_has_member (event, member));
+  return json_object_get_string_member (event, member);
+}
+
+/* ---- the problem, reproduced ----------------------------------------------- */
+
+static void
+test_plain_close_exhausts_pool (void)
+{
+  Stm32Sim *board;
+  guint failed_at = 0;
+  int connect_errno = 0;
+
+  board = board_start ("--firmware", "leak", NULL);
+  for (guint cycle = 1; cycle <= 3 * BOARD_TCP_PCBS && failed_at == 0; cycle++)
+    {
+      int fd = plain_connect (stm32_sim_get_port (board), 1500);
+
+      if (fd < 0)
+        {
+          connect_errno = errno;
+          failed_at = cycle;
+          break;
+        }
+      plain_echo (fd, "hello");
+      /* What QTcpSocket::close() and most GUIs do: FIN, and forget. */
+      close (fd);
+      stm32_sim_expect (board, "eof", WAIT_MS);
+    }
+  g_test_message ("plain client failed at cycle %u: %s", failed_at, g_strerror (connect_errno));
+  g_assert_cmpuint (failed_at, ==, BOARD_TCP_PCBS + 1);
+  g_assert_cmpint (connect_errno, ==, ETIMEDOUT);
+  /* The board's own account: every control block held, and a SYN turned away. */
+  g_assert_cmpint (board_pool (board, "TCP_PCB", "used"), ==, BOARD_TCP_PCBS);
+  g_assert_cmpint (board_pool (board, "TCP_PCB", "err"), >, 0);
+  stm32_sim_stop (board);
+}
+
+/* ---- stm32d against the same board ------------------------------------------ */
+
+static guint
+cycles_wanted (void)
+{
+  const char *text = g_getenv ("STM32_LWIP_CYCLES");
+  guint64 cycles = DEFAULT_CYCLES;
+
+  if (text != NULL && !g_ascii_string_to_unsigned (text, 10, 1, G_MAXUINT, &cycles, NULL))
+    g_error ("STM32_LWIP_CYCLES=%s: expected a number of cycles", text);
+  return (guint) cycles;
+}
+
+static void
+test_stm32d_cycles (void)
+{
+  g_autofree char *dir = NULL, *path = NULL;
+  guint cycles = cycles_wanted ();
+  Stm32DbusLink1 *link;
+  Stm32Daemon *daemon;
+  Stm32Sim *board;
+  gint64 started;
+  double seconds;
+
+  board = board_start ("--firmware", "leak", "-q", NULL);
+  dir = g_dir_make_tmp ("stm32-lwip-XXXXXX", NULL);
+  path = g_build_filename (dir, "stm32d.conf", NULL);
+  /* CloseTimeout short: this firmware never answers our FIN, so every close
+   * ends with our RST after it — the rescue under test. */
+  stm32_test_write_file (path,
+                         "[Link board]\nHost=%s\nPort=%u\nAutoconnect=false\nCloseTimeout=10\n"
+                         "ConnectTimeout=2000\n",
+                         BOARD_IP, stm32_sim_get_port (board));
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  link = stm32_daemon_get_link (daemon, "board");
+
+  started = g_get_monotonic_time ();
+  for (guint i = 0; i < cycles; i++)
+    {
+      g_autofree char *request = g_strdup_printf ("cycle %u", i);
+      g_autoptr (GVariant) reply = NULL;
+      g_autoptr (GError) error = NULL;
+
+      if (!stm32_dbus_link1_call_connect_sync (link, NULL, &error) ||
+          !stm32_dbus_link1_call_transact_sync (link, stm32_daemon_bytes (request), 2000, &reply,
+                                                NULL, &error) ||
+          !stm32_dbus_link1_call_disconnect_sync (link, NULL, &error))
+        g_error ("cycle %u of %u failed: %s", i + 1, cycles, error->message);
+      g_assert_cmpmem (g_variant_get_data (reply), g_variant_get_size (reply), request,
+                       strlen (request));
+    }
+  seconds = (double) (g_get_monotonic_time () - started) / G_USEC_PER_SEC;
+
+  wait_pcbs_used (board, 0);
+  {
+    g_autoptr (JsonObject) status = stm32_sim_status (board);
+    JsonObject *pcb =
+        json_object_get_object_member (json_object_get_object_member (status, "memp"), "TCP_PCB");
+
+    g_test_message ("%u connect/transact/disconnect cycles in %.1f s: %.0f cycles/s; lwIP "
+                    "TCP_PCB pool: used %" G_GINT64_FORMAT ", max %" G_GINT64_FORMAT
+                    ", err %" G_GINT64_FORMAT ", accepted %" G_GINT64_FORMAT,
+                    cycles, seconds, cycles / seconds, json_object_get_int_member (pcb, "used"),
+                    json_object_get_int_member (pcb, "max"),
+                    json_object_get_int_member (pcb, "err"),
+                    json_object_get_int_member (status, "accepted"));
+    /* One control block at a time, never one turned away, all given back. */
+    g_assert_cmpint (json_object_get_int_member (pcb, "err"), ==, 0);
+    g_assert_cmpint (json_object_get_int_member (pcb, "max"), ==, 1);
+    g_assert_cmpint (json_object_get_int_member (status, "accepted"), ==, cycles);
+    g_assert_cmpint (json_object_get_int_member (status, "rejected"), ==, 0);
+  }
+  g_assert_cmpuint (stm32_dbus_link1_get_connect_failures (link), ==, 0);
+  g_assert_cmpuint (stm32_dbus_link1_get_connects (link), ==, cycles);
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (board);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
+/* ---- every failure signature, from the real stack ---------------------------- */
+
+/* Control blocks exhausted by someone else: lwIP drops our SYN. */
+static void
+test_classify_pool_exhausted (void)
+{
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (GError) error = NULL;
+  Stm32Sim *board;
+
+  board = board_start ("--firmware", "leak", "-q", NULL);
+  leak_pcbs (board, BOARD_TCP_PCBS);
+  config = board_config (board);
+  link = stm32_link_new ("exhausted", config);
+  g_assert_false (stm32_test_link_connect (link, &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "timeout");
+  g_assert_cmpint (board_pool (board, "TCP_PCB", "err"), >, 0);
+  stm32_test_link_disconnect (link);
+  stm32_sim_stop (board);
+}
+
+/* The firmware's own slot table is full: it accepts, then aborts (RST). */
+static void
+test_classify_slot_abort (void)
+{
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (JsonObject) rejected = NULL;
+  g_autoptr (GError) error = NULL;
+  Stm32Sim *board;
+  int holder;
+
+  board = board_start ("--slots", "1", "--when-full", "abort", NULL);
+  holder = plain_connect (stm32_sim_get_port (board), WAIT_MS);
+  g_assert_cmpint (holder, >=, 0);
+  plain_echo (holder, "mine");
+  config = board_config (board);
+  link = stm32_link_new ("busy", config);
+  /* The handshake completes; the abort follows at once. */
+  g_assert_true (stm32_test_link_connect (link, &error) || error != NULL);
+  g_clear_error (&error);
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
+  rejected = stm32_sim_wait_event (board, "rejected", WAIT_MS);
+  g_assert_cmpstr (event_string (rejected, "action"), ==, "abort");
+  g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_SERVER_BUSY);
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "server-busy");
+  g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
+  stm32_test_link_disconnect (link);
+  close (holder);
+  stm32_sim_stop (board);
+}
+
+static void
+test_classify_no_listener (void)
+{
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (GError) error = NULL;
+  Stm32Sim *board;
+
+  board = board_start ("-q", NULL);
+  stm32_sim_command (board, "listen off");
+  config = board_config (board);
+  link = stm32_link_new ("refused", config);
+  g_assert_false (stm32_test_link_connect (link, &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_REFUSED);
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "refused");
+  stm32_test_link_disconnect (link);
+  stm32_sim_stop (board);
+}
+
+/* A connection ended by the board after it was in use; @command says how. */
+static void
+classify_board_ending (const char *command, const char *reason)
+{
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = NULL;
+  Stm32Sim *board;
+
+  board = board_start ("-q", NULL);
+  config = board_config (board);
+  /* An ending this test provokes is not a full table, however soon it comes. */
+  config->busy_window = 0;
+  link = stm32_link_new ("ended", config);
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  reply = stm32_test_link_transact (link, "before", 2000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "before");
+  stm32_sim_command (board, command);
+  ended = wait_ended (link, WAIT_MS);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, reason);
+  g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
+  g_assert_false (stm32_test_link_send (link, "after", &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
+  g_assert_cmpint (stm32_link_get_last_error (link), ==, ended->reason);
+  stm32_test_link_disconnect (link);
+  wait_pcbs_used (board, 0);
+  stm32_sim_stop (board);
+}
+
+static void
+test_classify_fin (void)
+{
+  classify_board_ending ("close-all", "remote-closed");
+}
+
+static void
+test_classify_abort (void)
+{
+  classify_board_ending ("rst-all", "reset");
+}
+
+/* ST's example lowers accepted connections to TCP_PRIO_MIN: with the pool
+ * full, lwIP makes room for a new SYN by aborting the oldest idle one. */
+static void
+test_classify_evicted (void)
+{
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (JsonObject) evicted = NULL;
+  int others[BOARD_TCP_PCBS];
+  Stm32Sim *board;
+
+  board = board_start ("--prio", "min", "-q", NULL);
+  config = board_config (board);
+  config->autoconnect = TRUE;
+  config->busy_window = 0;
+  link = stm32_link_new ("evicted", config);
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
+  stm32_sim_expect (board, "accepted", WAIT_MS);
+  /* Four more fill the pool; the fifth evicts the oldest: ours. */
+  for (guint i = 0; i < BOARD_TCP_PCBS; i++)
+    {
+      others[i] = plain_connect (stm32_sim_get_port (board), WAIT_MS);
+      g_assert_cmpint (others[i], >=, 0);
+      stm32_sim_expect (board, "accepted", WAIT_MS);
+    }
+  evicted = stm32_sim_wait_event (board, "released", WAIT_MS);
+  g_assert_cmpstr (event_string (evicted, "how"), ==, "stack-aborted");
+  ended = wait_ended (link, WAIT_MS);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "reset");
+  g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
+  /* Back with backoff, evicting in turn the oldest of the others. */
+  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_WAITING);
+  g_assert_cmpuint (stm32_link_get_retry_in (link), >=, config->retry_min * 8 / 10);
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
+  g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_RESET);
+  for (guint i = 0; i < BOARD_TCP_PCBS; i++)
+    close (others[i]);
+  stm32_test_link_disconnect (link);
+  stm32_sim_stop (board);
+}
+
+/* ---- the board reboots; the cable is pulled -------------------------------- */
+
+/* Frames the board received, in order, across its lives. */
+static GPtrArray *
+board_frames (Stm32Sim *board)
+{
+  GPtrArray *frames = g_ptr_array_new_with_free_func (g_free);
+  guint count = stm32_sim_count_events (board, "frame");
+
+  for (guint i = 0; i < count; i++)
+    {
+      g_autoptr (JsonObject) frame = stm32_sim_wait_event (board, "frame", WAIT_MS);
+
+      g_ptr_array_add (frames, g_strdup (event_string (frame, "data")));
+    }
+  return frames;
+}
+
+static guint
+count_string (GPtrArray *strings, const char *wanted)
+{
+  guint count = 0;
+
+  for (guint i = 0; i < strings->len; i++)
+    count += g_str_equal (strings->pdata[i], wanted);
+  return count;
+}
+
+static void
+test_restart (void)
+{
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autoptr (GPtrArray) sent = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) received = NULL;
+  g_autoptr (GError) error = NULL;
+  Stm32Sim *board;
+  gint64 back_at, reconnect_ms;
+
+  board = board_start ("--reply", "none", NULL);
+  config = board_config (board);
+  config->autoconnect = TRUE;
+  link = stm32_link_new ("rebooted", config);
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
+  for (guint i = 1; i <= 3; i++)
+    {
+      g_autofree char *frame = g_strdup_printf ("first life %u", i);
+
+      g_assert_true (stm32_test_link_send (link, frame, NULL));
+      g_ptr_array_add (sent, g_steal_pointer (&frame));
+    }
+
+  /* The same IP and MAC, an empty stack: the board knows nothing of us. */
+  stm32_sim_command (board, "restart 200");
+  stm32_sim_expect (board, "restart", WAIT_MS);
+  stm32_sim_expect (board, "listening", WAIT_MS);
+  back_at = g_get_monotonic_time ();
+  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_CONNECTED);
+
+  /* Our kernel takes this frame; the new stack answers it with RST. It was
+   * never on the board, so it must not be reported sent. */
+  g_assert_false (stm32_test_link_send (link, "into the reboot", &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_RESET);
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "reset");
+
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
+  reconnect_ms = (g_get_monotonic_time () - back_at) / 1000;
+  g_test_message ("connected again %" G_GINT64_FORMAT " ms after the board was back (RetryMin %u "
+                  "ms)",
+                  reconnect_ms, config->retry_min);
+  /* The first retry after a healthy connection waits RetryMin (±20 %); the
+   * rest is a handshake with a board that is up. Generous for slow builds. */
+  g_assert_cmpint (reconnect_ms, <=, config->retry_min * 12 / 10 + 500);
+  for (guint i = 1; i <= 3; i++)
+    {
+      g_autofree char *frame = g_strdup_printf ("second life %u", i);
+
+      g_assert_true (stm32_test_link_send (link, frame, NULL));
+      g_ptr_array_add (sent, g_steal_pointer (&frame));
+    }
+
+  /* Every frame reported sent is on the board exactly once; the other never arrived. */
+  stm32_test_wait_until (stm32_sim_count_events (board, "frame") >= sent->len, WAIT_MS);
+  received = board_frames (board);
+  for (guint i = 0; i < sent->len; i++)
+    g_assert_cmpuint (count_string (received, sent->pdata[i]), ==, 1);
+  g_assert_cmpuint (count_string (received, "into the reboot"), ==, 0);
+  g_assert_cmpuint (received->len, ==, sent->len);
+  stm32_test_link_disconnect (link);
+  stm32_sim_stop (board);
+}
+
+static void
+test_cut_link (void)
+{
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  g_autofree char *reply = NULL;
+  Stm32Sim *board;
+  gint64 cut_at, noticed_ms;
+  guint budget_ms;
+
+  board = board_start ("-q", NULL);
+  config = board_config (board);
+  config->autoconnect = TRUE;
+  config->keepalive_idle_s = 1;
+  config->keepalive_interval_s = 1;
+  config->keepalive_count = 2;
+  config->user_timeout = 3000;
+  budget_ms = config->user_timeout;
+  link = stm32_link_new ("cut", config);
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
+  reply = stm32_test_link_transact (link, "still there?", 2000, NULL);
+  g_assert_cmpstr (reply, ==, "still there?");
+
+  stm32_sim_command (board, "cut on");
+  cut_at = g_get_monotonic_time ();
+  ended = wait_ended (link, budget_ms + 5000);
+  noticed_ms = (g_get_monotonic_time () - cut_at) / 1000;
+  g_test_message ("dead peer noticed %" G_GINT64_FORMAT " ms after the cut (budget %u ms)",
+                  noticed_ms, budget_ms);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "dead-peer");
+
+  stm32_sim_command (board, "cut off");
+  stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
+  g_clear_pointer (&reply, g_free);
+  reply = stm32_test_link_transact (link, "back", 2000, NULL);
+  g_assert_cmpstr (reply, ==, "back");
+  stm32_test_link_disconnect (link);
+  stm32_sim_stop (board);
+}
+
+int
+main (int argc, char **argv)
+{
+  prepare_namespace ();
+  if (skip_reason () != NULL)
+    {
+      /* Exit status 77: meson reports the test skipped, not passed. */
+      g_print ("1..0 # SKIP %s\n", skip_reason ());
+      return 77;
+    }
+  stm32_daemon_test_init (&argc, &argv);
+  g_test_add_func ("/lwip/plain-close-exhausts-pool", test_plain_close_exhausts_pool);
+  g_test_add_func ("/lwip/stm32d-cycles", test_stm32d_cycles);
+  g_test_add_func ("/lwip/classify/pool-exhausted-timeout", test_classify_pool_exhausted);
+  g_test_add_func ("/lwip/classify/slot-abort-server-busy", test_classify_slot_abort);
+  g_test_add_func ("/lwip/classify/no-listener-refused", test_classify_no_listener);
+  g_test_add_func ("/lwip/classify/fin-remote-closed", test_classify_fin);
+  g_test_add_func ("/lwip/classify/abort-reset", test_classify_abort);
+  g_test_add_func ("/lwip/classify/evicted-reset", test_classify_evicted);
+  g_test_add_func ("/lwip/restart", test_restart);
+  g_test_add_func ("/lwip/cut-link", test_cut_link);
+  return stm32_daemon_test_run ();
+}
