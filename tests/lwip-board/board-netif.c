@@ -209,15 +209,21 @@ board_netif_open (const BoardNetifConfig *config, GError **error)
 }
 
 void
-board_netif_close (void)
+board_netif_unplug (void)
 {
   g_clear_handle_id (&nif.watch, g_source_remove);
-  if (nif.added)
-    netif_remove (&nif.netif);
-  nif.added = FALSE;
   if (nif.fd >= 0)
     close (nif.fd);
   nif.fd = -1;
+}
+
+void
+board_netif_close (void)
+{
+  board_netif_unplug ();
+  if (nif.added)
+    netif_remove (&nif.netif);
+  nif.added = FALSE;
 }
 
 void

@@ -22,8 +22,12 @@ typedef struct
 /* Attaches to the existing TAP device @config->tap, adds the netif to lwIP and
  * brings it up (the gratuitous ARP goes out). */
 gboolean board_netif_open (const BoardNetifConfig *config, GError **error);
-/* Removes the netif and closes the TAP: the PC sees the link go down. */
+/* Removes the netif and closes the TAP: the PC sees the link go down. lwIP
+ * aborts the PCBs on the netif's address, with a RST each. */
 void board_netif_close (void);
+/* Only closes the TAP, leaving lwIP as it is: a board losing power sends
+ * nothing more (for restart, which replaces the process image next). */
+void board_netif_unplug (void);
 
 /* A pulled cable: every frame in either direction is dropped while on. */
 void board_netif_set_cut (gboolean cut);

@@ -216,7 +216,7 @@ board_restart (guint delay_ms, const char *pending, gsize pending_len)
     g_unsetenv (BOARD_PENDING_ENV);
   /* No RST, no FIN: a reset board just vanishes. Closing the TAP takes the
    * link down until the new image attaches; the new lwIP starts empty. */
-  board_netif_close ();
+  board_netif_unplug ();
   sim_events_shutdown (); /* flushes the events, "ok" included */
   execv ("/proc/self/exe", argv);
   fprintf (stderr, "stm32-lwip-board: error: cannot re-execute /proc/self/exe: %s\n",

@@ -24,8 +24,10 @@
  * compiles lwIP itself). */
 #define MEM_LIBC_MALLOC 0
 #define MEMP_MEM_MALLOC 0
-/* Cortex-M: 4-byte alignment. */
-#define MEM_ALIGNMENT 4
+/* The alignment of lwIP's pools and heap. 4 on a Cortex-M, where pointers are
+ * 4 bytes; here it must be a pointer's size, or the pools hand out misaligned
+ * struct pbufs (UBSan: "misaligned address ... struct pbuf"). */
+#define MEM_ALIGNMENT __SIZEOF_POINTER__
 /* The heap for PBUF_RAM (tcp_write copies, RSTs, ARP): CubeMX's and lwIP's
  * default, 1600 bytes. */
 #ifndef MEM_SIZE
