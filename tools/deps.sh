@@ -31,19 +31,44 @@ packages=(
   # libstm32client's introspection data: g-ir-scanner, gobject-introspection-1.0.pc
   # and the Gio GIR it includes; PyGObject for examples/echo.py and its test
   gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0 python3-gi
+  # the lwIP board (tests/lwip-board): `apt-get source lwip` unpacks with dpkg-source
+  dpkg-dev
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]} == 0)); then
-  exit 0
-fi
 sudo=()
 if ((EUID != 0)); then
   sudo=(sudo)
 fi
 export DEBIAN_FRONTEND=noninteractive
+need_update=0
+
+# The lwIP board compiles lwIP from Debian's source package, which needs a
+# deb-src entry. Added once, as a copy of debian.sources' stanzas for the main
+# archive (same URIs, suites, components and Signed-By) with Types: deb-src.
+src_list=/etc/apt/sources.list.d/debian-src.sources
+if [[ ! -e $src_list ]] && ! grep -rqsE '^(Types:.*deb-src|deb-src )' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  src_stanzas=$(awk -v RS= '/(^|\n)Types:[^\n]*deb/ && !/debian-security/ {
+      gsub(/(^|\n)#[^\n]*/, ""); sub(/^\n/, ""); sub(/Types:[^\n]*/, "Types: deb-src");
+      printf "%s%s\n", sep, $0; sep = "\n" }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  if [[ -z $src_stanzas ]]; then
+    # shellcheck source=/dev/null
+    . /etc/os-release
+    src_stanzas=$(printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' \
+      "Suites: $VERSION_CODENAME $VERSION_CODENAME-updates" 'Components: main' \
+      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg')
+  fi
+  printf '%s\n' "$src_stanzas" | "${sudo[@]}" tee "$src_list" >/dev/null
+  need_update=1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0 && need_update == 0)); then
+  exit 0
+fi
 "${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if ((${#missing[@]} > 0)); then
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
