@@ -11,6 +11,7 @@
 #include "board-netif.h"
 #include "board-stats.h"
 #include "board.h"
+#include "sim-args.h"
 #include "sim-events.h"
 
 /* Longer lines are not commands; this keeps a stray binary on stdin harmless. */
@@ -37,30 +38,6 @@ typedef struct
   CommandFunc func;
   gboolean answers_itself; /* emits its own answer event instead of "ok" */
 } Command;
-
-static gboolean
-parse_uint (const char *text, guint *value, GError **error)
-{
-  guint64 v;
-
-  if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXINT, &v, error))
-    return FALSE;
-  *value = (guint) v;
-  return TRUE;
-}
-
-static gboolean
-parse_on_off (const char *text, const char *on, const char *off, gboolean *value, GError **error)
-{
-  if (g_str_equal (text, on) || g_str_equal (text, off))
-    {
-      *value = g_str_equal (text, on);
-      return TRUE;
-    }
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "“%s” is not %s or %s", text, on,
-               off);
-  return FALSE;
-}
 
 static gboolean
 cmd_status (char **args, GError **error)
@@ -103,7 +80,7 @@ cmd_refuse (char **args, GError **error)
   JsonBuilder *event;
   guint ms;
 
-  if (!parse_uint (args[0], &ms, error) || !fw_set_listening (FALSE, error))
+  if (!sim_parse_uint (args[0], &ms, error) || !fw_set_listening (FALSE, error))
     return FALSE;
   g_clear_handle_id (&refuse_timer, g_source_remove);
   refuse_timer = g_timeout_add (ms, on_refuse_over, NULL);
@@ -119,7 +96,7 @@ cmd_listen (char **args, GError **error)
 {
   gboolean on;
 
-  if (!parse_on_off (args[0], "on", "off", &on, error))
+  if (!sim_parse_on_off (args[0], "on", "off", &on, error))
     return FALSE;
   g_clear_handle_id (&refuse_timer, g_source_remove);
   return fw_set_listening (on, error);
@@ -144,7 +121,7 @@ cmd_slots (char **args, GError **error)
 {
   guint slots;
 
-  if (!parse_uint (args[0], &slots, error))
+  if (!sim_parse_uint (args[0], &slots, error))
     return FALSE;
   fw_set_slots (slots);
   return TRUE;
@@ -155,7 +132,7 @@ cmd_mode (char **args, GError **error)
 {
   gboolean leak;
 
-  if (!parse_on_off (args[0], "leak", "good", &leak, error))
+  if (!sim_parse_on_off (args[0], "leak", "good", &leak, error))
     return FALSE;
   fw_set_mode (leak ? FW_MODE_LEAK : FW_MODE_GOOD);
   return TRUE;
@@ -166,7 +143,7 @@ cmd_cut (char **args, GError **error)
 {
   gboolean on;
 
-  if (!parse_on_off (args[0], "on", "off", &on, error))
+  if (!sim_parse_on_off (args[0], "on", "off", &on, error))
     return FALSE;
   board_netif_set_cut (on);
   return TRUE;
@@ -178,7 +155,7 @@ cmd_restart (char **args, GError **error)
   guint ms = 0;
   JsonBuilder *event;
 
-  if (args[0] != NULL && !parse_uint (args[0], &ms, error))
+  if (args[0] != NULL && !sim_parse_uint (args[0], &ms, error))
     return FALSE;
   event = sim_event_new ("restart");
   sim_event_add_int (event, "port", fw_get_port ());

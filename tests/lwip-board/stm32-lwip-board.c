@@ -25,6 +25,7 @@
 #include "board-firmware.h"
 #include "board-netif.h"
 #include "board.h"
+#include "sim-args.h"
 #include "sim-events.h"
 
 #define BOARD_DEFAULT_PORT 7 /* ST's echo server example */
@@ -278,33 +279,6 @@ bad_value (GError **error, const char *option, const char *value, const char *ex
   return FALSE;
 }
 
-/* Index of @value in the NULL-terminated @choices, or -1 with @error; NULL
- * (not given) is the first choice. */
-static int
-parse_choice (const char *option, const char *value, const char *const *choices, GError **error)
-{
-  g_autofree char *joined = NULL;
-
-  if (value == NULL)
-    return 0;
-  for (int i = 0; choices[i] != NULL; i++)
-    if (g_str_equal (value, choices[i]))
-      return i;
-  joined = g_strjoinv ("|", (char **) choices);
-  bad_value (error, option, value, joined);
-  return -1;
-}
-
-static gboolean
-check_range (const char *option, int value, int min, int max, GError **error)
-{
-  if (value >= min && value <= max)
-    return TRUE;
-  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s: %d is not in %d…%d", option,
-               value, min, max);
-  return FALSE;
-}
-
 static gboolean
 parse_ip (const char *option, const char *text, ip4_addr_t *ip, GError **error)
 {
@@ -369,17 +343,17 @@ make_config (const Options *o, GError **error)
       g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "--tap NAME is required");
       return FALSE;
     }
-  if (!check_range ("--port", o->port, 0, G_MAXUINT16, error) ||
-      !check_range ("--max-frame", o->max_frame, 1, G_MAXINT, error) ||
-      !check_range ("--slots", o->slots, 0, G_MAXINT, error) ||
-      !check_range ("--idle-timeout", o->idle_timeout, 0, G_MAXINT, error) ||
-      !check_range ("--boot-delay", o->boot_delay, 0, G_MAXINT, error) ||
-      (framing = parse_choice ("--framing", o->framing, framings, error)) < 0 ||
-      (reply = parse_choice ("--reply", o->reply, replies, error)) < 0 ||
-      (firmware = parse_choice ("--firmware", o->firmware, firmwares, error)) < 0 ||
-      (full = parse_choice ("--when-full", o->when_full, when_full, error)) < 0 ||
-      (prio = parse_choice ("--prio", o->prio, prios, error)) < 0 ||
-      (on_malformed = parse_choice ("--on-malformed", o->on_malformed, malformed, error)) < 0 ||
+  if (!sim_check_range ("--port", o->port, 0, G_MAXUINT16, error) ||
+      !sim_check_range ("--max-frame", o->max_frame, 1, G_MAXINT, error) ||
+      !sim_check_range ("--slots", o->slots, 0, G_MAXINT, error) ||
+      !sim_check_range ("--idle-timeout", o->idle_timeout, 0, G_MAXINT, error) ||
+      !sim_check_range ("--boot-delay", o->boot_delay, 0, G_MAXINT, error) ||
+      (framing = sim_parse_choice ("--framing", o->framing, framings, error)) < 0 ||
+      (reply = sim_parse_choice ("--reply", o->reply, replies, error)) < 0 ||
+      (firmware = sim_parse_choice ("--firmware", o->firmware, firmwares, error)) < 0 ||
+      (full = sim_parse_choice ("--when-full", o->when_full, when_full, error)) < 0 ||
+      (prio = sim_parse_choice ("--prio", o->prio, prios, error)) < 0 ||
+      (on_malformed = sim_parse_choice ("--on-malformed", o->on_malformed, malformed, error)) < 0 ||
       !parse_ip_prefix (o->ip, &board.netif.ip, &board.netif.netmask, error) ||
       (o->gw != NULL && !parse_ip ("--gw", o->gw, &board.netif.gw, error)) ||
       !parse_mac (o->mac != NULL ? o->mac : BOARD_DEFAULT_MAC, board.netif.mac, error))

@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 #include <gio/gunixinputstream.h>
 
+#include "sim-args.h"
 #include "sim-events.h"
 
 /* Longer lines are not commands; this keeps a stray binary on stdin harmless. */
@@ -30,30 +31,6 @@ typedef struct
 } SimCommand;
 
 static gboolean
-parse_uint (const char *text, guint *value, GError **error)
-{
-  guint64 v;
-
-  if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXINT, &v, error))
-    return FALSE;
-  *value = (guint) v;
-  return TRUE;
-}
-
-static gboolean
-parse_on_off (const char *text, const char *on, const char *off, gboolean *value, GError **error)
-{
-  if (g_str_equal (text, on) || g_str_equal (text, off))
-    {
-      *value = g_str_equal (text, on);
-      return TRUE;
-    }
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "“%s” is not %s or %s", text, on,
-               off);
-  return FALSE;
-}
-
-static gboolean
 cmd_status (SimControl *self, char **args, GError **error)
 {
   sim_board_emit_status (self->board);
@@ -65,7 +42,7 @@ cmd_refuse (SimControl *self, char **args, GError **error)
 {
   guint ms;
 
-  return parse_uint (args[0], &ms, error) && sim_board_refuse (self->board, ms, error);
+  return sim_parse_uint (args[0], &ms, error) && sim_board_refuse (self->board, ms, error);
 }
 
 static gboolean
@@ -80,7 +57,7 @@ cmd_blackhole (SimControl *self, char **args, GError **error)
 {
   gboolean on;
 
-  if (!parse_on_off (args[0], "on", "off", &on, error))
+  if (!sim_parse_on_off (args[0], "on", "off", &on, error))
     return FALSE;
   sim_board_set_blackhole (self->board, on);
   return TRUE;
@@ -105,7 +82,7 @@ cmd_slots (SimControl *self, char **args, GError **error)
 {
   guint slots;
 
-  if (!parse_uint (args[0], &slots, error))
+  if (!sim_parse_uint (args[0], &slots, error))
     return FALSE;
   sim_board_set_slots (self->board, slots);
   return TRUE;
@@ -116,7 +93,7 @@ cmd_mode (SimControl *self, char **args, GError **error)
 {
   gboolean leak;
 
-  if (!parse_on_off (args[0], "leak", "good", &leak, error))
+  if (!sim_parse_on_off (args[0], "leak", "good", &leak, error))
     return FALSE;
   sim_board_set_mode (self->board, leak ? SIM_MODE_LEAK : SIM_MODE_GOOD);
   return TRUE;

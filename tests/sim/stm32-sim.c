@@ -8,6 +8,7 @@
 
 #include <glib-unix.h>
 
+#include "sim-args.h"
 #include "sim-board.h"
 #include "sim-control.h"
 #include "sim-events.h"
@@ -70,47 +71,19 @@ sim_options_clear (SimOptions *options)
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (SimOptions, sim_options_clear)
 
-/* Index of @value in the NULL-terminated @choices, or -1 with @error; the
- * first choice is the default. */
-static int
-parse_choice (const char *option, const char *value, const char *const *choices, GError **error)
-{
-  g_autofree char *joined = NULL;
-
-  if (value == NULL)
-    return 0;
-  for (int i = 0; choices[i] != NULL; i++)
-    if (g_str_equal (value, choices[i]))
-      return i;
-  joined = g_strjoinv ("|", (char **) choices);
-  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s: “%s” is not one of %s", option,
-               value, joined);
-  return -1;
-}
-
-static gboolean
-check_range (const char *option, int value, int min, int max, GError **error)
-{
-  if (value >= min && value <= max)
-    return TRUE;
-  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s: %d is not in %d…%d", option,
-               value, min, max);
-  return FALSE;
-}
-
 static gboolean
 check_numbers (const SimOptions *o, GError **error)
 {
-  return check_range ("--port", o->port, 0, G_MAXUINT16, error) &&
-         check_range ("--max-frame", o->max_frame, 1, G_MAXINT, error) &&
-         check_range ("--slots", o->slots, 0, G_MAXINT, error) &&
-         check_range ("--backlog", o->backlog, 1, 4096, error) &&
-         check_range ("--idle-timeout", o->idle_timeout, 0, G_MAXINT, error) &&
-         check_range ("--blackhole-after", o->blackhole_after, -1, G_MAXINT, error) &&
-         check_range ("--rst-after", o->rst_after, -1, G_MAXINT, error) &&
-         check_range ("--close-after", o->close_after, -1, G_MAXINT, error) &&
-         check_range ("--refuse-for", o->refuse_for, 0, G_MAXINT, error) &&
-         check_range ("--fin-wait", o->fin_wait, 1, G_MAXINT, error);
+  return sim_check_range ("--port", o->port, 0, G_MAXUINT16, error) &&
+         sim_check_range ("--max-frame", o->max_frame, 1, G_MAXINT, error) &&
+         sim_check_range ("--slots", o->slots, 0, G_MAXINT, error) &&
+         sim_check_range ("--backlog", o->backlog, 1, 4096, error) &&
+         sim_check_range ("--idle-timeout", o->idle_timeout, 0, G_MAXINT, error) &&
+         sim_check_range ("--blackhole-after", o->blackhole_after, -1, G_MAXINT, error) &&
+         sim_check_range ("--rst-after", o->rst_after, -1, G_MAXINT, error) &&
+         sim_check_range ("--close-after", o->close_after, -1, G_MAXINT, error) &&
+         sim_check_range ("--refuse-for", o->refuse_for, 0, G_MAXINT, error) &&
+         sim_check_range ("--fin-wait", o->fin_wait, 1, G_MAXINT, error);
 }
 
 /* Turns validated options into the board's configuration. */
@@ -128,11 +101,11 @@ make_config (const SimOptions *o, SimConfig *config, GError **error)
   int framing, reply, full, mode, on_malformed;
 
   if (!check_numbers (o, error) ||
-      (framing = parse_choice ("--framing", o->framing, framings, error)) < 0 ||
-      (reply = parse_choice ("--reply", o->reply, replies, error)) < 0 ||
-      (full = parse_choice ("--when-full", o->when_full, when_full, error)) < 0 ||
-      (mode = parse_choice ("--mode", o->mode, modes, error)) < 0 ||
-      (on_malformed = parse_choice ("--on-malformed", o->on_malformed, malformed, error)) < 0)
+      (framing = sim_parse_choice ("--framing", o->framing, framings, error)) < 0 ||
+      (reply = sim_parse_choice ("--reply", o->reply, replies, error)) < 0 ||
+      (full = sim_parse_choice ("--when-full", o->when_full, when_full, error)) < 0 ||
+      (mode = sim_parse_choice ("--mode", o->mode, modes, error)) < 0 ||
+      (on_malformed = sim_parse_choice ("--on-malformed", o->on_malformed, malformed, error)) < 0)
     return FALSE;
   config->reply = sim_reply_new (reply == 0, o->script, error);
   if (config->reply == NULL)
