@@ -14,21 +14,16 @@ struct _Stm32Netns
   char *board_address; /* without */
 };
 
-static gboolean run_ip (GError **error, const char *first, ...) G_GNUC_NULL_TERMINATED;
-
 static gboolean
-run_ip (GError **error, const char *first, ...)
+run_ip_va (GError **error, const char *first, va_list args)
 {
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autofree char *err = NULL;
   int status;
-  va_list args;
 
   g_ptr_array_add (argv, "ip");
-  va_start (args, first);
   for (const char *arg = first; arg != NULL; arg = va_arg (args, const char *))
     g_ptr_array_add (argv, (char *) arg);
-  va_end (args);
   g_ptr_array_add (argv, NULL);
 
   if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, &err,
@@ -36,10 +31,24 @@ run_ip (GError **error, const char *first, ...)
     return FALSE;
   if (!g_spawn_check_wait_status (status, error))
     {
-      g_prefix_error (error, "ip %s: %s", first, err ? g_strstrip (err) : "");
+      g_prefix_error (error, "ip %s: %s: ", first, err ? g_strstrip (err) : "");
       return FALSE;
     }
   return TRUE;
+}
+
+static gboolean run_ip (GError **error, const char *first, ...) G_GNUC_NULL_TERMINATED;
+
+static gboolean
+run_ip (GError **error, const char *first, ...)
+{
+  va_list args;
+  gboolean ok;
+
+  va_start (args, first);
+  ok = run_ip_va (error, first, args);
+  va_end (args);
+  return ok;
 }
 
 static char *private_failure;
@@ -76,22 +85,13 @@ stm32_netns_private_failure (void)
 void
 stm32_netns_ip (const char *first, ...)
 {
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autoptr (GError) error = NULL;
-  g_autofree char *err = NULL;
-  int status;
   va_list args;
 
-  g_ptr_array_add (argv, "ip");
   va_start (args, first);
-  for (const char *arg = first; arg != NULL; arg = va_arg (args, const char *))
-    g_ptr_array_add (argv, (char *) arg);
+  if (!run_ip_va (&error, first, args))
+    g_error ("%s", error->message);
   va_end (args);
-  g_ptr_array_add (argv, NULL);
-  if (!g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, &err,
-                     &status, &error) ||
-      !g_spawn_check_wait_status (status, &error))
-    g_error ("ip %s: %s %s", first, error->message, err ? g_strstrip (err) : "");
 }
 
 Stm32Netns *
