@@ -321,6 +321,8 @@ history_entry_to_variant (const Stm32HistoryEntry *entry)
   g_variant_dict_insert (&dict, "started", "x", entry->started);
   g_variant_dict_insert (&dict, "connected", "x", entry->connected);
   g_variant_dict_insert (&dict, "closed", "x", entry->closed);
+  g_variant_dict_insert (&dict, "last-sent", "x", entry->last_sent);
+  g_variant_dict_insert (&dict, "last-received", "x", entry->last_received);
   g_variant_dict_insert (&dict, "bytes-sent", "t", entry->bytes_sent);
   g_variant_dict_insert (&dict, "bytes-received", "t", entry->bytes_received);
   g_variant_dict_insert (&dict, "frames-sent", "t", entry->frames_sent);

@@ -800,6 +800,7 @@ link_on_data (Stm32Link *self, const guint8 *data, gsize len)
   self->last_rx_mono = g_get_monotonic_time ();
   g_clear_handle_id (&self->heartbeat_deadline, g_source_remove);
   self->attempt->bytes_received += len;
+  self->attempt->last_received = g_get_real_time ();
   if (self->io->raw)
     {
       link_on_raw_data (self, data, len);
@@ -1019,6 +1020,7 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   size = g_bytes_get_size (request->wire);
   self->attempt->bytes_sent += size;
+  self->attempt->last_sent = g_get_real_time ();
   g_object_freeze_notify (G_OBJECT (self));
   link_add_counter (self, &self->bytes_sent, size, PROP_BYTES_SENT);
   if (!request->raw)
