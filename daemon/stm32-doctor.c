@@ -765,9 +765,25 @@ summary_to_variant (Doctor *doctor)
   return g_variant_dict_end (&dict);
 }
 
-static GVariant *
-probe_to_variant (const Stm32ProbeResult *probe)
+/* Other programs' established connections hold board slots during the probe too. */
+static guint
+held_by_others (Doctor *doctor)
 {
+  guint held = 0;
+
+  for (guint i = 0; doctor->in->census && i < doctor->in->census->len; i++)
+    {
+      const Stm32SockEntry *entry = doctor->in->census->pdata[i];
+
+      held += entry->state == TCP_ESTABLISHED && census_is_competing (doctor, entry);
+    }
+  return held;
+}
+
+static GVariant *
+probe_to_variant (Doctor *doctor, const Stm32ProbeResult *probe)
+{
+  guint others = held_by_others (doctor);
   GVariantDict dict;
 
   g_variant_dict_init (&dict, NULL);
@@ -783,8 +799,9 @@ probe_to_variant (const Stm32ProbeResult *probe)
   g_variant_dict_insert (&dict, "closes-graceful", "u", probe->closes_graceful);
   g_variant_dict_insert (&dict, "closes-reset", "u", probe->closes_reset);
   g_variant_dict_insert (&dict, "held-by-link", "u", probe->held_by_link);
+  g_variant_dict_insert (&dict, "held-by-others", "u", others);
   g_variant_dict_insert (&dict, "extra", "u", probe->extra);
-  g_variant_dict_insert (&dict, "capacity", "u", probe->held_by_link + probe->extra);
+  g_variant_dict_insert (&dict, "capacity", "u", probe->held_by_link + others + probe->extra);
   g_variant_dict_insert (&dict, "capacity-exact", "b", probe->limit != STM32_PROBE_LIMIT_MAX);
   g_variant_dict_insert (&dict, "limit", "s", stm32_probe_limit_to_string (probe->limit));
   g_variant_dict_insert (&dict, "max", "u", probe->max);
@@ -836,7 +853,7 @@ doctor_to_variant (Doctor *doctor)
                            doctor->in->census_error ? doctor->in->census_error : "unknown");
   g_variant_dict_insert_value (&dict, "history-summary", summary_to_variant (doctor));
   if (doctor->in->probe != NULL)
-    g_variant_dict_insert_value (&dict, "probe", probe_to_variant (doctor->in->probe));
+    g_variant_dict_insert_value (&dict, "probe", probe_to_variant (doctor, doctor->in->probe));
   return g_variant_ref_sink (g_variant_dict_end (&dict));
 }
 

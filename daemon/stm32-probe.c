@@ -3,8 +3,10 @@
 
 #include "stm32-socket-options.h"
 
-/* A board that freed a slot on our RST may still be processing it when the
- * next SYN arrives: the release check tries this often, BusyWindow apart. */
+/* A board frees a slot on our RST only once it has processed it, which may
+ * be after our next SYN arrives: after a close that needed one, the probe
+ * waits BusyWindow before connecting again, and the release check tries
+ * this often, BusyWindow apart. */
 #define PROBE_VERIFY_TRIES 3
 
 void
@@ -352,6 +354,7 @@ typedef struct
   gboolean cycles_over; /* the board refused or ignored a cycle: no point in more */
   guint closing;        /* closes under way */
   guint verify_tries;
+  gboolean settle; /* a close needed a RST: give the board time before the next connect */
   guint retry_timer;
   gint64 started;
 } Probe;
@@ -383,6 +386,33 @@ probe_count_close (Probe *probe, CloseResult result)
 {
   probe->result->closes_graceful += result == CLOSE_ANSWERED;
   probe->result->closes_reset += result == CLOSE_RESET;
+  probe->settle |= result == CLOSE_RESET;
+}
+
+static gboolean
+on_settled (gpointer user_data)
+{
+  GTask *task = user_data;
+  Probe *probe = g_task_get_task_data (task);
+
+  probe->retry_timer = 0;
+  probe_next (task);
+  return G_SOURCE_REMOVE;
+}
+
+/* The next connect, after BusyWindow if the board has a RST to process. */
+static void
+probe_continue (GTask *task)
+{
+  Probe *probe = g_task_get_task_data (task);
+
+  if (!probe->settle)
+    {
+      probe_next (task);
+      return;
+    }
+  probe->settle = FALSE;
+  probe->retry_timer = g_timeout_add (MAX (probe->config->busy_window, 1), on_settled, task);
 }
 
 static int
@@ -429,7 +459,7 @@ on_single_closed (GObject *source, GAsyncResult *result, gpointer user_data)
   if (g_cancellable_is_cancelled (g_task_get_cancellable (task)) || probe->phase == PHASE_VERIFY)
     probe_return (task);
   else
-    probe_next (task);
+    probe_continue (task);
 }
 
 static void
@@ -449,7 +479,7 @@ on_held_closed (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   probe->phase = PHASE_VERIFY;
-  probe_next (task);
+  probe_continue (task);
 }
 
 /* Closes what the count holds, all at once, each the link's way. */
@@ -532,17 +562,6 @@ probe_after_count (GTask *task, OpenOutcome outcome, GSocketConnection *connecti
   probe_release_held (task);
 }
 
-static gboolean
-on_verify_retry (gpointer user_data)
-{
-  GTask *task = user_data;
-  Probe *probe = g_task_get_task_data (task);
-
-  probe->retry_timer = 0;
-  probe_next (task);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 probe_after_verify (GTask *task, OpenOutcome outcome, GSocketConnection *connection)
 {
@@ -557,8 +576,8 @@ probe_after_verify (GTask *task, OpenOutcome outcome, GSocketConnection *connect
     }
   if (++probe->verify_tries < PROBE_VERIFY_TRIES)
     {
-      probe->retry_timer =
-          g_timeout_add (MAX (probe->config->busy_window, 1), on_verify_retry, task);
+      probe->settle = TRUE;
+      probe_continue (task);
       return;
     }
   probe_return (task);
