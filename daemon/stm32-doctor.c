@@ -161,7 +161,7 @@ check_ignores_eof (Doctor *doctor)
 
   if (unanswered > 0)
     g_string_append_printf (evidence,
-                            "%u of the %u closes stm32d started got no FIN back within "
+                            "%u of %u closes stm32d started got no FIN back within "
                             "CloseTimeout (%u ms) and had to end with a RST. ",
                             unanswered, ours, doctor->config->close_timeout);
   if (probe != NULL && probe->closes_reset > 0)
@@ -384,9 +384,9 @@ check_rejects_frames (Doctor *doctor)
   finding = doctor_add (doctor, "board-rejects-frames", SEVERITY_WARNING, "pc",
                         g_strdup ("The board hangs up right after frames from the PC"));
   finding->evidence = g_strdup_printf (
-      "%u time(s) the board closed the connection within %s of a frame from stm32d, without "
+      "%u time(s) the board closed the connection within 1 s of a frame from stm32d, without "
       "answering it (last: %s).",
-      closes, "1 s", latest->error ? latest->error : "no message");
+      closes, latest->error ? latest->error : "no message");
   finding->fix = g_strdup_printf (
       "Make sure Framing= (now %s) and MaxFrame= (now %u) are what the firmware expects, and "
       "that senders send frames it understands.",

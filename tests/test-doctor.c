@@ -242,7 +242,7 @@ test_leaky_firmware (void)
 
   report = diagnose_ok (bench.link, NULL);
   finding = expect_finding (report, "board-ignores-eof", "error", "board");
-  assert_contains (finding, "evidence", "1 of the 1 closes");
+  assert_contains (finding, "evidence", "1 of 1 closes");
   assert_contains (finding, "evidence", "CloseTimeout (50 ms)");
   /* Says plainly that only the firmware can fix it, and why. */
   assert_contains (finding, "fix", "Only the firmware can fix this");
