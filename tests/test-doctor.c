@@ -519,6 +519,49 @@ test_probe_leaky (void)
   bench_stop (&bench);
 }
 
+static gint64
+sim_released_how (Stm32Sim *sim, const char *how)
+{
+  g_autoptr (JsonObject) status = stm32_sim_status (sim);
+  JsonObject *counts = json_object_get_object_member (status, "released_how");
+
+  return json_object_has_member (counts, how) ? json_object_get_int_member (counts, how) : 0;
+}
+
+/* The caller of a probe dies mid-way: the probe ends at once and resets
+ * every connection it holds, rather than keep the board's slots. */
+static void
+test_probe_caller_leaves (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GSubprocess) ctl = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GAsyncResult) exited = NULL;
+  g_autoptr (GVariant) report = NULL;
+  g_autofree char *path = stm32_test_build_path ("cli/stm32ctl");
+
+  bench_start (&bench, stm32_sim_start ("--slots", "0", NULL), NULL);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  ctl = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                          &error, path, "--session", "doctor", "--max", "32", NULL);
+  g_assert_no_error (error);
+  /* The link's slot and at least two of the probe's extra connections. */
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) >= 3, WAIT_MS);
+  g_subprocess_force_exit (ctl);
+  g_subprocess_wait_async (ctl, NULL, stm32_test_store_result, &exited);
+  stm32_test_wait_until (exited != NULL, WAIT_MS);
+
+  /* Reset, not closed gracefully: the probe was cut short, and the board
+   * has every slot back long before 32 extra connections could have been made. */
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
+  g_assert_cmpint (sim_released_how (bench.sim, "peer-reset"), >=, 2);
+  g_assert_cmpuint (stm32_sim_count_events (bench.sim, "accepted"), <, 1 + 3 + 32);
+  g_assert_true (stm32_daemon_link_state_is (bench.link, "connected"));
+  /* And the next probe is not refused as Busy. */
+  report = diagnose_ok (bench.link, probe_options (1));
+  bench_stop (&bench);
+}
+
 /* ---- the interface ------------------------------------------------------------------------ */
 
 static void
@@ -667,6 +710,7 @@ main (int argc, char **argv)
   g_test_add_func ("/doctor/competing-client", test_competing_client);
   g_test_add_func ("/doctor/probe-capacity", test_probe_capacity);
   g_test_add_func ("/doctor/probe-leaky", test_probe_leaky);
+  g_test_add_func ("/doctor/probe-caller-leaves", test_probe_caller_leaves);
   g_test_add_func ("/doctor/invalid-args", test_invalid_args);
   g_test_add_func ("/doctor/ctl", test_ctl);
   return stm32_daemon_test_run ();
