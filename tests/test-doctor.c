@@ -562,6 +562,64 @@ test_probe_caller_leaves (void)
   bench_stop (&bench);
 }
 
+/* The daemon's pid, from its own socket in the census. */
+static int
+daemon_pid (GVariant *report)
+{
+  g_autoptr (GVariant) census = g_variant_lookup_value (report, "census", NULL);
+
+  for (gsize i = 0; i < g_variant_n_children (census); i++)
+    {
+      g_autoptr (GVariant) entry = g_variant_get_child_value (census, i);
+      gboolean ours = FALSE;
+      gint32 pid = 0;
+
+      if (g_variant_lookup (entry, "ours", "b", &ours) && ours &&
+          g_variant_lookup (entry, "pid", "i", &pid))
+        return pid;
+    }
+  g_assert_not_reached ();
+}
+
+static guint
+count_process_fds (int pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/fd", pid);
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  guint count = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    count++;
+  return count;
+}
+
+/* Diagnoses and probes leave the daemon with the fds it had: the netlink
+ * socket, the census's /proc reads and every probe connection are closed. */
+static void
+test_no_fd_leak (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GVariant) first = NULL;
+  guint before;
+  int pid;
+
+  bench_start (&bench, stm32_sim_start ("--slots", "3", "--mode", "leak", NULL), NULL);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  /* The first one starts the worker thread and the resolver for good. */
+  first = diagnose_ok (bench.link, probe_options (4));
+  pid = daemon_pid (first);
+  before = count_process_fds (pid);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr (GVariant) probed = diagnose_ok (bench.link, probe_options (4));
+      g_autoptr (GVariant) passive = diagnose_ok (bench.link, NULL);
+    }
+  g_assert_cmpuint (count_process_fds (pid), ==, before);
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
+  bench_stop (&bench);
+}
+
 /* ---- the interface ------------------------------------------------------------------------ */
 
 static void
@@ -711,6 +769,7 @@ main (int argc, char **argv)
   g_test_add_func ("/doctor/probe-capacity", test_probe_capacity);
   g_test_add_func ("/doctor/probe-leaky", test_probe_leaky);
   g_test_add_func ("/doctor/probe-caller-leaves", test_probe_caller_leaves);
+  g_test_add_func ("/doctor/no-fd-leak", test_no_fd_leak);
   g_test_add_func ("/doctor/invalid-args", test_invalid_args);
   g_test_add_func ("/doctor/ctl", test_ctl);
   return stm32_daemon_test_run ();
