@@ -119,6 +119,12 @@ stm32ctl_output_bool (Stm32CtlOutput *self, const char *key, const char *label, 
   add_field (self, key, label, value ? "yes" : "no", node);
 }
 
+void
+stm32ctl_output_node (Stm32CtlOutput *self, const char *key, JsonNode *node)
+{
+  add_field (self, key, NULL, "", node);
+}
+
 static JsonNode *
 record_to_json (GPtrArray *record)
 {
@@ -135,12 +141,10 @@ record_to_json (GPtrArray *record)
   return node;
 }
 
-static void
-print_json (Stm32CtlOutput *self, gboolean as_array)
+JsonNode *
+stm32ctl_output_to_json (Stm32CtlOutput *self, gboolean as_array)
 {
-  g_autoptr (JsonGenerator) generator = json_generator_new ();
-  g_autoptr (JsonNode) root = NULL;
-  g_autofree char *text = NULL;
+  JsonNode *root;
 
   if (as_array)
     {
@@ -150,10 +154,19 @@ print_json (Stm32CtlOutput *self, gboolean as_array)
         json_array_add_element (array, record_to_json (g_ptr_array_index (self->records, i)));
       root = json_node_new (JSON_NODE_ARRAY);
       json_node_take_array (root, array);
+      return root;
     }
-  else
-    root = self->records->len ? record_to_json (g_ptr_array_index (self->records, 0))
-                              : json_node_init_object (json_node_alloc (), json_object_new ());
+  return self->records->len ? record_to_json (g_ptr_array_index (self->records, 0))
+                            : json_node_init_object (json_node_alloc (), json_object_new ());
+}
+
+static void
+print_json (Stm32CtlOutput *self, gboolean as_array)
+{
+  g_autoptr (JsonGenerator) generator = json_generator_new ();
+  g_autoptr (JsonNode) root = stm32ctl_output_to_json (self, as_array);
+  g_autofree char *text = NULL;
+
   json_generator_set_root (generator, root);
   json_generator_set_pretty (generator, TRUE);
   text = json_generator_to_data (generator, NULL);

@@ -31,6 +31,12 @@ void stm32ctl_output_int (Stm32CtlOutput *self, const char *key, const char *lab
                           const char *text);
 void stm32ctl_output_bool (Stm32CtlOutput *self, const char *key, const char *label,
                            gboolean value);
+/* A field for --json only whose value is @node (taken): nested records,
+ * from stm32ctl_output_to_json() of another output, or an array. */
+void stm32ctl_output_node (Stm32CtlOutput *self, const char *key, JsonNode *node);
+
+/* The records as JSON: an array, or (unless @as_array) the first one as an object. */
+JsonNode *stm32ctl_output_to_json (Stm32CtlOutput *self, gboolean as_array);
 
 /* Prints the records: aligned text, a table (@as_table with several records),
  * or JSON (a single record as an object unless @as_table). */

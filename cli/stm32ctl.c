@@ -23,6 +23,8 @@ static const Command commands[] = {
   { "history", stm32ctl_cmd_history, "Show recent connection attempts and how they ended" },
   { "autoconnect", stm32ctl_cmd_autoconnect, "Turn keeping a link up on or off" },
   { "reload", stm32ctl_cmd_reload, "Make stm32d re-read its configuration" },
+  { "doctor", stm32ctl_cmd_doctor,
+    "Say what is wrong with a board's connection and how to fix it" },
 };
 
 static char *
@@ -34,7 +36,8 @@ commands_help (void)
     g_string_append_printf (help, "  %-13s%s\n", commands[i].name, commands[i].summary);
   g_string_append (help, "\n“stm32ctl COMMAND --help” describes a command.\n\n"
                          "Exit status: 0 success, 1 failure, 2 usage error, 3 not connected,\n"
-                         "4 timeout, 5 stm32d not running, 6 no such link, 7 access denied.");
+                         "4 timeout, 5 stm32d not running, 6 no such link, 7 access denied,\n"
+                         "8 problems found (doctor).");
   return g_string_free (help, FALSE);
 }
 

@@ -19,6 +19,7 @@ typedef enum
   STM32CTL_EXIT_NOT_RUNNING = 5,
   STM32CTL_EXIT_NO_SUCH_LINK = 6,
   STM32CTL_EXIT_ACCESS_DENIED = 7,
+  STM32CTL_EXIT_PROBLEMS = 8, /* doctor: a warning or an error was found */
 } Stm32CtlExit;
 
 typedef struct
@@ -66,5 +67,6 @@ int stm32ctl_cmd_monitor (Stm32Ctl *ctl, int argc, char **argv);
 int stm32ctl_cmd_history (Stm32Ctl *ctl, int argc, char **argv);
 int stm32ctl_cmd_autoconnect (Stm32Ctl *ctl, int argc, char **argv);
 int stm32ctl_cmd_reload (Stm32Ctl *ctl, int argc, char **argv);
+int stm32ctl_cmd_doctor (Stm32Ctl *ctl, int argc, char **argv);
 
 G_END_DECLS

@@ -938,6 +938,80 @@ stm32_client_link_get_history_sync (Stm32ClientLink *self, GCancellable *cancell
   return reply_member (link_call_sync (self, "GetHistory", NULL, cancellable, error));
 }
 
+/* ---- Diagnose --------------------------------------------------------------------- */
+
+/* (a{sv}) from @options (floating or not, may be NULL: an empty dict). */
+static GVariant *
+diagnose_args (GVariant *options)
+{
+  g_autoptr (GVariant) owned = options ? g_variant_ref_sink (options) : NULL;
+
+  if (owned == NULL)
+    return g_variant_new ("(@a{sv})", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
+  return g_variant_new ("(@a{sv})", owned);
+}
+
+/**
+ * stm32_client_link_diagnose:
+ * @self: a link
+ * @options: (nullable): a #GVariant of type a{sv}: "probe" (b) and "probe-max"
+ *   (u); %NULL for a passive diagnosis. A floating reference is consumed.
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the report
+ * @user_data: (closure): data for @callback
+ *
+ * Asks stm32d what is wrong with the board's connection
+ * (org.stm32d.Link1.Diagnose). With "probe" it opens connections to the
+ * board for a few seconds; cancelling ends the probe.
+ */
+void
+stm32_client_link_diagnose (Stm32ClientLink *self, GVariant *options, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
+  g_return_if_fail (options == NULL || g_variant_is_of_type (options, G_VARIANT_TYPE_VARDICT));
+  link_call (self, stm32_client_link_diagnose, "Diagnose", diagnose_args (options), cancellable,
+             callback, user_data);
+}
+
+/**
+ * stm32_client_link_diagnose_finish:
+ * @self: a link
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the report, a #GVariant of type a{sv} ("healthy",
+ *   "findings", "census", "history-summary", "probe", ... as in
+ *   org.stm32d.Link1.Diagnose), or %NULL
+ */
+GVariant *
+stm32_client_link_diagnose_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
+{
+  return reply_member (link_call_finish (self, result, stm32_client_link_diagnose, error));
+}
+
+/**
+ * stm32_client_link_diagnose_sync:
+ * @self: a link
+ * @options: (nullable): a #GVariant of type a{sv}, as for stm32_client_link_diagnose()
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for an error
+ *
+ * Blocks the calling thread; see stm32_client_link_diagnose().
+ *
+ * Returns: (transfer full): the report as a #GVariant of type a{sv}, or %NULL
+ */
+GVariant *
+stm32_client_link_diagnose_sync (Stm32ClientLink *self, GVariant *options,
+                                 GCancellable *cancellable, GError **error)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  g_return_val_if_fail (options == NULL || g_variant_is_of_type (options, G_VARIANT_TYPE_VARDICT),
+                        NULL);
+  return reply_member (
+      link_call_sync (self, "Diagnose", diagnose_args (options), cancellable, error));
+}
+
 /* ---- AcquireStream ---------------------------------------------------------------- */
 
 static GSocket *

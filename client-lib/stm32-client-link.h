@@ -115,6 +115,20 @@ STM32_CLIENT_PUBLIC GVariant *stm32_client_link_get_history_sync (Stm32ClientLin
                                                                   GCancellable *cancellable,
                                                                   GError **error);
 
+/* Diagnose(): what is wrong with the board's connection and what to change.
+ * @options is an a{sv} ("probe" b, "probe-max" u), or NULL for a passive
+ * diagnosis; the report is an a{sv} (see org.stm32d.Link1.Diagnose). */
+STM32_CLIENT_PUBLIC void stm32_client_link_diagnose (Stm32ClientLink *self, GVariant *options,
+                                                     GCancellable *cancellable,
+                                                     GAsyncReadyCallback callback,
+                                                     gpointer user_data);
+STM32_CLIENT_PUBLIC GVariant *
+stm32_client_link_diagnose_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error);
+STM32_CLIENT_PUBLIC GVariant *stm32_client_link_diagnose_sync (Stm32ClientLink *self,
+                                                               GVariant *options,
+                                                               GCancellable *cancellable,
+                                                               GError **error);
+
 /* AcquireStream(): a connected stream socket bridged to the board (raw bytes,
  * no framing). Closing it releases the link. */
 STM32_CLIENT_PUBLIC void stm32_client_link_acquire_stream (Stm32ClientLink *self,

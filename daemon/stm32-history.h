@@ -14,6 +14,10 @@ typedef struct
   gint64 started;
   gint64 connected;
   gint64 closed;
+  /* Last bytes each way: how long the connection was quiet before it ended,
+   * and whether the board's close followed a frame of ours it never answered. */
+  gint64 last_sent;
+  gint64 last_received;
   guint64 bytes_sent;
   guint64 bytes_received;
   guint64 frames_sent;

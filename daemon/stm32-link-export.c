@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include "stm32-dbus-generated.h"
+#include "stm32-diagnosis.h"
 #include "stm32-enum-types.h"
 #include "stm32-error.h"
 #include "stm32-names.h"
+#include "stm32-probe.h"
 #include "stm32-stream-bridge.h"
 
 struct _Stm32LinkExport
@@ -24,6 +26,7 @@ struct _Stm32LinkExport
   /* Unique bus name → Caller, for whoever has called Transact and is still on
    * the bus: one match rule per caller, not one per call. */
   GHashTable *callers;
+  gboolean probing; /* a Diagnose probe is under way: the board gets one at a time */
 };
 
 G_DEFINE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, G_TYPE_OBJECT)
@@ -321,6 +324,8 @@ history_entry_to_variant (const Stm32HistoryEntry *entry)
   g_variant_dict_insert (&dict, "started", "x", entry->started);
   g_variant_dict_insert (&dict, "connected", "x", entry->connected);
   g_variant_dict_insert (&dict, "closed", "x", entry->closed);
+  g_variant_dict_insert (&dict, "last-sent", "x", entry->last_sent);
+  g_variant_dict_insert (&dict, "last-received", "x", entry->last_received);
   g_variant_dict_insert (&dict, "bytes-sent", "t", entry->bytes_sent);
   g_variant_dict_insert (&dict, "bytes-received", "t", entry->bytes_received);
   g_variant_dict_insert (&dict, "frames-sent", "t", entry->frames_sent);
@@ -348,6 +353,100 @@ handle_get_history (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, St
   for (guint i = 0; i < history->len; i++)
     g_variant_builder_add_value (&builder, history_entry_to_variant (history->pdata[i]));
   stm32_dbus_link1_complete_get_history (iface, invocation, g_variant_builder_end (&builder));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- Diagnose ------------------------------------------------------------------- */
+
+static gboolean
+parse_diagnose_options (GVariant *options, gboolean *probe, guint *probe_max, GError **error)
+{
+  GVariantIter iter;
+  const char *key;
+  GVariant *value;
+
+  *probe = FALSE;
+  *probe_max = STM32_PROBE_DEFAULT_MAX;
+  g_variant_iter_init (&iter, options);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &value))
+    {
+      g_autoptr (GVariant) owned = value;
+
+      if (g_str_equal (key, "probe") && g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
+        *probe = g_variant_get_boolean (value);
+      else if (g_str_equal (key, "probe-max") &&
+               g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
+        *probe_max = g_variant_get_uint32 (value);
+      else
+        {
+          g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                       "Unknown Diagnose option “%s” of type %s; the options are “probe” (b) and "
+                       "“probe-max” (u)",
+                       key, g_variant_get_type_string (value));
+          return FALSE;
+        }
+    }
+  if (*probe_max < 1 || *probe_max > STM32_PROBE_MAX_MAX)
+    {
+      g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                   "probe-max must be between 1 and %u, not %u", STM32_PROBE_MAX_MAX, *probe_max);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+typedef struct
+{
+  PendingCall *call;
+  gboolean probe;
+} DiagnoseCall;
+
+static void
+on_diagnosed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  DiagnoseCall *diagnose = user_data;
+  g_autoptr (PendingCall) call = diagnose->call;
+  GError *error = NULL;
+  g_autoptr (GVariant) report = stm32_diagnosis_run_finish (STM32_LINK (source), result, &error);
+
+  if (diagnose->probe)
+    call->self->probing = FALSE;
+  g_free (diagnose);
+  if (report == NULL)
+    g_dbus_method_invocation_take_error (call->invocation, error);
+  else
+    stm32_dbus_link1_complete_diagnose (call->self->iface, call->invocation, report);
+}
+
+static gboolean
+handle_diagnose (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, GVariant *options,
+                 Stm32LinkExport *self)
+{
+  g_autoptr (GError) error = NULL;
+  DiagnoseCall *diagnose;
+  gboolean probe;
+  guint probe_max;
+
+  if (!parse_diagnose_options (options, &probe, &probe_max, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  if (probe && self->probing)
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, STM32_ERROR, STM32_ERROR_BUSY,
+          "A probe of link “%s” is under way; a board gets one at a time",
+          stm32_link_get_name (self->link));
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  self->probing |= probe;
+  diagnose = g_new0 (DiagnoseCall, 1);
+  diagnose->probe = probe;
+  /* A caller that leaves the bus ends its probe: the board gets its slots back at once. */
+  diagnose->call = pending_call_new_watched (self, invocation);
+  stm32_diagnosis_run_async (self->link, probe, probe_max, diagnose->call->cancellable,
+                             on_diagnosed, diagnose);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -454,6 +553,7 @@ stm32_link_export_new (Stm32Link *link)
   g_signal_connect_object (self->iface, "handle-transact", G_CALLBACK (handle_transact), self, 0);
   g_signal_connect_object (self->iface, "handle-get-history", G_CALLBACK (handle_get_history), self,
                            0);
+  g_signal_connect_object (self->iface, "handle-diagnose", G_CALLBACK (handle_diagnose), self, 0);
   g_signal_connect_object (self->iface, "handle-acquire-stream", G_CALLBACK (handle_acquire_stream),
                            self, 0);
   g_signal_connect_object (link, "received", G_CALLBACK (on_received), self, 0);

@@ -842,6 +842,7 @@ link_on_data (Stm32Link *self, const guint8 *data, gsize len)
   link_confirm_acknowledged (self);
   g_clear_handle_id (&self->heartbeat_deadline, g_source_remove);
   self->attempt->bytes_received += len;
+  self->attempt->last_received = g_get_real_time ();
   if (self->io->raw)
     {
       link_on_raw_data (self, data, len);
@@ -1167,6 +1168,7 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
       link_io_maybe_close (io);
       return;
     }
+  self->attempt->last_sent = g_get_real_time ();
   link_await_acknowledgement (self, request);
   send_request_free (self, request);
   if (io->ending)

@@ -444,6 +444,46 @@ test_methods_async (void)
   bench_stop (&bench);
 }
 
+/* Diagnose, both ways: a passive report by default, a probe when asked, and
+ * a bad option as a typed error. */
+static void
+test_diagnose (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GVariant) passive = NULL, probed = NULL, bad = NULL, probe = NULL;
+  GVariantDict options;
+  gboolean healthy = FALSE;
+
+  bench_start (&bench, "echo");
+  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
+  stm32_client_link_diagnose (bench.link, NULL, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  passive = stm32_client_link_diagnose_finish (bench.link, result, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_is_of_type (passive, G_VARIANT_TYPE_VARDICT));
+  g_assert_true (g_variant_lookup (passive, "healthy", "b", &healthy));
+  g_assert_true (healthy);
+  g_assert_false (g_variant_lookup (passive, "probe", "@a{sv}", NULL));
+
+  g_variant_dict_init (&options, NULL);
+  g_variant_dict_insert (&options, "probe", "b", TRUE);
+  g_variant_dict_insert (&options, "probe-max", "u", 1);
+  probed =
+      stm32_client_link_diagnose_sync (bench.link, g_variant_dict_end (&options), NULL, &error);
+  g_assert_no_error (error);
+  probe = g_variant_lookup_value (probed, "probe", G_VARIANT_TYPE_VARDICT);
+  g_assert_nonnull (probe);
+
+  g_variant_dict_init (&options, NULL);
+  g_variant_dict_insert (&options, "probe", "s", "yes");
+  bad = stm32_client_link_diagnose_sync (bench.link, g_variant_dict_end (&options), NULL, &error);
+  g_assert_null (bad);
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+  bench_stop (&bench);
+}
+
 static void
 test_methods_sync (void)
 {
@@ -1109,6 +1149,7 @@ main (int argc, char **argv)
   g_test_add_func ("/client/properties", test_properties);
   g_test_add_func ("/client/methods/async", test_methods_async);
   g_test_add_func ("/client/methods/sync", test_methods_sync);
+  g_test_add_func ("/client/diagnose", test_diagnose);
   g_test_add_func ("/client/received-order", test_received_order);
   g_test_add_func ("/client/errors", test_errors);
   g_test_add_func ("/client/find-link/no-such-link", test_find_link_no_such_link);

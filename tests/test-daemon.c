@@ -287,7 +287,7 @@ test_history (void)
   g_autoptr (GVariant) entry = NULL;
   const char *reason = NULL, *closed_by = NULL;
   gboolean aborted = FALSE;
-  gint64 started = 0, closed = 0;
+  gint64 started = 0, closed = 0, last_sent = 0, last_received = -1;
 
   g_assert_true (call_connect (link, NULL));
   g_assert_true (call_send (link, stm32_daemon_bytes ("x"), NULL));
@@ -301,10 +301,18 @@ test_history (void)
   g_assert_true (g_variant_lookup (entry, "aborted", "b", &aborted));
   g_assert_true (g_variant_lookup (entry, "started", "x", &started));
   g_assert_true (g_variant_lookup (entry, "closed", "x", &closed));
+  g_assert_true (g_variant_lookup (entry, "last-sent", "x", &last_sent));
+  g_assert_true (g_variant_lookup (entry, "last-received", "x", &last_received));
   g_assert_cmpstr (reason, ==, "local");
   g_assert_cmpstr (closed_by, ==, "pc");
   g_assert_true (aborted); /* leaky firmware never answered our FIN */
   g_assert_cmpint (closed, >=, started);
+  /* The frame went out and its echo came back (the echo may be read before
+   * the write's callback runs, so the two are not ordered). */
+  g_assert_cmpint (last_sent, >=, started);
+  g_assert_cmpint (last_sent, <=, closed);
+  g_assert_cmpint (last_received, >=, started);
+  g_assert_cmpint (last_received, <=, closed);
   stm32_daemon_stop (daemon);
   stm32_sim_stop (sim);
 }

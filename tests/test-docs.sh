@@ -369,6 +369,8 @@ EOF
   expect_completion "autoconnect" "$(sorted on off)" stm32ctl autoconnect ""
   expect_completion "autoconnect after -l" "$(sorted off)" stm32ctl -l bench autoconnect of
   expect_completion "autoconnect takes one argument" "" stm32ctl autoconnect on ""
+  expect_completion "doctor takes a link name" "$(sorted bench motor_ctrl)" stm32ctl doctor ""
+  expect_completion "doctor's --max takes a number" "" stm32ctl doctor --max ""
 
   mkdir -p "$tmp/files"
   touch "$tmp/files/frame.bin" "$tmp/files/frame.hex" "$tmp/files/other"

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The doctor's analysis on its own (daemon/stm32-doctor.h): histories and
+ * censuses built by hand for the cases the simulator cannot stage, or
+ * stages only slowly — the patterns that must not be mistaken for a problem,
+ * and how the same symptom gets a different finding in a different context.
+ */
+#include <netinet/tcp.h>
+
+#include "stm32-doctor.h"
+#include "stm32-history.h"
+#include "stm32-sock-census.h"
+
+#define S G_USEC_PER_SEC
+#define MS 1000
+
+typedef struct
+{
+  Stm32LinkConfig *config;
+  GPtrArray *history;
+  GPtrArray *census;
+  gint64 clock;
+} Case;
+
+static void
+case_init (Case *c)
+{
+  c->config = stm32_link_config_new ("10.0.0.7", 8080);
+  c->history = g_ptr_array_new_with_free_func ((GDestroyNotify) stm32_history_entry_free);
+  c->census = g_ptr_array_new_with_free_func ((GDestroyNotify) stm32_sock_entry_free);
+  c->clock = G_GINT64_CONSTANT (1700000000) * S;
+}
+
+static void
+case_clear (Case *c)
+{
+  stm32_link_config_free (c->config);
+  g_ptr_array_unref (c->history);
+  g_ptr_array_unref (c->census);
+}
+
+/* An attempt that connected (unless @lasted < 0), lasted @lasted µs and
+ * ended with @reason; the clock moves on by a second. */
+static Stm32HistoryEntry *
+add_attempt (Case *c, Stm32EndReason reason, Stm32ClosedBy closed_by, gint64 lasted)
+{
+  Stm32HistoryEntry *entry = g_new0 (Stm32HistoryEntry, 1);
+
+  entry->started = c->clock;
+  entry->connected = lasted >= 0 ? c->clock + 1 * MS : 0;
+  entry->closed = c->clock + 1 * MS + MAX (lasted, 0);
+  entry->reason = reason;
+  entry->closed_by = closed_by;
+  entry->local_address = g_strdup_printf ("10.0.0.1:%u", 40000 + c->history->len);
+  g_ptr_array_add (c->history, entry);
+  c->clock = entry->closed + S;
+  return entry;
+}
+
+static void
+add_socket (Case *c, guint state, const char *local, int pid, const char *command)
+{
+  Stm32SockEntry *entry = g_new0 (Stm32SockEntry, 1);
+
+  entry->state = state;
+  entry->local_address = g_strdup (local);
+  entry->remote_address = g_strdup ("10.0.0.7:8080");
+  entry->pid = pid;
+  entry->command = g_strdup (command);
+  entry->uid = 1000;
+  g_ptr_array_add (c->census, entry);
+}
+
+static GVariant *
+report (Case *c)
+{
+  Stm32DoctorInput input = {
+    .config = c->config,
+    .history = c->history,
+    .census = c->census,
+    .self_pid = 100,
+  };
+
+  return stm32_doctor_report (&input);
+}
+
+static GVariant *
+find (GVariant *report, const char *id)
+{
+  g_autoptr (GVariant) findings = g_variant_lookup_value (report, "findings", NULL);
+
+  for (gsize i = 0; i < g_variant_n_children (findings); i++)
+    {
+      g_autoptr (GVariant) finding = g_variant_get_child_value (findings, i);
+      const char *finding_id = NULL;
+
+      g_variant_lookup (finding, "id", "&s", &finding_id);
+      if (g_str_equal (finding_id, id))
+        return g_steal_pointer (&finding);
+    }
+  return NULL;
+}
+
+static gsize
+count_findings (GVariant *report)
+{
+  g_autoptr (GVariant) findings = g_variant_lookup_value (report, "findings", NULL);
+
+  return g_variant_n_children (findings);
+}
+
+static gboolean
+healthy (GVariant *report)
+{
+  gboolean value = FALSE;
+
+  g_assert_true (g_variant_lookup (report, "healthy", "b", &value));
+  return value;
+}
+
+static const char *
+severity (GVariant *finding)
+{
+  const char *value = NULL;
+
+  g_assert_nonnull (finding);
+  g_variant_lookup (finding, "severity", "&s", &value);
+  return value;
+}
+
+/* Requested closes the board answered, the PC's TIME_WAITs, the link's own
+ * socket, another program's TIME_WAIT: all as it should be. */
+static void
+test_healthy (void)
+{
+  Case c;
+  g_autoptr (GVariant) r = NULL;
+
+  case_init (&c);
+  for (guint i = 0; i < 5; i++)
+    add_attempt (&c, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, 20 * S);
+  add_socket (&c, TCP_TIME_WAIT, "10.0.0.1:40001", 0, NULL);
+  add_socket (&c, TCP_ESTABLISHED, "10.0.0.1:40009", 100, "stm32d");
+  add_socket (&c, TCP_TIME_WAIT, "10.0.0.1:51000", 0, NULL);
+  r = report (&c);
+  g_assert_cmpuint (count_findings (r), ==, 0);
+  g_assert_true (healthy (r));
+  case_clear (&c);
+}
+
+static Stm32HistoryEntry *
+add_board_close (Case *c, gint64 quiet)
+{
+  Stm32HistoryEntry *entry =
+      add_attempt (c, STM32_END_REASON_REMOTE_CLOSED, STM32_CLOSED_BY_BOARD, 5 * S + quiet);
+
+  entry->last_sent = entry->last_received = entry->connected + 5 * S;
+  return entry;
+}
+
+/* The board closes after 30 s of silence each time, with traffic before:
+ * the silence is what counts, not how long the connection lasted. */
+static void
+test_idle_pattern (void)
+{
+  Case c;
+  g_autoptr (GVariant) r = NULL, finding = NULL;
+  guint32 interval = 0;
+  const char *fix = NULL;
+
+  case_init (&c);
+  add_board_close (&c, 30 * S);
+  add_board_close (&c, 30 * S + 40 * MS);
+  add_board_close (&c, 30 * S + 90 * MS);
+  r = report (&c);
+  finding = find (r, "board-idle-timeout");
+  g_assert_nonnull (finding);
+  g_assert_true (g_variant_lookup (finding, "interval-ms", "u", &interval));
+  g_assert_cmpuint (interval, ==, 30040);
+  g_variant_lookup (finding, "fix", "&s", &fix);
+  g_assert_nonnull (strstr (fix, "HeartbeatInterval=15000"));
+  case_clear (&c);
+}
+
+/* A heartbeat already configured, but slower than the board's timeout. */
+static void
+test_idle_heartbeat_too_slow (void)
+{
+  Case c;
+  g_autoptr (GVariant) r = NULL, finding = NULL;
+  const char *fix = NULL;
+
+  case_init (&c);
+  c.config->heartbeat = g_bytes_new_static ("ping", 4);
+  c.config->heartbeat_interval = 5000;
+  add_board_close (&c, 2 * S);
+  add_board_close (&c, 2 * S);
+  r = report (&c);
+  finding = find (r, "board-idle-timeout");
+  g_assert_nonnull (finding);
+  g_variant_lookup (finding, "fix", "&s", &fix);
+  g_assert_nonnull (strstr (fix, "HeartbeatInterval=5000 is longer"));
+  g_assert_nonnull (strstr (fix, "HeartbeatInterval=1000"));
+  case_clear (&c);
+}
+
+/* Closes at scattered intervals are not a timer, and one close is no pattern. */
+static void
+test_idle_irregular (void)
+{
+  Case c;
+  g_autoptr (GVariant) r = NULL, once = NULL;
+
+  case_init (&c);
+  add_board_close (&c, 2 * S);
+  once = report (&c);
+  g_assert_null (find (once, "board-idle-timeout"));
+  add_board_close (&c, 11 * S);
+  add_board_close (&c, 47 * S);
+  r = report (&c);
+  g_assert_null (find (r, "board-idle-timeout"));
+  case_clear (&c);
+}
+
+/* A refusal long ago (a board booting) is a note; a refusal now is an error. */
+static void
+test_refused_severity (void)
+{
+  Case c;
+  g_autoptr (GVariant) before = NULL, now = NULL;
+
+  case_init (&c);
+  add_attempt (&c, STM32_END_REASON_REFUSED, STM32_CLOSED_BY_NONE, -1);
+  add_attempt (&c, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, 60 * S);
+  before = report (&c);
+  g_assert_cmpstr (severity (find (before, "refused")), ==, "info");
+  g_assert_true (healthy (before));
+  add_attempt (&c, STM32_END_REASON_REFUSED, STM32_CLOSED_BY_NONE, -1);
+  now = report (&c);
+  g_assert_cmpstr (severity (find (now, "refused")), ==, "error");
+  g_assert_false (healthy (now));
+  case_clear (&c);
+}
+
+/* Connect timeouts from a board that answered before: its PCB pool; from one
+ * that never did: the path to it. */
+static void
+test_timeouts (void)
+{
+  Case c;
+  g_autoptr (GVariant) never = NULL, after = NULL;
+
+  case_init (&c);
+  add_attempt (&c, STM32_END_REASON_TIMEOUT, STM32_CLOSED_BY_NONE, -1);
+  never = report (&c);
+  g_assert_nonnull (find (never, "connect-timeout"));
+  g_assert_null (find (never, "pcb-exhaustion"));
+  g_ptr_array_insert (c.history, 0, g_new0 (Stm32HistoryEntry, 1));
+  ((Stm32HistoryEntry *) c.history->pdata[0])->connected = 1;
+  ((Stm32HistoryEntry *) c.history->pdata[0])->reason = STM32_END_REASON_LOCAL;
+  after = report (&c);
+  g_assert_cmpstr (severity (find (after, "pcb-exhaustion")), ==, "error");
+  g_assert_null (find (after, "connect-timeout"));
+  case_clear (&c);
+}
+
+/* Another program's established socket and one in CLOSE_WAIT compete; its
+ * TIME_WAIT does not; a hidden owner is reported by uid. */
+static void
+test_competing (void)
+{
+  Case c;
+  g_autoptr (GVariant) r = NULL, finding = NULL;
+  const char *evidence = NULL, *fix = NULL;
+
+  case_init (&c);
+  add_socket (&c, TCP_ESTABLISHED, "10.0.0.1:50000", 4242, "qtgui");
+  add_socket (&c, TCP_CLOSE_WAIT, "10.0.0.1:50001", 4242, "qtgui");
+  add_socket (&c, TCP_ESTABLISHED, "10.0.0.1:50002", 0, NULL);
+  add_socket (&c, TCP_TIME_WAIT, "10.0.0.1:50003", 0, NULL);
+  r = report (&c);
+  finding = find (r, "competing-client");
+  g_assert_cmpstr (severity (finding), ==, "warning");
+  g_variant_lookup (finding, "evidence", "&s", &evidence);
+  g_variant_lookup (finding, "fix", "&s", &fix);
+  g_assert_nonnull (strstr (evidence, "pid 4242 (qtgui, uid 1000)"));
+  g_assert_nonnull (strstr (evidence, "1 in CLOSE_WAIT"));
+  g_assert_nonnull (strstr (evidence, "uid 1000 that stm32d may not inspect"));
+  g_assert_null (strstr (evidence, "50003"));
+  g_assert_nonnull (strstr (fix, "Stop pid 4242 (qtgui)"));
+  g_assert_nonnull (strstr (fix, "ss -tnp"));
+  case_clear (&c);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/doctor-analysis/healthy", test_healthy);
+  g_test_add_func ("/doctor-analysis/idle-pattern", test_idle_pattern);
+  g_test_add_func ("/doctor-analysis/idle-heartbeat-too-slow", test_idle_heartbeat_too_slow);
+  g_test_add_func ("/doctor-analysis/idle-irregular", test_idle_irregular);
+  g_test_add_func ("/doctor-analysis/refused-severity", test_refused_severity);
+  g_test_add_func ("/doctor-analysis/timeouts", test_timeouts);
+  g_test_add_func ("/doctor-analysis/competing", test_competing);
+  return g_test_run ();
+}

@@ -1,0 +1,776 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Link1.Diagnose and `stm32ctl doctor` against the board simulator: each
+ * failure mode of the simulator produces its finding, with the evidence and
+ * the fix a user reads; a healthy board gets a clean bill of health; the
+ * probe measures the capacity the simulator was given and leaves every slot
+ * it opened released; another process holding the board is named by pid and
+ * command.
+ */
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <unistd.h>
+
+#include "daemon-harness.h"
+#include "sim-harness.h"
+#include "stm32-error.h"
+#include "test-util.h"
+
+#define WAIT_MS 10000
+/* A probe with BusyWindow 100 ms takes about a second against the simulator. */
+#define PROBE_WAIT_MS 20000
+
+typedef struct
+{
+  Stm32Sim *sim;
+  Stm32Daemon *daemon;
+  Stm32DbusLink1 *link;
+  char *dir;
+  char *config;
+} Bench;
+
+/* Starts stm32d with one link, "board", to the simulator: short timeouts so
+ * that every test runs in a few seconds (BusyWindow 100 ms unless @extra
+ * sets it), then @extra config lines. */
+static void
+bench_start (Bench *bench, Stm32Sim *sim, const char *extra)
+{
+  gboolean own_window = extra != NULL && strstr (extra, "BusyWindow=") != NULL;
+
+  bench->sim = sim;
+  bench->dir = g_dir_make_tmp ("stm32-doctor-XXXXXX", NULL);
+  bench->config = g_build_filename (bench->dir, "stm32d.conf", NULL);
+  stm32_test_write_file (bench->config,
+                         "[Link board]\nHost=127.0.0.1\nPort=%u\nCloseTimeout=50\n%s"
+                         "BusyBackoff=100\nRetryMin=50\nRetryMax=100\nConnectTimeout=1000\n%s",
+                         stm32_sim_get_port (sim), own_window ? "" : "BusyWindow=100\n",
+                         extra ? extra : "");
+  bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
+  bench->link = stm32_daemon_get_link (bench->daemon, "board");
+}
+
+static void
+bench_stop (Bench *bench)
+{
+  stm32_daemon_stop (bench->daemon);
+  stm32_sim_stop (bench->sim);
+  g_unlink (bench->config);
+  g_rmdir (bench->dir);
+  g_free (bench->config);
+  g_free (bench->dir);
+}
+
+static GVariant *
+diagnose (Stm32DbusLink1 *link, GVariant *options, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  GVariant *report = NULL;
+
+  if (options == NULL)
+    options = g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0);
+  stm32_dbus_link1_call_diagnose (link, options, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, PROBE_WAIT_MS);
+  if (!stm32_dbus_link1_call_diagnose_finish (link, &report, result, error))
+    return NULL;
+  return report;
+}
+
+static GVariant *
+diagnose_ok (Stm32DbusLink1 *link, GVariant *options)
+{
+  g_autoptr (GError) error = NULL;
+  GVariant *report = diagnose (link, options, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (report);
+  return report;
+}
+
+static GVariant *
+probe_options (guint max)
+{
+  GVariantDict options;
+
+  g_variant_dict_init (&options, NULL);
+  g_variant_dict_insert (&options, "probe", "b", TRUE);
+  g_variant_dict_insert (&options, "probe-max", "u", max);
+  return g_variant_dict_end (&options);
+}
+
+/* The finding with @id, or NULL. */
+static GVariant *
+find_finding (GVariant *report, const char *id)
+{
+  g_autoptr (GVariant) findings = g_variant_lookup_value (report, "findings", NULL);
+
+  g_assert_nonnull (findings);
+  for (gsize i = 0; i < g_variant_n_children (findings); i++)
+    {
+      g_autoptr (GVariant) finding = g_variant_get_child_value (findings, i);
+      const char *finding_id = NULL;
+
+      g_assert_true (g_variant_lookup (finding, "id", "&s", &finding_id));
+      if (g_str_equal (finding_id, id))
+        return g_steal_pointer (&finding);
+    }
+  return NULL;
+}
+
+/* The finding with @id, which must be there with every member a user reads. */
+static GVariant *
+expect_finding (GVariant *report, const char *id, const char *severity, const char *side)
+{
+  GVariant *finding = find_finding (report, id);
+  const char *value = NULL;
+  gboolean healthy = TRUE;
+
+  if (finding == NULL)
+    {
+      g_autofree char *text = g_variant_print (report, FALSE);
+
+      g_error ("no finding “%s” in %s", id, text);
+    }
+  g_assert_true (g_variant_lookup (finding, "severity", "&s", &value));
+  g_assert_cmpstr (value, ==, severity);
+  g_assert_true (g_variant_lookup (finding, "side", "&s", &value));
+  g_assert_cmpstr (value, ==, side);
+  for (guint i = 0; i < 3; i++)
+    {
+      const char *key = (const char *[]){ "title", "evidence", "fix" }[i];
+
+      g_assert_true (g_variant_lookup (finding, key, "&s", &value));
+      g_assert_cmpstr (value, !=, "");
+    }
+  g_assert_true (g_variant_lookup (report, "healthy", "b", &healthy));
+  if (!g_str_equal (severity, "info"))
+    g_assert_false (healthy);
+  return finding;
+}
+
+static void
+assert_contains (GVariant *finding, const char *key, const char *text)
+{
+  const char *value = NULL;
+
+  g_assert_true (g_variant_lookup (finding, key, "&s", &value));
+  if (strstr (value, text) == NULL)
+    g_error ("%s “%s” does not mention “%s”", key, value, text);
+}
+
+static guint64
+link_disconnects (Stm32DbusLink1 *link)
+{
+  return stm32_dbus_link1_get_disconnects (link);
+}
+
+static gint64
+sim_slots_in_use (Stm32Sim *sim)
+{
+  g_autoptr (JsonObject) status = stm32_sim_status (sim);
+
+  return json_object_get_int_member (status, "slots_in_use");
+}
+
+/* ---- a healthy board ------------------------------------------------------------------ */
+
+static void
+test_healthy (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GVariant) report = NULL;
+  g_autoptr (GVariant) findings = NULL, census = NULL, summary = NULL, probe = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  gboolean healthy = FALSE, ours = FALSE;
+  const char *state = NULL, *local = NULL;
+  guint32 attempts = 99;
+
+  bench_start (&bench, stm32_sim_start ("--reply", "echo", NULL), NULL);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  stm32_dbus_link1_call_transact (bench.link, stm32_daemon_bytes ("ping"), 2000, NULL,
+                                  stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_true (stm32_dbus_link1_call_transact_finish (bench.link, &reply, result, NULL));
+
+  report = diagnose_ok (bench.link, NULL);
+  g_assert_true (g_variant_lookup (report, "healthy", "b", &healthy));
+  g_assert_true (healthy);
+  findings = g_variant_lookup_value (report, "findings", G_VARIANT_TYPE ("aa{sv}"));
+  g_assert_cmpuint (g_variant_n_children (findings), ==, 0);
+  /* Passive: no probe unless asked. */
+  probe = g_variant_lookup_value (report, "probe", NULL);
+  g_assert_null (probe);
+  summary = g_variant_lookup_value (report, "history-summary", G_VARIANT_TYPE_VARDICT);
+  g_assert_true (g_variant_lookup (summary, "attempts", "u", &attempts));
+  g_assert_cmpuint (attempts, ==, 0); /* the one attempt is still under way */
+
+  /* The census sees the link's own socket, and knows it is the daemon's. */
+  census = g_variant_lookup_value (report, "census", G_VARIANT_TYPE ("aa{sv}"));
+  g_assert_cmpuint (g_variant_n_children (census), ==, 1);
+  {
+    g_autoptr (GVariant) entry = g_variant_get_child_value (census, 0);
+    const char *command = NULL;
+
+    g_assert_true (g_variant_lookup (entry, "state", "&s", &state));
+    g_assert_true (g_variant_lookup (entry, "local", "&s", &local));
+    g_assert_true (g_variant_lookup (entry, "ours", "b", &ours));
+    g_assert_cmpstr (state, ==, "ESTABLISHED");
+    g_assert_cmpstr (local, ==, stm32_dbus_link1_get_local_address (bench.link));
+    g_assert_true (ours);
+    g_assert_true (g_variant_lookup (entry, "command", "&s", &command));
+    g_assert_cmpstr (command, ==, "stm32d");
+  }
+  bench_stop (&bench);
+}
+
+/* ---- the board's close and slots ------------------------------------------------------- */
+
+/* Firmware that ignores recv() == 0: every close we start needs our RST. */
+static void
+test_leaky_firmware (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GVariant) report = NULL, finding = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+
+  bench_start (&bench, stm32_sim_start ("--mode", "leak", NULL), NULL);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  stm32_dbus_link1_call_disconnect (bench.link, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_true (stm32_dbus_link1_call_disconnect_finish (bench.link, result, NULL));
+
+  report = diagnose_ok (bench.link, NULL);
+  finding = expect_finding (report, "board-ignores-eof", "error", "board");
+  assert_contains (finding, "evidence", "1 of 1 closes");
+  assert_contains (finding, "evidence", "CloseTimeout (50 ms)");
+  /* Says plainly that only the firmware can fix it, and why. */
+  assert_contains (finding, "fix", "Only the firmware can fix this");
+  assert_contains (finding, "fix", "recv()");
+  assert_contains (finding, "fix", "MEMP_NUM_NETCONN");
+  bench_stop (&bench);
+}
+
+static void
+on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  *(GSocketConnection **) user_data =
+      g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, NULL);
+}
+
+/* Someone else holds the board's only slot: the link is accepted and dropped
+ * again and again. */
+static void
+test_server_busy (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--slots", "1", NULL);
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketConnection) occupant = NULL;
+  g_autoptr (GVariant) report = NULL, finding = NULL, competing = NULL, pids = NULL;
+  Bench bench = { 0 };
+  gint32 pid = 0;
+
+  g_socket_client_connect_to_host_async (client, "127.0.0.1", stm32_sim_get_port (sim), NULL,
+                                         on_connected, &occupant);
+  stm32_test_wait_until (occupant != NULL, WAIT_MS);
+  stm32_sim_expect (sim, "accepted", WAIT_MS);
+  bench_start (&bench, sim, NULL);
+  stm32_test_wait_until (
+      stm32_dbus_link1_get_connect_failures (bench.link) + link_disconnects (bench.link) >= 2,
+      WAIT_MS);
+
+  report = diagnose_ok (bench.link, NULL);
+  finding = find_finding (report, "server-busy");
+  g_assert_nonnull (finding);
+  assert_contains (finding, "evidence", "accepted and then closed or reset within BusyWindow");
+  assert_contains (finding, "fix", "MEMP_NUM_NETCONN");
+  assert_contains (finding, "workaround", "BusyBackoff");
+  /* The occupant is this test program, and the doctor names it. */
+  competing = expect_finding (report, "competing-client", "error", "pc");
+  pids = g_variant_lookup_value (competing, "pids", G_VARIANT_TYPE ("ai"));
+  g_assert_nonnull (pids);
+  g_variant_get_child (pids, 0, "i", &pid);
+  g_assert_cmpint (pid, ==, getpid ());
+  g_io_stream_close (G_IO_STREAM (occupant), NULL, NULL);
+  bench_stop (&bench);
+}
+
+/* ---- what the board says about traffic --------------------------------------------------- */
+
+/* The board closes every connection after 300 ms without traffic. */
+static void
+test_idle_timeout (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GVariant) report = NULL, finding = NULL;
+  guint32 interval = 0;
+  const char *fix = NULL, *suggested;
+
+  bench_start (&bench, stm32_sim_start ("--idle-timeout", "300", NULL), NULL);
+  stm32_test_wait_until (link_disconnects (bench.link) >= 3, WAIT_MS);
+
+  report = diagnose_ok (bench.link, NULL);
+  finding = expect_finding (report, "board-idle-timeout", "warning", "pc");
+  g_assert_true (g_variant_lookup (finding, "interval-ms", "u", &interval));
+  g_assert_cmpuint (interval, >=, 280);
+  g_assert_cmpuint (interval, <=, 450);
+  assert_contains (finding, "title", "without traffic");
+  /* A heartbeat shorter than the board's interval is the fix. */
+  g_assert_true (g_variant_lookup (finding, "fix", "&s", &fix));
+  suggested = strstr (fix, "HeartbeatInterval=");
+  g_assert_nonnull (suggested);
+  g_assert_cmpuint (g_ascii_strtoull (suggested + strlen ("HeartbeatInterval="), NULL, 10), <,
+                    interval);
+  assert_contains (finding, "fix", "Heartbeat=");
+  g_assert_null (find_finding (report, "board-rejects-frames"));
+  bench_stop (&bench);
+}
+
+/* The board expects JSON and hangs up on anything else. */
+static void
+test_rejects_frames (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GVariant) report = NULL, finding = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+
+  /* BusyWindow=0: the board's close right after connecting must not pass for a full table. */
+  bench_start (&bench, stm32_sim_start ("--framing", "json", "--on-malformed", "close", NULL),
+               "BusyWindow=0\n");
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  stm32_dbus_link1_call_send (bench.link, stm32_daemon_bytes ("not json"), NULL,
+                              stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  stm32_sim_expect (bench.sim, "malformed", WAIT_MS);
+  stm32_test_wait_until (link_disconnects (bench.link) >= 1, WAIT_MS);
+
+  report = diagnose_ok (bench.link, NULL);
+  finding = expect_finding (report, "board-rejects-frames", "warning", "pc");
+  assert_contains (finding, "fix", "Framing= (now line)");
+  assert_contains (finding, "workaround", "firmware");
+  g_assert_null (find_finding (report, "board-idle-timeout"));
+  bench_stop (&bench);
+}
+
+/* A hung firmware: the stack ACKs, nothing answers; the heartbeat notices. */
+static void
+test_blackhole (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GVariant) report = NULL, finding = NULL;
+
+  bench_start (&bench, stm32_sim_start ("--blackhole-after", "0", NULL),
+               "Heartbeat=ping\nHeartbeatInterval=100\nHeartbeatTimeout=100\n");
+  stm32_test_wait_until (link_disconnects (bench.link) >= 1, WAIT_MS);
+
+  report = diagnose_ok (bench.link, NULL);
+  finding = find_finding (report, "dead-peer");
+  g_assert_nonnull (finding);
+  assert_contains (finding, "title", "firmware stopped answering");
+  assert_contains (finding, "evidence", "HeartbeatTimeout");
+  assert_contains (finding, "fix", "watchdog");
+  bench_stop (&bench);
+}
+
+/* ---- another program --------------------------------------------------------------------- */
+
+/* A direct client, like an old GUI: a bash holding a connection to the board. */
+static void
+test_competing_client (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GSubprocess) bash = NULL;
+  g_autoptr (GVariant) report = NULL, finding = NULL, census = NULL, pids = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GAsyncResult) exited = NULL;
+  g_autofree char *script = NULL, *named = NULL;
+  gint32 first_pid = 0;
+  int pid;
+  gboolean found = FALSE;
+
+  bench_start (&bench, stm32_sim_start ("--reply", "echo", NULL), NULL);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  script =
+      g_strdup_printf ("exec 3<>/dev/tcp/127.0.0.1/%u; read -r", stm32_sim_get_port (bench.sim));
+  bash = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE, &error, "bash", "-c", script, NULL);
+  g_assert_no_error (error);
+  pid = (int) g_ascii_strtoll (g_subprocess_get_identifier (bash), NULL, 10);
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 2, WAIT_MS);
+
+  report = diagnose_ok (bench.link, NULL);
+  finding = expect_finding (report, "competing-client", "warning", "pc");
+  named = g_strdup_printf ("pid %d (bash", pid);
+  assert_contains (finding, "evidence", named);
+  assert_contains (finding, "evidence", "ESTABLISHED");
+  assert_contains (finding, "fix", named);
+  pids = g_variant_lookup_value (finding, "pids", G_VARIANT_TYPE ("ai"));
+  g_variant_get_child (pids, 0, "i", &first_pid);
+  g_assert_cmpint (first_pid, ==, pid);
+
+  /* The census lists it, with its owner, beside the daemon's own socket. */
+  census = g_variant_lookup_value (report, "census", G_VARIANT_TYPE ("aa{sv}"));
+  g_assert_cmpuint (g_variant_n_children (census), ==, 2);
+  for (gsize i = 0; i < g_variant_n_children (census); i++)
+    {
+      g_autoptr (GVariant) entry = g_variant_get_child_value (census, i);
+      gint32 entry_pid = 0;
+      gboolean ours = TRUE;
+      const char *command = NULL;
+
+      if (!g_variant_lookup (entry, "pid", "i", &entry_pid) || entry_pid != pid)
+        continue;
+      found = TRUE;
+      g_assert_true (g_variant_lookup (entry, "ours", "b", &ours));
+      g_assert_false (ours);
+      g_assert_true (g_variant_lookup (entry, "command", "&s", &command));
+      g_assert_cmpstr (command, ==, "bash");
+    }
+  g_assert_true (found);
+
+  /* EOF on its stdin ends it, and its connection with it. */
+  g_output_stream_close (g_subprocess_get_stdin_pipe (bash), NULL, NULL);
+  g_subprocess_wait_async (bash, NULL, stm32_test_store_result, &exited);
+  stm32_test_wait_until (exited != NULL, WAIT_MS);
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
+  bench_stop (&bench);
+}
+
+/* ---- the probe --------------------------------------------------------------------------- */
+
+static guint32
+probe_uint (GVariant *probe, const char *key)
+{
+  guint32 value = G_MAXUINT32;
+
+  g_assert_true (g_variant_lookup (probe, key, "u", &value));
+  return value;
+}
+
+static gboolean
+probe_bool (GVariant *probe, const char *key)
+{
+  gboolean value = FALSE;
+
+  g_assert_true (g_variant_lookup (probe, key, "b", &value));
+  return value;
+}
+
+/* A board with three slots, one of them the link's: the probe finds all
+ * three and gives back the two it took. */
+static void
+test_probe_capacity (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GVariant) report = NULL, probe = NULL, findings = NULL;
+  const char *limit = NULL;
+  guint64 latency = 0;
+
+  bench_start (&bench, stm32_sim_start ("--slots", "3", NULL), NULL);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  g_assert_cmpint (sim_slots_in_use (bench.sim), ==, 1);
+
+  report = diagnose_ok (bench.link, probe_options (8));
+  probe = g_variant_lookup_value (report, "probe", G_VARIANT_TYPE_VARDICT);
+  g_assert_nonnull (probe);
+  g_assert_cmpuint (probe_uint (probe, "cycles"), ==, 3);
+  g_assert_cmpuint (probe_uint (probe, "cycles-accepted"), ==, 3);
+  g_assert_cmpuint (probe_uint (probe, "closes-reset"), ==, 0);
+  g_assert_true (g_variant_lookup (probe, "connect-us-median", "t", &latency));
+  g_assert_cmpuint (latency, >, 0);
+  g_assert_cmpuint (probe_uint (probe, "held-by-link"), ==, 1);
+  g_assert_cmpuint (probe_uint (probe, "extra"), ==, 2);
+  g_assert_cmpuint (probe_uint (probe, "capacity"), ==, 3);
+  g_assert_true (probe_bool (probe, "capacity-exact"));
+  g_assert_true (g_variant_lookup (probe, "limit", "&s", &limit));
+  g_assert_cmpstr (limit, ==, "rejected");
+  g_assert_true (probe_bool (probe, "released"));
+  /* The board really was full once, and turned the probe away. */
+  g_assert_cmpuint (stm32_sim_count_events (bench.sim, "rejected"), >=, 1);
+  /* Every slot the probe took is free again; the link's is still the link's. */
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
+  g_assert_true (stm32_daemon_link_state_is (bench.link, "connected"));
+  /* A full table reached on purpose is no finding. */
+  findings = g_variant_lookup_value (report, "findings", G_VARIANT_TYPE ("aa{sv}"));
+  g_assert_cmpuint (g_variant_n_children (findings), ==, 0);
+  bench_stop (&bench);
+}
+
+/* Leaky firmware: the probe's closes need RSTs, and still no slot stays taken. */
+static void
+test_probe_leaky (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GVariant) report = NULL, probe = NULL, finding = NULL;
+
+  bench_start (&bench, stm32_sim_start ("--slots", "4", "--mode", "leak", NULL), NULL);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+
+  report = diagnose_ok (bench.link, probe_options (2));
+  probe = g_variant_lookup_value (report, "probe", G_VARIANT_TYPE_VARDICT);
+  g_assert_cmpuint (probe_uint (probe, "cycles-accepted"), ==, 3);
+  g_assert_cmpuint (probe_uint (probe, "extra"), ==, 2);
+  g_assert_false (probe_bool (probe, "capacity-exact")); /* stopped at --max, not at a full table */
+  g_assert_cmpuint (probe_uint (probe, "closes-graceful"), ==, 0);
+  g_assert_cmpuint (probe_uint (probe, "closes-reset"), ==, 6);
+  g_assert_true (probe_bool (probe, "released"));
+  finding = expect_finding (report, "board-ignores-eof", "error", "board");
+  assert_contains (finding, "evidence", "The probe: 6 of 6 closes needed a RST");
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
+  bench_stop (&bench);
+}
+
+static gint64
+sim_released_how (Stm32Sim *sim, const char *how)
+{
+  g_autoptr (JsonObject) status = stm32_sim_status (sim);
+  JsonObject *counts = json_object_get_object_member (status, "released_how");
+
+  return json_object_has_member (counts, how) ? json_object_get_int_member (counts, how) : 0;
+}
+
+/* The caller of a probe dies mid-way: the probe ends at once and resets
+ * every connection it holds, rather than keep the board's slots. */
+static void
+test_probe_caller_leaves (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GSubprocess) ctl = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GAsyncResult) exited = NULL;
+  g_autoptr (GVariant) report = NULL;
+  g_autofree char *path = stm32_test_build_path ("cli/stm32ctl");
+
+  bench_start (&bench, stm32_sim_start ("--slots", "0", NULL), NULL);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  ctl = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                          &error, path, "--session", "doctor", "--max", "32", NULL);
+  g_assert_no_error (error);
+  /* The link's slot and at least two of the probe's extra connections. */
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) >= 3, WAIT_MS);
+  g_subprocess_force_exit (ctl);
+  g_subprocess_wait_async (ctl, NULL, stm32_test_store_result, &exited);
+  stm32_test_wait_until (exited != NULL, WAIT_MS);
+
+  /* Reset, not closed gracefully: the probe was cut short, and the board
+   * has every slot back long before 32 extra connections could have been made. */
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
+  g_assert_cmpint (sim_released_how (bench.sim, "peer-reset"), >=, 2);
+  g_assert_cmpuint (stm32_sim_count_events (bench.sim, "accepted"), <, 1 + 3 + 32);
+  g_assert_true (stm32_daemon_link_state_is (bench.link, "connected"));
+  /* And the next probe is not refused as Busy. */
+  report = diagnose_ok (bench.link, probe_options (1));
+  bench_stop (&bench);
+}
+
+/* The daemon's pid, from its own socket in the census. */
+static int
+daemon_pid (GVariant *report)
+{
+  g_autoptr (GVariant) census = g_variant_lookup_value (report, "census", NULL);
+
+  for (gsize i = 0; i < g_variant_n_children (census); i++)
+    {
+      g_autoptr (GVariant) entry = g_variant_get_child_value (census, i);
+      gboolean ours = FALSE;
+      gint32 pid = 0;
+
+      if (g_variant_lookup (entry, "ours", "b", &ours) && ours &&
+          g_variant_lookup (entry, "pid", "i", &pid))
+        return pid;
+    }
+  g_assert_not_reached ();
+}
+
+static guint
+count_process_fds (int pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/fd", pid);
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  guint count = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    count++;
+  return count;
+}
+
+/* Diagnoses and probes leave the daemon with the fds it had: the netlink
+ * socket, the census's /proc reads and every probe connection are closed. */
+static void
+test_no_fd_leak (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GVariant) first = NULL;
+  guint before;
+  int pid;
+
+  bench_start (&bench, stm32_sim_start ("--slots", "3", "--mode", "leak", NULL), NULL);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  /* The first one starts the worker thread and the resolver for good. */
+  first = diagnose_ok (bench.link, probe_options (4));
+  pid = daemon_pid (first);
+  before = count_process_fds (pid);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr (GVariant) probed = diagnose_ok (bench.link, probe_options (4));
+      g_autoptr (GVariant) passive = diagnose_ok (bench.link, NULL);
+    }
+  g_assert_cmpuint (count_process_fds (pid), ==, before);
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
+  bench_stop (&bench);
+}
+
+/* ---- the interface ------------------------------------------------------------------------ */
+
+static void
+expect_invalid_args (Stm32DbusLink1 *link, const char *options_text)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) options =
+      g_variant_parse (G_VARIANT_TYPE_VARDICT, options_text, NULL, NULL, &error);
+  g_autoptr (GVariant) report = NULL;
+  g_autofree char *remote = NULL;
+
+  g_assert_no_error (error);
+  report = diagnose (link, g_steal_pointer (&options), &error);
+  g_assert_null (report);
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+  remote = g_dbus_error_get_remote_error (error);
+  g_assert_cmpstr (remote, ==, "org.stm32d.Error.InvalidArgs");
+}
+
+static void
+test_invalid_args (void)
+{
+  Bench bench = { 0 };
+  g_autoptr (GVariant) report = NULL;
+
+  bench_start (&bench, stm32_sim_start ("--reply", "echo", NULL), "Autoconnect=false\n");
+  expect_invalid_args (bench.link, "{'colour': <'blue'>}");
+  expect_invalid_args (bench.link, "{'probe': <'yes'>}");
+  expect_invalid_args (bench.link, "{'probe': <true>, 'probe-max': <0>}");
+  expect_invalid_args (bench.link, "{'probe': <true>, 'probe-max': <uint32 0>}");
+  expect_invalid_args (bench.link, "{'probe': <true>, 'probe-max': <uint32 33>}");
+  /* Nothing was probed: the board saw no connection at all. */
+  g_assert_cmpuint (stm32_sim_count_events (bench.sim, "accepted"), ==, 0);
+  report = diagnose_ok (bench.link, NULL);
+  bench_stop (&bench);
+}
+
+/* ---- stm32ctl doctor ------------------------------------------------------------------------ */
+
+static int run_ctl (char **out, const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
+
+static int
+run_ctl (char **out, const char *first_arg, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GSubprocess) process = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *err = NULL;
+  va_list args;
+
+  g_ptr_array_add (argv, stm32_test_build_path ("cli/stm32ctl"));
+  g_ptr_array_add (argv, g_strdup ("--session"));
+  va_start (args, first_arg);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  process =
+      g_subprocess_newv ((const char *const *) argv->pdata,
+                         G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8_async (process, NULL, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, PROBE_WAIT_MS);
+  g_subprocess_communicate_utf8_finish (process, result, out, &err, &error);
+  g_assert_no_error (error);
+  g_test_message ("stm32ctl stderr: %s", err);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  return g_subprocess_get_exit_status (process);
+}
+
+static void
+test_ctl (void)
+{
+  Bench bench = { 0 };
+  g_autofree char *clean = NULL, *sick = NULL, *json = NULL, *probed = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  JsonObject *root, *first, *probe;
+  JsonArray *findings;
+
+  bench_start (&bench, stm32_sim_start ("--mode", "leak", "--slots", "3", NULL), NULL);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+
+  /* Healthy so far: exit 0, and the clean bill said so. */
+  g_assert_cmpint (run_ctl (&clean, "doctor", NULL), ==, 0);
+  g_assert_nonnull (strstr (clean, "Clean bill of health"));
+  g_assert_nonnull (strstr (clean, "ESTABLISHED"));
+
+  stm32_dbus_link1_call_disconnect (bench.link, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+
+  /* The link named as an argument; problems found: exit 8, fix on the board. */
+  g_assert_cmpint (run_ctl (&sick, "doctor", "board", NULL), ==, 8);
+  g_assert_nonnull (strstr (sick, "board-ignores-eof"));
+  g_assert_nonnull (strstr (sick, "Fix on the board:"));
+  g_assert_nonnull (strstr (sick, "Meanwhile on the PC:"));
+  g_assert_null (strstr (sick, "Clean bill of health"));
+
+  g_assert_cmpint (run_ctl (&json, "doctor", "--json", NULL), ==, 8);
+  json_parser_load_from_data (parser, json, -1, &error);
+  g_assert_no_error (error);
+  root = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpstr (json_object_get_string_member (root, "name"), ==, "board");
+  g_assert_false (json_object_get_boolean_member (root, "healthy"));
+  findings = json_object_get_array_member (root, "findings");
+  first = json_array_get_object_element (findings, 0);
+  g_assert_cmpstr (json_object_get_string_member (first, "id"), ==, "board-ignores-eof");
+  g_assert_cmpstr (json_object_get_string_member (first, "side"), ==, "board");
+  g_assert_cmpint (
+      json_object_get_int_member (json_object_get_object_member (root, "history"), "aborted"), ==,
+      1);
+  g_assert_true (json_object_get_null_member (root, "probe"));
+
+  /* --max implies --probe. */
+  g_assert_cmpint (run_ctl (&probed, "doctor", "--json", "--max", "1", NULL), ==, 8);
+  g_clear_object (&parser);
+  parser = json_parser_new ();
+  json_parser_load_from_data (parser, probed, -1, &error);
+  g_assert_no_error (error);
+  probe =
+      json_object_get_object_member (json_node_get_object (json_parser_get_root (parser)), "probe");
+  g_assert_nonnull (probe);
+  g_assert_cmpint (json_object_get_int_member (probe, "max"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (probe, "cycles"), ==, 3);
+
+  /* Usage errors and a link that does not exist. */
+  g_assert_cmpint (run_ctl (NULL, "doctor", "--max", "33", NULL), ==, 2);
+  g_assert_cmpint (run_ctl (NULL, "doctor", "a", "b", NULL), ==, 2);
+  g_assert_cmpint (run_ctl (NULL, "doctor", "nosuchlink", NULL), ==, 6);
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 0, WAIT_MS);
+  bench_stop (&bench);
+}
+
+int
+main (int argc, char **argv)
+{
+  stm32_daemon_test_init (&argc, &argv);
+  g_test_add_func ("/doctor/healthy", test_healthy);
+  g_test_add_func ("/doctor/leaky-firmware", test_leaky_firmware);
+  g_test_add_func ("/doctor/server-busy", test_server_busy);
+  g_test_add_func ("/doctor/idle-timeout", test_idle_timeout);
+  g_test_add_func ("/doctor/rejects-frames", test_rejects_frames);
+  g_test_add_func ("/doctor/blackhole", test_blackhole);
+  g_test_add_func ("/doctor/competing-client", test_competing_client);
+  g_test_add_func ("/doctor/probe-capacity", test_probe_capacity);
+  g_test_add_func ("/doctor/probe-leaky", test_probe_leaky);
+  g_test_add_func ("/doctor/probe-caller-leaves", test_probe_caller_leaves);
+  g_test_add_func ("/doctor/no-fd-leak", test_no_fd_leak);
+  g_test_add_func ("/doctor/invalid-args", test_invalid_args);
+  g_test_add_func ("/doctor/ctl", test_ctl);
+  return stm32_daemon_test_run ();
+}
