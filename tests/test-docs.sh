@@ -126,8 +126,10 @@ key_body() {
 }
 
 # Whether $1 occurs as a whole option or word in the text on stdin.
+# Reads all of its input: a reader that stops early would kill the writer
+# with SIGPIPE, which pipefail reports as a failure.
 has_word() {
-  grep -qE -- "(^|[^A-Za-z0-9_-])$1([^A-Za-z0-9_-]|$)"
+  grep -E -- "(^|[^A-Za-z0-9_-])$1([^A-Za-z0-9_-]|$)" >/dev/null
 }
 
 # ---- modes ----
@@ -160,7 +162,7 @@ mode_stm32ctl() {
   mapfile -t commands < <(ctl_commands)
   ((${#commands[@]} > 0)) || fail "no commands found in cli/stm32ctl.c's table"
   for command in "${commands[@]}"; do
-    section "$page" "$command" SS | grep -q . ||
+    section "$page" "$command" SS | grep . >/dev/null ||
       fail "stm32ctl(1) has no '.SS $command' for the command in cli/stm32ctl.c"
     count=$((count + 1))
   done
@@ -197,7 +199,7 @@ mode_stm32ctl() {
   for file in "$src"/cli/cmd-*.c; do
     command=${file##*/cmd-}
     command=${command%.c}
-    printf '%s\n' "${commands[@]}" | grep -qx -- "$command" ||
+    printf '%s\n' "${commands[@]}" | grep -x -- "$command" >/dev/null ||
       fail "cli/cmd-$command.c is not in the command table of cli/stm32ctl.c"
   done
 
@@ -220,7 +222,7 @@ mode_stm32ctl() {
   [[ "${codes[*]}" == "$(tags <"$tmp/exit" | joined)" ]] ||
     fail "stm32ctl(1) EXIT STATUS lists $(tags <"$tmp/exit" | joined), the code has ${codes[*]}"
   for code in "${codes[@]}"; do
-    item_body "$code" <"$tmp/exit" | grep -qiF -- "${meaning[$code]}" ||
+    item_body "$code" <"$tmp/exit" | grep -iF -- "${meaning[$code]}" >/dev/null ||
       fail "stm32ctl(1): exit status $code does not say '${meaning[$code]}'"
     count=$((count + 1))
   done
@@ -250,7 +252,7 @@ mode_stm32d() {
   local config_status
   config_status=$(sed -nE 's/^#define STM32D_EXIT_CONFIG ([0-9]+).*/\1/p' "$src/daemon/main.c")
   [[ -n $config_status ]] || fail "no STM32D_EXIT_CONFIG in daemon/main.c"
-  section "$page" "EXIT STATUS" | tags | grep -qx -- "$config_status" ||
+  section "$page" "EXIT STATUS" | tags | grep -x -- "$config_status" >/dev/null ||
     fail "stm32d(8): exit status $config_status (bad configuration) is not documented"
   echo "stm32d(8): $count options and signals, exit status $config_status documented"
 }
@@ -268,7 +270,7 @@ mode_conf() {
   ((${#parser[@]} > 0)) || fail "no keys found in daemon/stm32-config.c"
   ((${#example[@]} > 0)) || fail "no keys found in systemd/stm32d.conf.example"
   for key in $(printf '%s\n' "${parser[@]}" "${example[@]}" | sort -u); do
-    tags <"$tmp/keys" | grep -qE -- "^\"?$key=" || fail "stm32d.conf(5) has no item for $key="
+    tags <"$tmp/keys" | grep -E -- "^\"?$key=" >/dev/null || fail "stm32d.conf(5) has no item for $key="
     count=$((count + 1))
   done
 

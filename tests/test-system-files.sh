@@ -307,7 +307,7 @@ EOF
   [[ -S $tmp/bus ]] || fail "dbus-daemon did not start: $(cat "$tmp/bus.log")"
 
   dbus-send --bus="$address" --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-    org.freedesktop.DBus.ListActivatableNames | grep -q "\"$bus_name\"" ||
+    org.freedesktop.DBus.ListActivatableNames | grep "\"$bus_name\"" >/dev/null ||
     fail "the bus does not accept dbus/org.stm32d.service as the activation file for $bus_name"
   echo "activation file accepted by dbus-daemon"
 
@@ -424,7 +424,7 @@ ctl_policy() {
   wait "$owner_pid" 2>/dev/null || true
   for _ in $(seq 50); do
     dbus-send --bus="$address" --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-      org.freedesktop.DBus.NameHasOwner string:"$bus_name" | grep -q "boolean false" && break
+      org.freedesktop.DBus.NameHasOwner string:"$bus_name" | grep "boolean false" >/dev/null && break
     sleep 0.1
   done
   [[ -x $build/daemon/stm32d && -x $build/cli/stm32ctl && -x $build/tests/sim/stm32-sim ]] ||
@@ -453,10 +453,10 @@ ctl_policy() {
       DBUS_SESSION_BUS_ADDRESS="$address" "$build/cli/stm32ctl" --session "$@"
   }
   for _ in $(seq 100); do
-    ctl_as stm32test-other status 2>/dev/null | grep -q "State: connected" && break
+    ctl_as stm32test-other status 2>/dev/null | grep "State: connected" >/dev/null && break
     sleep 0.1
   done
-  ctl_as stm32test-other status | grep -q "State: connected" ||
+  ctl_as stm32test-other status | grep "State: connected" >/dev/null ||
     fail "a user outside group stm32 cannot read the link's state: $(cat "$tmp/stm32d.log")"
   rc=0
   out=$(ctl_as stm32test-other disconnect 2>&1) || rc=$?

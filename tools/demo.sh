@@ -55,7 +55,7 @@ echo "(a client that just closes its socket fills this board after 2 connections
 build/daemon/stm32d --session --host 127.0.0.1 --port "$port" 2>"$workdir/stm32d.log" &
 daemon=$!
 for _ in $(seq 100); do
-  ctl status --json 2>/dev/null | grep -q '"state" : "connected"' && break
+  ctl status --json 2>/dev/null | grep '"state" : "connected"' >/dev/null && break
   sleep 0.1
 done
 echo
