@@ -102,7 +102,7 @@ print_findings (GVariant *findings, gboolean healthy)
   gboolean color = stm32ctl_output_use_color ();
 
   if (healthy)
-    g_print ("%sClean bill of health:%s no problems found.\n", color ? "\033[1;32m" : "",
+    g_print ("\n%sClean bill of health:%s no problems found.\n", color ? "\033[1;32m" : "",
              color ? "\033[0m" : "");
   for (guint g = 0; g < G_N_ELEMENTS (groups); g++)
     {
@@ -373,7 +373,7 @@ print_report (Stm32ClientLink *link, GVariant *report, gboolean json)
     print_json (stm32_client_link_get_name (link), report);
   else
     {
-      g_print ("Link %s, board %s\n\n", stm32_client_link_get_name (link),
+      g_print ("Link %s, board %s\n", stm32_client_link_get_name (link),
                lookup_string (report, "endpoint"));
       print_findings (findings, healthy);
       print_census (report, census);
