@@ -362,16 +362,17 @@ static gboolean
 parse_diagnose_options (GVariant *options, gboolean *probe, guint *probe_max, GError **error)
 {
   GVariantIter iter;
-  const char *key;
-  GVariant *value;
 
   *probe = FALSE;
   *probe_max = STM32_PROBE_DEFAULT_MAX;
   g_variant_iter_init (&iter, options);
-  while (g_variant_iter_next (&iter, "{&sv}", &key, &value))
+  for (;;)
     {
-      g_autoptr (GVariant) owned = value;
+      g_autoptr (GVariant) value = NULL;
+      const char *key;
 
+      if (!g_variant_iter_next (&iter, "{&sv}", &key, &value))
+        break;
       if (g_str_equal (key, "probe") && g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
         *probe = g_variant_get_boolean (value);
       else if (g_str_equal (key, "probe-max") &&
