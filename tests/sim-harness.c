@@ -210,6 +210,12 @@ stm32_sim_count_events (Stm32Sim *sim, const char *event)
   return GPOINTER_TO_UINT (g_hash_table_lookup (sim->counts, event));
 }
 
+void
+stm32_sim_discard_events (Stm32Sim *sim)
+{
+  g_queue_clear_full (&sim->events, (GDestroyNotify) json_object_unref);
+}
+
 static void
 send_line (Stm32Sim *sim, const char *command)
 {
