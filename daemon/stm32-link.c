@@ -1065,6 +1065,9 @@ link_confirm_acknowledged (Stm32Link *self)
       g_free (unconfirmed);
       self->confirm_interval = 1;
     }
+  /* All confirmed (a reply carried the ACK): no wake-up left to spend. */
+  if (g_queue_is_empty (&self->unconfirmed))
+    g_clear_handle_id (&self->confirm_timer, g_source_remove);
   g_object_thaw_notify (G_OBJECT (self));
 }
 
