@@ -80,3 +80,6 @@ echo
 echo "the board's own view after 4 cycles:"
 echo status >&3
 await status | sed -E 's/.*"slots_in_use":([0-9]+).*"accepted":([0-9]+).*"rejected":([0-9]+).*/  slots in use: \1, accepted: \2, rejected: \3/'
+echo
+echo "\$ stm32ctl doctor    (what stm32d concluded about this board; exit status 8: problems found)"
+ctl doctor | sed 's/^/  /' || true
