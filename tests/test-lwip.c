@@ -71,26 +71,52 @@ skip_reason (void)
   return NULL;
 }
 
+/* Boots lwIP board @variant ("" for the default, else the suffix of a build
+ * with other pool sizes, tests/lwip-board/meson.build) on the TAP device;
+ * it speaks stm32-sim's protocol. */
+static Stm32Sim *
+board_start_va (const char *variant, const char *first_arg, va_list args)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+
+  g_ptr_array_add (argv, g_strconcat (board_program (), variant, NULL));
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, g_strdup (arg));
+  g_ptr_array_add (argv, g_strdup ("--tap"));
+  g_ptr_array_add (argv, g_strdup (BOARD_TAP));
+  g_ptr_array_add (argv, g_strdup ("--ip"));
+  g_ptr_array_add (argv, g_strdup (BOARD_IP "/24"));
+  g_ptr_array_add (argv, NULL);
+  return stm32_sim_spawn ((const char *const *) argv->pdata);
+}
+
 static Stm32Sim *board_start (const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
 
-/* Boots the lwIP board on the TAP device; it speaks stm32-sim's protocol. */
 static Stm32Sim *
 board_start (const char *first_arg, ...)
 {
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  Stm32Sim *board;
   va_list args;
 
-  g_ptr_array_add (argv, (char *) board_program ());
-  g_ptr_array_add (argv, "--tap");
-  g_ptr_array_add (argv, BOARD_TAP);
-  g_ptr_array_add (argv, "--ip");
-  g_ptr_array_add (argv, BOARD_IP "/24");
   va_start (args, first_arg);
-  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
-    g_ptr_array_add (argv, (char *) arg);
+  board = board_start_va ("", first_arg, args);
   va_end (args);
-  g_ptr_array_add (argv, NULL);
-  return stm32_sim_spawn ((const char *const *) argv->pdata);
+  return board;
+}
+
+static Stm32Sim *board_start_variant (const char *variant, const char *first_arg,
+                                      ...) G_GNUC_NULL_TERMINATED;
+
+static Stm32Sim *
+board_start_variant (const char *variant, const char *first_arg, ...)
+{
+  Stm32Sim *board;
+  va_list args;
+
+  va_start (args, first_arg);
+  board = board_start_va (variant, first_arg, args);
+  va_end (args);
+  return board;
 }
 
 /* lwIP's own statistics for one memory pool (MEMP_STATS): used, max, err, avail. */
@@ -253,15 +279,25 @@ event_string (JsonObject *event, const char *member)
 
 /* ---- the problem, reproduced ----------------------------------------------- */
 
-static void
-test_plain_close_exhausts_pool (void)
+typedef struct
 {
+  const char *variant; /* which board build, see board_start_va() */
+  guint tcp_pcbs;      /* its MEMP_NUM_TCP_PCB */
+} BoardPool;
+
+static const BoardPool default_pool = { "", BOARD_TCP_PCBS };
+static const BoardPool small_pool = { "-pcb2", 2 };
+
+static void
+test_plain_close_exhausts_pool (gconstpointer data)
+{
+  const BoardPool *pool = data;
   Stm32Sim *board;
   guint failed_at = 0;
   int connect_errno = 0;
 
-  board = board_start ("--firmware", "leak", NULL);
-  for (guint cycle = 1; cycle <= 3 * BOARD_TCP_PCBS && failed_at == 0; cycle++)
+  board = board_start_variant (pool->variant, "--firmware", "leak", NULL);
+  for (guint cycle = 1; cycle <= 3 * pool->tcp_pcbs && failed_at == 0; cycle++)
     {
       int fd = plain_connect (stm32_sim_get_port (board), 1500);
 
@@ -276,11 +312,13 @@ test_plain_close_exhausts_pool (void)
       close (fd);
       stm32_sim_expect (board, "eof", WAIT_MS);
     }
-  g_test_message ("plain client failed at cycle %u: %s", failed_at, g_strerror (connect_errno));
-  g_assert_cmpuint (failed_at, ==, BOARD_TCP_PCBS + 1);
+  g_test_message ("plain client against a board with %u control blocks failed at cycle %u: %s",
+                  pool->tcp_pcbs, failed_at, g_strerror (connect_errno));
+  g_assert_cmpuint (failed_at, ==, pool->tcp_pcbs + 1);
   g_assert_cmpint (connect_errno, ==, ETIMEDOUT);
   /* The board's own account: every control block held, and a SYN turned away. */
-  g_assert_cmpint (board_pool (board, "TCP_PCB", "used"), ==, BOARD_TCP_PCBS);
+  g_assert_cmpint (board_pool (board, "TCP_PCB", "used"), ==, pool->tcp_pcbs);
+  g_assert_cmpint (board_pool (board, "TCP_PCB", "avail"), ==, pool->tcp_pcbs);
   g_assert_cmpint (board_pool (board, "TCP_PCB", "err"), >, 0);
   stm32_sim_stop (board);
 }
@@ -696,7 +734,10 @@ main (int argc, char **argv)
       return 77;
     }
   stm32_daemon_test_init (&argc, &argv);
-  g_test_add_func ("/lwip/plain-close-exhausts-pool", test_plain_close_exhausts_pool);
+  g_test_add_data_func ("/lwip/plain-close-exhausts-pool", &default_pool,
+                        test_plain_close_exhausts_pool);
+  g_test_add_data_func ("/lwip/plain-close-exhausts-pool/pcb2", &small_pool,
+                        test_plain_close_exhausts_pool);
   g_test_add_func ("/lwip/stm32d-cycles", test_stm32d_cycles);
   g_test_add_func ("/lwip/classify/pool-exhausted-timeout", test_classify_pool_exhausted);
   g_test_add_func ("/lwip/classify/slot-abort-server-busy", test_classify_slot_abort);
