@@ -179,9 +179,10 @@ print_history (GVariant *summary)
   const char *reason;
   guint32 count;
   guint n = 0;
+  guint attempts = lookup_uint (summary, "attempts");
 
-  g_string_printf (text, "%u attempts, %u connected, %u closed by the board, %u with our RST",
-                   lookup_uint (summary, "attempts"), lookup_uint (summary, "connected"),
+  g_string_printf (text, "%u attempt%s, %u connected, %u closed by the board, %u with our RST",
+                   attempts, attempts == 1 ? "" : "s", lookup_uint (summary, "connected"),
                    lookup_uint (summary, "closed-by-board"), lookup_uint (summary, "aborted"));
   g_variant_iter_init (&iter, reasons);
   while (g_variant_iter_next (&iter, "{&su}", &reason, &count))
