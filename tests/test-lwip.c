@@ -414,6 +414,56 @@ test_stm32d_cycles (void)
   g_rmdir (dir);
 }
 
+/* stm32ctl doctor's probe estimates how many connections a board can hold:
+ * against lwIP that is its control-block pool, and it gives them all back. */
+static void
+test_doctor_probe_capacity (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("stm32-lwip-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autoptr (GVariant) report = NULL, probe = NULL;
+  g_autoptr (GError) error = NULL;
+  GVariantDict options;
+  guint32 capacity = 0;
+  gboolean released = FALSE;
+  Stm32DbusLink1 *link;
+  Stm32Daemon *daemon;
+  Stm32Sim *board;
+
+  board = board_start ("-q", NULL);
+  /* lwIP drops the SYN that finds the pool empty: the probe's count ends
+   * with a connect timeout, kept short here. */
+  stm32_test_write_file (path, "[Link board]\nHost=%s\nPort=%u\nConnectTimeout=500\n", BOARD_IP,
+                         stm32_sim_get_port (board));
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  link = stm32_daemon_get_link (daemon, "board");
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
+
+  g_variant_dict_init (&options, NULL);
+  g_variant_dict_insert (&options, "probe", "b", TRUE);
+  g_variant_dict_insert (&options, "probe-max", "u", 2 * BOARD_TCP_PCBS);
+  g_assert_true (stm32_dbus_link1_call_diagnose_sync (link, g_variant_dict_end (&options), &report,
+                                                      NULL, &error));
+  g_assert_no_error (error);
+  probe = g_variant_lookup_value (report, "probe", G_VARIANT_TYPE_VARDICT);
+  g_assert_nonnull (probe);
+  g_assert_true (g_variant_lookup (probe, "capacity", "u", &capacity));
+  g_assert_true (g_variant_lookup (probe, "released", "b", &released));
+  g_test_message ("probe: capacity %u (lwIP MEMP_NUM_TCP_PCB %u), released %s", capacity,
+                  BOARD_TCP_PCBS, released ? "yes" : "no");
+  g_assert_cmpuint (capacity, ==, BOARD_TCP_PCBS);
+  g_assert_true (released);
+  /* lwIP's own account: the pool was really full once, and only the link's
+   * control block is left. */
+  g_assert_cmpint (board_pool (board, "TCP_PCB", "err"), >, 0);
+  wait_pcbs_used (board, 1);
+  g_assert_true (stm32_daemon_link_state_is (link, "connected"));
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (board);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
 /* ---- every failure signature, from the real stack ---------------------------- */
 
 /* Control blocks exhausted by someone else: lwIP drops our SYN. */
@@ -738,6 +788,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/lwip/plain-close-exhausts-pool/pcb2", &small_pool,
                         test_plain_close_exhausts_pool);
   g_test_add_func ("/lwip/stm32d-cycles", test_stm32d_cycles);
+  g_test_add_func ("/lwip/doctor-probe-capacity", test_doctor_probe_capacity);
   g_test_add_func ("/lwip/classify/pool-exhausted-timeout", test_classify_pool_exhausted);
   g_test_add_func ("/lwip/classify/slot-abort-server-busy", test_classify_slot_abort);
   g_test_add_func ("/lwip/classify/no-listener-refused", test_classify_no_listener);
