@@ -117,9 +117,10 @@ install_properties (GObjectClass *object_class)
       g_param_spec_uint ("retry-in", NULL, "ms to the next attempt", 0, G_MAXUINT32, 0, flags);
   props[PROP_LAST_ERROR] = string_property ("last-error", "Why the last attempt failed, or none");
   props[PROP_LAST_ERROR_MESSAGE] = string_property ("last-error-message", "LastError for people");
-  props[PROP_BYTES_SENT] = counter_property ("bytes-sent", "Bytes written, framing included");
+  props[PROP_BYTES_SENT] =
+      counter_property ("bytes-sent", "Bytes the board acknowledged, framing included");
   props[PROP_BYTES_RECEIVED] = counter_property ("bytes-received", "Bytes read");
-  props[PROP_FRAMES_SENT] = counter_property ("frames-sent", "Frames written");
+  props[PROP_FRAMES_SENT] = counter_property ("frames-sent", "Frames the board acknowledged");
   props[PROP_FRAMES_RECEIVED] = counter_property ("frames-received", "Frames received");
   props[PROP_CONNECTS] = counter_property ("connects", "Connections established");
   props[PROP_DISCONNECTS] = counter_property ("disconnects", "Connections that ended");
@@ -370,7 +371,8 @@ stm32_client_link_get_last_error_message (Stm32ClientLink *self)
  * stm32_client_link_get_bytes_sent:
  * @self: a link
  *
- * Returns: bytes written to the board since the daemon started, framing included
+ * Returns: bytes the board's TCP stack acknowledged since the daemon started,
+ *   framing included
  */
 guint64
 stm32_client_link_get_bytes_sent (Stm32ClientLink *self)
@@ -396,7 +398,7 @@ stm32_client_link_get_bytes_received (Stm32ClientLink *self)
  * stm32_client_link_get_frames_sent:
  * @self: a link
  *
- * Returns: frames written to the board (heartbeats included)
+ * Returns: frames the board's TCP stack acknowledged (heartbeats included)
  */
 guint64
 stm32_client_link_get_frames_sent (Stm32ClientLink *self)
@@ -768,7 +770,8 @@ stm32_client_link_disconnect_sync (Stm32ClientLink *self, GCancellable *cancella
  * @self: a link
  * @frame: one frame, without framing bytes (stm32d adds them)
  * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called once the whole frame was written, or with why not
+ * @callback: (scope async): called once the board's TCP stack acknowledged the
+ *   whole frame, or with why not
  * @user_data: (closure): data for @callback
  *
  * Sends one frame to the board (org.stm32d.Link1.Send).
@@ -790,7 +793,7 @@ stm32_client_link_send (Stm32ClientLink *self, GBytes *frame, GCancellable *canc
  * @error: return location for an error (a #STM32_ERROR code such as
  *   %STM32_ERROR_NOT_CONNECTED or %STM32_ERROR_QUEUE_FULL)
  *
- * Returns: whether the whole frame was written to the kernel
+ * Returns: whether the board's TCP stack acknowledged the whole frame
  */
 gboolean
 stm32_client_link_send_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
@@ -809,7 +812,7 @@ stm32_client_link_send_finish (Stm32ClientLink *self, GAsyncResult *result, GErr
  *
  * Blocks the calling thread; see stm32_client_link_send().
  *
- * Returns: whether the whole frame was written to the kernel
+ * Returns: whether the board's TCP stack acknowledged the whole frame
  */
 gboolean
 stm32_client_link_send_sync (Stm32ClientLink *self, GBytes *frame, GCancellable *cancellable,
