@@ -64,7 +64,8 @@ void stm32_link_disconnect_async (Stm32Link *self, GCancellable *cancellable,
                                   GAsyncReadyCallback callback, gpointer user_data);
 gboolean stm32_link_disconnect_finish (Stm32Link *self, GAsyncResult *result, GError **error);
 
-/* Finishes once the whole frame was written to the kernel, or with why not. */
+/* Finishes once the board's TCP stack acknowledged the whole frame, or with
+ * why not (then the frame may or may not have arrived; it is never resent). */
 void stm32_link_send_async (Stm32Link *self, GBytes *frame, GCancellable *cancellable,
                             GAsyncReadyCallback callback, gpointer user_data);
 gboolean stm32_link_send_finish (Stm32Link *self, GAsyncResult *result, GError **error);

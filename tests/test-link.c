@@ -397,7 +397,7 @@ test_board_reset (void)
         }
       g_object_unref (results[i]);
     }
-  g_test_message ("%u frames written to the kernel, %u failed with the reset", written, reset);
+  g_test_message ("%u frames acknowledged by the board, %u failed with the reset", written, reset);
   g_assert_cmpuint (written + reset, ==, G_N_ELEMENTS (results));
   g_assert_cmpuint (reset, >, 0);
 
