@@ -1071,6 +1071,18 @@ link_confirm_acknowledged (Stm32Link *self)
   g_object_thaw_notify (G_OBJECT (self));
 }
 
+static gboolean on_confirm_timer (gpointer user_data);
+
+/* Looks again in @interval ms if something still waits for the board's ACK. */
+static void
+link_poll_acknowledgement (Stm32Link *self, guint interval)
+{
+  if (g_queue_is_empty (&self->unconfirmed) || self->confirm_timer != 0)
+    return;
+  self->confirm_interval = interval;
+  self->confirm_timer = g_timeout_add (interval, on_confirm_timer, self);
+}
+
 static gboolean
 on_confirm_timer (gpointer user_data)
 {
@@ -1078,14 +1090,10 @@ on_confirm_timer (gpointer user_data)
 
   self->confirm_timer = 0;
   link_confirm_acknowledged (self);
-  if (!g_queue_is_empty (&self->unconfirmed))
-    {
-      /* Linux acknowledges at once or within its delayed-ACK time (40 ms),
-       * lwIP within its 250 ms fast timer; a reply carries the ACK sooner
-       * and is checked on arrival. Back off so a slow ACK costs few wake-ups. */
-      self->confirm_interval = MIN (self->confirm_interval * 2, STM32_CONFIRM_POLL_MAX_MS);
-      self->confirm_timer = g_timeout_add (self->confirm_interval, on_confirm_timer, self);
-    }
+  /* Linux acknowledges at once or within its delayed-ACK time (40 ms),
+   * lwIP within its 250 ms fast timer; a reply carries the ACK sooner and is
+   * checked on arrival. Back off so a slow ACK costs few wake-ups. */
+  link_poll_acknowledgement (self, MIN (self->confirm_interval * 2, STM32_CONFIRM_POLL_MAX_MS));
   return G_SOURCE_REMOVE;
 }
 
@@ -1104,11 +1112,7 @@ link_await_acknowledgement (Stm32Link *self, SendRequest *request)
   unconfirmed->raw = request->raw;
   g_queue_push_tail (&self->unconfirmed, unconfirmed);
   link_confirm_acknowledged (self);
-  if (!g_queue_is_empty (&self->unconfirmed) && self->confirm_timer == 0)
-    {
-      self->confirm_interval = 1;
-      self->confirm_timer = g_timeout_add (self->confirm_interval, on_confirm_timer, self);
-    }
+  link_poll_acknowledgement (self, 1);
 }
 
 static void on_written (GObject *source, GAsyncResult *result, gpointer user_data);
