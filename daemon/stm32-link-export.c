@@ -2,7 +2,6 @@
 #include "stm32-link-export.h"
 
 #include <gio/gunixfdlist.h>
-#include <unistd.h>
 
 #include "stm32-dbus-generated.h"
 #include "stm32-diagnosis.h"
@@ -497,27 +496,18 @@ handle_acquire_stream (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
   g_autoptr (GError) error = NULL;
   g_autoptr (Stm32StreamBridge) bridge = stm32_stream_bridge_new (self->link, &error);
   g_autoptr (GUnixFDList) fds = NULL;
-  int fd, index;
+  int fd;
 
   if (bridge == NULL)
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
-  fds = g_unix_fd_list_new ();
+  /* The list takes the holder's end: it is closed once the reply is sent. */
   fd = stm32_stream_bridge_steal_fd (bridge);
-  /* The list keeps its own duplicate. */
-  index = g_unix_fd_list_append (fds, fd, &error);
-  close (fd);
-  if (index < 0)
-    {
-      stm32_stream_bridge_close (bridge, "the fd could not be handed out");
-      g_dbus_method_invocation_return_error (invocation, STM32_ERROR, STM32_ERROR_FAILED,
-                                             "Cannot hand out the stream: %s", error->message);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
+  fds = g_unix_fd_list_new_from_array (&fd, 1);
   track_stream (self, bridge, invocation);
-  stm32_dbus_link1_complete_acquire_stream (iface, invocation, fds, g_variant_new_handle (index));
+  stm32_dbus_link1_complete_acquire_stream (iface, invocation, fds, g_variant_new_handle (0));
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 

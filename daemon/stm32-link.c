@@ -63,6 +63,7 @@ typedef struct
   GTask *task;              /* NULL for heartbeats and transaction requests */
   Transaction *transaction; /* set for a transaction's request */
   gboolean raw;             /* a raw stream's bytes: counted as bytes, not frames */
+  gboolean queued;          /* in the send queue (it leaves it only to be freed) */
   gboolean started;
 } SendRequest;
 
@@ -833,7 +834,7 @@ link_on_raw_data (Stm32Link *self, const guint8 *data, gsize len)
 static void
 link_on_data (Stm32Link *self, const guint8 *data, gsize len)
 {
-  g_autoptr (GPtrArray) frames = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_autoptr (GPtrArray) frames = NULL;
   g_autoptr (GError) error = NULL;
   gboolean valid;
 
@@ -848,6 +849,7 @@ link_on_data (Stm32Link *self, const guint8 *data, gsize len)
       link_on_raw_data (self, data, len);
       return;
     }
+  frames = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   valid = stm32_decoder_feed (self->decoder, data, len, frames, &error);
 
   g_object_freeze_notify (G_OBJECT (self));
@@ -1225,6 +1227,7 @@ link_kick_writer (Stm32Link *self)
 static void
 link_enqueue (Stm32Link *self, SendRequest *request)
 {
+  request->queued = TRUE;
   g_queue_push_tail (&self->send_queue, request);
   link_kick_writer (self);
 }
@@ -1240,8 +1243,7 @@ link_issue_transaction (Stm32Link *self)
    * not a transaction's reply: the transaction goes out after it. */
   if (self->heartbeat_deadline != 0)
     return;
-  if (head != NULL && head->request != NULL && !head->request->started &&
-      g_queue_find (&self->send_queue, head->request) == NULL)
+  if (head != NULL && head->request != NULL && !head->request->queued)
     link_enqueue (self, head->request);
 }
 

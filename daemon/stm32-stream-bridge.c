@@ -264,7 +264,7 @@ bridge_open_pair (Stm32StreamBridge *self, GError **error)
   g_autoptr (GSocket) socket = NULL;
   int fds[2];
 
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
     {
       int saved_errno = errno;
 
@@ -281,15 +281,9 @@ bridge_open_pair (Stm32StreamBridge *self, GError **error)
                            "Cannot use the stream's socket");
       return FALSE;
     }
+  /* GSocket makes ours non-blocking; the holder's stays an ordinary blocking
+   * socket, so plain reads and writes (cat, dd, a script) work on it. */
   self->connection = g_socket_connection_factory_create_connection (socket);
-  /* Ours must never block; the holder gets an ordinary socket, so plain
-   * blocking reads and writes (cat, dd, a script) work on it. */
-  if (!g_unix_set_fd_nonblocking (self->holder_fd, FALSE, NULL))
-    {
-      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_FAILED,
-                           "Cannot set up the stream's sockets");
-      return FALSE;
-    }
   return TRUE;
 }
 
