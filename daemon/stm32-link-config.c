@@ -55,10 +55,9 @@ stm32_link_config_free (Stm32LinkConfig *config)
 }
 
 gboolean
-stm32_link_config_equal (const Stm32LinkConfig *a, const Stm32LinkConfig *b)
+stm32_link_config_equal_but_autoconnect (const Stm32LinkConfig *a, const Stm32LinkConfig *b)
 {
-  return g_strcmp0 (a->host, b->host) == 0 && a->port == b->port &&
-         a->autoconnect == b->autoconnect && a->framing == b->framing &&
+  return g_strcmp0 (a->host, b->host) == 0 && a->port == b->port && a->framing == b->framing &&
          a->max_frame == b->max_frame && a->connect_timeout == b->connect_timeout &&
          a->close_timeout == b->close_timeout && a->retry_min == b->retry_min &&
          a->retry_max == b->retry_max && a->retry_reset_after == b->retry_reset_after &&

@@ -43,8 +43,10 @@ typedef struct
 Stm32LinkConfig *stm32_link_config_new (const char *host, guint16 port);
 Stm32LinkConfig *stm32_link_config_copy (const Stm32LinkConfig *config);
 void stm32_link_config_free (Stm32LinkConfig *config);
-/* Whether two configs would make the same link (Reload keeps such links up). */
-gboolean stm32_link_config_equal (const Stm32LinkConfig *a, const Stm32LinkConfig *b);
+/* Whether two configs make the same link apart from Autoconnect, which a link
+ * can change while it runs (Reload keeps such links up). */
+gboolean stm32_link_config_equal_but_autoconnect (const Stm32LinkConfig *a,
+                                                  const Stm32LinkConfig *b);
 
 /* Checks values that are valid one by one but not together (e.g. RetryMin > RetryMax). */
 gboolean stm32_link_config_validate (const Stm32LinkConfig *config, GError **error);

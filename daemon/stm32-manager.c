@@ -94,22 +94,15 @@ stm32_manager_apply (Stm32Manager *self, GPtrArray *links)
     {
       const Stm32LinkConfig *config = g_hash_table_lookup (wanted, current[i]);
       Stm32LinkConfig *applied = g_hash_table_lookup (self->applied, current[i]);
-      g_autoptr (Stm32LinkConfig) same_autoconnect = NULL;
 
-      if (config == NULL)
+      if (config == NULL || !stm32_link_config_equal_but_autoconnect (config, applied))
         {
           manager_remove_link (self, current[i]);
           continue;
         }
-      if (stm32_link_config_equal (config, applied))
-        continue; /* untouched, even if Autoconnect was changed over the bus since */
-      same_autoconnect = stm32_link_config_copy (config);
-      same_autoconnect->autoconnect = applied->autoconnect;
-      if (!stm32_link_config_equal (same_autoconnect, applied))
-        {
-          manager_remove_link (self, current[i]);
-          continue;
-        }
+      /* Untouched in the file: left alone, even if Autoconnect was changed over the bus since. */
+      if (config->autoconnect == applied->autoconnect)
+        continue;
       /* Only Autoconnect changed in the file: apply it without dropping the connection. */
       applied->autoconnect = config->autoconnect;
       stm32_link_set_autoconnect (
