@@ -14,9 +14,6 @@
 #define LINK_GROUP_PREFIX LINK_GROUP " "
 #define HEX_PREFIX "hex:"
 
-/* The kernel refuses larger TCP_KEEPIDLE / TCP_KEEPINTVL (MAX_TCP_KEEPIDLE,
- * MAX_TCP_KEEPINTVL) and TCP_KEEPCNT (MAX_TCP_KEEPCNT) values at every connect,
- * and TCP_USER_TIMEOUT is an int. */
 /* The backoff stretches a delay by up to 1 + jitter; the result must still fit a guint. */
 #define MAX_RETRY ((guint64) (G_MAXUINT / (1.0 + STM32_RETRY_JITTER)))
 
@@ -442,7 +439,6 @@ parse_value (GKeyFile *keyfile, const char *group, const KeySpec *spec, Stm32Lin
       return parse_boolean (keyfile, group, spec, value, field, error);
     case VALUE_FRAMING:
       return stm32_enum_from_string (STM32_TYPE_FRAMING, value, field, error);
-    case VALUE_HEARTBEAT:
     case VALUE_UINT:
     case VALUE_UINT16:
     default:
