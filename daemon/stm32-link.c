@@ -558,6 +558,14 @@ link_io_maybe_close (LinkIo *io)
                            link_io_ref (io));
 }
 
+/* What a frame that never went out whole is answered with. */
+static GError *
+not_sent_error_new (const GError *end_error)
+{
+  return g_error_new (end_error->domain, end_error->code, "Not sent, the connection ended: %s",
+                      end_error->message);
+}
+
 static void send_request_free (Stm32Link *self, SendRequest *request);
 static void link_confirm_acknowledged (Stm32Link *self);
 
@@ -592,8 +600,7 @@ link_fail_pending (Stm32Link *self, const GError *end_error, gboolean including_
   SendRequest *request;
   Transaction *transaction;
 
-  not_sent = g_error_new (end_error->domain, end_error->code, "Not sent, the connection ended: %s",
-                          end_error->message);
+  not_sent = not_sent_error_new (end_error);
   g_queue_init (&self->send_queue);
   /* The frame being written is answered by its write: the kernel may have
    * taken all of it before we learnt that the connection ended. */
@@ -1171,8 +1178,7 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
   if (!complete)
     {
       if (request->task)
-        g_task_return_new_error (request->task, self->end_error->domain, self->end_error->code,
-                                 "Not sent, the connection ended: %s", self->end_error->message);
+        g_task_return_error (request->task, not_sent_error_new (self->end_error));
       send_request_free (self, request);
       link_io_maybe_close (io);
       return;
