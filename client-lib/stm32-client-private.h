@@ -16,6 +16,9 @@ void stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy);
 void stm32_client_link_mark_removed (Stm32ClientLink *self);
 
 void stm32_client_set_not_running_error (GError **error);
+/* Lets calls through @proxy (including those of generated wrappers) wait for
+ * the daemon's answer however long it takes. */
+void stm32_client_proxy_disable_timeout (GDBusProxy *proxy);
 /* Whether a call failed because nobody owns the name (any more) it went to. */
 gboolean stm32_client_is_no_owner_error (const GError *error);
 

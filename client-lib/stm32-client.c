@@ -71,6 +71,16 @@ stm32_client_is_no_owner_error (const GError *error)
          g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER);
 }
 
+void
+stm32_client_proxy_disable_timeout (GDBusProxy *proxy)
+{
+  /* The daemon bounds every call itself (ConnectTimeout, CloseTimeout, the
+   * transaction's timeout, the bounded send queue), and GDBus's default of
+   * 25 s would cut a slow but legitimate one short with a misleading error. A
+   * caller that wants to give up sooner cancels. */
+  g_dbus_proxy_set_default_timeout (proxy, G_MAXINT);
+}
+
 static GError *
 client_call_error (GError *error)
 {
@@ -212,6 +222,7 @@ stm32_client_initable_init (GInitable *initable, GCancellable *cancellable, GErr
       cancellable, error);
   if (self->manager == NULL)
     return FALSE;
+  stm32_client_proxy_disable_timeout (G_DBUS_PROXY (self->manager));
   client_follow_daemon (self);
   return TRUE;
 }
@@ -235,6 +246,7 @@ on_manager_ready (GObject *source, GAsyncResult *result, gpointer user_data)
       g_task_return_error (task, error);
       return;
     }
+  stm32_client_proxy_disable_timeout (G_DBUS_PROXY (self->manager));
   client_follow_daemon (self);
   g_task_return_boolean (task, TRUE);
 }
