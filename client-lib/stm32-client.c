@@ -510,16 +510,14 @@ stm32_client_get_links (Stm32Client *self)
 Stm32ClientLink *
 stm32_client_get_link (Stm32Client *self, const char *name)
 {
-  GHashTableIter iter;
-  gpointer link;
+  g_autofree char *path = NULL;
 
   g_return_val_if_fail (STM32_IS_CLIENT (self), NULL);
   g_return_val_if_fail (name != NULL, NULL);
-  g_hash_table_iter_init (&iter, self->links);
-  while (g_hash_table_iter_next (&iter, NULL, &link))
-    if (g_strcmp0 (stm32_client_link_get_name (link), name) == 0)
-      return link;
-  return NULL;
+  /* stm32d exports each link at its name's path (and a link's name is the
+   * last element of that path). */
+  path = g_strconcat (STM32_DBUS_LINK_PATH_PREFIX, name, NULL);
+  return g_hash_table_lookup (self->links, path);
 }
 
 static char *
