@@ -70,6 +70,17 @@ stm32ctl_usage (const char *command, const char *format, ...)
   return STM32CTL_EXIT_USAGE;
 }
 
+int
+stm32ctl_fail_command (const char *command, GError *error)
+{
+  g_autoptr (GError) owned = error;
+
+  /* An option error is the user's to fix: point at the command's --help. */
+  if (owned->domain == G_OPTION_ERROR)
+    return stm32ctl_usage (command, "%s", owned->message);
+  return stm32ctl_fail (g_steal_pointer (&owned));
+}
+
 gboolean
 stm32ctl_parse (const char *command, const char *parameters, const char *summary,
                 const GOptionEntry *entries, int *argc, char ***argv, int *exit_code)
