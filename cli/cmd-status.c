@@ -9,8 +9,7 @@ describe_link (Stm32CtlOutput *output, Stm32ClientLink *link)
 {
   const char *state = stm32_client_link_get_state (link);
   guint64 since = stm32_client_link_get_connected_since (link);
-  g_autofree char *endpoint = g_strdup_printf ("%s:%u", stm32_client_link_get_host (link),
-                                               stm32_client_link_get_port (link));
+  g_autofree char *endpoint = stm32ctl_link_endpoint (link);
   g_autofree char *state_text = stm32ctl_output_state (state);
   g_autofree char *since_text = since ? stm32ctl_output_since (since) : g_strdup ("-");
   g_autofree char *retry_text = g_strdup_printf ("%u ms", stm32_client_link_get_retry_in (link));

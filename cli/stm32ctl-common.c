@@ -131,6 +131,13 @@ stm32ctl_link (Stm32Ctl *ctl, GError **error)
   return NULL;
 }
 
+char *
+stm32ctl_link_endpoint (Stm32ClientLink *link)
+{
+  return g_strdup_printf ("%s:%u", stm32_client_link_get_host (link),
+                          stm32_client_link_get_port (link));
+}
+
 static gboolean
 on_interrupt (gpointer user_data)
 {

@@ -50,6 +50,8 @@ int stm32ctl_fail_command (const char *command, GError *error);
 Stm32Client *stm32ctl_client (Stm32Ctl *ctl, GError **error);
 /* The link named with -l, or the only link there is. */
 Stm32ClientLink *stm32ctl_link (Stm32Ctl *ctl, GError **error);
+/* The board's "HOST:PORT", as configured (free the result). */
+char *stm32ctl_link_endpoint (Stm32ClientLink *link);
 
 /* Runs the main loop until SIGINT/SIGTERM (or stm32ctl_quit()). */
 void stm32ctl_run_until_interrupted (void);
