@@ -469,21 +469,16 @@ link_set_gone_error (Stm32ClientLink *self, GError **error)
                  "stm32d no longer has link “%s”", stm32_client_link_get_name (self));
 }
 
-/* Takes @error; returns it as callers see it: the daemon's code without the
- * "GDBus.Error:org.stm32d.Error.Name: " prefix on the message. */
+static void
+on_link_gone (gpointer user_data, GError **error)
+{
+  link_set_gone_error (user_data, error);
+}
+
 static GError *
 link_call_error (Stm32ClientLink *self, GError *error)
 {
-  GError *gone = NULL;
-
-  if (!stm32_client_is_no_owner_error (error))
-    {
-      g_dbus_error_strip_remote_error (error);
-      return error;
-    }
-  g_error_free (error);
-  link_set_gone_error (self, &gone);
-  return gone;
+  return stm32_client_call_error (error, on_link_gone, self);
 }
 
 /* A task for @source_tag, or NULL once it has failed because the link is gone. */

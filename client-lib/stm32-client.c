@@ -62,8 +62,8 @@ stm32_client_set_not_running_error (GError **error)
                        "stm32d is not running; start it with “systemctl start stm32d”");
 }
 
-gboolean
-stm32_client_is_no_owner_error (const GError *error)
+static gboolean
+is_no_owner_error (const GError *error)
 {
   /* Calls on a daemon's objects go to its unique name, which is gone for good
    * once that daemon exits, even if another one takes org.stm32d. */
@@ -81,19 +81,31 @@ stm32_client_proxy_disable_timeout (GDBusProxy *proxy)
   g_dbus_proxy_set_default_timeout (proxy, G_MAXINT);
 }
 
-static GError *
-client_call_error (GError *error)
+GError *
+stm32_client_call_error (GError *error, Stm32ClientGoneFunc set_gone_error, gpointer user_data)
 {
-  GError *not_running = NULL;
+  GError *gone = NULL;
 
-  if (!stm32_client_is_no_owner_error (error))
+  if (!is_no_owner_error (error))
     {
       g_dbus_error_strip_remote_error (error);
       return error;
     }
   g_error_free (error);
-  stm32_client_set_not_running_error (&not_running);
-  return not_running;
+  set_gone_error (user_data, &gone);
+  return gone;
+}
+
+static void
+client_set_gone_error (gpointer user_data, GError **error)
+{
+  stm32_client_set_not_running_error (error);
+}
+
+static GError *
+client_call_error (GError *error)
+{
+  return stm32_client_call_error (error, client_set_gone_error, NULL);
 }
 
 /* ---- following the daemon ------------------------------------------------------------ */
