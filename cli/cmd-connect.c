@@ -35,6 +35,7 @@ connect_no_wait (Stm32ClientLink *link)
 {
   gboolean timed_out = FALSE;
   guint timer;
+  g_autofree char *endpoint = NULL;
 
   stm32_client_link_connect (link, NULL, NULL, NULL);
   if (!attempt_started (link))
@@ -50,8 +51,8 @@ connect_no_wait (Stm32ClientLink *link)
     return stm32ctl_fail (g_error_new (STM32_ERROR, STM32_ERROR_TIMEOUT,
                                        "stm32d did not start connecting “%s” within %u ms",
                                        stm32_client_link_get_name (link), STARTED_TIMEOUT_MS));
-  g_print ("Connecting %s to %s:%u\n", stm32_client_link_get_name (link),
-           stm32_client_link_get_host (link), stm32_client_link_get_port (link));
+  endpoint = stm32ctl_link_endpoint (link);
+  g_print ("Connecting %s to %s\n", stm32_client_link_get_name (link), endpoint);
   return STM32CTL_EXIT_OK;
 }
 
@@ -65,6 +66,7 @@ stm32ctl_cmd_connect (Stm32Ctl *ctl, int argc, char **argv)
                                    { NULL } };
   Stm32ClientLink *link;
   GError *error = NULL;
+  g_autofree char *endpoint = NULL;
   int status;
 
   if (!stm32ctl_parse ("connect", NULL,
@@ -86,7 +88,7 @@ stm32ctl_cmd_connect (Stm32Ctl *ctl, int argc, char **argv)
       g_printerr ("stm32d keeps retrying in the background; “stm32ctl disconnect” stops it.\n");
       return status;
     }
-  g_print ("Connected %s to %s:%u\n", stm32_client_link_get_name (link),
-           stm32_client_link_get_host (link), stm32_client_link_get_port (link));
+  endpoint = stm32ctl_link_endpoint (link);
+  g_print ("Connected %s to %s\n", stm32_client_link_get_name (link), endpoint);
   return STM32CTL_EXIT_OK;
 }

@@ -126,11 +126,9 @@ static void
 describe_socket (Stm32CtlOutput *output, GVariant *entry)
 {
   gint32 pid = 0;
-  g_autofree char *pid_text = NULL;
   const char *command = lookup_string (entry, "command");
   gboolean has_pid = g_variant_lookup (entry, "pid", "i", &pid);
 
-  pid_text = has_pid ? g_strdup_printf ("%d", pid) : g_strdup ("-");
   stm32ctl_output_record (output);
   stm32ctl_output_string (output, "state", "State", lookup_string (entry, "state"));
   stm32ctl_output_string (output, "local", "Local", lookup_string (entry, "local"));
@@ -138,7 +136,7 @@ describe_socket (Stm32CtlOutput *output, GVariant *entry)
   if (has_pid)
     stm32ctl_output_int (output, "pid", "Pid", pid, NULL);
   else
-    stm32ctl_output_node (output, "pid", json_node_init_null (json_node_alloc ()));
+    stm32ctl_output_null (output, "pid", "Pid", "-");
   stm32ctl_output_string (output, "command", "Command", command);
   stm32ctl_output_uint (output, "uid", "Uid", lookup_uint (entry, "uid"), NULL);
   stm32ctl_output_bool (output, "ours", "stm32d", lookup_bool (entry, "ours"));

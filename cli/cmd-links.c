@@ -30,8 +30,7 @@ stm32ctl_cmd_links (Stm32Ctl *ctl, int argc, char **argv)
   for (GList *l = links; l != NULL; l = l->next)
     {
       Stm32ClientLink *link = l->data;
-      g_autofree char *endpoint = g_strdup_printf ("%s:%u", stm32_client_link_get_host (link),
-                                                   stm32_client_link_get_port (link));
+      g_autofree char *endpoint = stm32ctl_link_endpoint (link);
 
       stm32ctl_output_record (output);
       stm32ctl_output_string (output, "name", "Name", stm32_client_link_get_name (link));

@@ -23,8 +23,7 @@ stm32ctl_cmd_send (Stm32Ctl *ctl, int argc, char **argv)
     return status;
   frame = stm32ctl_read_frame (argc, argv, hex, file, &error);
   if (frame == NULL)
-    return error->domain == G_OPTION_ERROR ? stm32ctl_usage ("send", "%s", error->message)
-                                           : stm32ctl_fail (error);
+    return stm32ctl_fail_command ("send", error);
   link = stm32ctl_link (ctl, &error);
   if (link == NULL)
     return stm32ctl_fail (error);

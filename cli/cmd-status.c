@@ -9,8 +9,7 @@ describe_link (Stm32CtlOutput *output, Stm32ClientLink *link)
 {
   const char *state = stm32_client_link_get_state (link);
   guint64 since = stm32_client_link_get_connected_since (link);
-  g_autofree char *endpoint = g_strdup_printf ("%s:%u", stm32_client_link_get_host (link),
-                                               stm32_client_link_get_port (link));
+  g_autofree char *endpoint = stm32ctl_link_endpoint (link);
   g_autofree char *state_text = stm32ctl_output_state (state);
   g_autofree char *since_text = since ? stm32ctl_output_since (since) : g_strdup ("-");
   g_autofree char *retry_text = g_strdup_printf ("%u ms", stm32_client_link_get_retry_in (link));
@@ -67,6 +66,7 @@ print_status (Stm32ClientLink *link, gboolean json)
 
 typedef struct
 {
+  Stm32ClientLink *link;
   gboolean json;
   guint pending;
 } Watch;
@@ -74,8 +74,7 @@ typedef struct
 static gboolean
 on_redraw (gpointer user_data)
 {
-  Stm32ClientLink *link = user_data;
-  Watch *watch = g_object_get_data (G_OBJECT (link), "stm32ctl-watch");
+  Watch *watch = user_data;
 
   watch->pending = 0;
   /* On a terminal the status is redrawn in place; piped, each change follows the last. */
@@ -83,7 +82,7 @@ on_redraw (gpointer user_data)
     g_print ("\033[H\033[2J");
   else
     g_print ("\n");
-  print_status (link, watch->json);
+  print_status (watch->link, watch->json);
   return G_SOURCE_REMOVE;
 }
 
@@ -92,7 +91,7 @@ static void
 on_changed (Stm32ClientLink *link, GParamSpec *pspec, Watch *watch)
 {
   if (watch->pending == 0)
-    watch->pending = g_timeout_add (50, on_redraw, link);
+    watch->pending = g_timeout_add (50, on_redraw, watch);
 }
 
 int
@@ -121,8 +120,8 @@ stm32ctl_cmd_status (Stm32Ctl *ctl, int argc, char **argv)
   if (!watch_mode)
     return STM32CTL_EXIT_OK;
 
+  watch.link = link;
   watch.json = json;
-  g_object_set_data (G_OBJECT (link), "stm32ctl-watch", &watch);
   g_signal_connect (link, "notify", G_CALLBACK (on_changed), &watch);
   stm32ctl_run_until_interrupted ();
   g_signal_handlers_disconnect_by_data (link, &watch);

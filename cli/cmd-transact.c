@@ -29,8 +29,7 @@ stm32ctl_cmd_transact (Stm32Ctl *ctl, int argc, char **argv)
     return stm32ctl_usage ("transact", "--timeout must be at least 1 ms");
   request = stm32ctl_read_frame (argc, argv, hex, file, &error);
   if (request == NULL)
-    return error->domain == G_OPTION_ERROR ? stm32ctl_usage ("transact", "%s", error->message)
-                                           : stm32ctl_fail (error);
+    return stm32ctl_fail_command ("transact", error);
   link = stm32ctl_link (ctl, &error);
   if (link == NULL)
     return stm32ctl_fail (error);

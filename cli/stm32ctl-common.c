@@ -70,6 +70,17 @@ stm32ctl_usage (const char *command, const char *format, ...)
   return STM32CTL_EXIT_USAGE;
 }
 
+int
+stm32ctl_fail_command (const char *command, GError *error)
+{
+  g_autoptr (GError) owned = error;
+
+  /* An option error is the user's to fix: point at the command's --help. */
+  if (owned->domain == G_OPTION_ERROR)
+    return stm32ctl_usage (command, "%s", owned->message);
+  return stm32ctl_fail (g_steal_pointer (&owned));
+}
+
 gboolean
 stm32ctl_parse (const char *command, const char *parameters, const char *summary,
                 const GOptionEntry *entries, int *argc, char ***argv, int *exit_code)
@@ -118,6 +129,13 @@ stm32ctl_link (Stm32Ctl *ctl, GError **error)
                      : "stm32d has no links; add one to its configuration",
                g_list_length (links));
   return NULL;
+}
+
+char *
+stm32ctl_link_endpoint (Stm32ClientLink *link)
+{
+  return g_strdup_printf ("%s:%u", stm32_client_link_get_host (link),
+                          stm32_client_link_get_port (link));
 }
 
 static gboolean

@@ -120,6 +120,12 @@ stm32ctl_output_bool (Stm32CtlOutput *self, const char *key, const char *label, 
 }
 
 void
+stm32ctl_output_null (Stm32CtlOutput *self, const char *key, const char *label, const char *text)
+{
+  add_field (self, key, label, text, json_node_init_null (json_node_alloc ()));
+}
+
+void
 stm32ctl_output_node (Stm32CtlOutput *self, const char *key, JsonNode *node)
 {
   add_field (self, key, NULL, "", node);

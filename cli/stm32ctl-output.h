@@ -31,6 +31,9 @@ void stm32ctl_output_int (Stm32CtlOutput *self, const char *key, const char *lab
                           const char *text);
 void stm32ctl_output_bool (Stm32CtlOutput *self, const char *key, const char *label,
                            gboolean value);
+/* A field that --json carries as null (an absent value) and people see as @text. */
+void stm32ctl_output_null (Stm32CtlOutput *self, const char *key, const char *label,
+                           const char *text);
 /* A field for --json only whose value is @node (taken): nested records,
  * from stm32ctl_output_to_json() of another output, or an array. */
 void stm32ctl_output_node (Stm32CtlOutput *self, const char *key, JsonNode *node);

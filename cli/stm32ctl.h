@@ -43,9 +43,15 @@ gboolean stm32ctl_parse (const char *command, const char *parameters, const char
 /* Reports a usage error for @command and returns STM32CTL_EXIT_USAGE. */
 int stm32ctl_usage (const char *command, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
+/* Like stm32ctl_fail(), but reports an option error (G_OPTION_ERROR) as a
+ * usage error for @command. Takes @error. */
+int stm32ctl_fail_command (const char *command, GError *error);
+
 Stm32Client *stm32ctl_client (Stm32Ctl *ctl, GError **error);
 /* The link named with -l, or the only link there is. */
 Stm32ClientLink *stm32ctl_link (Stm32Ctl *ctl, GError **error);
+/* The board's "HOST:PORT", as configured (free the result). */
+char *stm32ctl_link_endpoint (Stm32ClientLink *link);
 
 /* Runs the main loop until SIGINT/SIGTERM (or stm32ctl_quit()). */
 void stm32ctl_run_until_interrupted (void);

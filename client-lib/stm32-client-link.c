@@ -9,12 +9,6 @@
 #include "stm32-error.h"
 #include "stm32-names.h"
 
-/* The daemon bounds every call itself (ConnectTimeout, CloseTimeout, the
- * transaction's timeout, the bounded send queue), and GDBus's default of 25 s
- * would cut a slow but legitimate one short with a misleading error. A caller
- * that wants to give up sooner cancels. */
-#define CALL_TIMEOUT_MS G_MAXINT
-
 struct _Stm32ClientLink
 {
   GObject parent_instance;
@@ -182,6 +176,7 @@ stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy)
   if (self->proxy != NULL)
     g_signal_handlers_disconnect_by_data (self->proxy, self);
   g_set_object (&self->proxy, proxy);
+  stm32_client_proxy_disable_timeout (G_DBUS_PROXY (proxy));
   g_signal_connect_object (proxy, "notify", G_CALLBACK (on_proxy_notify), self, 0);
   g_signal_connect_object (proxy, "received", G_CALLBACK (on_proxy_received), self, 0);
   /* A new proxy brings the daemon's current values, whatever the old one had. */
@@ -474,21 +469,16 @@ link_set_gone_error (Stm32ClientLink *self, GError **error)
                  "stm32d no longer has link “%s”", stm32_client_link_get_name (self));
 }
 
-/* Takes @error; returns it as callers see it: the daemon's code without the
- * "GDBus.Error:org.stm32d.Error.Name: " prefix on the message. */
+static void
+on_link_gone (gpointer user_data, GError **error)
+{
+  link_set_gone_error (user_data, error);
+}
+
 static GError *
 link_call_error (Stm32ClientLink *self, GError *error)
 {
-  GError *gone = NULL;
-
-  if (!stm32_client_is_no_owner_error (error))
-    {
-      g_dbus_error_strip_remote_error (error);
-      return error;
-    }
-  g_error_free (error);
-  link_set_gone_error (self, &gone);
-  return gone;
+  return stm32_client_call_error (error, on_link_gone, self);
 }
 
 /* A task for @source_tag, or NULL once it has failed because the link is gone. */
@@ -530,8 +520,8 @@ link_call (Stm32ClientLink *self, gpointer source_tag, const char *method, GVari
   GTask *task = link_task_start (self, source_tag, cancellable, callback, user_data);
 
   if (task != NULL)
-    g_dbus_proxy_call (G_DBUS_PROXY (self->proxy), method, args, G_DBUS_CALL_FLAGS_NONE,
-                       CALL_TIMEOUT_MS, cancellable, on_call_done, task);
+    g_dbus_proxy_call (G_DBUS_PROXY (self->proxy), method, args, G_DBUS_CALL_FLAGS_NONE, -1,
+                       cancellable, on_call_done, task);
 }
 
 static GVariant *
@@ -556,7 +546,7 @@ link_call_sync (Stm32ClientLink *self, const char *method, GVariant *parameters,
       return NULL;
     }
   reply = g_dbus_proxy_call_sync (G_DBUS_PROXY (self->proxy), method, args, G_DBUS_CALL_FLAGS_NONE,
-                                  CALL_TIMEOUT_MS, cancellable, &local_error);
+                                  -1, cancellable, &local_error);
   if (reply == NULL)
     g_propagate_error (error, link_call_error (self, local_error));
   return reply;

@@ -16,7 +16,17 @@ void stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy);
 void stm32_client_link_mark_removed (Stm32ClientLink *self);
 
 void stm32_client_set_not_running_error (GError **error);
-/* Whether a call failed because nobody owns the name (any more) it went to. */
-gboolean stm32_client_is_no_owner_error (const GError *error);
+/* Lets calls through @proxy (including those of generated wrappers) wait for
+ * the daemon's answer however long it takes. */
+void stm32_client_proxy_disable_timeout (GDBusProxy *proxy);
+
+/* Sets the error for a call that went to a daemon that is gone. */
+typedef void (*Stm32ClientGoneFunc) (gpointer user_data, GError **error);
+/* Takes @error, a failed call's, and returns it as callers see it: the
+ * daemon's code without the "GDBus.Error:org.stm32d.Error.Name: " prefix on
+ * the message, or, when nobody owns the name the call went to (any more),
+ * what @set_gone_error sets instead. */
+GError *stm32_client_call_error (GError *error, Stm32ClientGoneFunc set_gone_error,
+                                 gpointer user_data);
 
 G_END_DECLS

@@ -62,8 +62,8 @@ stm32_client_set_not_running_error (GError **error)
                        "stm32d is not running; start it with “systemctl start stm32d”");
 }
 
-gboolean
-stm32_client_is_no_owner_error (const GError *error)
+static gboolean
+is_no_owner_error (const GError *error)
 {
   /* Calls on a daemon's objects go to its unique name, which is gone for good
    * once that daemon exits, even if another one takes org.stm32d. */
@@ -71,19 +71,41 @@ stm32_client_is_no_owner_error (const GError *error)
          g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER);
 }
 
-static GError *
-client_call_error (GError *error)
+void
+stm32_client_proxy_disable_timeout (GDBusProxy *proxy)
 {
-  GError *not_running = NULL;
+  /* The daemon bounds every call itself (ConnectTimeout, CloseTimeout, the
+   * transaction's timeout, the bounded send queue), and GDBus's default of
+   * 25 s would cut a slow but legitimate one short with a misleading error. A
+   * caller that wants to give up sooner cancels. */
+  g_dbus_proxy_set_default_timeout (proxy, G_MAXINT);
+}
 
-  if (!stm32_client_is_no_owner_error (error))
+GError *
+stm32_client_call_error (GError *error, Stm32ClientGoneFunc set_gone_error, gpointer user_data)
+{
+  GError *gone = NULL;
+
+  if (!is_no_owner_error (error))
     {
       g_dbus_error_strip_remote_error (error);
       return error;
     }
   g_error_free (error);
-  stm32_client_set_not_running_error (&not_running);
-  return not_running;
+  set_gone_error (user_data, &gone);
+  return gone;
+}
+
+static void
+client_set_gone_error (gpointer user_data, GError **error)
+{
+  stm32_client_set_not_running_error (error);
+}
+
+static GError *
+client_call_error (GError *error)
+{
+  return stm32_client_call_error (error, client_set_gone_error, NULL);
 }
 
 /* ---- following the daemon ------------------------------------------------------------ */
@@ -212,6 +234,7 @@ stm32_client_initable_init (GInitable *initable, GCancellable *cancellable, GErr
       cancellable, error);
   if (self->manager == NULL)
     return FALSE;
+  stm32_client_proxy_disable_timeout (G_DBUS_PROXY (self->manager));
   client_follow_daemon (self);
   return TRUE;
 }
@@ -235,6 +258,7 @@ on_manager_ready (GObject *source, GAsyncResult *result, gpointer user_data)
       g_task_return_error (task, error);
       return;
     }
+  stm32_client_proxy_disable_timeout (G_DBUS_PROXY (self->manager));
   client_follow_daemon (self);
   g_task_return_boolean (task, TRUE);
 }
@@ -498,16 +522,14 @@ stm32_client_get_links (Stm32Client *self)
 Stm32ClientLink *
 stm32_client_get_link (Stm32Client *self, const char *name)
 {
-  GHashTableIter iter;
-  gpointer link;
+  g_autofree char *path = NULL;
 
   g_return_val_if_fail (STM32_IS_CLIENT (self), NULL);
   g_return_val_if_fail (name != NULL, NULL);
-  g_hash_table_iter_init (&iter, self->links);
-  while (g_hash_table_iter_next (&iter, NULL, &link))
-    if (g_strcmp0 (stm32_client_link_get_name (link), name) == 0)
-      return link;
-  return NULL;
+  /* stm32d exports each link at its name's path (and a link's name is the
+   * last element of that path). */
+  path = g_strconcat (STM32_DBUS_LINK_PATH_PREFIX, name, NULL);
+  return g_hash_table_lookup (self->links, path);
 }
 
 static char *

@@ -709,6 +709,8 @@ test_ctl (void)
   g_assert_cmpint (run_ctl (&clean, "doctor", NULL), ==, 0);
   g_assert_nonnull (strstr (clean, "Clean bill of health"));
   g_assert_nonnull (strstr (clean, "ESTABLISHED"));
+  /* A socket without a pid still has a "Pid" column header. */
+  g_assert_null (strstr (clean, "(null)"));
 
   stm32_dbus_link1_call_disconnect (bench.link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
@@ -719,6 +721,7 @@ test_ctl (void)
   g_assert_nonnull (strstr (sick, "Fix on the board:"));
   g_assert_nonnull (strstr (sick, "Meanwhile on the PC:"));
   g_assert_null (strstr (sick, "Clean bill of health"));
+  g_assert_null (strstr (sick, "(null)"));
 
   g_assert_cmpint (run_ctl (&json, "doctor", "--json", NULL), ==, 8);
   json_parser_load_from_data (parser, json, -1, &error);
