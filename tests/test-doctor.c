@@ -578,19 +578,6 @@ daemon_pid (GVariant *report)
   g_assert_not_reached ();
 }
 
-static guint
-count_process_fds (int pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/fd", pid);
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  guint count = 0;
-
-  g_assert_nonnull (dir);
-  while (g_dir_read_name (dir) != NULL)
-    count++;
-  return count;
-}
-
 /* Diagnoses and probes leave the daemon with the fds it had: the netlink
  * socket, the census's /proc reads and every probe connection are closed. */
 static void
@@ -606,13 +593,13 @@ test_no_fd_leak (void)
   /* The first one starts the worker thread and the resolver for good. */
   first = diagnose_ok (bench.link, probe_options (4));
   pid = daemon_pid (first);
-  before = count_process_fds (pid);
+  before = stm32_test_count_process_fds (pid);
   for (guint i = 0; i < 2; i++)
     {
       g_variant_unref (diagnose_ok (bench.link, probe_options (4)));
       g_variant_unref (diagnose_ok (bench.link, NULL));
     }
-  g_assert_cmpuint (count_process_fds (pid), ==, before);
+  g_assert_cmpuint (stm32_test_count_process_fds (pid), ==, before);
   stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
   bench_stop (&bench);
 }

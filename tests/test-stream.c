@@ -718,19 +718,6 @@ daemon_pid (Stm32DbusLink1 *link)
   return pid;
 }
 
-static guint
-count_fds (guint pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%u/fd", pid);
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  guint n = 0;
-
-  g_assert_nonnull (dir);
-  while (g_dir_read_name (dir) != NULL)
-    n++;
-  return n;
-}
-
 /* Every way a stream ends leaves the daemon with the fds it had before. */
 static void
 test_no_fd_leak (void)
@@ -742,18 +729,18 @@ test_no_fd_leak (void)
 
   fixture_start (&fixture, FALSE);
   pid = daemon_pid (fixture.link);
-  before = count_fds (pid);
+  before = stm32_test_count_process_fds (pid);
 
   /* The holder closes. */
   holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (holder, "one\n");
-  g_assert_cmpuint (count_fds (pid), >, before);
+  g_assert_cmpuint (stm32_test_count_process_fds (pid), >, before);
   g_assert_cmpint (call_acquire_stream (fixture.link, &error), ==, -1);
   g_clear_error (&error);
   g_clear_pointer (&holder, holder_free);
   wait_until_released (fixture.link);
-  poll_until (count_fds (pid) == before, WAIT_MS);
+  poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
 
   /* The board drops the link; the holder keeps its dead fd a while. */
   holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
@@ -763,7 +750,7 @@ test_no_fd_leak (void)
   stm32_test_wait_until (holder->eof, WAIT_MS);
   stm32_test_wait_until (stm32_dbus_link1_get_connects (fixture.link) == 2, WAIT_MS);
   stm32_test_wait_until (stm32_daemon_link_state_is (fixture.link, "connected"), WAIT_MS);
-  poll_until (count_fds (pid) == before, WAIT_MS);
+  poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
   g_clear_pointer (&holder, holder_free);
   fixture_stop (&fixture);
 }
