@@ -202,3 +202,66 @@ stm32_daemon_bytes (const char *text)
 {
   return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, text, strlen (text), 1);
 }
+
+gboolean
+stm32_daemon_link_connect (Stm32DbusLink1 *link, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_dbus_link1_call_connect (link, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, DAEMON_WAIT_MS);
+  return stm32_dbus_link1_call_connect_finish (link, result, error);
+}
+
+void
+stm32_daemon_link_disconnect (Stm32DbusLink1 *link)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+
+  stm32_dbus_link1_call_disconnect (link, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, DAEMON_WAIT_MS);
+  g_assert_true (stm32_dbus_link1_call_disconnect_finish (link, result, &error));
+  g_assert_no_error (error);
+}
+
+gboolean
+stm32_daemon_link_send (Stm32DbusLink1 *link, const char *text, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_dbus_link1_call_send (link, stm32_daemon_bytes (text), NULL, stm32_test_store_result,
+                              &result);
+  stm32_test_wait_until (result != NULL, DAEMON_WAIT_MS);
+  return stm32_dbus_link1_call_send_finish (link, result, error);
+}
+
+char *
+stm32_daemon_link_transact (Stm32DbusLink1 *link, const char *text, guint timeout_ms,
+                            GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  const char *data;
+  gsize len;
+
+  stm32_dbus_link1_call_transact (link, stm32_daemon_bytes (text), timeout_ms, NULL,
+                                  stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, DAEMON_WAIT_MS);
+  if (!stm32_dbus_link1_call_transact_finish (link, &reply, result, error))
+    return NULL;
+  data = g_variant_get_fixed_array (reply, &len, 1);
+  return g_strndup (data, len);
+}
+
+void
+stm32_daemon_assert_error (const GError *error, const char *remote_name, Stm32Error code)
+{
+  g_autofree char *remote = NULL;
+
+  g_assert_nonnull (error);
+  g_assert_true (g_dbus_error_is_remote_error (error));
+  remote = g_dbus_error_get_remote_error (error);
+  g_assert_cmpstr (remote, ==, remote_name);
+  g_assert_error (error, STM32_ERROR, (int) code);
+}

@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 
 #include "stm32-dbus-generated.h"
+#include "stm32-error.h"
 
 G_BEGIN_DECLS
 
@@ -29,6 +30,18 @@ Stm32DbusManager1 *stm32_daemon_get_manager (Stm32Daemon *daemon);
 gboolean stm32_daemon_link_state_is (Stm32DbusLink1 *link, const char *state);
 /* @text as the "ay" a Link1 method takes (floating). */
 GVariant *stm32_daemon_bytes (const char *text);
+
+/* Link1 calls made synchronous for tests: each runs the main loop until the
+ * reply comes, bounded like every other wait here. */
+gboolean stm32_daemon_link_connect (Stm32DbusLink1 *link, GError **error);
+/* Disconnects and asserts the call succeeded without error. */
+void stm32_daemon_link_disconnect (Stm32DbusLink1 *link);
+gboolean stm32_daemon_link_send (Stm32DbusLink1 *link, const char *text, GError **error);
+/* The reply as text, or NULL with @error. */
+char *stm32_daemon_link_transact (Stm32DbusLink1 *link, const char *text, guint timeout_ms,
+                                  GError **error);
+/* Asserts @error came over the wire as @remote_name and maps back to @code. */
+void stm32_daemon_assert_error (const GError *error, const char *remote_name, Stm32Error code);
 
 void stm32_daemon_send_signal (Stm32Daemon *daemon, int signum);
 /* Waits for the daemon to exit and returns its exit status; frees nothing. */

@@ -26,65 +26,6 @@ variant_text (GVariant *bytes)
   return g_strndup (data, len);
 }
 
-static gboolean
-call_connect (Stm32DbusLink1 *link, GError **error)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-
-  stm32_dbus_link1_call_connect (link, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  return stm32_dbus_link1_call_connect_finish (link, result, error);
-}
-
-static void
-call_disconnect (Stm32DbusLink1 *link)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GError) error = NULL;
-
-  stm32_dbus_link1_call_disconnect (link, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  g_assert_true (stm32_dbus_link1_call_disconnect_finish (link, result, &error));
-  g_assert_no_error (error);
-}
-
-static gboolean
-call_send (Stm32DbusLink1 *link, GVariant *frame, GError **error)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-
-  stm32_dbus_link1_call_send (link, frame, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  return stm32_dbus_link1_call_send_finish (link, result, error);
-}
-
-static char *
-call_transact (Stm32DbusLink1 *link, const char *text, guint timeout_ms, GError **error)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GVariant) reply = NULL;
-
-  stm32_dbus_link1_call_transact (link, stm32_daemon_bytes (text), timeout_ms, NULL,
-                                  stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  if (!stm32_dbus_link1_call_transact_finish (link, &reply, result, error))
-    return NULL;
-  return variant_text (reply);
-}
-
-/* The error name on the wire, and the typed code it maps back to. */
-static void
-assert_dbus_error (GError *error, const char *name, Stm32Error code)
-{
-  g_autofree char *remote = NULL;
-
-  g_assert_nonnull (error);
-  g_assert_true (g_dbus_error_is_remote_error (error));
-  remote = g_dbus_error_get_remote_error (error);
-  g_assert_cmpstr (remote, ==, name);
-  g_assert_error (error, STM32_ERROR, (int) code);
-}
-
 /* ---- properties --------------------------------------------------------------- */
 
 static void
@@ -113,7 +54,7 @@ test_properties (void)
   stm32_test_wait_until (!stm32_dbus_link1_get_autoconnect (link), WAIT_MS);
 
   /* The reply may overtake the PropertiesChanged that follows it. */
-  call_disconnect (link);
+  stm32_daemon_link_disconnect (link);
   stm32_test_wait_until (stm32_daemon_link_state_is (link, "disconnected"), WAIT_MS);
   g_assert_cmpstr (stm32_dbus_link1_get_local_address (link), ==, "");
   stm32_daemon_stop (daemon);
@@ -165,13 +106,13 @@ test_state_and_error_together (void)
   g_assert_cmpuint (log.with_state_and_error, ==, 1);
   g_signal_handlers_disconnect_by_data (link, &log);
   g_ptr_array_unref (log.states);
-  call_disconnect (link);
+  stm32_daemon_link_disconnect (link);
   stm32_sim_stop (sim);
 
   /* Nothing listens any more. */
-  g_assert_false (call_connect (link, &error));
-  assert_dbus_error (error, "org.stm32d.Error.Refused", STM32_ERROR_REFUSED);
-  call_disconnect (link);
+  g_assert_false (stm32_daemon_link_connect (link, &error));
+  stm32_daemon_assert_error (error, "org.stm32d.Error.Refused", STM32_ERROR_REFUSED);
+  stm32_daemon_link_disconnect (link);
   stm32_daemon_stop (daemon);
 }
 
@@ -201,8 +142,8 @@ test_send_transact_received (void)
   g_autoptr (GError) error = NULL;
 
   g_signal_connect (link, "received", G_CALLBACK (on_received), &log);
-  g_assert_true (call_connect (link, NULL));
-  reply = call_transact (link, "hello", 2000, &error);
+  g_assert_true (stm32_daemon_link_connect (link, NULL));
+  reply = stm32_daemon_link_transact (link, "hello", 2000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "hello");
 
@@ -249,25 +190,25 @@ test_errors (void)
   daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, "--framing", "json", NULL);
   link = stm32_daemon_get_link (daemon, "default");
   stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
-  call_disconnect (link);
+  stm32_daemon_link_disconnect (link);
 
-  g_assert_false (call_send (link, stm32_daemon_bytes ("1"), &error));
-  assert_dbus_error (error, "org.stm32d.Error.NotConnected", STM32_ERROR_NOT_CONNECTED);
+  g_assert_false (stm32_daemon_link_send (link, "1", &error));
+  stm32_daemon_assert_error (error, "org.stm32d.Error.NotConnected", STM32_ERROR_NOT_CONNECTED);
   g_clear_error (&error);
 
-  g_assert_true (call_connect (link, NULL));
-  g_assert_false (call_send (link, stm32_daemon_bytes ("{nope"), &error));
-  assert_dbus_error (error, "org.stm32d.Error.InvalidFrame", STM32_ERROR_INVALID_FRAME);
+  g_assert_true (stm32_daemon_link_connect (link, NULL));
+  g_assert_false (stm32_daemon_link_send (link, "{nope", &error));
+  stm32_daemon_assert_error (error, "org.stm32d.Error.InvalidFrame", STM32_ERROR_INVALID_FRAME);
   g_clear_error (&error);
-  g_assert_false (call_send (link, stm32_daemon_bytes (big), &error));
-  assert_dbus_error (error, "org.stm32d.Error.FrameTooLarge", STM32_ERROR_FRAME_TOO_LARGE);
+  g_assert_false (stm32_daemon_link_send (link, big, &error));
+  stm32_daemon_assert_error (error, "org.stm32d.Error.FrameTooLarge", STM32_ERROR_FRAME_TOO_LARGE);
   g_clear_error (&error);
-  reply = call_transact (link, "1", 0, &error);
-  assert_dbus_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
+  reply = stm32_daemon_link_transact (link, "1", 0, &error);
+  stm32_daemon_assert_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
   g_clear_error (&error);
-  reply = call_transact (link, "2", 200, &error);
+  reply = stm32_daemon_link_transact (link, "2", 200, &error);
   g_assert_null (reply);
-  assert_dbus_error (error, "org.stm32d.Error.Timeout", STM32_ERROR_TIMEOUT);
+  stm32_daemon_assert_error (error, "org.stm32d.Error.Timeout", STM32_ERROR_TIMEOUT);
   /* Only the valid frame reached the board. */
   stm32_sim_expect (sim, "frame", WAIT_MS);
   g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, 1);
@@ -289,9 +230,9 @@ test_history (void)
   gboolean aborted = FALSE;
   gint64 started = 0, closed = 0, last_sent = 0, last_received = -1;
 
-  g_assert_true (call_connect (link, NULL));
-  g_assert_true (call_send (link, stm32_daemon_bytes ("x"), NULL));
-  call_disconnect (link);
+  g_assert_true (stm32_daemon_link_connect (link, NULL));
+  g_assert_true (stm32_daemon_link_send (link, "x", NULL));
+  stm32_daemon_link_disconnect (link);
   g_assert_true (stm32_dbus_link1_call_get_history_sync (link, &history, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (g_variant_n_children (history), ==, 1);
@@ -346,10 +287,10 @@ test_vanishing_client (void)
 
   /* The board wakes up and answers the dead client's "?"; we ask for ours. */
   stm32_sim_command (sim, "blackhole off");
-  reply = call_transact (link, "mine", 5000, &error);
+  reply = stm32_daemon_link_transact (link, "mine", 5000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "mine");
-  g_assert_true (call_send (link, stm32_daemon_bytes ("still here"), &error));
+  g_assert_true (stm32_daemon_link_send (link, "still here", &error));
   g_assert_true (stm32_daemon_link_state_is (link, "connected"));
   stm32_daemon_stop (daemon);
   stm32_sim_stop (sim);
@@ -495,7 +436,7 @@ test_reload (void)
   /* A bad file is refused, naming where, and nothing changes. */
   stm32_test_write_file (path, "[Link a]\nHost=127.0.0.1\nPort=%u\nRetryMin=soon\n", port_a);
   call_reload (daemon, &error);
-  assert_dbus_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
+  stm32_daemon_assert_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
   g_assert_nonnull (strstr (error->message, "stm32d.conf:4: [Link a] RetryMin:"));
   g_clear_error (&error);
   g_assert_nonnull (stm32_daemon_peek_link (daemon, "c"));

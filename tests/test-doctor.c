@@ -232,13 +232,10 @@ test_leaky_firmware (void)
 {
   Bench bench = { 0 };
   g_autoptr (GVariant) report = NULL, finding = NULL;
-  g_autoptr (GAsyncResult) result = NULL;
 
   bench_start (&bench, stm32_sim_start ("--mode", "leak", NULL), NULL);
   stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
-  stm32_dbus_link1_call_disconnect (bench.link, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  g_assert_true (stm32_dbus_link1_call_disconnect_finish (bench.link, result, NULL));
+  stm32_daemon_link_disconnect (bench.link);
 
   report = diagnose_ok (bench.link, NULL);
   finding = expect_finding (report, "board-ignores-eof", "error", "board");
@@ -581,19 +578,6 @@ daemon_pid (GVariant *report)
   g_assert_not_reached ();
 }
 
-static guint
-count_process_fds (int pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/fd", pid);
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  guint count = 0;
-
-  g_assert_nonnull (dir);
-  while (g_dir_read_name (dir) != NULL)
-    count++;
-  return count;
-}
-
 /* Diagnoses and probes leave the daemon with the fds it had: the netlink
  * socket, the census's /proc reads and every probe connection are closed. */
 static void
@@ -609,13 +593,13 @@ test_no_fd_leak (void)
   /* The first one starts the worker thread and the resolver for good. */
   first = diagnose_ok (bench.link, probe_options (4));
   pid = daemon_pid (first);
-  before = count_process_fds (pid);
+  before = stm32_test_count_process_fds (pid);
   for (guint i = 0; i < 2; i++)
     {
       g_variant_unref (diagnose_ok (bench.link, probe_options (4)));
       g_variant_unref (diagnose_ok (bench.link, NULL));
     }
-  g_assert_cmpuint (count_process_fds (pid), ==, before);
+  g_assert_cmpuint (stm32_test_count_process_fds (pid), ==, before);
   stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
   bench_stop (&bench);
 }
@@ -629,14 +613,11 @@ expect_invalid_args (Stm32DbusLink1 *link, const char *options_text)
   g_autoptr (GVariant) options =
       g_variant_parse (G_VARIANT_TYPE_VARDICT, options_text, NULL, NULL, &error);
   g_autoptr (GVariant) report = NULL;
-  g_autofree char *remote = NULL;
 
   g_assert_no_error (error);
   report = diagnose (link, g_steal_pointer (&options), &error);
   g_assert_null (report);
-  g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
-  remote = g_dbus_error_get_remote_error (error);
-  g_assert_cmpstr (remote, ==, "org.stm32d.Error.InvalidArgs");
+  stm32_daemon_assert_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
 }
 
 static void
@@ -698,7 +679,6 @@ test_ctl (void)
   g_autofree char *clean = NULL, *sick = NULL, *json = NULL, *probed = NULL;
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) error = NULL;
-  g_autoptr (GAsyncResult) result = NULL;
   JsonObject *root, *first, *probe;
   JsonArray *findings;
 
@@ -712,8 +692,7 @@ test_ctl (void)
   /* A socket without a pid still has a "Pid" column header. */
   g_assert_null (strstr (clean, "(null)"));
 
-  stm32_dbus_link1_call_disconnect (bench.link, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
+  stm32_daemon_link_disconnect (bench.link);
 
   /* The link named as an argument; problems found: exit 8, fix on the board. */
   g_assert_cmpint (run_ctl (&sick, "doctor", "board", NULL), ==, 8);

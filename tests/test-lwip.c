@@ -543,10 +543,21 @@ test_classify_no_listener (void)
   stm32_sim_stop (board);
 }
 
-/* A connection ended by the board after it was in use; @command says how. */
-static void
-classify_board_ending (const char *command, const char *reason)
+/* A connection ended by the board after it was in use: the board's control
+ * @command, and the end reason stm32d must name for it. */
+typedef struct
 {
+  const char *command;
+  const char *reason;
+} BoardEnding;
+
+static const BoardEnding ending_fin = { "close-all", "remote-closed" };
+static const BoardEnding ending_abort = { "rst-all", "reset" };
+
+static void
+test_classify_board_ending (gconstpointer data)
+{
+  const BoardEnding *ending = data;
   g_autoptr (Stm32LinkConfig) config = NULL;
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (Stm32HistoryEntry) ended = NULL;
@@ -565,9 +576,9 @@ classify_board_ending (const char *command, const char *reason)
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "before");
   before = stm32_test_link_history_length (link);
-  stm32_sim_command (board, command);
+  stm32_sim_command (board, ending->command);
   ended = wait_ended (link, before, WAIT_MS);
-  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, reason);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, ending->reason);
   g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
   g_assert_false (stm32_test_link_send (link, "after", &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
@@ -575,18 +586,6 @@ classify_board_ending (const char *command, const char *reason)
   stm32_test_link_disconnect (link);
   wait_board_idle (board);
   stm32_sim_stop (board);
-}
-
-static void
-test_classify_fin (void)
-{
-  classify_board_ending ("close-all", "remote-closed");
-}
-
-static void
-test_classify_abort (void)
-{
-  classify_board_ending ("rst-all", "reset");
 }
 
 /* ST's example lowers accepted connections to TCP_PRIO_MIN: with the pool
@@ -792,8 +791,9 @@ main (int argc, char **argv)
   g_test_add_func ("/lwip/classify/pool-exhausted-timeout", test_classify_pool_exhausted);
   g_test_add_func ("/lwip/classify/slot-abort-server-busy", test_classify_slot_abort);
   g_test_add_func ("/lwip/classify/no-listener-refused", test_classify_no_listener);
-  g_test_add_func ("/lwip/classify/fin-remote-closed", test_classify_fin);
-  g_test_add_func ("/lwip/classify/abort-reset", test_classify_abort);
+  g_test_add_data_func ("/lwip/classify/fin-remote-closed", &ending_fin,
+                        test_classify_board_ending);
+  g_test_add_data_func ("/lwip/classify/abort-reset", &ending_abort, test_classify_board_ending);
   g_test_add_func ("/lwip/classify/evicted-reset", test_classify_evicted);
   g_test_add_func ("/lwip/restart", test_restart);
   g_test_add_func ("/lwip/cut-link", test_cut_link);

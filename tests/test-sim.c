@@ -363,11 +363,10 @@ test_full_drop (void)
   g_autoptr (GSocketConnection) holder = connect_ok (port);
   g_autoptr (GSocketConnection) late = NULL;
   g_autoptr (GSocketConnection) later = NULL;
-  g_autoptr (JsonObject) drop_on G_GNUC_UNUSED = stm32_sim_wait_event (sim, "drop-on", WAIT_MS);
-  g_autoptr (JsonObject) drop_off = NULL;
   g_autoptr (JsonObject) status = NULL;
   g_autoptr (GError) error = NULL;
 
+  stm32_sim_expect (sim, "drop-on", WAIT_MS);
   expect_echo (holder, "mine\n");
   /* lwIP's PCB pool exhaustion: the SYN goes unanswered. */
   late = try_connect (port, 500, &error);
@@ -381,7 +380,7 @@ test_full_drop (void)
   g_assert_cmpint (json_object_get_int_member (status, "accepted"), ==, 1);
   close_graceful (holder);
   expect_released (sim, "closed-after-eof", 0);
-  drop_off = stm32_sim_wait_event (sim, "drop-off", WAIT_MS);
+  stm32_sim_expect (sim, "drop-off", WAIT_MS);
   later = connect_ok (port);
   expect_echo (later, "yours\n");
   stm32_sim_stop (sim);
@@ -421,14 +420,13 @@ test_leak_rst_frees_slot (void)
   guint16 port = stm32_sim_get_port (sim);
   g_autoptr (GSocketConnection) first = connect_ok (port);
   g_autoptr (GSocketConnection) second = NULL;
-  g_autoptr (JsonObject) eof = NULL;
   g_autoptr (GError) error = NULL;
 
   expect_echo (first, "one\n");
   /* DESIGN.md rule 3: FIN, wait for the board's EOF, and RST when none comes. */
   g_socket_shutdown (socket_of (first), FALSE, TRUE, &error);
   g_assert_no_error (error);
-  eof = stm32_sim_wait_event (sim, "eof", WAIT_MS);
+  stm32_sim_expect (sim, "eof", WAIT_MS);
   expect_silence (first);
   g_assert_cmpint (status_int (sim, "leaked"), ==, 1);
   close_reset (first);
@@ -556,13 +554,12 @@ test_refuse_for (void)
   guint16 port = stm32_sim_get_port (sim);
   g_autoptr (GSocketConnection) refused = NULL;
   g_autoptr (GSocketConnection) client = NULL;
-  g_autoptr (JsonObject) opened = NULL;
   g_autoptr (GError) error = NULL;
 
   refused = try_connect (port, WAIT_MS, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
   g_assert_false (status_bool (sim, "listening"));
-  opened = stm32_sim_wait_event (sim, "listener-open", WAIT_MS);
+  stm32_sim_expect (sim, "listener-open", WAIT_MS);
   client = connect_ok (port);
   expect_echo (client, "up\n");
   stm32_sim_stop (sim);
@@ -576,7 +573,6 @@ test_refuse_command (void)
   g_autoptr (GSocketConnection) established = connect_ok (port);
   g_autoptr (GSocketConnection) refused = NULL;
   g_autoptr (GSocketConnection) client = NULL;
-  g_autoptr (JsonObject) opened = NULL;
   g_autoptr (GError) error = NULL;
 
   expect_echo (established, "before\n");
@@ -585,7 +581,7 @@ test_refuse_command (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
   /* Closing the listener leaves established connections alone. */
   expect_echo (established, "during\n");
-  opened = stm32_sim_wait_event (sim, "listener-open", WAIT_MS);
+  stm32_sim_expect (sim, "listener-open", WAIT_MS);
   client = connect_ok (port);
   expect_echo (client, "after\n");
   stm32_sim_stop (sim);
@@ -639,11 +635,10 @@ test_malformed_rst (void)
 {
   Stm32Sim *sim = stm32_sim_start ("--framing", "json", "--on-malformed", "rst", NULL);
   g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
-  g_autoptr (JsonObject) malformed = NULL;
 
   expect_echo (client, "{\"ok\":true}\n");
   send_text (client, "{not json\n");
-  malformed = stm32_sim_wait_event (sim, "malformed", WAIT_MS);
+  stm32_sim_expect (sim, "malformed", WAIT_MS);
   expect_reset (client);
   expect_released (sim, "board-reset", 0);
   stm32_sim_stop (sim);
@@ -654,10 +649,9 @@ test_malformed_ignore (void)
 {
   Stm32Sim *sim = stm32_sim_start ("--max-frame", "8", "--on-malformed", "ignore", NULL);
   g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
-  g_autoptr (JsonObject) malformed = NULL;
 
   send_text (client, "far too long for the board\n");
-  malformed = stm32_sim_wait_event (sim, "malformed", WAIT_MS);
+  stm32_sim_expect (sim, "malformed", WAIT_MS);
   expect_echo (client, "fine\n");
   stm32_sim_stop (sim);
 }
@@ -691,10 +685,9 @@ test_reply_none (void)
 {
   Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
   g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
-  g_autoptr (JsonObject) frame = NULL;
 
   send_text (client, "anyone?\n");
-  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  stm32_sim_expect (sim, "frame", WAIT_MS);
   expect_silence (client);
   stm32_sim_stop (sim);
 }

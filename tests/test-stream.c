@@ -42,52 +42,7 @@ tick (gpointer user_data)
   }                                                                                                \
   G_STMT_END
 
-static void
-assert_dbus_error (GError *error, const char *name, Stm32Error code)
-{
-  g_autofree char *remote = NULL;
-
-  g_assert_nonnull (error);
-  g_assert_true (g_dbus_error_is_remote_error (error));
-  remote = g_dbus_error_get_remote_error (error);
-  g_assert_cmpstr (remote, ==, name);
-  g_assert_error (error, STM32_ERROR, (int) code);
-}
-
 /* ---- D-Bus calls ------------------------------------------------------------------ */
-
-static gboolean
-call_send (Stm32DbusLink1 *link, const char *text, GError **error)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-
-  stm32_dbus_link1_call_send (link, stm32_daemon_bytes (text), NULL, stm32_test_store_result,
-                              &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  return stm32_dbus_link1_call_send_finish (link, result, error);
-}
-
-static gboolean
-call_transact (Stm32DbusLink1 *link, const char *text, GError **error)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GVariant) reply = NULL;
-
-  stm32_dbus_link1_call_transact (link, stm32_daemon_bytes (text), 2000, NULL,
-                                  stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  return stm32_dbus_link1_call_transact_finish (link, &reply, result, error);
-}
-
-static void
-call_disconnect (Stm32DbusLink1 *link)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-
-  stm32_dbus_link1_call_disconnect (link, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  g_assert_true (stm32_dbus_link1_call_disconnect_finish (link, result, NULL));
-}
 
 /* Returns the stream's fd (ours to close), or -1 with @error. */
 static int
@@ -115,9 +70,9 @@ send_works (Stm32DbusLink1 *link)
 {
   g_autoptr (GError) error = NULL;
 
-  if (call_send (link, "after", &error))
+  if (stm32_daemon_link_send (link, "after", &error))
     return TRUE;
-  assert_dbus_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
+  stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   return FALSE;
 }
 
@@ -465,15 +420,15 @@ test_busy (void)
   holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
   g_assert_no_error (error);
 
-  g_assert_false (call_send (fixture.link, "x", &error));
-  assert_dbus_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
+  g_assert_false (stm32_daemon_link_send (fixture.link, "x", &error));
+  stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   g_assert_nonnull (strstr (error->message, "AcquireStream"));
   g_clear_error (&error);
-  g_assert_false (call_transact (fixture.link, "x", &error));
-  assert_dbus_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
+  g_assert_null (stm32_daemon_link_transact (fixture.link, "x", 2000, &error));
+  stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   g_clear_error (&error);
   g_assert_cmpint (call_acquire_stream (fixture.link, &error), ==, -1);
-  assert_dbus_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
+  stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   g_clear_error (&error);
 
   /* The board's line is the holder's, not a Received: a reply to any call
@@ -508,7 +463,7 @@ test_takes_transactions (void)
   g_assert_no_error (error);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   g_assert_false (stm32_dbus_link1_call_transact_finish (fixture.link, &reply, result, &error));
-  assert_dbus_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
+  stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   stm32_sim_command (fixture.sim, "blackhole off");
   holder_expect (holder, "q\n");
   g_assert_cmpuint (fixture.received, ==, 0);
@@ -564,7 +519,7 @@ test_link_drops (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE);
   g_clear_error (&error);
   /* Not held after the reconnect. */
-  g_assert_true (call_send (fixture.link, "framed", &error));
+  g_assert_true (stm32_daemon_link_send (fixture.link, "framed", &error));
   g_assert_no_error (error);
   stm32_test_wait_until (fixture.received == 1, WAIT_MS);
 
@@ -660,8 +615,8 @@ test_holder_leaves_bus (void)
   holder = holder_new (call_acquire_stream (other_link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (holder, "mine\n");
-  g_assert_false (call_send (fixture.link, "x", &error));
-  assert_dbus_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
+  g_assert_false (stm32_daemon_link_send (fixture.link, "x", &error));
+  stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   g_clear_error (&error);
 
   g_dbus_connection_close (other, NULL, stm32_test_store_result, &closed);
@@ -685,9 +640,9 @@ test_not_connected (void)
   g_autoptr (GError) error = NULL;
 
   fixture_start (&fixture, FALSE);
-  call_disconnect (fixture.link);
+  stm32_daemon_link_disconnect (fixture.link);
   g_assert_cmpint (call_acquire_stream (fixture.link, &error), ==, -1);
-  assert_dbus_error (error, "org.stm32d.Error.NotConnected", STM32_ERROR_NOT_CONNECTED);
+  stm32_daemon_assert_error (error, "org.stm32d.Error.NotConnected", STM32_ERROR_NOT_CONNECTED);
   fixture_stop (&fixture);
 }
 
@@ -763,19 +718,6 @@ daemon_pid (Stm32DbusLink1 *link)
   return pid;
 }
 
-static guint
-count_fds (guint pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%u/fd", pid);
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  guint n = 0;
-
-  g_assert_nonnull (dir);
-  while (g_dir_read_name (dir) != NULL)
-    n++;
-  return n;
-}
-
 /* Every way a stream ends leaves the daemon with the fds it had before. */
 static void
 test_no_fd_leak (void)
@@ -787,18 +729,18 @@ test_no_fd_leak (void)
 
   fixture_start (&fixture, FALSE);
   pid = daemon_pid (fixture.link);
-  before = count_fds (pid);
+  before = stm32_test_count_process_fds (pid);
 
   /* The holder closes. */
   holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (holder, "one\n");
-  g_assert_cmpuint (count_fds (pid), >, before);
+  g_assert_cmpuint (stm32_test_count_process_fds (pid), >, before);
   g_assert_cmpint (call_acquire_stream (fixture.link, &error), ==, -1);
   g_clear_error (&error);
   g_clear_pointer (&holder, holder_free);
   wait_until_released (fixture.link);
-  poll_until (count_fds (pid) == before, WAIT_MS);
+  poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
 
   /* The board drops the link; the holder keeps its dead fd a while. */
   holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
@@ -808,7 +750,7 @@ test_no_fd_leak (void)
   stm32_test_wait_until (holder->eof, WAIT_MS);
   stm32_test_wait_until (stm32_dbus_link1_get_connects (fixture.link) == 2, WAIT_MS);
   stm32_test_wait_until (stm32_daemon_link_state_is (fixture.link, "connected"), WAIT_MS);
-  poll_until (count_fds (pid) == before, WAIT_MS);
+  poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
   g_clear_pointer (&holder, holder_free);
   fixture_stop (&fixture);
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "test-util.h"
 
+#include <unistd.h>
+
 static gboolean
 deadline_reached (gpointer user_data)
 {
@@ -30,16 +32,23 @@ stm32_test_iterate (gint64 deadline_us)
 }
 
 guint
-stm32_test_count_fds (void)
+stm32_test_count_process_fds (GPid pid)
 {
-  g_autoptr (GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  g_autofree char *path = g_strdup_printf ("/proc/%d/fd", (int) pid);
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
   guint n = 0;
 
   g_assert_nonnull (dir);
   while (g_dir_read_name (dir) != NULL)
     n++;
-  /* The directory handle itself is one of them. */
-  return n - 1;
+  return n;
+}
+
+guint
+stm32_test_count_fds (void)
+{
+  /* The directory handle we read them through is one of them. */
+  return stm32_test_count_process_fds (getpid ()) - 1;
 }
 
 char *

@@ -30,7 +30,10 @@ void stm32_test_store_result (GObject *source, GAsyncResult *result, gpointer us
 /* Writes the formatted text to @path, failing the test if it cannot. */
 void stm32_test_write_file (const char *path, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
-/* Number of open file descriptors of this process (from /proc/self/fd). */
+/* Number of open file descriptors of process @pid (from /proc/PID/fd). */
+guint stm32_test_count_process_fds (GPid pid);
+/* Number of open file descriptors of this process, not counting the one
+ * used to list them. */
 guint stm32_test_count_fds (void);
 
 /* Path of a built program, from G_TEST_BUILDDIR-relative @relpath under the build root. */
