@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "stm32-probe.h"
 
+#include "stm32-deadline.h"
 #include "stm32-socket-options.h"
 
 /* A board frees a slot on our RST only once it has processed it, which may
@@ -26,61 +27,6 @@ stm32_probe_limit_to_string (Stm32ProbeLimit limit)
   return limit < G_N_ELEMENTS (names) ? names[limit] : "unknown";
 }
 
-/* ---- a bounded wait: a timer and the caller's cancellation, as one cancellable ---- */
-
-typedef struct
-{
-  GCancellable *cancellable;
-  GCancellable *parent;
-  gulong parent_handler;
-  guint timer;
-  gboolean timed_out;
-} Deadline;
-
-static gboolean
-on_deadline (gpointer user_data)
-{
-  Deadline *deadline = user_data;
-
-  deadline->timer = 0;
-  deadline->timed_out = TRUE;
-  g_cancellable_cancel (deadline->cancellable);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-on_parent_cancelled (GCancellable *parent, GCancellable *cancellable)
-{
-  g_cancellable_cancel (cancellable);
-}
-
-static void
-deadline_start (Deadline *deadline, GCancellable *parent, guint ms)
-{
-  deadline->cancellable = g_cancellable_new ();
-  deadline->timed_out = FALSE;
-  deadline->timer = g_timeout_add (ms, on_deadline, deadline);
-  if (parent != NULL)
-    {
-      deadline->parent = g_object_ref (parent);
-      deadline->parent_handler =
-          g_cancellable_connect (parent, G_CALLBACK (on_parent_cancelled),
-                                 g_object_ref (deadline->cancellable), g_object_unref);
-    }
-}
-
-/* Called from a callback, never from the cancelled handler itself. */
-static void
-deadline_stop (Deadline *deadline)
-{
-  g_clear_handle_id (&deadline->timer, g_source_remove);
-  if (deadline->parent != NULL)
-    g_cancellable_disconnect (deadline->parent, deadline->parent_handler);
-  deadline->parent_handler = 0;
-  g_clear_object (&deadline->parent);
-  g_clear_object (&deadline->cancellable);
-}
-
 /* ---- closing one connection like the link does ------------------------------------ */
 
 typedef enum
@@ -93,7 +39,7 @@ typedef enum
 typedef struct
 {
   GSocketConnection *connection;
-  Deadline deadline;
+  Stm32Deadline deadline;
   CloseResult result;
   guint8 buffer[512];
 } CloseOp;
@@ -101,7 +47,7 @@ typedef struct
 static void
 close_op_free (CloseOp *op)
 {
-  deadline_stop (&op->deadline);
+  stm32_deadline_stop (&op->deadline);
   g_clear_object (&op->connection);
   g_free (op);
 }
@@ -124,7 +70,7 @@ close_op_finish (GTask *task, CloseResult result)
 {
   CloseOp *op = g_task_get_task_data (task);
 
-  deadline_stop (&op->deadline);
+  stm32_deadline_stop (&op->deadline);
   op->result = result;
   if (result == CLOSE_RESET)
     stm32_socket_set_abortive_close (g_socket_connection_get_socket (op->connection), NULL);
@@ -184,7 +130,7 @@ probe_close_async (GSocketConnection *connection, guint close_timeout, GCancella
       close_op_finish (task, CLOSE_GONE);
       return;
     }
-  deadline_start (&op->deadline, cancellable, close_timeout);
+  stm32_deadline_start (&op->deadline, cancellable, close_timeout);
   close_op_read (task);
 }
 
@@ -213,7 +159,7 @@ typedef enum
 typedef struct
 {
   const Stm32LinkConfig *config;
-  Deadline deadline;
+  Stm32Deadline deadline;
   gint64 started;
   GSocketConnection *connection;
   OpenOutcome outcome;
@@ -225,7 +171,7 @@ typedef struct
 static void
 open_op_free (OpenOp *op)
 {
-  deadline_stop (&op->deadline);
+  stm32_deadline_stop (&op->deadline);
   g_clear_object (&op->connection);
   g_free (op->error);
   g_free (op);
@@ -236,7 +182,7 @@ open_op_return (GTask *task, OpenOutcome outcome)
 {
   OpenOp *op = g_task_get_task_data (task);
 
-  deadline_stop (&op->deadline);
+  stm32_deadline_stop (&op->deadline);
   op->outcome = outcome;
   /* A connection the board turned away is closed here; the caller gets
    * only the ones that stayed up. Cancelled: reset it, hold nothing. */
@@ -280,7 +226,7 @@ on_open_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   GInputStream *in;
 
   op->connection = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
-  deadline_stop (&op->deadline);
+  stm32_deadline_stop (&op->deadline);
   if (op->connection == NULL)
     {
       op->error = g_strdup (error->message);
@@ -295,7 +241,7 @@ on_open_connected (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   op->latency_us = (guint64) (g_get_monotonic_time () - op->started);
-  deadline_start (&op->deadline, g_task_get_cancellable (task), op->config->busy_window);
+  stm32_deadline_start (&op->deadline, g_task_get_cancellable (task), op->config->busy_window);
   in = g_io_stream_get_input_stream (G_IO_STREAM (op->connection));
   g_input_stream_read_async (in, op->buffer, sizeof op->buffer, G_PRIORITY_DEFAULT,
                              op->deadline.cancellable, on_open_read, task);
@@ -312,7 +258,7 @@ probe_open_async (GSocketClient *client, GSocketAddress *address, const Stm32Lin
   op->started = g_get_monotonic_time ();
   g_task_set_task_data (task, op, (GDestroyNotify) open_op_free);
   /* GSocketClient:timeout is no connect timeout; this deadline is. */
-  deadline_start (&op->deadline, cancellable, config->connect_timeout);
+  stm32_deadline_start (&op->deadline, cancellable, config->connect_timeout);
   g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (address), op->deadline.cancellable,
                                  on_open_connected, task);
 }
