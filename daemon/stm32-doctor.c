@@ -663,10 +663,10 @@ check_probe (Doctor *doctor)
       finding = doctor_add (doctor, "no-spare-slots", SEVERITY_INFO, "board",
                             g_strdup ("The board has no room for a connection besides the "
                                       "link's"));
-      finding->evidence =
-          g_strdup_printf ("The first extra connection was turned away (%s) "
-                           "while the link held %u.",
-                           stm32_probe_limit_to_string (probe->limit), probe->held_by_link);
+      finding->evidence = g_strdup_printf (
+          "The first extra connection was turned away (%s) "
+          "while the link held %u.",
+          stm32_enum_to_string (STM32_TYPE_PROBE_LIMIT, probe->limit), probe->held_by_link);
       finding->fix = g_strdup ("Any other client (a GUI, a script) will be turned away: share "
                                "the board through stm32d, or raise MEMP_NUM_NETCONN and "
                                "MEMP_NUM_TCP_PCB in lwipopts.h.");
@@ -809,7 +809,8 @@ probe_to_variant (Doctor *doctor, const Stm32ProbeResult *probe)
   g_variant_dict_insert (&dict, "extra", "u", probe->extra);
   g_variant_dict_insert (&dict, "capacity", "u", probe->held_by_link + others + probe->extra);
   g_variant_dict_insert (&dict, "capacity-exact", "b", probe->limit != STM32_PROBE_LIMIT_MAX);
-  g_variant_dict_insert (&dict, "limit", "s", stm32_probe_limit_to_string (probe->limit));
+  g_variant_dict_insert (&dict, "limit", "s",
+                         stm32_enum_to_string (STM32_TYPE_PROBE_LIMIT, probe->limit));
   g_variant_dict_insert (&dict, "max", "u", probe->max);
   g_variant_dict_insert (&dict, "released", "b", probe->released);
   g_variant_dict_insert (&dict, "duration-ms", "u", (guint32) (probe->duration_us / 1000));

@@ -19,14 +19,6 @@ stm32_probe_result_free (Stm32ProbeResult *result)
   g_free (result);
 }
 
-const char *
-stm32_probe_limit_to_string (Stm32ProbeLimit limit)
-{
-  static const char *const names[] = { "none", "rejected", "timeout", "refused", "failed", "max" };
-
-  return limit < G_N_ELEMENTS (names) ? names[limit] : "unknown";
-}
-
 /* ---- closing one connection like the link does ------------------------------------ */
 
 typedef enum
