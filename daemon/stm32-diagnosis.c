@@ -82,9 +82,8 @@ diagnosis_probe (GTask *task)
   if (diagnosis->addresses == NULL)
     {
       /* Nothing to probe; the report says why. */
-      diagnosis->probe_result = g_new0 (Stm32ProbeResult, 1);
-      diagnosis->probe_result->max = diagnosis->probe_max;
-      diagnosis->probe_result->held_by_link = diagnosis->held_by_link;
+      diagnosis->probe_result =
+          stm32_probe_result_new (diagnosis->probe_max, diagnosis->held_by_link);
       diagnosis->probe_result->error = g_strdup (diagnosis->resolve_error);
       diagnosis_report (task);
       return;

@@ -10,6 +10,16 @@
  * this often, BusyWindow apart. */
 #define PROBE_VERIFY_TRIES 3
 
+Stm32ProbeResult *
+stm32_probe_result_new (guint max, guint held_by_link)
+{
+  Stm32ProbeResult *result = g_new0 (Stm32ProbeResult, 1);
+
+  result->max = max;
+  result->held_by_link = held_by_link;
+  return result;
+}
+
 void
 stm32_probe_result_free (Stm32ProbeResult *result)
 {
@@ -582,9 +592,7 @@ stm32_probe_async (GSocketAddress *address, const Stm32LinkConfig *config, guint
   probe->config = stm32_link_config_copy (config);
   probe->client = g_socket_client_new ();
   g_socket_client_set_enable_proxy (probe->client, FALSE);
-  probe->result = g_new0 (Stm32ProbeResult, 1);
-  probe->result->max = CLAMP (max, 1, STM32_PROBE_MAX_MAX);
-  probe->result->held_by_link = held_by_link;
+  probe->result = stm32_probe_result_new (CLAMP (max, 1, STM32_PROBE_MAX_MAX), held_by_link);
   probe->latencies = g_array_new (FALSE, FALSE, sizeof (guint64));
   probe->held = g_ptr_array_new_with_free_func (g_object_unref);
   probe->started = g_get_monotonic_time ();

@@ -51,6 +51,10 @@ typedef struct
   char *error; /* the first unexpected error, for people; NULL if none */
 } Stm32ProbeResult;
 
+/* A result with nothing counted yet, for @max extra connections while the
+ * link holds @held_by_link: how the probe starts, and what the diagnosis
+ * reports when there is nothing to probe. @max is taken as given. */
+Stm32ProbeResult *stm32_probe_result_new (guint max, guint held_by_link);
 void stm32_probe_result_free (Stm32ProbeResult *result);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Stm32ProbeResult, stm32_probe_result_free)
 
