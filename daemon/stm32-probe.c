@@ -329,9 +329,14 @@ probe_note_error (Probe *probe, const char *message)
     probe->result->error = g_strdup (message);
 }
 
+/* A close that ended in the caller's cancellation counts as neither. */
 static void
-probe_count_close (Probe *probe, CloseResult result)
+probe_count_close (Probe *probe, GAsyncResult *close)
 {
+  CloseResult result;
+
+  if (!probe_close_finish (close, &result, NULL))
+    return;
   probe->result->closes_graceful += result == CLOSE_ANSWERED;
   probe->result->closes_reset += result == CLOSE_RESET;
   probe->settle |= result == CLOSE_RESET;
@@ -400,27 +405,20 @@ on_single_closed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
   Probe *probe = g_task_get_task_data (task);
-  CloseResult close_result;
 
-  if (probe_close_finish (result, &close_result, NULL))
-    probe_count_close (probe, close_result);
+  probe_count_close (probe, result);
   if (g_cancellable_is_cancelled (g_task_get_cancellable (task)) || probe->phase == PHASE_VERIFY)
     probe_return (task);
   else
     probe_continue (task);
 }
 
+/* Nothing the count opened is held any more: on to the release check. */
 static void
-on_held_closed (GObject *source, GAsyncResult *result, gpointer user_data)
+probe_closes_done (GTask *task)
 {
-  GTask *task = user_data;
   Probe *probe = g_task_get_task_data (task);
-  CloseResult close_result;
 
-  if (result != NULL && probe_close_finish (result, &close_result, NULL))
-    probe_count_close (probe, close_result);
-  if (--probe->closing > 0)
-    return;
   if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
     {
       probe_return (task);
@@ -428,6 +426,18 @@ on_held_closed (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   probe->phase = PHASE_VERIFY;
   probe_continue (task);
+}
+
+static void
+on_held_closed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Probe *probe = g_task_get_task_data (task);
+
+  probe_count_close (probe, result);
+  if (--probe->closing > 0)
+    return;
+  probe_closes_done (task);
 }
 
 /* Closes what the count holds, all at once, each the link's way. */
@@ -438,8 +448,7 @@ probe_release_held (GTask *task)
 
   if (probe->held->len == 0)
     {
-      probe->closing = 1;
-      on_held_closed (NULL, NULL, task);
+      probe_closes_done (task);
       return;
     }
   probe->closing = probe->held->len;
