@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "stm32-deadline.h"
 #include "stm32-doctor.h"
 #include "stm32-probe.h"
 #include "stm32-sock-census.h"
@@ -13,10 +14,8 @@ typedef struct
   gboolean probe;
   guint probe_max;
   guint held_by_link;
-  GCancellable *resolving; /* the lookup, cancelled by the caller or ConnectTimeout */
-  gulong resolving_handler;
-  guint resolve_timer;
-  GList *addresses; /* GInetAddress */
+  Stm32Deadline resolving; /* the lookup's: the caller's cancellation or ConnectTimeout */
+  GList *addresses;        /* GInetAddress */
   char *resolve_error;
   GPtrArray *census;
   char *census_error;
@@ -26,8 +25,7 @@ typedef struct
 static void
 diagnosis_free (Diagnosis *diagnosis)
 {
-  g_clear_handle_id (&diagnosis->resolve_timer, g_source_remove);
-  g_clear_object (&diagnosis->resolving);
+  stm32_deadline_stop (&diagnosis->resolving);
   g_clear_object (&diagnosis->link);
   g_list_free_full (diagnosis->addresses, g_object_unref);
   g_free (diagnosis->resolve_error);
@@ -84,9 +82,8 @@ diagnosis_probe (GTask *task)
   if (diagnosis->addresses == NULL)
     {
       /* Nothing to probe; the report says why. */
-      diagnosis->probe_result = g_new0 (Stm32ProbeResult, 1);
-      diagnosis->probe_result->max = diagnosis->probe_max;
-      diagnosis->probe_result->held_by_link = diagnosis->held_by_link;
+      diagnosis->probe_result =
+          stm32_probe_result_new (diagnosis->probe_max, diagnosis->held_by_link);
       diagnosis->probe_result->error = g_strdup (diagnosis->resolve_error);
       diagnosis_report (task);
       return;
@@ -134,22 +131,6 @@ diagnosis_census (GTask *task)
                            g_task_get_cancellable (task), on_census, task);
 }
 
-static gboolean
-on_resolve_timeout (gpointer user_data)
-{
-  Diagnosis *diagnosis = user_data;
-
-  diagnosis->resolve_timer = 0;
-  g_cancellable_cancel (diagnosis->resolving);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-on_caller_cancelled (GCancellable *cancellable, GCancellable *resolving)
-{
-  g_cancellable_cancel (resolving);
-}
-
 static void
 on_resolved (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -158,9 +139,7 @@ on_resolved (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
 
   diagnosis->addresses = g_resolver_lookup_by_name_finish (G_RESOLVER (source), result, &error);
-  g_clear_handle_id (&diagnosis->resolve_timer, g_source_remove);
-  if (g_task_get_cancellable (task) != NULL)
-    g_cancellable_disconnect (g_task_get_cancellable (task), diagnosis->resolving_handler);
+  stm32_deadline_stop (&diagnosis->resolving);
   if (diagnosis->addresses == NULL)
     diagnosis->resolve_error = g_strdup_printf (
         "Cannot resolve %s: %s", stm32_link_get_config (diagnosis->link)->host, error->message);
@@ -184,16 +163,12 @@ stm32_diagnosis_run_async (Stm32Link *link, gboolean probe, guint probe_max,
   diagnosis->probe_max = probe_max;
   diagnosis->held_by_link =
       state == STM32_LINK_STATE_CONNECTED || state == STM32_LINK_STATE_CLOSING ? 1 : 0;
-  diagnosis->resolving = g_cancellable_new ();
   g_task_set_task_data (task, diagnosis, (GDestroyNotify) diagnosis_free);
-  if (cancellable != NULL)
-    diagnosis->resolving_handler =
-        g_cancellable_connect (cancellable, G_CALLBACK (on_caller_cancelled),
-                               g_object_ref (diagnosis->resolving), g_object_unref);
   /* A name server that does not answer must not hold the report up longer
    * than a connect would. */
-  diagnosis->resolve_timer = g_timeout_add (config->connect_timeout, on_resolve_timeout, diagnosis);
-  g_resolver_lookup_by_name_async (resolver, config->host, diagnosis->resolving, on_resolved, task);
+  stm32_deadline_start (&diagnosis->resolving, cancellable, config->connect_timeout);
+  g_resolver_lookup_by_name_async (resolver, config->host, diagnosis->resolving.cancellable,
+                                   on_resolved, task);
 }
 
 GVariant *

@@ -46,7 +46,6 @@ typedef struct
   guint closed_by_board;
   guint closed_by_pc;
   guint aborted;
-  GHashTable *frame_closes; /* entries explained by "board-rejects-frames" */
   GPtrArray *findings;
   gboolean board_full; /* server-busy or pcb-exhaustion was found */
 } Doctor;
@@ -356,6 +355,20 @@ last_activity (const Stm32HistoryEntry *entry)
   return MAX (entry->connected, MAX (entry->last_sent, entry->last_received));
 }
 
+/* The board hung up within REJECT_WINDOW_US of a frame from us that it never
+ * answered: "board-rejects-frames" counts these, and the idle analysis leaves
+ * them out, as they say nothing about an idle timeout. */
+static gboolean
+closed_on_our_frame (const Stm32HistoryEntry *e)
+{
+  if (e->closed_by != STM32_CLOSED_BY_BOARD || e->connected == 0 ||
+      (e->reason != STM32_END_REASON_REMOTE_CLOSED && e->reason != STM32_END_REASON_RESET))
+    return FALSE;
+  /* Our frame went out, nothing came back, and the board hung up. */
+  return e->last_sent != 0 && e->last_received <= e->last_sent &&
+         e->closed - e->last_sent <= REJECT_WINDOW_US;
+}
+
 static void
 check_rejects_frames (Doctor *doctor)
 {
@@ -367,17 +380,10 @@ check_rejects_frames (Doctor *doctor)
     {
       const Stm32HistoryEntry *entry = doctor->in->history->pdata[i];
 
-      if (entry->closed_by != STM32_CLOSED_BY_BOARD || entry->connected == 0 ||
-          (entry->reason != STM32_END_REASON_REMOTE_CLOSED &&
-           entry->reason != STM32_END_REASON_RESET))
-        continue;
-      /* Our frame went out, nothing came back, and the board hung up. */
-      if (entry->last_sent == 0 || entry->last_received > entry->last_sent ||
-          entry->closed - entry->last_sent > REJECT_WINDOW_US)
+      if (!closed_on_our_frame (entry))
         continue;
       closes++;
       latest = entry;
-      g_hash_table_add (doctor->frame_closes, (gpointer) entry);
     }
   if (closes == 0)
     return;
@@ -409,7 +415,7 @@ board_close_quiets (Doctor *doctor)
       gint64 quiet = entry->closed - last_activity (entry);
 
       if (entry->reason == STM32_END_REASON_REMOTE_CLOSED && entry->connected != 0 &&
-          !g_hash_table_contains (doctor->frame_closes, entry))
+          !closed_on_our_frame (entry))
         g_array_append_val (quiets, quiet);
     }
   g_array_sort (quiets, compare_int64);
@@ -657,10 +663,10 @@ check_probe (Doctor *doctor)
       finding = doctor_add (doctor, "no-spare-slots", SEVERITY_INFO, "board",
                             g_strdup ("The board has no room for a connection besides the "
                                       "link's"));
-      finding->evidence =
-          g_strdup_printf ("The first extra connection was turned away (%s) "
-                           "while the link held %u.",
-                           stm32_probe_limit_to_string (probe->limit), probe->held_by_link);
+      finding->evidence = g_strdup_printf (
+          "The first extra connection was turned away (%s) "
+          "while the link held %u.",
+          stm32_enum_to_string (STM32_TYPE_PROBE_LIMIT, probe->limit), probe->held_by_link);
       finding->fix = g_strdup ("Any other client (a GUI, a script) will be turned away: share "
                                "the board through stm32d, or raise MEMP_NUM_NETCONN and "
                                "MEMP_NUM_TCP_PCB in lwipopts.h.");
@@ -803,7 +809,8 @@ probe_to_variant (Doctor *doctor, const Stm32ProbeResult *probe)
   g_variant_dict_insert (&dict, "extra", "u", probe->extra);
   g_variant_dict_insert (&dict, "capacity", "u", probe->held_by_link + others + probe->extra);
   g_variant_dict_insert (&dict, "capacity-exact", "b", probe->limit != STM32_PROBE_LIMIT_MAX);
-  g_variant_dict_insert (&dict, "limit", "s", stm32_probe_limit_to_string (probe->limit));
+  g_variant_dict_insert (&dict, "limit", "s",
+                         stm32_enum_to_string (STM32_TYPE_PROBE_LIMIT, probe->limit));
   g_variant_dict_insert (&dict, "max", "u", probe->max);
   g_variant_dict_insert (&dict, "released", "b", probe->released);
   g_variant_dict_insert (&dict, "duration-ms", "u", (guint32) (probe->duration_us / 1000));
@@ -860,11 +867,8 @@ doctor_to_variant (Doctor *doctor)
 GVariant *
 stm32_doctor_report (const Stm32DoctorInput *input)
 {
-  g_autoptr (GHashTable) frame_closes = g_hash_table_new (NULL, NULL);
   g_autoptr (GPtrArray) findings = g_ptr_array_new_with_free_func ((GDestroyNotify) finding_free);
-  Doctor doctor = {
-    .in = input, .config = input->config, .frame_closes = frame_closes, .findings = findings
-  };
+  Doctor doctor = { .in = input, .config = input->config, .findings = findings };
 
   g_return_val_if_fail (input->config != NULL && input->history != NULL, NULL);
 
@@ -874,7 +878,6 @@ stm32_doctor_report (const Stm32DoctorInput *input)
   check_connect_timeouts (&doctor);
   check_refused (&doctor);
   check_resets (&doctor);
-  /* Before the idle analysis: a close that answers our frame is no idle timeout. */
   check_rejects_frames (&doctor);
   check_idle_timeout (&doctor);
   check_dead_peer (&doctor);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "stm32-probe.h"
 
+#include "stm32-deadline.h"
 #include "stm32-socket-options.h"
 
 /* A board frees a slot on our RST only once it has processed it, which may
@@ -9,6 +10,16 @@
  * this often, BusyWindow apart. */
 #define PROBE_VERIFY_TRIES 3
 
+Stm32ProbeResult *
+stm32_probe_result_new (guint max, guint held_by_link)
+{
+  Stm32ProbeResult *result = g_new0 (Stm32ProbeResult, 1);
+
+  result->max = max;
+  result->held_by_link = held_by_link;
+  return result;
+}
+
 void
 stm32_probe_result_free (Stm32ProbeResult *result)
 {
@@ -16,69 +27,6 @@ stm32_probe_result_free (Stm32ProbeResult *result)
     return;
   g_free (result->error);
   g_free (result);
-}
-
-const char *
-stm32_probe_limit_to_string (Stm32ProbeLimit limit)
-{
-  static const char *const names[] = { "none", "rejected", "timeout", "refused", "failed", "max" };
-
-  return limit < G_N_ELEMENTS (names) ? names[limit] : "unknown";
-}
-
-/* ---- a bounded wait: a timer and the caller's cancellation, as one cancellable ---- */
-
-typedef struct
-{
-  GCancellable *cancellable;
-  GCancellable *parent;
-  gulong parent_handler;
-  guint timer;
-  gboolean timed_out;
-} Deadline;
-
-static gboolean
-on_deadline (gpointer user_data)
-{
-  Deadline *deadline = user_data;
-
-  deadline->timer = 0;
-  deadline->timed_out = TRUE;
-  g_cancellable_cancel (deadline->cancellable);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-on_parent_cancelled (GCancellable *parent, GCancellable *cancellable)
-{
-  g_cancellable_cancel (cancellable);
-}
-
-static void
-deadline_start (Deadline *deadline, GCancellable *parent, guint ms)
-{
-  deadline->cancellable = g_cancellable_new ();
-  deadline->timed_out = FALSE;
-  deadline->timer = g_timeout_add (ms, on_deadline, deadline);
-  if (parent != NULL)
-    {
-      deadline->parent = g_object_ref (parent);
-      deadline->parent_handler =
-          g_cancellable_connect (parent, G_CALLBACK (on_parent_cancelled),
-                                 g_object_ref (deadline->cancellable), g_object_unref);
-    }
-}
-
-/* Called from a callback, never from the cancelled handler itself. */
-static void
-deadline_stop (Deadline *deadline)
-{
-  g_clear_handle_id (&deadline->timer, g_source_remove);
-  if (deadline->parent != NULL)
-    g_cancellable_disconnect (deadline->parent, deadline->parent_handler);
-  deadline->parent_handler = 0;
-  g_clear_object (&deadline->parent);
-  g_clear_object (&deadline->cancellable);
 }
 
 /* ---- closing one connection like the link does ------------------------------------ */
@@ -93,7 +41,7 @@ typedef enum
 typedef struct
 {
   GSocketConnection *connection;
-  Deadline deadline;
+  Stm32Deadline deadline;
   CloseResult result;
   guint8 buffer[512];
 } CloseOp;
@@ -101,7 +49,7 @@ typedef struct
 static void
 close_op_free (CloseOp *op)
 {
-  deadline_stop (&op->deadline);
+  stm32_deadline_stop (&op->deadline);
   g_clear_object (&op->connection);
   g_free (op);
 }
@@ -124,7 +72,7 @@ close_op_finish (GTask *task, CloseResult result)
 {
   CloseOp *op = g_task_get_task_data (task);
 
-  deadline_stop (&op->deadline);
+  stm32_deadline_stop (&op->deadline);
   op->result = result;
   if (result == CLOSE_RESET)
     stm32_socket_set_abortive_close (g_socket_connection_get_socket (op->connection), NULL);
@@ -184,7 +132,7 @@ probe_close_async (GSocketConnection *connection, guint close_timeout, GCancella
       close_op_finish (task, CLOSE_GONE);
       return;
     }
-  deadline_start (&op->deadline, cancellable, close_timeout);
+  stm32_deadline_start (&op->deadline, cancellable, close_timeout);
   close_op_read (task);
 }
 
@@ -213,7 +161,7 @@ typedef enum
 typedef struct
 {
   const Stm32LinkConfig *config;
-  Deadline deadline;
+  Stm32Deadline deadline;
   gint64 started;
   GSocketConnection *connection;
   OpenOutcome outcome;
@@ -225,7 +173,7 @@ typedef struct
 static void
 open_op_free (OpenOp *op)
 {
-  deadline_stop (&op->deadline);
+  stm32_deadline_stop (&op->deadline);
   g_clear_object (&op->connection);
   g_free (op->error);
   g_free (op);
@@ -236,7 +184,7 @@ open_op_return (GTask *task, OpenOutcome outcome)
 {
   OpenOp *op = g_task_get_task_data (task);
 
-  deadline_stop (&op->deadline);
+  stm32_deadline_stop (&op->deadline);
   op->outcome = outcome;
   /* A connection the board turned away is closed here; the caller gets
    * only the ones that stayed up. Cancelled: reset it, hold nothing. */
@@ -280,7 +228,7 @@ on_open_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   GInputStream *in;
 
   op->connection = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
-  deadline_stop (&op->deadline);
+  stm32_deadline_stop (&op->deadline);
   if (op->connection == NULL)
     {
       op->error = g_strdup (error->message);
@@ -295,7 +243,7 @@ on_open_connected (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   op->latency_us = (guint64) (g_get_monotonic_time () - op->started);
-  deadline_start (&op->deadline, g_task_get_cancellable (task), op->config->busy_window);
+  stm32_deadline_start (&op->deadline, g_task_get_cancellable (task), op->config->busy_window);
   in = g_io_stream_get_input_stream (G_IO_STREAM (op->connection));
   g_input_stream_read_async (in, op->buffer, sizeof op->buffer, G_PRIORITY_DEFAULT,
                              op->deadline.cancellable, on_open_read, task);
@@ -312,7 +260,7 @@ probe_open_async (GSocketClient *client, GSocketAddress *address, const Stm32Lin
   op->started = g_get_monotonic_time ();
   g_task_set_task_data (task, op, (GDestroyNotify) open_op_free);
   /* GSocketClient:timeout is no connect timeout; this deadline is. */
-  deadline_start (&op->deadline, cancellable, config->connect_timeout);
+  stm32_deadline_start (&op->deadline, cancellable, config->connect_timeout);
   g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (address), op->deadline.cancellable,
                                  on_open_connected, task);
 }
@@ -381,9 +329,14 @@ probe_note_error (Probe *probe, const char *message)
     probe->result->error = g_strdup (message);
 }
 
+/* A close that ended in the caller's cancellation counts as neither. */
 static void
-probe_count_close (Probe *probe, CloseResult result)
+probe_count_close (Probe *probe, GAsyncResult *close)
 {
+  CloseResult result;
+
+  if (!probe_close_finish (close, &result, NULL))
+    return;
   probe->result->closes_graceful += result == CLOSE_ANSWERED;
   probe->result->closes_reset += result == CLOSE_RESET;
   probe->settle |= result == CLOSE_RESET;
@@ -452,27 +405,20 @@ on_single_closed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
   Probe *probe = g_task_get_task_data (task);
-  CloseResult close_result;
 
-  if (probe_close_finish (result, &close_result, NULL))
-    probe_count_close (probe, close_result);
+  probe_count_close (probe, result);
   if (g_cancellable_is_cancelled (g_task_get_cancellable (task)) || probe->phase == PHASE_VERIFY)
     probe_return (task);
   else
     probe_continue (task);
 }
 
+/* Nothing the count opened is held any more: on to the release check. */
 static void
-on_held_closed (GObject *source, GAsyncResult *result, gpointer user_data)
+probe_closes_done (GTask *task)
 {
-  GTask *task = user_data;
   Probe *probe = g_task_get_task_data (task);
-  CloseResult close_result;
 
-  if (result != NULL && probe_close_finish (result, &close_result, NULL))
-    probe_count_close (probe, close_result);
-  if (--probe->closing > 0)
-    return;
   if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
     {
       probe_return (task);
@@ -480,6 +426,18 @@ on_held_closed (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   probe->phase = PHASE_VERIFY;
   probe_continue (task);
+}
+
+static void
+on_held_closed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Probe *probe = g_task_get_task_data (task);
+
+  probe_count_close (probe, result);
+  if (--probe->closing > 0)
+    return;
+  probe_closes_done (task);
 }
 
 /* Closes what the count holds, all at once, each the link's way. */
@@ -490,8 +448,7 @@ probe_release_held (GTask *task)
 
   if (probe->held->len == 0)
     {
-      probe->closing = 1;
-      on_held_closed (NULL, NULL, task);
+      probe_closes_done (task);
       return;
     }
   probe->closing = probe->held->len;
@@ -644,9 +601,7 @@ stm32_probe_async (GSocketAddress *address, const Stm32LinkConfig *config, guint
   probe->config = stm32_link_config_copy (config);
   probe->client = g_socket_client_new ();
   g_socket_client_set_enable_proxy (probe->client, FALSE);
-  probe->result = g_new0 (Stm32ProbeResult, 1);
-  probe->result->max = CLAMP (max, 1, STM32_PROBE_MAX_MAX);
-  probe->result->held_by_link = held_by_link;
+  probe->result = stm32_probe_result_new (CLAMP (max, 1, STM32_PROBE_MAX_MAX), held_by_link);
   probe->latencies = g_array_new (FALSE, FALSE, sizeof (guint64));
   probe->held = g_ptr_array_new_with_free_func (g_object_unref);
   probe->started = g_get_monotonic_time ();

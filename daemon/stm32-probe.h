@@ -13,15 +13,20 @@ G_BEGIN_DECLS
 /* Clean connect/close cycles before the capacity count. */
 #define STM32_PROBE_CYCLES 3
 
-/* Why the capacity count stopped; stm32_probe_limit_to_string() names it. */
+/* Why the capacity count stopped. The nicks (glib-mkenums,
+ * STM32_TYPE_PROBE_LIMIT) are what the doctor's report says. */
 typedef enum
 {
-  STM32_PROBE_LIMIT_NONE,     /* no count: the cycles never got in */
-  STM32_PROBE_LIMIT_REJECTED, /* accepted, then closed or reset: table full */
-  STM32_PROBE_LIMIT_TIMEOUT,  /* SYN unanswered: PCB pool empty */
-  STM32_PROBE_LIMIT_REFUSED,
-  STM32_PROBE_LIMIT_FAILED,
-  STM32_PROBE_LIMIT_MAX, /* it took every one: capacity is at least that */
+  /* no count: the cycles never got in */
+  STM32_PROBE_LIMIT_NONE, /*< nick=none >*/
+  /* accepted, then closed or reset: table full */
+  STM32_PROBE_LIMIT_REJECTED, /*< nick=rejected >*/
+  /* SYN unanswered: PCB pool empty */
+  STM32_PROBE_LIMIT_TIMEOUT, /*< nick=timeout >*/
+  STM32_PROBE_LIMIT_REFUSED, /*< nick=refused >*/
+  STM32_PROBE_LIMIT_FAILED,  /*< nick=failed >*/
+  /* it took every one: capacity is at least that */
+  STM32_PROBE_LIMIT_MAX, /*< nick=max >*/
 } Stm32ProbeLimit;
 
 typedef struct
@@ -46,9 +51,12 @@ typedef struct
   char *error; /* the first unexpected error, for people; NULL if none */
 } Stm32ProbeResult;
 
+/* A result with nothing counted yet, for @max extra connections while the
+ * link holds @held_by_link: how the probe starts, and what the diagnosis
+ * reports when there is nothing to probe. @max is taken as given. */
+Stm32ProbeResult *stm32_probe_result_new (guint max, guint held_by_link);
 void stm32_probe_result_free (Stm32ProbeResult *result);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Stm32ProbeResult, stm32_probe_result_free)
-const char *stm32_probe_limit_to_string (Stm32ProbeLimit limit);
 
 /*
  * Probes @address like a careful client: STM32_PROBE_CYCLES connect/close
