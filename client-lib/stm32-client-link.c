@@ -829,6 +829,8 @@ stm32_client_link_send_sync (Stm32ClientLink *self, GBytes *frame, GCancellable 
  *
  * Sends @request and returns the next frame the board sends
  * (org.stm32d.Link1.Transact). Transactions run one at a time, in order.
+ * Each is a D-Bus round trip; for many requests, see
+ * stm32_client_link_open_transact_channel().
  */
 void
 stm32_client_link_transact (Stm32ClientLink *self, GBytes *request, guint timeout_ms,
@@ -1008,7 +1010,7 @@ stm32_client_link_diagnose_sync (Stm32ClientLink *self, GVariant *options,
 /* ---- AcquireStream ---------------------------------------------------------------- */
 
 static GSocket *
-socket_from_reply (GVariant *handle, GUnixFDList *fds, GError **error)
+socket_from_reply (const char *method, GVariant *handle, GUnixFDList *fds, GError **error)
 {
   int index = g_variant_get_handle (handle);
   GSocket *socket;
@@ -1017,8 +1019,8 @@ socket_from_reply (GVariant *handle, GUnixFDList *fds, GError **error)
   /* Checked here: g_unix_fd_list_get() treats a bad index as a programming error. */
   if (fds == NULL || index < 0 || index >= g_unix_fd_list_get_length (fds))
     {
-      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_FAILED,
-                           "stm32d answered AcquireStream without a file descriptor");
+      g_set_error (error, STM32_ERROR, STM32_ERROR_FAILED,
+                   "stm32d answered %s without a file descriptor", method);
       return NULL;
     }
   fd = g_unix_fd_list_get (fds, index, error);
@@ -1042,7 +1044,7 @@ on_stream_acquired (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (stm32_dbus_link1_call_acquire_stream_finish (STM32_DBUS_LINK1 (source), &handle, &fds, result,
                                                    &error))
-    socket = socket_from_reply (handle, fds, &error);
+    socket = socket_from_reply ("AcquireStream", handle, fds, &error);
   else
     error = link_call_error (self, error);
   if (socket == NULL)
@@ -1124,5 +1126,125 @@ stm32_client_link_acquire_stream_sync (Stm32ClientLink *self, GCancellable *canc
       g_propagate_error (error, link_call_error (self, local_error));
       return NULL;
     }
-  return socket_from_reply (handle, fds, error);
+  return socket_from_reply ("AcquireStream", handle, fds, error);
+}
+
+/* ---- OpenTransactChannel ---------------------------------------------------------- */
+
+static Stm32ClientChannel *
+channel_from_reply (GVariant *handle, GUnixFDList *fds, GError **error)
+{
+  g_autoptr (GSocket) socket = socket_from_reply ("OpenTransactChannel", handle, fds, error);
+
+  if (socket == NULL)
+    return NULL;
+  /* Packet boundaries are the protocol: a stream would silently merge them. */
+  if (g_socket_get_socket_type (socket) != G_SOCKET_TYPE_SEQPACKET)
+    {
+      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_FAILED,
+                           "stm32d answered OpenTransactChannel with a socket that is not "
+                           "SOCK_SEQPACKET");
+      return NULL;
+    }
+  return stm32_client_channel_new (g_steal_pointer (&socket));
+}
+
+static void
+on_channel_opened (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  Stm32ClientLink *self = g_task_get_source_object (task);
+  g_autoptr (GVariant) handle = NULL;
+  g_autoptr (GUnixFDList) fds = NULL;
+  GError *error = NULL;
+  Stm32ClientChannel *channel = NULL;
+
+  if (stm32_dbus_link1_call_open_transact_channel_finish (STM32_DBUS_LINK1 (source), &handle, &fds,
+                                                          result, &error))
+    channel = channel_from_reply (handle, fds, &error);
+  else
+    error = link_call_error (self, error);
+  if (channel == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, channel, g_object_unref);
+}
+
+/**
+ * stm32_client_link_open_transact_channel:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the channel or an error
+ * @user_data: (closure): data for @callback
+ *
+ * Opens a transaction channel to the link (org.stm32d.Link1.OpenTransactChannel):
+ * transactions like stm32_client_link_transact(), each one socket round trip
+ * to stm32d instead of a D-Bus call, for clients that make many requests.
+ * The channel outlives reconnects of the link; stm32d closes it when the link
+ * is removed or the daemon stops. At most 64 are open per link
+ * (%STM32_ERROR_BUSY beyond).
+ */
+void
+stm32_client_link_open_transact_channel (Stm32ClientLink *self, GCancellable *cancellable,
+                                         GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
+  task = link_task_start (self, stm32_client_link_open_transact_channel, cancellable, callback,
+                          user_data);
+  if (task != NULL)
+    stm32_dbus_link1_call_open_transact_channel (self->proxy, NULL, cancellable, on_channel_opened,
+                                                 task);
+}
+
+/**
+ * stm32_client_link_open_transact_channel_finish:
+ * @self: a link
+ * @result: the result passed to the callback
+ * @error: return location for an error (%STM32_ERROR_BUSY with 64 channels open)
+ *
+ * Returns: (transfer full): the channel, or %NULL
+ */
+Stm32ClientChannel *
+stm32_client_link_open_transact_channel_finish (Stm32ClientLink *self, GAsyncResult *result,
+                                                GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (
+      g_task_get_source_tag (G_TASK (result)) == stm32_client_link_open_transact_channel, NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * stm32_client_link_open_transact_channel_sync:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for an error
+ *
+ * Blocks the calling thread; see stm32_client_link_open_transact_channel().
+ *
+ * Returns: (transfer full): the channel, or %NULL
+ */
+Stm32ClientChannel *
+stm32_client_link_open_transact_channel_sync (Stm32ClientLink *self, GCancellable *cancellable,
+                                              GError **error)
+{
+  g_autoptr (GVariant) handle = NULL;
+  g_autoptr (GUnixFDList) fds = NULL;
+  GError *local_error = NULL;
+
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  if (self->removed)
+    {
+      link_set_gone_error (self, error);
+      return NULL;
+    }
+  if (!stm32_dbus_link1_call_open_transact_channel_sync (self->proxy, NULL, &handle, &fds,
+                                                         cancellable, &local_error))
+    {
+      g_propagate_error (error, link_call_error (self, local_error));
+      return NULL;
+    }
+  return channel_from_reply (handle, fds, error);
 }

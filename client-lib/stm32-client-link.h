@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "stm32-client-channel.h"
 #include "stm32-client-visibility.h"
 
 G_BEGIN_DECLS
@@ -141,5 +142,18 @@ STM32_CLIENT_PUBLIC GSocket *stm32_client_link_acquire_stream_finish (Stm32Clien
 STM32_CLIENT_PUBLIC GSocket *stm32_client_link_acquire_stream_sync (Stm32ClientLink *self,
                                                                     GCancellable *cancellable,
                                                                     GError **error);
+
+/* OpenTransactChannel(): transactions without a D-Bus round trip each (see
+ * Stm32ClientChannel). */
+STM32_CLIENT_PUBLIC void stm32_client_link_open_transact_channel (Stm32ClientLink *self,
+                                                                  GCancellable *cancellable,
+                                                                  GAsyncReadyCallback callback,
+                                                                  gpointer user_data);
+STM32_CLIENT_PUBLIC Stm32ClientChannel *
+stm32_client_link_open_transact_channel_finish (Stm32ClientLink *self, GAsyncResult *result,
+                                                GError **error);
+STM32_CLIENT_PUBLIC Stm32ClientChannel *
+stm32_client_link_open_transact_channel_sync (Stm32ClientLink *self, GCancellable *cancellable,
+                                              GError **error);
 
 G_END_DECLS

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "stm32-client-channel.h"
 #include "stm32-client-link.h"
 #include "stm32-dbus-generated.h"
 
@@ -14,6 +15,9 @@ Stm32ClientLink *stm32_client_link_new (Stm32DbusLink1 *proxy, GDBusObjectManage
 void stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy);
 /* The daemon dropped the link (or stopped): from now on calls fail at once. */
 void stm32_client_link_mark_removed (Stm32ClientLink *self);
+
+/* A channel on @socket (taken), stm32d's end of OpenTransactChannel. */
+Stm32ClientChannel *stm32_client_channel_new (GSocket *socket);
 
 void stm32_client_set_not_running_error (GError **error);
 /* Lets calls through @proxy (including those of generated wrappers) wait for
