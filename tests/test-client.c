@@ -9,10 +9,14 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <gmodule.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <json-glib/json-glib.h>
 
 #include "daemon-harness.h"
 #include "sim-harness.h"
+#include "stm32-client-private.h"
 #include "stm32-client.h"
 #include "stm32-error.h"
 #include "test-util.h"
@@ -988,6 +992,634 @@ test_acquire_stream (void)
   bench_stop (&bench);
 }
 
+/* ---- transaction channels: against a fake stm32d ------------------------------------- */
+
+/* A channel whose other end is the test's, to check the wire format and the
+ * replies stm32d should never send, without a daemon. */
+typedef struct
+{
+  Stm32ClientChannel *channel;
+  int fd; /* stm32d's end: blocking */
+} FakeChannel;
+
+static void
+fake_open (FakeChannel *fake)
+{
+  g_autoptr (GError) error = NULL;
+  GSocket *socket;
+  int fds[2];
+
+  g_assert_no_errno (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds));
+  socket = g_socket_new_from_fd (fds[0], &error);
+  g_assert_no_error (error);
+  fake->channel = stm32_client_channel_new (socket);
+  fake->fd = fds[1];
+}
+
+static void
+fake_close (FakeChannel *fake)
+{
+  g_clear_object (&fake->channel);
+  if (fake->fd >= 0)
+    g_assert_no_errno (close (fake->fd));
+  fake->fd = -1;
+}
+
+/* The next request as stm32d reads it: a (ayu) in host byte order. */
+static char *
+fake_read_request (FakeChannel *fake, guint *timeout_ms)
+{
+  struct pollfd pfd = { .fd = fake->fd, .events = POLLIN };
+  g_autofree char *buffer = g_malloc (65536);
+  g_autoptr (GBytes) packet = NULL;
+  g_autoptr (GVariant) request = NULL, frame = NULL;
+  const char *data;
+  gsize len;
+  gssize n;
+
+  g_assert_cmpint (poll (&pfd, 1, WAIT_MS), ==, 1);
+  n = recv (fake->fd, buffer, 65536, 0);
+  g_assert_cmpint (n, >, 0);
+  packet = g_bytes_new (buffer, n);
+  request = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ayu)"), packet, FALSE));
+  g_assert_true (g_variant_is_normal_form (request));
+  g_variant_get (request, "(@ayu)", &frame, timeout_ms);
+  data = g_variant_get_fixed_array (frame, &len, 1);
+  return g_strndup (data, len);
+}
+
+static void
+fake_send_packet (FakeChannel *fake, const void *data, gsize size)
+{
+  g_assert_cmpint (send (fake->fd, data, size, MSG_NOSIGNAL), ==, (gssize) size);
+}
+
+static void
+fake_reply (FakeChannel *fake, const char *frame, const char *error_name, const char *message)
+{
+  g_autoptr (GVariant) reply = g_variant_ref_sink (g_variant_new (
+      "(@ayss)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, frame, strlen (frame), 1),
+      error_name, message));
+
+  fake_send_packet (fake, g_variant_get_data (reply), g_variant_get_size (reply));
+}
+
+static void
+channel_transact_start (Stm32ClientChannel *channel, const char *text, guint timeout_ms,
+                        GCancellable *cancellable, GAsyncResult **result)
+{
+  g_autoptr (GBytes) request = text_bytes (text);
+
+  stm32_client_channel_transact (channel, request, timeout_ms, cancellable, stm32_test_store_result,
+                                 result);
+}
+
+/* The reply to a transaction started with channel_transact_start(), as text. */
+static char *
+channel_transact_wait (Stm32ClientChannel *channel, GAsyncResult **result, GError **error)
+{
+  g_autoptr (GBytes) reply = NULL;
+
+  stm32_test_wait_until (*result != NULL, WAIT_MS);
+  reply = stm32_client_channel_transact_finish (channel, *result, error);
+  g_clear_object (result);
+  return reply ? bytes_text (reply) : NULL;
+}
+
+static char *
+channel_transact_sync (Stm32ClientChannel *channel, const char *text, guint timeout_ms,
+                       GError **error)
+{
+  g_autoptr (GBytes) request = text_bytes (text);
+  g_autoptr (GBytes) reply =
+      stm32_client_channel_transact_sync (channel, request, timeout_ms, NULL, error);
+
+  return reply ? bytes_text (reply) : NULL;
+}
+
+/* Requests go out as (ayu) packets; a reply's error name becomes the typed
+ * error a D-Bus Transact gives, with stm32d's message as it is. */
+static void
+test_channel_fake_wire (void)
+{
+  FakeChannel fake = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autofree char *reply = NULL, *request = NULL;
+  guint timeout_ms = 0;
+
+  fake_open (&fake);
+  /* The reply may well be there before the request: _sync reads it after writing. */
+  fake_reply (&fake, "pong", "", "");
+  reply = channel_transact_sync (fake.channel, "ping", 1234, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "pong");
+  request = fake_read_request (&fake, &timeout_ms);
+  g_assert_cmpstr (request, ==, "ping");
+  g_assert_cmpuint (timeout_ms, ==, 1234);
+
+  fake_reply (&fake, "", "org.stm32d.Error.Timeout", "no frame from the board within 7 ms");
+  g_clear_pointer (&reply, g_free);
+  reply = channel_transact_sync (fake.channel, "x", 7, &error);
+  g_assert_null (reply);
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_assert_cmpstr (error->message, ==, "no frame from the board within 7 ms");
+  g_clear_error (&error);
+  g_clear_pointer (&request, g_free);
+  request = fake_read_request (&fake, &timeout_ms);
+  g_assert_cmpstr (request, ==, "x");
+  g_assert_cmpuint (timeout_ms, ==, 7);
+
+  channel_transact_start (fake.channel, "async", 9, NULL, &result);
+  g_clear_pointer (&request, g_free);
+  request = fake_read_request (&fake, &timeout_ms);
+  g_assert_cmpstr (request, ==, "async");
+  g_assert_cmpuint (timeout_ms, ==, 9);
+  fake_reply (&fake, "", "org.stm32d.Error.NotConnected", "the link is not connected");
+  g_assert_null (channel_transact_wait (fake.channel, &result, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
+  fake_close (&fake);
+}
+
+/* A _sync call that stm32d does not answer in time leaves its slot behind:
+ * the late reply is dropped, and the next call gets its own. */
+static void
+test_channel_fake_stale (void)
+{
+  FakeChannel fake = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autofree char *reply = NULL;
+  gint64 start = g_get_monotonic_time ();
+
+  fake_open (&fake);
+  g_assert_null (channel_transact_sync (fake.channel, "first", 1, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_clear_error (&error);
+  /* Bounded: the request's own timeout plus a margin, not forever. */
+  g_assert_cmpint (g_get_monotonic_time () - start, <, WAIT_MS * 1000);
+  fake_reply (&fake, "late", "", "");
+  fake_reply (&fake, "second", "", "");
+  reply = channel_transact_sync (fake.channel, "second", 1000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "second");
+
+  /* A sync call while an async one is outstanding would read its reply. */
+  channel_transact_start (fake.channel, "third", 1000, NULL, &result);
+  g_clear_pointer (&reply, g_free);
+  reply = channel_transact_sync (fake.channel, "never sent", 1000, &error);
+  g_assert_null (reply);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PENDING);
+  g_clear_error (&error);
+  fake_reply (&fake, "third", "", "");
+  reply = channel_transact_wait (fake.channel, &result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "third");
+  fake_close (&fake);
+}
+
+/* A reply that is not a (ayss) in normal form ends the channel: which
+ * request the next packet answers cannot be known any more. */
+static void
+test_channel_fake_invalid_reply (void)
+{
+  const struct
+  {
+    const char *data;
+    gsize size;
+  } bad[] = {
+    { "\x01\x02\x03", 3 },
+    /* A (ayss) but not in normal form: the strings are not nul-terminated. */
+    { "ab"
+      "xy"
+      "zw"
+      "\x02\x04",
+      8 },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      FakeChannel fake = { 0 };
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GAsyncResult) first = NULL, second = NULL;
+
+      fake_open (&fake);
+      channel_transact_start (fake.channel, "one", 1000, NULL, &first);
+      channel_transact_start (fake.channel, "two", 1000, NULL, &second);
+      fake_send_packet (&fake, bad[i].data, bad[i].size);
+      g_assert_null (channel_transact_wait (fake.channel, &first, &error));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+      g_clear_error (&error);
+      g_assert_null (channel_transact_wait (fake.channel, &second, &error));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+      g_clear_error (&error);
+      g_assert_null (channel_transact_sync (fake.channel, "three", 1000, &error));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+      fake_close (&fake);
+    }
+}
+
+/* stm32d closing its end fails what is outstanding and what comes later. */
+static void
+test_channel_fake_eof (void)
+{
+  FakeChannel fake = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GAsyncResult) first = NULL, second = NULL;
+
+  fake_open (&fake);
+  channel_transact_start (fake.channel, "one", 1000, NULL, &first);
+  channel_transact_start (fake.channel, "two", 1000, NULL, &second);
+  g_assert_no_errno (close (fake.fd));
+  fake.fd = -1;
+  g_assert_null (channel_transact_wait (fake.channel, &first, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_assert_nonnull (strstr (error->message, "stm32d closed the transaction channel"));
+  g_clear_error (&error);
+  g_assert_null (channel_transact_wait (fake.channel, &second, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_clear_error (&error);
+  g_assert_null (channel_transact_sync (fake.channel, "three", 1000, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  fake_close (&fake);
+}
+
+/* A full socket buffer is QUEUE_FULL and a request too big for a packet is
+ * FRAME_TOO_LARGE; neither harms the transactions already written. Closing
+ * fails those, and is idempotent. */
+static void
+test_channel_fake_limits (void)
+{
+  FakeChannel fake = { 0 };
+  g_autoptr (GPtrArray) results = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) huge = g_bytes_new_take (g_malloc0 (8 * 1024 * 1024), 8 * 1024 * 1024);
+  g_autoptr (GBytes) big = g_bytes_new_take (g_malloc0 (1024), 1024);
+  g_autofree char *request = NULL;
+  GAsyncResult **result = NULL;
+  guint timeout_ms = 0;
+
+  fake_open (&fake);
+  g_assert_null (stm32_client_channel_transact_sync (fake.channel, huge, 1000, NULL, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_FRAME_TOO_LARGE);
+  g_clear_error (&error);
+
+  /* Nobody reads: the socket buffer fills up. */
+  while (results->len < 100000)
+    {
+      result = g_new0 (GAsyncResult *, 1);
+      g_ptr_array_add (results, result);
+      stm32_client_channel_transact (fake.channel, big, 1000, NULL, stm32_test_store_result,
+                                     result);
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      if (*result != NULL)
+        break;
+    }
+  g_assert_nonnull (*result);
+  g_assert_null (stm32_client_channel_transact_finish (fake.channel, *result, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_QUEUE_FULL);
+  g_clear_error (&error);
+  g_assert_cmpuint (results->len, >, 1);
+  g_clear_object (result);
+
+  /* The first request is intact, and answered. */
+  request = fake_read_request (&fake, &timeout_ms);
+  g_assert_cmpuint (strlen (request), ==, 0); /* 1024 nul bytes, as text */
+  fake_reply (&fake, "first", "", "");
+  stm32_test_wait_until (*(GAsyncResult **) results->pdata[0] != NULL, WAIT_MS);
+  for (guint i = 1; i + 1 < results->len; i++)
+    g_assert_null (*(GAsyncResult **) results->pdata[i]);
+
+  stm32_client_channel_close (fake.channel);
+  stm32_client_channel_close (fake.channel);
+  for (guint i = 0; i + 1 < results->len; i++)
+    {
+      GAsyncResult **r = results->pdata[i];
+      g_autoptr (GBytes) reply = NULL;
+
+      stm32_test_wait_until (*r != NULL, WAIT_MS);
+      reply = stm32_client_channel_transact_finish (fake.channel, *r, &error);
+      if (i == 0)
+        {
+          g_assert_no_error (error);
+          g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "first", 5);
+        }
+      else
+        {
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+          g_clear_error (&error);
+        }
+      g_clear_object (r);
+    }
+  g_assert_null (channel_transact_sync (fake.channel, "closed", 1000, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  fake_close (&fake);
+}
+
+/* ---- transaction channels: against stm32d --------------------------------------------- */
+
+/* A board that answers only what the script says: "silent" gets no reply. */
+static void
+channel_bench_start (Bench *bench, char **script_path)
+{
+  g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
+  g_autofree char *port = NULL;
+
+  *script_path = g_build_filename (dir, "script", NULL);
+  stm32_test_write_file (*script_path, "hello\tworld\na\tA\nb\tB\nc\tC\ntwo\t2\nagain\tyes\n");
+  bench->sim = stm32_sim_start ("--reply", "none", "--script", *script_path, NULL);
+  port = g_strdup_printf ("%u", stm32_sim_get_port (bench->sim));
+  bench->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  bench->client = client_new ();
+  bench->link = wait_link (bench->client, "default");
+  stm32_test_wait_until (state_is (bench->link, "connected"), WAIT_MS);
+}
+
+static void
+channel_bench_stop (Bench *bench, char *script_path)
+{
+  g_autofree char *dir = g_path_get_dirname (script_path);
+
+  bench_stop (bench);
+  g_unlink (script_path);
+  g_rmdir (dir);
+  g_free (script_path);
+}
+
+static Stm32ClientChannel *
+link_open_channel (Stm32ClientLink *link, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  stm32_client_link_open_transact_channel (link, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  return stm32_client_link_open_transact_channel_finish (link, result, error);
+}
+
+/* The request reaches the board as the frame it was, the reply is the
+ * board's frame. */
+static void
+test_channel_sync (void)
+{
+  Bench bench = { 0 };
+  char *script = NULL;
+  g_autoptr (Stm32ClientChannel) channel = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = NULL;
+
+  channel_bench_start (&bench, &script);
+  channel = stm32_client_link_open_transact_channel_sync (bench.link, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (STM32_IS_CLIENT_CHANNEL (channel));
+  reply = channel_transact_sync (channel, "hello", 2000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "world");
+  sim_expect_frame (bench.sim, "hello");
+  g_clear_pointer (&reply, g_free);
+  reply = channel_transact_sync (channel, "again", 2000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "yes");
+  sim_expect_frame (bench.sim, "again");
+  g_clear_object (&channel);
+  channel_bench_stop (&bench, script);
+}
+
+typedef struct
+{
+  GPtrArray *order; /* request texts, in completion order */
+  GPtrArray *replies;
+  Stm32ClientChannel *channel;
+} AsyncLog;
+
+static void
+on_logged_transact (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  AsyncLog *log = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) reply = stm32_client_channel_transact_finish (log->channel, result, &error);
+
+  g_assert_no_error (error);
+  g_ptr_array_add (log->replies, bytes_text (reply));
+}
+
+/* Several transactions outstanding at once: each completes with its own
+ * reply, in order. */
+static void
+test_channel_async_order (void)
+{
+  Bench bench = { 0 };
+  char *script = NULL;
+  g_autoptr (Stm32ClientChannel) channel = NULL;
+  g_autoptr (GError) error = NULL;
+  AsyncLog log = { NULL, g_ptr_array_new_with_free_func (g_free), NULL };
+  const char *requests[] = { "a", "b", "c", "a", "c" };
+  const char *expected[] = { "A", "B", "C", "A", "C" };
+
+  channel_bench_start (&bench, &script);
+  channel = link_open_channel (bench.link, &error);
+  g_assert_no_error (error);
+  log.channel = channel;
+  for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
+    {
+      g_autoptr (GBytes) request = text_bytes (requests[i]);
+
+      stm32_client_channel_transact (channel, request, 2000, NULL, on_logged_transact, &log);
+    }
+  stm32_test_wait_until (log.replies->len == G_N_ELEMENTS (requests), WAIT_MS);
+  for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
+    {
+      g_assert_cmpstr (log.replies->pdata[i], ==, expected[i]);
+      sim_expect_frame (bench.sim, requests[i]);
+    }
+  g_ptr_array_unref (log.replies);
+  g_clear_object (&channel);
+  channel_bench_stop (&bench, script);
+}
+
+/* A cancelled transaction completes at once; stm32d's reply to it is
+ * dropped, so the next transaction still gets its own. */
+static void
+test_channel_cancel (void)
+{
+  Bench bench = { 0 };
+  char *script = NULL;
+  g_autoptr (Stm32ClientChannel) channel = NULL;
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GAsyncResult) first = NULL, second = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = NULL;
+
+  channel_bench_start (&bench, &script);
+  channel = link_open_channel (bench.link, &error);
+  g_assert_no_error (error);
+  /* The board does not answer "silent": stm32d replies Timeout after 1 s,
+   * and only then starts "two". */
+  channel_transact_start (channel, "silent", 1000, cancellable, &first);
+  channel_transact_start (channel, "two", 5000, NULL, &second);
+  g_cancellable_cancel (cancellable);
+  g_assert_null (channel_transact_wait (channel, &first, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_assert_null (second);
+  reply = channel_transact_wait (channel, &second, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "2");
+  sim_expect_frame (bench.sim, "silent");
+  sim_expect_frame (bench.sim, "two");
+
+  /* Cancelled before it started: nothing is sent. */
+  channel_transact_start (channel, "a", 1000, cancellable, &first);
+  g_assert_null (channel_transact_wait (channel, &first, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_clear_pointer (&reply, g_free);
+  reply = channel_transact_sync (channel, "b", 2000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "B");
+  sim_expect_frame (bench.sim, "b");
+  g_clear_object (&channel);
+  channel_bench_stop (&bench, script);
+}
+
+/* The daemon's errors arrive typed, as from Transact over D-Bus; a sync call
+ * with async ones outstanding is PENDING; the channel outlives a reconnect. */
+static void
+test_channel_errors (void)
+{
+  Bench bench = { 0 };
+  char *script = NULL;
+  g_autoptr (Stm32ClientChannel) channel = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = NULL;
+
+  channel_bench_start (&bench, &script);
+  channel = stm32_client_link_open_transact_channel_sync (bench.link, NULL, &error);
+  g_assert_no_error (error);
+
+  g_assert_null (channel_transact_sync (channel, "silent", 200, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_clear_error (&error);
+  channel_transact_start (channel, "silent", 300, NULL, &result);
+  g_assert_null (channel_transact_sync (channel, "a", 2000, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PENDING);
+  g_clear_error (&error);
+  g_assert_null (channel_transact_wait (channel, &result, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_clear_error (&error);
+  g_assert_null (channel_transact_sync (channel, "a", 0, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+
+  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_null (channel_transact_sync (channel, "a", 2000, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
+  g_clear_error (&error);
+  channel_transact_start (channel, "a", 2000, NULL, &result);
+  g_assert_null (channel_transact_wait (channel, &result, &error));
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
+  g_clear_error (&error);
+
+  g_assert_true (stm32_client_link_connect_sync (bench.link, NULL, &error));
+  g_assert_no_error (error);
+  reply = channel_transact_sync (channel, "c", 2000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "C");
+  g_clear_object (&channel);
+  channel_bench_stop (&bench, script);
+}
+
+/* stm32d stopping closes the channel: outstanding and later transactions
+ * fail with CONNECTION_CLOSED. */
+static void
+test_channel_daemon_stops (void)
+{
+  Bench bench = { 0 };
+  char *script = NULL;
+  g_autoptr (Stm32ClientChannel) channel = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = NULL;
+
+  channel_bench_start (&bench, &script);
+  channel = link_open_channel (bench.link, &error);
+  g_assert_no_error (error);
+  channel_transact_start (channel, "silent", 60000, NULL, &result);
+  sim_expect_frame (bench.sim, "silent");
+  stm32_daemon_stop (bench.daemon);
+  g_assert_null (channel_transact_wait (channel, &result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_assert_nonnull (strstr (error->message, "stm32d closed the transaction channel"));
+  g_clear_error (&error);
+  g_assert_null (channel_transact_sync (channel, "a", 2000, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+
+  g_clear_object (&channel);
+  g_clear_object (&bench.client);
+  stm32_sim_stop (bench.sim);
+  dir = g_path_get_dirname (script);
+  g_unlink (script);
+  g_rmdir (dir);
+  g_free (script);
+}
+
+/* Reload without the link closes its channel; the other link's stays. */
+static void
+test_channel_link_removed (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  guint16 port = stm32_sim_get_port (sim);
+  g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autoptr (Stm32Client) client = NULL;
+  g_autoptr (Stm32ClientChannel) to_a = NULL, to_b = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = NULL;
+  Stm32Daemon *daemon;
+  Stm32ClientLink *a, *b;
+
+  stm32_test_write_file (
+      path, "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link b]\nHost=127.0.0.1\nPort=%u\n", port, port);
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  client = client_new ();
+  a = wait_link (client, "a");
+  b = wait_link (client, "b");
+  stm32_test_wait_until (state_is (a, "connected") && state_is (b, "connected"), WAIT_MS);
+  to_a = stm32_client_link_open_transact_channel_sync (a, NULL, &error);
+  g_assert_no_error (error);
+  to_b = stm32_client_link_open_transact_channel_sync (b, NULL, &error);
+  g_assert_no_error (error);
+  reply = channel_transact_sync (to_b, "to b", 2000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "to b");
+
+  stm32_test_write_file (path, "[Link a]\nHost=127.0.0.1\nPort=%u\n", port);
+  g_assert_true (stm32_client_reload_sync (client, NULL, &error));
+  g_assert_no_error (error);
+  channel_transact_start (to_b, "anyone?", 2000, NULL, &result);
+  g_assert_null (channel_transact_wait (to_b, &result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_clear_error (&error);
+  g_assert_null (channel_transact_sync (to_b, "anyone?", 2000, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_clear_error (&error);
+  g_clear_pointer (&reply, g_free);
+  reply = channel_transact_sync (to_a, "to a", 2000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "to a");
+
+  g_clear_object (&to_a);
+  g_clear_object (&to_b);
+  g_clear_object (&client);
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (sim);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
 /* ---- the library as others load it --------------------------------------------------- */
 
 /* examples/echo.py through GObject Introspection, against the daemon and the board. */
@@ -1110,6 +1742,14 @@ static const struct
   PUBLIC (stm32_client_link_acquire_stream),
   PUBLIC (stm32_client_link_acquire_stream_finish),
   PUBLIC (stm32_client_link_acquire_stream_sync),
+  PUBLIC (stm32_client_link_open_transact_channel),
+  PUBLIC (stm32_client_link_open_transact_channel_finish),
+  PUBLIC (stm32_client_link_open_transact_channel_sync),
+  PUBLIC (stm32_client_channel_get_type),
+  PUBLIC (stm32_client_channel_transact),
+  PUBLIC (stm32_client_channel_transact_finish),
+  PUBLIC (stm32_client_channel_transact_sync),
+  PUBLIC (stm32_client_channel_close),
 };
 
 /* libstm32client.so exports its API and nothing else: not its private
@@ -1122,6 +1762,7 @@ test_library_exports (void)
     "stm32_client_link_new",
     "stm32_client_link_mark_removed",
     "stm32_client_set_not_running_error",
+    "stm32_client_channel_new",
     "stm32_dbus_link1_get_type",
     "stm32_dbus_link1_proxy_new_sync",
     "stm32_dbus_object_manager_client_new_for_bus_sync",
@@ -1158,6 +1799,17 @@ main (int argc, char **argv)
   g_test_add_func ("/client/running", test_running);
   g_test_add_func ("/client/autoconnect", test_autoconnect);
   g_test_add_func ("/client/acquire-stream", test_acquire_stream);
+  g_test_add_func ("/client/channel/fake/wire", test_channel_fake_wire);
+  g_test_add_func ("/client/channel/fake/stale", test_channel_fake_stale);
+  g_test_add_func ("/client/channel/fake/invalid-reply", test_channel_fake_invalid_reply);
+  g_test_add_func ("/client/channel/fake/eof", test_channel_fake_eof);
+  g_test_add_func ("/client/channel/fake/limits", test_channel_fake_limits);
+  g_test_add_func ("/client/channel/sync", test_channel_sync);
+  g_test_add_func ("/client/channel/async-order", test_channel_async_order);
+  g_test_add_func ("/client/channel/cancel", test_channel_cancel);
+  g_test_add_func ("/client/channel/errors", test_channel_errors);
+  g_test_add_func ("/client/channel/daemon-stops", test_channel_daemon_stops);
+  g_test_add_func ("/client/channel/link-removed", test_channel_link_removed);
   g_test_add_func ("/client/example/python", test_example_python);
   g_test_add_func ("/client/library/exports", test_library_exports);
   return stm32_daemon_test_run ();
