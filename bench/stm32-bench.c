@@ -625,6 +625,40 @@ latency_transact (Stm32ClientLink *link, gsize size, guint n, GError **error)
   return g_steal_pointer (&ns);
 }
 
+/* The same transactions through a transaction channel (one socket round
+ * trip to stm32d each instead of a D-Bus call). */
+static GArray *
+latency_channel (Stm32ClientChannel *channel, gsize size, guint n, GError **error)
+{
+  g_autofree char *req = g_malloc (size);
+  memset (req, 'r', size);
+  g_autoptr (GBytes) bytes = g_bytes_new (req, size);
+  g_autoptr (GArray) ns = g_array_sized_new (FALSE, FALSE, sizeof (gint64), n);
+  for (guint i = 0; i < n; i++)
+    {
+      gint64 t0 = now_ns ();
+      g_autoptr (GBytes) reply =
+          stm32_client_channel_transact_sync (channel, bytes, 5000, NULL, error);
+      if (!reply)
+        return NULL;
+      gint64 dt = now_ns () - t0;
+      g_array_append_val (ns, dt);
+    }
+  return g_steal_pointer (&ns);
+}
+
+/* Where the time goes that is not CPU work: thread hand-offs. */
+static void
+report_daemon_cost (const char *what, gsize size, const ProcStat *before, const ProcStat *after,
+                    guint n)
+{
+  g_autofree char *cs = g_strdup_printf ("stm32d per %s %zu B: ctxt switches", what, size);
+  g_autofree char *cpu = g_strdup_printf ("stm32d per %s %zu B: CPU", what, size);
+  report ("latency", cs, (double) (after->ctxt - before->ctxt) / n, NAN, "1", "all threads");
+  report ("latency", cpu, (after->cpu_s - before->cpu_s) * 1e6 / n, NAN, "us",
+          "user + system, 10 ms ticks");
+}
+
 /* org.freedesktop.DBus.Peer.Ping to stm32d: the bus round trip alone, the
  * floor under any method call. */
 static GArray *
@@ -675,7 +709,12 @@ bench_latency (GError **error)
   if (!direct)
     return FALSE;
 
-  /* Direct figures per size, the baseline for both Transact and AcquireStream. */
+  g_autoptr (Stm32ClientChannel) channel =
+      stm32_client_link_open_transact_channel_sync (d->link, NULL, error);
+  if (!channel)
+    return FALSE;
+
+  /* Direct figures per size, the baseline for Transact, the channel and AcquireStream. */
   g_autoptr (GPtrArray) base = g_ptr_array_new_with_free_func ((GDestroyNotify) g_array_unref);
   for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
     {
@@ -683,7 +722,8 @@ bench_latency (GError **error)
        * and the bus's first round trips are not counted. */
       g_autoptr (GArray) w1 = latency_socket (direct, sizes[i], n / 10, error);
       g_autoptr (GArray) w2 = w1 ? latency_transact (d->link, sizes[i], n / 10, error) : NULL;
-      if (!w2)
+      g_autoptr (GArray) w3 = w2 ? latency_channel (channel, sizes[i], n / 10, error) : NULL;
+      if (!w3)
         return FALSE;
       GArray *direct_ns = latency_socket (direct, sizes[i], n, error);
       if (!direct_ns)
@@ -696,13 +736,18 @@ bench_latency (GError **error)
       if (!via || !proc_stat (d->pid, &after, error))
         return FALSE;
       report_latency ("Transact", sizes[i], via, direct_ns);
-      /* Where the time goes that is not CPU work: thread hand-offs. */
-      g_autofree char *cs = g_strdup_printf ("stm32d per Transact %zu B: ctxt switches", sizes[i]);
-      g_autofree char *cpu = g_strdup_printf ("stm32d per Transact %zu B: CPU", sizes[i]);
-      report ("latency", cs, (double) (after.ctxt - before.ctxt) / n, NAN, "1", "all threads");
-      report ("latency", cpu, (after.cpu_s - before.cpu_s) * 1e6 / n, NAN, "us",
-              "user + system, 10 ms ticks");
+      report_daemon_cost ("Transact", sizes[i], &before, &after, n);
+
+      if (!proc_stat (d->pid, &before, error))
+        return FALSE;
+      g_autoptr (GArray) via_channel = latency_channel (channel, sizes[i], n, error);
+      if (!via_channel || !proc_stat (d->pid, &after, error))
+        return FALSE;
+      report_latency ("Transact channel", sizes[i], via_channel, direct_ns);
+      report_daemon_cost ("Transact channel", sizes[i], &before, &after, n);
     }
+  /* AcquireStream takes the link: transactions, the channel's too, are Busy. */
+  stm32_client_channel_close (channel);
 
   ProcStat before, after;
   if (!proc_stat (d->pid, &before, error))
