@@ -31,6 +31,8 @@
 /* Longest pause between checks that the board acknowledged a Send: about
  * half lwIP's delayed-ACK timer, so a quiet board's ACK is seen promptly. */
 #define STM32_CONFIRM_POLL_MAX_MS 128
+/* OpenTransactChannel: each open channel is an fd in the daemon. */
+#define STM32_TRANSACT_CHANNELS_MAX 64
 
 /* Backoff jitter: each delay is scaled by a random factor in [1 - J, 1 + J]. */
 #define STM32_RETRY_JITTER 0.2

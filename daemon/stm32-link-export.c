@@ -4,12 +4,14 @@
 #include <gio/gunixfdlist.h>
 
 #include "stm32-dbus-generated.h"
+#include "stm32-defaults.h"
 #include "stm32-diagnosis.h"
 #include "stm32-enum-types.h"
 #include "stm32-error.h"
 #include "stm32-names.h"
 #include "stm32-probe.h"
 #include "stm32-stream-bridge.h"
+#include "stm32-transact-channel.h"
 
 struct _Stm32LinkExport
 {
@@ -25,7 +27,8 @@ struct _Stm32LinkExport
   /* Unique bus name → Caller, for whoever has called Transact and is still on
    * the bus: one match rule per caller, not one per call. */
   GHashTable *callers;
-  gboolean probing; /* a Diagnose probe is under way: the board gets one at a time */
+  GPtrArray *channels; /* open Stm32TransactChannels */
+  gboolean probing;    /* a Diagnose probe is under way: the board gets one at a time */
 };
 
 G_DEFINE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, G_TYPE_OBJECT)
@@ -511,6 +514,58 @@ handle_acquire_stream (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- OpenTransactChannel ------------------------------------------------------ */
+
+static void
+on_channel_closed (Stm32TransactChannel *channel, Stm32LinkExport *self)
+{
+  g_ptr_array_remove_fast (self->channels, channel);
+}
+
+static gboolean
+handle_open_transact_channel (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
+                              GUnixFDList *in_fds, Stm32LinkExport *self)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Stm32TransactChannel) channel = NULL;
+  g_autoptr (GUnixFDList) fds = NULL;
+  int fd;
+
+  /* Each costs the daemon a socket and a little memory; a client that opens
+   * them in a loop must not be able to run the daemon out of fds. */
+  if (self->channels->len >= STM32_TRANSACT_CHANNELS_MAX)
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, STM32_ERROR, STM32_ERROR_BUSY,
+          "Link “%s” has %u transaction channels open, the most it allows; close one first",
+          stm32_link_get_name (self->link), self->channels->len);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  channel = stm32_transact_channel_new (self->link, &error);
+  if (channel == NULL)
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  fd = stm32_transact_channel_steal_fd (channel);
+  fds = g_unix_fd_list_new_from_array (&fd, 1);
+  g_signal_connect_object (channel, "closed", G_CALLBACK (on_channel_closed), self, 0);
+  g_ptr_array_add (self->channels, g_steal_pointer (&channel));
+  stm32_dbus_link1_complete_open_transact_channel (iface, invocation, fds,
+                                                   g_variant_new_handle (0));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+void
+stm32_link_export_close_channels (Stm32LinkExport *self)
+{
+  g_return_if_fail (STM32_IS_LINK_EXPORT (self));
+
+  /* Each removes itself as it closes. */
+  while (self->channels->len > 0)
+    stm32_transact_channel_close (self->channels->pdata[0], "the link is no longer exported");
+}
+
 /* While a stream holds the link there are no frames: the link emits none. */
 static void
 on_received (Stm32Link *link, GBytes *frame, Stm32LinkExport *self)
@@ -547,6 +602,8 @@ stm32_link_export_new (Stm32Link *link)
   g_signal_connect_object (self->iface, "handle-diagnose", G_CALLBACK (handle_diagnose), self, 0);
   g_signal_connect_object (self->iface, "handle-acquire-stream", G_CALLBACK (handle_acquire_stream),
                            self, 0);
+  g_signal_connect_object (self->iface, "handle-open-transact-channel",
+                           G_CALLBACK (handle_open_transact_channel), self, 0);
   g_signal_connect_object (link, "received", G_CALLBACK (on_received), self, 0);
   return self;
 }
@@ -586,6 +643,11 @@ stm32_link_export_dispose (GObject *object)
         }
       g_clear_pointer (&self->streams, g_hash_table_unref);
     }
+  if (self->channels != NULL)
+    {
+      stm32_link_export_close_channels (self);
+      g_clear_pointer (&self->channels, g_ptr_array_unref);
+    }
   g_clear_object (&self->iface);
   g_clear_object (&self->object);
   g_clear_object (&self->link);
@@ -604,4 +666,5 @@ stm32_link_export_init (Stm32LinkExport *self)
   self->streams = g_hash_table_new_full (NULL, NULL, g_object_unref, unwatch_name);
   self->callers =
       g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) caller_free);
+  self->channels = g_ptr_array_new_with_free_func (g_object_unref);
 }

@@ -43,6 +43,7 @@ manager_remove_link (Stm32Manager *self, const char *name)
 
   MANAGER_LOG (G_LOG_LEVEL_MESSAGE, "Removing link %s", name);
   g_dbus_object_manager_server_unexport (self->object_manager, path);
+  stm32_link_export_close_channels (export);
   stm32_link_disconnect_async (stm32_link_export_get_link (export), NULL, on_link_closed, NULL);
   g_hash_table_remove (self->exports, name);
   g_hash_table_remove (self->applied, name);

@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "stm32-transact-channel.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "stm32-error.h"
+#include "stm32-link-config.h"
+
+#define CHANNEL_LOG(self, level, fmt, ...)                                                         \
+  g_log_structured (G_LOG_DOMAIN, level, "STM32D_LINK", stm32_link_get_name ((self)->link),        \
+                    "MESSAGE", "%s: transaction channel: " fmt,                                    \
+                    stm32_link_get_name ((self)->link), ##__VA_ARGS__)
+
+/* Room in a reply packet beyond the frame: an error comes with an empty frame,
+ * so this only has to cover the (ayss) framing of a successful reply. */
+#define REPLY_OVERHEAD 32
+
+struct _Stm32TransactChannel
+{
+  GObject parent_instance;
+
+  Stm32Link *link;
+  GSocket *socket;           /* our end; NULL once closed */
+  int client_fd;             /* the other end, until handed out */
+  GCancellable *cancellable; /* the transaction under way */
+  GSource *watch;            /* a request, room for the reply, or only the client leaving */
+  GBytes *reply;             /* serialized, waiting for room in the client's buffer */
+};
+
+enum
+{
+  SIGNAL_CLOSED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (Stm32TransactChannel, stm32_transact_channel, G_TYPE_OBJECT)
+
+static gboolean on_socket_ready (GSocket *socket, GIOCondition condition, gpointer user_data);
+
+/* HUP and ERR are always watched: a client that leaves mid-transaction
+ * cancels it, as a D-Bus caller that leaves the bus does. */
+static void
+channel_watch (Stm32TransactChannel *self, GIOCondition condition)
+{
+  if (self->watch != NULL)
+    {
+      g_source_destroy (self->watch);
+      g_clear_pointer (&self->watch, g_source_unref);
+    }
+  self->watch = g_socket_create_source (self->socket, condition | G_IO_HUP | G_IO_ERR, NULL);
+  g_source_set_callback (self->watch, G_SOURCE_FUNC (on_socket_ready), self, NULL);
+  g_source_attach (self->watch, g_main_context_get_thread_default ());
+}
+
+static int
+channel_fd (Stm32TransactChannel *self)
+{
+  return g_socket_get_fd (self->socket);
+}
+
+static void
+channel_flush_reply (Stm32TransactChannel *self)
+{
+  gsize size;
+  const void *data = g_bytes_get_data (self->reply, &size);
+  ssize_t written = send (channel_fd (self), data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+  if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    {
+      channel_watch (self, G_IO_OUT);
+      return;
+    }
+  if (written < 0)
+    {
+      int saved_errno = errno;
+
+      stm32_transact_channel_close (self, g_strerror (saved_errno));
+      return;
+    }
+  /* A packet goes whole or not at all. */
+  g_clear_pointer (&self->reply, g_bytes_unref);
+  channel_watch (self, G_IO_IN);
+}
+
+static void
+channel_reply (Stm32TransactChannel *self, GBytes *frame, const GError *error)
+{
+  g_autoptr (GBytes) empty = NULL;
+  g_autofree char *name = NULL;
+  g_autoptr (GVariant) reply = NULL;
+
+  if (error != NULL)
+    {
+      empty = g_bytes_new_static ("", 0);
+      frame = empty;
+      name = g_dbus_error_encode_gerror (error);
+    }
+  reply = g_variant_ref_sink (
+      g_variant_new ("(@ayss)", g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, frame, TRUE),
+                     name ? name : "", error ? error->message : ""));
+  self->reply = g_variant_get_data_as_bytes (reply);
+  channel_flush_reply (self);
+}
+
+static void channel_reply_error (Stm32TransactChannel *self, Stm32Error code, const char *format,
+                                 ...) G_GNUC_PRINTF (3, 4);
+
+static void
+channel_reply_error (Stm32TransactChannel *self, Stm32Error code, const char *format, ...)
+{
+  g_autoptr (GError) error = NULL;
+  va_list args;
+
+  va_start (args, format);
+  error = g_error_new_valist (STM32_ERROR, code, format, args);
+  va_end (args);
+  channel_reply (self, NULL, error);
+}
+
+static void
+on_transacted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (Stm32TransactChannel) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) reply = stm32_link_transact_finish (STM32_LINK (source), result, &error);
+
+  /* Closed while it ran: there is no one to answer. */
+  if (self->socket == NULL)
+    return;
+  channel_reply (self, reply, error);
+}
+
+static void
+channel_read_request (Stm32TransactChannel *self)
+{
+  guint limit = stm32_link_get_config (self->link)->max_frame + STM32_TRANSACT_REQUEST_OVERHEAD;
+  g_autoptr (GBytes) packet = NULL;
+  g_autoptr (GVariant) request = NULL;
+  g_autoptr (GVariant) frame = NULL;
+  g_autoptr (GBytes) frame_bytes = NULL;
+  guint32 timeout_ms;
+  guint8 *data;
+  ssize_t size;
+
+  /* The size of the next packet, so that it is read whole into a buffer of its own. */
+  size = recv (channel_fd (self), NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+  if (size < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    {
+      channel_watch (self, G_IO_IN);
+      return;
+    }
+  if (size < 0)
+    {
+      int saved_errno = errno;
+
+      stm32_transact_channel_close (self, g_strerror (saved_errno));
+      return;
+    }
+  /* End of file (shutdown) and an empty packet read the same; neither is a request. */
+  if (size == 0)
+    {
+      stm32_transact_channel_close (self, "the client ended it");
+      return;
+    }
+  if ((gsize) size > limit)
+    {
+      /* Reading nothing of it drops the whole packet. */
+      (void) recv (channel_fd (self), NULL, 0, MSG_DONTWAIT);
+      channel_reply_error (self, STM32_ERROR_FRAME_TOO_LARGE,
+                           "A request of %zd bytes is larger than MaxFrame (%u) allows", size,
+                           stm32_link_get_config (self->link)->max_frame);
+      return;
+    }
+  data = g_malloc (size);
+  if (recv (channel_fd (self), data, size, MSG_DONTWAIT) != size)
+    {
+      int saved_errno = errno;
+
+      g_free (data);
+      stm32_transact_channel_close (self, g_strerror (saved_errno));
+      return;
+    }
+  packet = g_bytes_new_take (data, size);
+  request = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ayu)"), packet, FALSE));
+  if (!g_variant_is_normal_form (request))
+    {
+      channel_reply_error (self, STM32_ERROR_INVALID_ARGS,
+                           "A request is a GVariant (ayu) in normal form, serialized in the "
+                           "host's byte order; this packet of %zd bytes is not one",
+                           size);
+      return;
+    }
+  g_variant_get (request, "(@ayu)", &frame, &timeout_ms);
+  frame_bytes = g_variant_get_data_as_bytes (frame);
+  /* The next request waits in the client's buffer until this one is answered. */
+  channel_watch (self, 0);
+  stm32_link_transact_async (self->link, frame_bytes, timeout_ms, self->cancellable, on_transacted,
+                             g_object_ref (self));
+}
+
+static gboolean
+on_socket_ready (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  g_autoptr (Stm32TransactChannel) self = g_object_ref (user_data);
+
+  /* Each step below decides what to wait for next. */
+  g_clear_pointer (&self->watch, g_source_unref);
+  if (condition & (G_IO_HUP | G_IO_ERR))
+    stm32_transact_channel_close (self, "the client closed it");
+  else if (condition & G_IO_OUT)
+    channel_flush_reply (self);
+  else if (condition & G_IO_IN)
+    channel_read_request (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* A packet must fit the sender's buffer whole, frame and all; the kernel
+ * doubles what is asked for. Privileged, we may go past wmem_max. */
+static void
+size_send_buffer (int fd, guint max_frame)
+{
+  int want = (int) MIN ((guint64) max_frame + 4096, G_MAXINT / 2);
+  int have = 0;
+  socklen_t len = sizeof have;
+
+  if (getsockopt (fd, SOL_SOCKET, SO_SNDBUF, &have, &len) == 0 && have / 2 >= want + REPLY_OVERHEAD)
+    return;
+  if (setsockopt (fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) < 0)
+    (void) setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+}
+
+Stm32TransactChannel *
+stm32_transact_channel_new (Stm32Link *link, GError **error)
+{
+  g_autoptr (Stm32TransactChannel) self = NULL;
+  guint max_frame;
+  int fds[2];
+
+  g_return_val_if_fail (STM32_IS_LINK (link), NULL);
+
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, STM32_ERROR, STM32_ERROR_FAILED,
+                   "Cannot create the transaction channel's sockets: %s", g_strerror (saved_errno));
+      return NULL;
+    }
+  max_frame = stm32_link_get_config (link)->max_frame;
+  size_send_buffer (fds[0], max_frame);
+  size_send_buffer (fds[1], max_frame);
+
+  self = g_object_new (STM32_TYPE_TRANSACT_CHANNEL, NULL);
+  self->link = g_object_ref (link);
+  self->client_fd = fds[1];
+  self->socket = g_socket_new_from_fd (fds[0], error);
+  if (self->socket == NULL)
+    {
+      close (fds[0]);
+      return NULL;
+    }
+  channel_watch (self, G_IO_IN);
+  return g_steal_pointer (&self);
+}
+
+int
+stm32_transact_channel_steal_fd (Stm32TransactChannel *self)
+{
+  g_return_val_if_fail (STM32_IS_TRANSACT_CHANNEL (self), -1);
+  return g_steal_fd (&self->client_fd);
+}
+
+void
+stm32_transact_channel_close (Stm32TransactChannel *self, const char *reason)
+{
+  g_return_if_fail (STM32_IS_TRANSACT_CHANNEL (self));
+
+  if (self->socket == NULL)
+    return;
+  CHANNEL_LOG (self, G_LOG_LEVEL_DEBUG, "closed: %s", reason);
+  g_cancellable_cancel (self->cancellable);
+  if (self->watch != NULL)
+    {
+      g_source_destroy (self->watch);
+      g_clear_pointer (&self->watch, g_source_unref);
+    }
+  g_socket_close (self->socket, NULL);
+  g_clear_object (&self->socket);
+  g_clear_pointer (&self->reply, g_bytes_unref);
+  /* Whoever listens may drop the last reference. */
+  g_object_ref (self);
+  g_signal_emit (self, signals[SIGNAL_CLOSED], 0);
+  g_object_unref (self);
+}
+
+static void
+stm32_transact_channel_dispose (GObject *object)
+{
+  Stm32TransactChannel *self = STM32_TRANSACT_CHANNEL (object);
+
+  if (self->link != NULL)
+    stm32_transact_channel_close (self, "it is no longer needed");
+  g_clear_object (&self->link);
+  G_OBJECT_CLASS (stm32_transact_channel_parent_class)->dispose (object);
+}
+
+static void
+stm32_transact_channel_finalize (GObject *object)
+{
+  Stm32TransactChannel *self = STM32_TRANSACT_CHANNEL (object);
+
+  /* Never handed out: the client end is ours to close. */
+  if (self->client_fd >= 0)
+    close (self->client_fd);
+  g_object_unref (self->cancellable);
+  G_OBJECT_CLASS (stm32_transact_channel_parent_class)->finalize (object);
+}
+
+static void
+stm32_transact_channel_class_init (Stm32TransactChannelClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = stm32_transact_channel_dispose;
+  object_class->finalize = stm32_transact_channel_finalize;
+  signals[SIGNAL_CLOSED] = g_signal_new ("closed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                                         NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+stm32_transact_channel_init (Stm32TransactChannel *self)
+{
+  self->client_fd = -1;
+  self->cancellable = g_cancellable_new ();
+}

@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Link1.OpenTransactChannel against the real stm32d and the board simulator,
+ * spoken on the wire as any client would: (ayu) packets in, (ayss) packets
+ * out. Requests reach the board byte for byte and replies come back in
+ * order; every failure is the error D-Bus Transact gives; bad packets are
+ * answered, not fatal; a client that stops reading loses nothing; and every
+ * way a channel ends (the client closing mid-transaction, the link removed,
+ * too many open) leaves the daemon with the fds it had.
+ */
+#include <errno.h>
+#include <gio/gio.h>
+#include <gio/gunixfdlist.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon-harness.h"
+#include "sim-harness.h"
+#include "stm32-error.h"
+#include "stm32-names.h"
+#include "test-util.h"
+
+#define WAIT_MS 10000
+#define CHANNELS_MAX 64
+
+static gboolean
+tick (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* For what no event announces (another process's fds): a timer keeps the
+ * main context turning while the bounded wait checks. */
+#define poll_until(cond, timeout_ms)                                                               \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
+    guint _poll_tick = g_timeout_add (10, tick, NULL);                                             \
+    stm32_test_wait_until (cond, timeout_ms);                                                      \
+    g_source_remove (_poll_tick);                                                                  \
+  }                                                                                                \
+  G_STMT_END
+
+/* ---- the wire ---------------------------------------------------------------------- */
+
+/* Returns the channel's fd (ours to close), or -1 with @error. */
+static int
+open_channel (Stm32DbusLink1 *link, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GVariant) handle = NULL;
+  g_autoptr (GUnixFDList) fds = NULL;
+  g_autoptr (GError) local_error = NULL;
+  int fd, type = 0;
+  socklen_t len = sizeof type;
+
+  stm32_dbus_link1_call_open_transact_channel (link, NULL, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  if (!stm32_dbus_link1_call_open_transact_channel_finish (link, &handle, &fds, result, error))
+    return -1;
+  g_assert_cmpint (g_unix_fd_list_get_length (fds), ==, 1);
+  fd = g_unix_fd_list_get (fds, g_variant_get_handle (handle), &local_error);
+  g_assert_no_error (local_error);
+  g_assert_cmpint (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len), ==, 0);
+  g_assert_cmpint (type, ==, SOCK_SEQPACKET);
+  return fd;
+}
+
+static void
+write_packet (int fd, const void *data, gsize size)
+{
+  g_assert_cmpint (send (fd, data, size, MSG_NOSIGNAL), ==, (gssize) size);
+}
+
+static void
+write_request (int fd, const char *frame, guint32 timeout_ms)
+{
+  g_autoptr (GVariant) request = g_variant_ref_sink (g_variant_new (
+      "(@ayu)",
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, frame, strlen (frame), sizeof (char)),
+      timeout_ms));
+
+  write_packet (fd, g_variant_get_data (request), g_variant_get_size (request));
+}
+
+/* What we wrote that the daemon has not read yet. */
+static int
+unread_bytes (int fd)
+{
+  int unread = -1;
+
+  g_assert_cmpint (ioctl (fd, SIOCOUTQ, &unread), ==, 0);
+  return unread;
+}
+
+/* Waits (bounded, turning the main context so the simulator's events keep
+ * coming) until @fd is readable or hung up. */
+static gboolean
+on_readable (int fd, GIOCondition condition, gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+wait_readable (int fd)
+{
+  gboolean readable = FALSE;
+  guint watch = g_unix_fd_add (fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, &readable);
+
+  stm32_test_wait_until (readable, WAIT_MS);
+  g_source_remove (watch);
+}
+
+/* The next reply packet as (ayss); fails the test on EOF or a malformed packet. */
+static GVariant *
+read_reply (int fd)
+{
+  g_autofree guint8 *buffer = g_malloc (65536);
+  g_autoptr (GBytes) bytes = NULL;
+  GVariant *reply;
+  gssize n;
+
+  wait_readable (fd);
+  n = recv (fd, buffer, 65536, 0);
+  g_assert_cmpint (n, >, 0);
+  bytes = g_bytes_new (buffer, n);
+  reply = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ayss)"), bytes, FALSE));
+  g_assert_true (g_variant_is_normal_form (reply));
+  return reply;
+}
+
+/* Reads a reply and asserts it is the frame @want. */
+static void
+expect_reply (int fd, const char *want)
+{
+  g_autoptr (GVariant) reply = read_reply (fd);
+  g_autoptr (GVariant) frame = NULL;
+  const char *name, *message;
+  gsize len;
+  const char *data;
+
+  g_variant_get (reply, "(@ay&s&s)", &frame, &name, &message);
+  g_assert_cmpstr (name, ==, "");
+  g_assert_cmpstr (message, ==, "");
+  data = g_variant_get_fixed_array (frame, &len, 1);
+  g_assert_cmpmem (data, len, want, strlen (want));
+}
+
+/* Reads a reply and asserts it is the error @name; returns its message. */
+static char *
+expect_error (int fd, const char *want_name)
+{
+  g_autoptr (GVariant) reply = read_reply (fd);
+  g_autoptr (GVariant) frame = NULL;
+  const char *name;
+  char *message;
+
+  g_variant_get (reply, "(@ay&ss)", &frame, &name, &message);
+  g_assert_cmpstr (name, ==, want_name);
+  g_assert_cmpuint (g_variant_n_children (frame), ==, 0);
+  g_assert_cmpstr (message, !=, "");
+  return message;
+}
+
+static void
+expect_eof (int fd)
+{
+  char byte;
+
+  wait_readable (fd);
+  g_assert_cmpint (recv (fd, &byte, 1, 0), ==, 0);
+}
+
+/* ---- fixture: a daemon connected to an echo board ----------------------------------- */
+
+typedef struct
+{
+  Stm32Sim *sim;
+  Stm32Daemon *daemon;
+  Stm32DbusLink1 *link;
+  char *dir;
+  char *config;
+} Fixture;
+
+/* With an echo board unless the test started its own in @fixture->sim. */
+static void
+fixture_start (Fixture *fixture, const char *extra_config)
+{
+  if (fixture->sim == NULL)
+    fixture->sim = stm32_sim_start ("--reply", "echo", NULL);
+  if (fixture->dir == NULL)
+    fixture->dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
+  fixture->config = g_build_filename (fixture->dir, "stm32d.conf", NULL);
+  stm32_test_write_file (fixture->config, "[Link default]\nHost=127.0.0.1\nPort=%u\n%s",
+                         stm32_sim_get_port (fixture->sim), extra_config ? extra_config : "");
+  fixture->daemon = stm32_daemon_start ("--config", fixture->config, NULL);
+  fixture->link = stm32_daemon_get_link (fixture->daemon, "default");
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
+}
+
+static void
+fixture_stop (Fixture *fixture)
+{
+  stm32_daemon_stop (fixture->daemon);
+  stm32_sim_stop (fixture->sim);
+  g_assert_cmpint (g_unlink (fixture->config), ==, 0);
+  g_assert_cmpint (g_rmdir (fixture->dir), ==, 0);
+  g_free (fixture->config);
+  g_free (fixture->dir);
+}
+
+static guint
+daemon_pid (Stm32DbusLink1 *link)
+{
+  GDBusConnection *connection = g_dbus_proxy_get_connection (G_DBUS_PROXY (link));
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  guint pid;
+
+  g_dbus_connection_call (connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                          "org.freedesktop.DBus", "GetConnectionUnixProcessID",
+                          g_variant_new ("(s)", STM32_DBUS_NAME), G_VARIANT_TYPE ("(u)"),
+                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  reply = g_dbus_connection_call_finish (connection, result, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(u)", &pid);
+  return pid;
+}
+
+static char *
+frame_data (JsonObject *frame)
+{
+  return g_strdup (json_object_get_string_member (frame, "data"));
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+/* Requests reach the board as Transact would send them; replies come back in
+ * order, one per request, even when several are written at once. */
+static void
+test_round_trip (void)
+{
+  Fixture fixture = { 0 };
+  g_autoptr (GError) error = NULL;
+  const char *const requests[] = { "first", "second", "third" };
+  int fd;
+
+  fixture_start (&fixture, NULL);
+  fd = open_channel (fixture.link, &error);
+  g_assert_no_error (error);
+
+  write_request (fd, "ping", 5000);
+  {
+    g_autoptr (JsonObject) frame = stm32_sim_wait_event (fixture.sim, "frame", WAIT_MS);
+    g_autofree char *data = frame_data (frame);
+
+    g_assert_cmpstr (data, ==, "ping");
+  }
+  expect_reply (fd, "ping");
+
+  for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
+    write_request (fd, requests[i], 5000);
+  for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
+    {
+      g_autoptr (JsonObject) frame = stm32_sim_wait_event (fixture.sim, "frame", WAIT_MS);
+      g_autofree char *data = frame_data (frame);
+
+      g_assert_cmpstr (data, ==, requests[i]);
+      expect_reply (fd, requests[i]);
+    }
+  /* They are the link's transactions: counted like any other. */
+  stm32_test_wait_until (stm32_dbus_link1_get_frames_received (fixture.link) == 4, WAIT_MS);
+  close (fd);
+  fixture_stop (&fixture);
+}
+
+/* Every failure is the D-Bus error Transact gives, and the channel goes on. */
+static void
+test_errors (void)
+{
+  Fixture fixture = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *big = g_strnfill (200, 'x');
+  const guint8 garbage[] = { 'x', 'y', 'z' };
+  int fd, stream;
+
+  fixture_start (&fixture, "MaxFrame=100\n");
+  fd = open_channel (fixture.link, &error);
+  g_assert_no_error (error);
+
+  /* The board does not answer. */
+  stm32_sim_command (fixture.sim, "blackhole on");
+  write_request (fd, "silence", 200);
+  g_free (expect_error (fd, "org.stm32d.Error.Timeout"));
+  stm32_sim_command (fixture.sim, "blackhole off");
+
+  /* Not a (ayu). */
+  write_packet (fd, garbage, sizeof garbage);
+  g_free (expect_error (fd, "org.stm32d.Error.InvalidArgs"));
+  /* A timeout of 0, as Transact refuses it. */
+  write_request (fd, "now", 0);
+  g_free (expect_error (fd, "org.stm32d.Error.InvalidArgs"));
+
+  /* Larger than MaxFrame: too big a packet to read, and a frame the link refuses. */
+  write_request (fd, big, 5000);
+  g_free (expect_error (fd, "org.stm32d.Error.FrameTooLarge"));
+  big[101] = '\0';
+  write_request (fd, big, 5000);
+  g_free (expect_error (fd, "org.stm32d.Error.FrameTooLarge"));
+
+  /* While AcquireStream holds the link. */
+  {
+    g_autoptr (GAsyncResult) result = NULL;
+    g_autoptr (GVariant) handle = NULL;
+    g_autoptr (GUnixFDList) fds = NULL;
+
+    stm32_dbus_link1_call_acquire_stream (fixture.link, NULL, NULL, stm32_test_store_result,
+                                          &result);
+    stm32_test_wait_until (result != NULL, WAIT_MS);
+    g_assert_true (
+        stm32_dbus_link1_call_acquire_stream_finish (fixture.link, &handle, &fds, result, &error));
+    stream = g_unix_fd_list_get (fds, g_variant_get_handle (handle), &error);
+    g_assert_no_error (error);
+  }
+  write_request (fd, "held", 5000);
+  g_free (expect_error (fd, "org.stm32d.Error.Busy"));
+  close (stream);
+
+  /* The link down, then up again: the channel outlives the connection. */
+  stm32_daemon_link_disconnect (fixture.link);
+  write_request (fd, "down", 5000);
+  g_free (expect_error (fd, "org.stm32d.Error.NotConnected"));
+  g_assert_true (stm32_daemon_link_connect (fixture.link, &error));
+  g_assert_no_error (error);
+  write_request (fd, "up", 5000);
+  expect_reply (fd, "up");
+
+  close (fd);
+  fixture_stop (&fixture);
+}
+
+/* A client that closes its end gives up the transaction it has queued: the
+ * board never gets it, the next caller does not wait behind it, and the
+ * daemon keeps no fd for it. */
+static void
+test_client_closes (void)
+{
+  Fixture fixture = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GAsyncResult) held = NULL;
+  g_autoptr (GVariant) held_reply = NULL;
+  g_autoptr (JsonObject) frame = NULL;
+  g_autofree char *reply = NULL;
+  g_autofree char *script = NULL;
+  guint pid, before;
+  int fd;
+
+  /* The board answers "next" and nothing else. */
+  fixture.dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
+  script = g_build_filename (fixture.dir, "script", NULL);
+  stm32_test_write_file (script, "next\tnext\n");
+  fixture.sim = stm32_sim_start ("--reply", "none", "--script", script, NULL);
+  fixture_start (&fixture, NULL);
+  pid = daemon_pid (fixture.link);
+  before = stm32_test_count_process_fds (pid);
+  fd = open_channel (fixture.link, &error);
+  g_assert_no_error (error);
+  /* Our end; the one sent to us goes once the reply is out. */
+  poll_until (stm32_test_count_process_fds (pid) == before + 1, WAIT_MS);
+
+  /* "hold" is sent and waits for a reply that never comes; "abandoned" queues behind it. */
+  stm32_dbus_link1_call_transact (fixture.link, stm32_daemon_bytes ("hold"), 500, NULL,
+                                  stm32_test_store_result, &held);
+  frame = stm32_sim_wait_event (fixture.sim, "frame", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "hold");
+  g_clear_pointer (&frame, json_object_unref);
+  write_request (fd, "abandoned", 60000);
+  poll_until (unread_bytes (fd) == 0, WAIT_MS);
+  close (fd);
+  poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
+  stm32_test_wait_until (held != NULL, WAIT_MS);
+  g_assert_false (stm32_dbus_link1_call_transact_finish (fixture.link, &held_reply, held, &error));
+  stm32_daemon_assert_error (error, "org.stm32d.Error.Timeout", STM32_ERROR_TIMEOUT);
+  g_clear_error (&error);
+
+  /* Were "abandoned" still queued, the board would get it first and this
+   * would time out behind its 60 s. */
+  reply = stm32_daemon_link_transact (fixture.link, "next", 5000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "next");
+  frame = stm32_sim_wait_event (fixture.sim, "frame", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "next");
+  g_assert_cmpint (g_unlink (script), ==, 0);
+  fixture_stop (&fixture);
+}
+
+/* An empty packet, like shutdown(), ends the channel. */
+static void
+test_empty_packet_ends (void)
+{
+  Fixture fixture = { 0 };
+  g_autoptr (GError) error = NULL;
+  int fd;
+
+  fixture_start (&fixture, NULL);
+  fd = open_channel (fixture.link, &error);
+  g_assert_no_error (error);
+  write_packet (fd, "", 0);
+  expect_eof (fd);
+  close (fd);
+
+  fd = open_channel (fixture.link, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (shutdown (fd, SHUT_WR), ==, 0);
+  expect_eof (fd);
+  close (fd);
+  fixture_stop (&fixture);
+}
+
+/* A client that writes many requests and reads no reply is not read further
+ * once its replies fill its buffer; nothing is lost and order holds. */
+static void
+test_slow_client (void)
+{
+  Fixture fixture = { 0 };
+  g_autoptr (GError) error = NULL;
+  guint written = 0;
+  int fd;
+
+  fixture_start (&fixture, "SendQueueMax=64KiB\n");
+  fd = open_channel (fixture.link, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_unix_set_fd_nonblocking (fd, TRUE, NULL));
+
+  /* Write until the daemon stops taking requests: our buffer stays full for
+   * half a second. Were it to drop replies instead, it would go on reading. */
+  for (guint i = 0; i < 100000; i++)
+    {
+      g_autofree char *frame = g_strdup_printf ("%u", i);
+      g_autoptr (GVariant) request = g_variant_ref_sink (g_variant_new (
+          "(@ayu)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, frame, strlen (frame), 1),
+          30000));
+      struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+      gssize n =
+          send (fd, g_variant_get_data (request), g_variant_get_size (request), MSG_NOSIGNAL);
+
+      if (n < 0)
+        {
+          g_assert_cmpint (errno, ==, EAGAIN);
+          if (poll (&pfd, 1, 500) == 0)
+            break;
+          i--;
+          continue;
+        }
+      written++;
+    }
+  g_assert_cmpuint (written, >, 10);
+  g_assert_cmpuint (written, <, 100000);
+  g_assert_true (g_unix_set_fd_nonblocking (fd, FALSE, NULL));
+  for (guint i = 0; i < written; i++)
+    {
+      g_autofree char *want = g_strdup_printf ("%u", i);
+
+      expect_reply (fd, want);
+    }
+  close (fd);
+  fixture_stop (&fixture);
+}
+
+/* Removing the link ends its channels: the client reads EOF. */
+static void
+test_link_removed (void)
+{
+  Fixture fixture = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  Stm32DbusManager1 *manager;
+  int fd;
+
+  fixture_start (&fixture, NULL);
+  fd = open_channel (fixture.link, &error);
+  g_assert_no_error (error);
+  write_request (fd, "before", 5000);
+  expect_reply (fd, "before");
+
+  stm32_test_write_file (fixture.config, "[Link other]\nHost=127.0.0.1\nPort=%u\n",
+                         stm32_sim_get_port (fixture.sim));
+  manager = stm32_daemon_get_manager (fixture.daemon);
+  stm32_dbus_manager1_call_reload (manager, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_true (stm32_dbus_manager1_call_reload_finish (manager, result, &error));
+  expect_eof (fd);
+  close (fd);
+  fixture_stop (&fixture);
+}
+
+/* At most CHANNELS_MAX per link; a closed one makes room; no fd stays behind. */
+static void
+test_limit (void)
+{
+  Fixture fixture = { 0 };
+  g_autoptr (GError) error = NULL;
+  int fds[CHANNELS_MAX];
+  guint pid, before;
+
+  fixture_start (&fixture, NULL);
+  pid = daemon_pid (fixture.link);
+  before = stm32_test_count_process_fds (pid);
+  for (guint i = 0; i < CHANNELS_MAX; i++)
+    {
+      fds[i] = open_channel (fixture.link, &error);
+      g_assert_no_error (error);
+    }
+  g_assert_cmpint (open_channel (fixture.link, &error), ==, -1);
+  stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
+  g_clear_error (&error);
+
+  close (fds[0]);
+  poll_until (stm32_test_count_process_fds (pid) == before + CHANNELS_MAX - 1, WAIT_MS);
+  fds[0] = open_channel (fixture.link, &error);
+  g_assert_no_error (error);
+  write_request (fds[0], "room", 5000);
+  expect_reply (fds[0], "room");
+  for (guint i = 0; i < CHANNELS_MAX; i++)
+    close (fds[i]);
+  poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
+  fixture_stop (&fixture);
+}
+
+int
+main (int argc, char **argv)
+{
+  stm32_daemon_test_init (&argc, &argv);
+  g_test_add_func ("/channel/round-trip", test_round_trip);
+  g_test_add_func ("/channel/errors", test_errors);
+  g_test_add_func ("/channel/client-closes", test_client_closes);
+  g_test_add_func ("/channel/empty-packet-ends", test_empty_packet_ends);
+  g_test_add_func ("/channel/slow-client", test_slow_client);
+  g_test_add_func ("/channel/link-removed", test_link_removed);
+  g_test_add_func ("/channel/limit", test_limit);
+  return stm32_daemon_test_run ();
+}
