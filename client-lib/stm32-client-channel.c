@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include "stm32-channel-wire.h"
 #include "stm32-client-private.h"
 #include "stm32-error.h"
 
@@ -171,30 +172,16 @@ channel_receive (Stm32ClientChannel *self, GError **error)
   return g_bytes_new (vector.buffer, n);
 }
 
-/* @packet as the (ayss) stm32d sends, or NULL if it is not one in normal
- * form: it comes from another process, so nothing in it is trusted. */
-static GVariant *
-reply_variant (GBytes *packet)
-{
-  g_autoptr (GVariant) reply =
-      g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ayss)"), packet, FALSE));
-
-  return g_variant_is_normal_form (reply) ? g_steal_pointer (&reply) : NULL;
-}
-
 /* The reply frame, or the error Transact would have given, typed the same way
  * as a D-Bus call's (see stm32_client_call_error()). */
 static GBytes *
-reply_result (GVariant *reply, GError **error)
+reply_result (GBytes *frame, const char *error_name, const char *message, GError **error)
 {
-  g_autoptr (GVariant) frame = NULL;
-  const char *name, *message;
   GError *remote;
 
-  g_variant_get (reply, "(@ay&s&s)", &frame, &name, &message);
-  if (*name == '\0')
-    return g_variant_get_data_as_bytes (frame);
-  remote = g_dbus_error_new_for_dbus_error (name, message);
+  if (*error_name == '\0')
+    return g_bytes_ref (frame);
+  remote = g_dbus_error_new_for_dbus_error (error_name, message);
   g_dbus_error_strip_remote_error (remote);
   g_propagate_error (error, remote);
   return NULL;
@@ -208,14 +195,16 @@ static Slot *
 channel_read (Stm32ClientChannel *self, GBytes **reply, GError **error)
 {
   g_autoptr (GBytes) packet = NULL;
-  g_autoptr (GVariant) variant = NULL;
+  g_autoptr (GBytes) frame = NULL;
+  g_autofree char *error_name = NULL;
+  g_autofree char *message = NULL;
   g_autoptr (GError) local_error = NULL;
 
   packet = channel_receive (self, &local_error);
   if (packet != NULL && g_queue_is_empty (&self->slots))
     g_set_error_literal (&local_error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                          "stm32d sent a reply no request was waiting for");
-  else if (packet != NULL && (variant = reply_variant (packet)) == NULL)
+  else if (packet != NULL && !stm32_channel_reply_parse (packet, &frame, &error_name, &message))
     g_set_error (&local_error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                  "stm32d sent a reply that is not a (ayss) in normal form (%zu bytes)",
                  g_bytes_get_size (packet));
@@ -228,7 +217,7 @@ channel_read (Stm32ClientChannel *self, GBytes **reply, GError **error)
       g_propagate_error (error, g_steal_pointer (&local_error));
       return NULL;
     }
-  *reply = reply_result (variant, error);
+  *reply = reply_result (frame, error_name, message, error);
   return g_queue_pop_head (&self->slots);
 }
 
@@ -237,13 +226,12 @@ channel_read (Stm32ClientChannel *self, GBytes **reply, GError **error)
 static gboolean
 channel_send (Stm32ClientChannel *self, GBytes *request, guint timeout_ms, GError **error)
 {
-  g_autoptr (GVariant) packet = g_variant_ref_sink (g_variant_new (
-      "(@ayu)", g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, request, TRUE), timeout_ms));
-  gsize size = g_variant_get_size (packet);
+  g_autoptr (GBytes) packet = stm32_channel_request_new (request, timeout_ms);
+  gsize size = g_bytes_get_size (packet);
   g_autoptr (GError) local_error = NULL;
   gssize n;
 
-  n = g_socket_send (self->socket, g_variant_get_data (packet), size, NULL, &local_error);
+  n = g_socket_send (self->socket, g_bytes_get_data (packet, NULL), size, NULL, &local_error);
   if (n == (gssize) size)
     return TRUE;
   if (n >= 0)

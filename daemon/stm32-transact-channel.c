@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "stm32-channel-wire.h"
 #include "stm32-error.h"
 #include "stm32-link-config.h"
 
@@ -91,18 +92,17 @@ channel_reply (Stm32TransactChannel *self, GBytes *frame, const GError *error)
 {
   g_autoptr (GBytes) empty = NULL;
   g_autofree char *name = NULL;
-  g_autoptr (GVariant) reply = NULL;
 
-  if (error != NULL)
+  if (error == NULL)
+    {
+      self->reply = stm32_channel_reply_new (frame, "", "");
+    }
+  else
     {
       empty = g_bytes_new_static ("", 0);
-      frame = empty;
       name = g_dbus_error_encode_gerror (error);
+      self->reply = stm32_channel_reply_new (empty, name, error->message);
     }
-  reply = g_variant_ref_sink (
-      g_variant_new ("(@ayss)", g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, frame, TRUE),
-                     name ? name : "", error ? error->message : ""));
-  self->reply = g_variant_get_data_as_bytes (reply);
   channel_flush_reply (self);
 }
 
@@ -139,9 +139,7 @@ channel_read_request (Stm32TransactChannel *self)
 {
   guint limit = stm32_link_get_config (self->link)->max_frame + STM32_TRANSACT_REQUEST_OVERHEAD;
   g_autoptr (GBytes) packet = NULL;
-  g_autoptr (GVariant) request = NULL;
-  g_autoptr (GVariant) frame = NULL;
-  g_autoptr (GBytes) frame_bytes = NULL;
+  g_autoptr (GBytes) frame = NULL;
   guint32 timeout_ms;
   guint8 *data;
   ssize_t size;
@@ -185,8 +183,7 @@ channel_read_request (Stm32TransactChannel *self)
       return;
     }
   packet = g_bytes_new_take (data, size);
-  request = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ayu)"), packet, FALSE));
-  if (!g_variant_is_normal_form (request))
+  if (!stm32_channel_request_parse (packet, &frame, &timeout_ms))
     {
       channel_reply_error (self, STM32_ERROR_INVALID_ARGS,
                            "A request is a GVariant (ayu) in normal form, serialized in the "
@@ -194,11 +191,9 @@ channel_read_request (Stm32TransactChannel *self)
                            size);
       return;
     }
-  g_variant_get (request, "(@ayu)", &frame, &timeout_ms);
-  frame_bytes = g_variant_get_data_as_bytes (frame);
   /* The next request waits in the client's buffer until this one is answered. */
   channel_watch (self, 0);
-  stm32_link_transact_async (self->link, frame_bytes, timeout_ms, self->cancellable, on_transacted,
+  stm32_link_transact_async (self->link, frame, timeout_ms, self->cancellable, on_transacted,
                              g_object_ref (self));
 }
 
