@@ -85,8 +85,9 @@ stm32ctl_cmd_monitor (Stm32Ctl *ctl, int argc, char **argv)
   int status;
 
   if (!stm32ctl_parse ("monitor", NULL,
-                       "Print every frame the boards send and every change of link state, as "
-                       "they happen, until Ctrl-C. Without -l, every link.",
+                       "Print every frame the boards send on their own (not the replies to "
+                       "transactions, which go to their callers) and every change of link "
+                       "state, as they happen, until Ctrl-C. Without -l, every link.",
                        entries, &argc, &argv, &status))
     return status;
   if (argc > 1)

@@ -824,8 +824,13 @@ link_deliver_frame (Stm32Link *self, GBytes *frame)
 
   link_add_counter (self, &self->frames_received, 1, PROP_FRAMES_RECEIVED);
   self->attempt->frames_received++;
+  /* A reply is its caller's: broadcast, it would reach every client on the
+   * bus, the caller too, mixed with what the board says on its own. */
   if (transaction != NULL && transaction->armed)
-    transaction_finish (self, transaction, frame, NULL);
+    {
+      transaction_finish (self, transaction, frame, NULL);
+      return;
+    }
   g_signal_emit (self, signals[SIGNAL_RECEIVED], 0, frame);
 }
 
@@ -2025,7 +2030,9 @@ stm32_link_class_init (Stm32LinkClass *klass)
    * Stm32Link::received:
    * @frame: (type GBytes): one frame from the board, without framing
    *
-   * Every frame the board sends, in order, including transaction replies.
+   * Every frame the board sends on its own, in order: every frame but the
+   * replies a transaction took (late replies, after their transaction
+   * timed out, included).
    */
   signals[SIGNAL_RECEIVED] =
       g_signal_new ("received", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
