@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,6 +34,7 @@ static char *opt_daemon;
 static gboolean opt_smoke;
 static gboolean opt_json;
 static char *opt_only;
+static int opt_board_cpu = -1;
 
 /* ------------------------------------------------------------------ output */
 
@@ -290,6 +292,17 @@ sim_free (Sim *sim)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Sim, sim_free)
 
+/* In the child, before exec: the board gets a CPU of its own (--board-cpu). */
+static void
+pin_to_board_cpu (gpointer user_data)
+{
+  cpu_set_t set;
+
+  CPU_ZERO (&set);
+  CPU_SET (opt_board_cpu, &set);
+  (void) sched_setaffinity (0, sizeof set, &set);
+}
+
 /* Starts stm32-sim with --port 0 --quiet and the given extra arguments. */
 static Sim *
 sim_start (const char *const *extra, GError **error)
@@ -304,9 +317,11 @@ sim_start (const char *const *extra, GError **error)
   g_ptr_array_add (argv, NULL);
 
   g_autoptr (Sim) sim = g_new0 (Sim, 1);
-  sim->proc =
-      g_subprocess_newv ((const char *const *) argv->pdata,
-                         G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, error);
+  g_autoptr (GSubprocessLauncher) launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  if (opt_board_cpu >= 0)
+    g_subprocess_launcher_set_child_setup (launcher, pin_to_board_cpu, NULL, NULL);
+  sim->proc = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, error);
   if (!sim->proc)
     return NULL;
   sim->in = g_subprocess_get_stdin_pipe (sim->proc);
@@ -1200,6 +1215,10 @@ main (int argc, char **argv)
     { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "One JSON object per figure", NULL },
     { "only", 0, 0, G_OPTION_ARG_STRING, &opt_only,
       "One section: latency, throughput, cycle, recovery, footprint", "SECTION" },
+    { "board-cpu", 0, 0, G_OPTION_ARG_INT, &opt_board_cpu,
+      "Run the simulator on CPU N alone, as a board is another machine (run.sh picks the last "
+      "CPU and keeps everything else off it)",
+      "N" },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("— stm32d against a direct socket");
@@ -1213,6 +1232,14 @@ main (int argc, char **argv)
   if (!opt_sim || !opt_daemon)
     {
       g_printerr ("stm32-bench: error: --sim and --daemon are required\n");
+      return 2;
+    }
+  if (opt_board_cpu < -1 || opt_board_cpu >= CPU_SETSIZE ||
+      opt_board_cpu >= sysconf (_SC_NPROCESSORS_ONLN))
+    {
+      g_printerr ("stm32-bench: error: --board-cpu must be one of this machine's CPUs "
+                  "(0-%ld), not %d\n",
+                  sysconf (_SC_NPROCESSORS_ONLN) - 1, opt_board_cpu);
       return 2;
     }
   if (!g_getenv ("DBUS_SESSION_BUS_ADDRESS"))
