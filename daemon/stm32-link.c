@@ -566,6 +566,15 @@ not_sent_error_new (const GError *end_error)
                       end_error->message);
 }
 
+/* What a transaction whose request went out, and may have reached the board,
+ * is answered with when the connection ends before the reply. */
+static GError *
+no_reply_error_new (const GError *end_error)
+{
+  return g_error_new (end_error->domain, end_error->code, "No reply, the connection ended: %s",
+                      end_error->message);
+}
+
 static void send_request_free (Stm32Link *self, SendRequest *request);
 static void link_confirm_acknowledged (Stm32Link *self);
 
@@ -608,7 +617,9 @@ link_fail_pending (Stm32Link *self, const GError *end_error, gboolean including_
   if (!including_in_flight && request != NULL && request->started)
     g_queue_push_tail (&self->send_queue, g_queue_pop_head (&requests));
   while ((transaction = g_queue_peek_head (&self->transactions)) != NULL)
-    transaction_finish (self, transaction, NULL, g_error_copy (not_sent));
+    transaction_finish (self, transaction, NULL,
+                        transaction->armed ? no_reply_error_new (end_error)
+                                           : g_error_copy (not_sent));
   link_fail_unconfirmed (self, end_error);
   while ((request = g_queue_pop_head (&requests)) != NULL)
     {

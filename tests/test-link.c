@@ -649,6 +649,39 @@ test_transaction_late_reply (void)
   stm32_sim_stop (sim);
 }
 
+/* Disconnecting under pending transactions: the one sent says it got no
+ * reply (the board may have it), the queued one that it was never sent. */
+static void
+test_transaction_disconnect (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = stm32_link_new ("cut", config);
+  g_autoptr (GBytes) first = g_bytes_new_static ("first", 5);
+  g_autoptr (GBytes) second = g_bytes_new_static ("second", 6);
+  g_autoptr (GAsyncResult) sent = NULL;
+  g_autoptr (GAsyncResult) queued = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) reply = NULL;
+
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  stm32_link_transact_async (link, first, 30000, NULL, stm32_test_store_result, &sent);
+  stm32_link_transact_async (link, second, 30000, NULL, stm32_test_store_result, &queued);
+  stm32_sim_expect (sim, "frame", WAIT_MS);
+  stm32_test_link_disconnect (link);
+  stm32_test_wait_until (sent != NULL && queued != NULL, WAIT_MS);
+  reply = stm32_link_transact_finish (link, sent, &error);
+  g_assert_null (reply);
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
+  g_assert_true (g_str_has_prefix (error->message, "No reply, the connection ended: "));
+  g_clear_error (&error);
+  reply = stm32_link_transact_finish (link, queued, &error);
+  g_assert_null (reply);
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
+  g_assert_true (g_str_has_prefix (error->message, "Not sent, the connection ended: "));
+  stm32_sim_stop (sim);
+}
+
 /* A board that never answers: the transaction times out, the next one still works. */
 static void
 test_transaction_timeout (void)
@@ -1032,6 +1065,7 @@ main (int argc, char **argv)
   g_test_add_func ("/link/transact/in-order", test_transactions_in_order);
   g_test_add_func ("/link/transact/timeout", test_transaction_timeout);
   g_test_add_func ("/link/transact/late-reply", test_transaction_late_reply);
+  g_test_add_func ("/link/transact/disconnect", test_transaction_disconnect);
   g_test_add_func ("/link/receive/bad-frame", test_bad_frame_from_board);
   g_test_add_func ("/link/dead-peer/keepalive", test_dead_peer_keepalive);
   g_test_add_func ("/link/dead-peer/user-timeout", test_dead_peer_user_timeout);
