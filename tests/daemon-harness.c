@@ -114,6 +114,15 @@ stm32_daemon_get_manager (Stm32Daemon *daemon)
   return daemon->manager;
 }
 
+GPid
+stm32_daemon_get_pid (Stm32Daemon *daemon)
+{
+  const char *id = g_subprocess_get_identifier (daemon->process);
+
+  g_assert_nonnull (id);
+  return (GPid) g_ascii_strtoll (id, NULL, 10);
+}
+
 void
 stm32_daemon_send_signal (Stm32Daemon *daemon, int signum)
 {

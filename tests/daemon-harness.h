@@ -44,6 +44,8 @@ char *stm32_daemon_link_transact (Stm32DbusLink1 *link, const char *text, guint 
 void stm32_daemon_assert_error (const GError *error, const char *remote_name, Stm32Error code);
 
 void stm32_daemon_send_signal (Stm32Daemon *daemon, int signum);
+/* The daemon's process id, for looking at it in /proc. */
+GPid stm32_daemon_get_pid (Stm32Daemon *daemon);
 /* Waits for the daemon to exit and returns its exit status; frees nothing. */
 int stm32_daemon_wait_exit (Stm32Daemon *daemon);
 /* SIGTERM, waits, asserts exit status 0, frees. */

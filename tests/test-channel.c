@@ -29,23 +29,6 @@
 #define WAIT_MS 10000
 #define CHANNELS_MAX 64
 
-static gboolean
-tick (gpointer user_data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* For what no event announces (another process's fds): a timer keeps the
- * main context turning while the bounded wait checks. */
-#define poll_until(cond, timeout_ms)                                                               \
-  G_STMT_START                                                                                     \
-  {                                                                                                \
-    guint _poll_tick = g_timeout_add (10, tick, NULL);                                             \
-    stm32_test_wait_until (cond, timeout_ms);                                                      \
-    g_source_remove (_poll_tick);                                                                  \
-  }                                                                                                \
-  G_STMT_END
-
 /* ---- the wire ---------------------------------------------------------------------- */
 
 /* Returns the channel's fd (ours to close), or -1 with @error. */
@@ -215,26 +198,6 @@ fixture_stop (Fixture *fixture)
   g_free (fixture->dir);
 }
 
-static guint
-daemon_pid (Stm32DbusLink1 *link)
-{
-  GDBusConnection *connection = g_dbus_proxy_get_connection (G_DBUS_PROXY (link));
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GVariant) reply = NULL;
-  g_autoptr (GError) error = NULL;
-  guint pid;
-
-  g_dbus_connection_call (connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                          "org.freedesktop.DBus", "GetConnectionUnixProcessID",
-                          g_variant_new ("(s)", STM32_DBUS_NAME), G_VARIANT_TYPE ("(u)"),
-                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  reply = g_dbus_connection_call_finish (connection, result, &error);
-  g_assert_no_error (error);
-  g_variant_get (reply, "(u)", &pid);
-  return pid;
-}
-
 static char *
 frame_data (JsonObject *frame)
 {
@@ -369,12 +332,12 @@ test_client_closes (void)
   stm32_test_write_file (script, "next\tnext\n");
   fixture.sim = stm32_sim_start ("--reply", "none", "--script", script, NULL);
   fixture_start (&fixture, NULL);
-  pid = daemon_pid (fixture.link);
+  pid = stm32_daemon_get_pid (fixture.daemon);
   before = stm32_test_count_process_fds (pid);
   fd = open_channel (fixture.link, &error);
   g_assert_no_error (error);
   /* Our end; the one sent to us goes once the reply is out. */
-  poll_until (stm32_test_count_process_fds (pid) == before + 1, WAIT_MS);
+  stm32_test_poll_until (stm32_test_count_process_fds (pid) == before + 1, WAIT_MS);
 
   /* "hold" is sent and waits for a reply that never comes; "abandoned" queues behind it. */
   stm32_dbus_link1_call_transact (fixture.link, stm32_daemon_bytes ("hold"), 500, NULL,
@@ -383,9 +346,9 @@ test_client_closes (void)
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "hold");
   g_clear_pointer (&frame, json_object_unref);
   write_request (fd, "abandoned", 60000);
-  poll_until (unread_bytes (fd) == 0, WAIT_MS);
+  stm32_test_poll_until (unread_bytes (fd) == 0, WAIT_MS);
   close (fd);
-  poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
+  stm32_test_poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
   stm32_test_wait_until (held != NULL, WAIT_MS);
   g_assert_false (stm32_dbus_link1_call_transact_finish (fixture.link, &held_reply, held, &error));
   stm32_daemon_assert_error (error, "org.stm32d.Error.Timeout", STM32_ERROR_TIMEOUT);
@@ -512,7 +475,7 @@ test_limit (void)
   guint pid, before;
 
   fixture_start (&fixture, NULL);
-  pid = daemon_pid (fixture.link);
+  pid = stm32_daemon_get_pid (fixture.daemon);
   before = stm32_test_count_process_fds (pid);
   for (guint i = 0; i < CHANNELS_MAX; i++)
     {
@@ -524,14 +487,14 @@ test_limit (void)
   g_clear_error (&error);
 
   close (fds[0]);
-  poll_until (stm32_test_count_process_fds (pid) == before + CHANNELS_MAX - 1, WAIT_MS);
+  stm32_test_poll_until (stm32_test_count_process_fds (pid) == before + CHANNELS_MAX - 1, WAIT_MS);
   fds[0] = open_channel (fixture.link, &error);
   g_assert_no_error (error);
   write_request (fds[0], "room", 5000);
   expect_reply (fds[0], "room");
   for (guint i = 0; i < CHANNELS_MAX; i++)
     close (fds[i]);
-  poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
+  stm32_test_poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
   fixture_stop (&fixture);
 }
 

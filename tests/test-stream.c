@@ -24,24 +24,6 @@
 #define WAIT_MS 10000
 #define BULK_WAIT_MS 60000
 
-static gboolean
-tick (gpointer user_data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* For conditions no event announces (another process's fds, a release only
- * the daemon sees): a timer keeps the main context turning while
- * stm32_test_wait_until checks, still bounded. */
-#define poll_until(cond, timeout_ms)                                                               \
-  G_STMT_START                                                                                     \
-  {                                                                                                \
-    guint _poll_tick = g_timeout_add (10, tick, NULL);                                             \
-    stm32_test_wait_until (cond, timeout_ms);                                                      \
-    g_source_remove (_poll_tick);                                                                  \
-  }                                                                                                \
-  G_STMT_END
-
 /* ---- D-Bus calls ------------------------------------------------------------------ */
 
 /* Returns the stream's fd (ours to close), or -1 with @error. */
@@ -84,7 +66,7 @@ wait_until_released (Stm32DbusLink1 *link)
   gboolean sent = FALSE;
 
   /* Once sent, never again: the macro tests its condition once more at the end. */
-  poll_until (sent || (sent = send_works (link)), WAIT_MS);
+  stm32_test_poll_until (sent || (sent = send_works (link)), WAIT_MS);
 }
 
 /* ---- the holder's end --------------------------------------------------------------- */
@@ -698,26 +680,6 @@ test_sigterm_while_held (void)
   stm32_sim_stop (fixture.sim);
 }
 
-static guint
-daemon_pid (Stm32DbusLink1 *link)
-{
-  GDBusConnection *connection = g_dbus_proxy_get_connection (G_DBUS_PROXY (link));
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GVariant) reply = NULL;
-  g_autoptr (GError) error = NULL;
-  guint pid;
-
-  g_dbus_connection_call (connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                          "org.freedesktop.DBus", "GetConnectionUnixProcessID",
-                          g_variant_new ("(s)", STM32_DBUS_NAME), G_VARIANT_TYPE ("(u)"),
-                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  reply = g_dbus_connection_call_finish (connection, result, &error);
-  g_assert_no_error (error);
-  g_variant_get (reply, "(u)", &pid);
-  return pid;
-}
-
 /* Every way a stream ends leaves the daemon with the fds it had before. */
 static void
 test_no_fd_leak (void)
@@ -728,7 +690,7 @@ test_no_fd_leak (void)
   guint pid, before;
 
   fixture_start (&fixture, FALSE);
-  pid = daemon_pid (fixture.link);
+  pid = stm32_daemon_get_pid (fixture.daemon);
   before = stm32_test_count_process_fds (pid);
 
   /* The holder closes. */
@@ -740,7 +702,7 @@ test_no_fd_leak (void)
   g_clear_error (&error);
   g_clear_pointer (&holder, holder_free);
   wait_until_released (fixture.link);
-  poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
+  stm32_test_poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
 
   /* The board drops the link; the holder keeps its dead fd a while. */
   holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
@@ -750,7 +712,7 @@ test_no_fd_leak (void)
   stm32_test_wait_until (holder->eof, WAIT_MS);
   stm32_test_wait_until (stm32_dbus_link1_get_connects (fixture.link) == 2, WAIT_MS);
   stm32_test_wait_until (stm32_daemon_link_state_is (fixture.link, "connected"), WAIT_MS);
-  poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
+  stm32_test_poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
   g_clear_pointer (&holder, holder_free);
   fixture_stop (&fixture);
 }

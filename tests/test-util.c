@@ -61,6 +61,18 @@ stm32_test_build_path (const char *relpath)
   return g_build_filename (builddir, "..", relpath, NULL);
 }
 
+static gboolean
+tick (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+guint
+stm32_test_tick_start (void)
+{
+  return g_timeout_add (10, tick, NULL);
+}
+
 void
 stm32_test_store_result (GObject *source, GAsyncResult *result, gpointer user_data)
 {

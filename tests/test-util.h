@@ -23,6 +23,19 @@ void stm32_test_iterate (gint64 deadline_us);
   }                                                                                                \
   G_STMT_END
 
+/* For conditions no event announces (another process's fds, a release only
+ * the daemon sees): a 10 ms timer keeps the main context turning while
+ * stm32_test_wait_until checks, still bounded. */
+guint stm32_test_tick_start (void);
+#define stm32_test_poll_until(cond, timeout_ms)                                                    \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
+    guint _stm32_tick = stm32_test_tick_start ();                                                  \
+    stm32_test_wait_until (cond, timeout_ms);                                                      \
+    g_source_remove (_stm32_tick);                                                                 \
+  }                                                                                                \
+  G_STMT_END
+
 /* A GAsyncReadyCallback that stores a reference to the result in the
  * GAsyncResult * that @user_data points to, for bounded waits on it. */
 void stm32_test_store_result (GObject *source, GAsyncResult *result, gpointer user_data);
