@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "stm32-client-channel.h"
 
+#include <errno.h>
 #include <sys/socket.h>
 
 #include "stm32-channel-wire.h"
@@ -10,9 +11,6 @@
 /* How much longer than the transactions' own timeouts a _sync call waits for
  * stm32d before it gives up on a daemon that hangs. */
 #define SYNC_MARGIN_MS 2000
-
-/* Used when the socket does not say how big the next packet is. */
-#define FALLBACK_RECEIVE_SIZE (256 * 1024)
 
 /* One request written to stm32d, which owes it one reply packet. */
 typedef struct
@@ -32,8 +30,6 @@ struct _Stm32ClientChannel
   GQueue slots;    /* Slot *, oldest first: replies come in this order */
   guint n_async;   /* slots with a task */
   GSource *read_source;
-  guint8 *fallback; /* FALLBACK_RECEIVE_SIZE or the receive buffer's size */
-  gsize fallback_size;
 };
 
 G_DEFINE_FINAL_TYPE (Stm32ClientChannel, stm32_client_channel, G_TYPE_OBJECT)
@@ -95,16 +91,6 @@ slot_free (Slot *slot)
 
 /* ---- packets ------------------------------------------------------------------------ */
 
-static gsize
-receive_buffer_size (GSocket *socket)
-{
-  int size = 0;
-
-  if (!g_socket_get_option (socket, SOL_SOCKET, SO_RCVBUF, &size, NULL) || size <= 0)
-    return FALLBACK_RECEIVE_SIZE;
-  return MAX ((gsize) size, FALLBACK_RECEIVE_SIZE);
-}
-
 static void
 set_closed_by_daemon (GError **error, const char *detail)
 {
@@ -119,57 +105,46 @@ set_closed_by_daemon (GError **error, const char *detail)
 static GBytes *
 channel_receive (Stm32ClientChannel *self, GError **error)
 {
-  gssize available = g_socket_get_available_bytes (self->socket);
-  g_autofree guint8 *owned = NULL;
-  g_autoptr (GError) local_error = NULL;
-  GInputVector vector;
-  int flags = 0;
-  gssize n;
+  int fd = g_socket_get_fd (self->socket);
+  g_autofree guint8 *data = NULL;
+  ssize_t size, n;
 
-  /* For a SEQPACKET socket Linux gives the size of the next packet: a buffer
-   * of just that size. Elsewhere it may be more (fine) or nothing (then the
-   * largest packet the socket can hold); MSG_TRUNC catches a short guess. */
-  if (available > 0)
+  /* The size of the next packet (FIONREAD would give all of them together),
+   * so that it is read whole into a buffer of its own. */
+  size = recv (fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+  if (size > 0)
     {
-      owned = g_malloc (available);
-      vector.buffer = owned;
-      vector.size = available;
+      data = g_malloc (size);
+      n = recv (fd, data, size, MSG_DONTWAIT);
     }
   else
+    n = size;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     {
-      if (self->fallback == NULL)
-        {
-          self->fallback_size = receive_buffer_size (self->socket);
-          self->fallback = g_malloc (self->fallback_size);
-        }
-      vector.buffer = self->fallback;
-      vector.size = self->fallback_size;
-    }
-  n = g_socket_receive_message (self->socket, NULL, &vector, 1, NULL, NULL, &flags, NULL,
-                                &local_error);
-  if (n < 0)
-    {
-      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        g_propagate_error (error, g_steal_pointer (&local_error));
-      else
-        set_closed_by_daemon (error, local_error->message);
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "No reply waits");
       return NULL;
     }
+  if (n < 0)
+    {
+      int saved_errno = errno;
+
+      set_closed_by_daemon (error, g_strerror (saved_errno));
+      return NULL;
+    }
+  /* stm32d never sends an empty packet: this is its end closing. */
   if (n == 0)
     {
       set_closed_by_daemon (error, NULL);
       return NULL;
     }
-  if (flags & MSG_TRUNC)
+  if (n != size)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "stm32d sent a reply larger than %zu bytes on the transaction channel",
-                   vector.size);
+                   "stm32d sent a reply of %zd bytes on the transaction channel, %zd were read",
+                   size, n);
       return NULL;
     }
-  if (owned != NULL && (gsize) n == vector.size)
-    return g_bytes_new_take (g_steal_pointer (&owned), n);
-  return g_bytes_new (vector.buffer, n);
+  return g_bytes_new_take (g_steal_pointer (&data), size);
 }
 
 /* The reply frame, or the error Transact would have given, typed the same way
@@ -357,7 +332,6 @@ stm32_client_channel_finalize (GObject *object)
   Stm32ClientChannel *self = STM32_CLIENT_CHANNEL (object);
 
   g_clear_error (&self->shut);
-  g_free (self->fallback);
   G_OBJECT_CLASS (stm32_client_channel_parent_class)->finalize (object);
 }
 
