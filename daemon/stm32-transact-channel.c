@@ -168,9 +168,10 @@ channel_read_request (Stm32TransactChannel *self)
     {
       /* Reading nothing of it drops the whole packet. */
       (void) recv (channel_fd (self), NULL, 0, MSG_DONTWAIT);
-      channel_reply_error (self, STM32_ERROR_FRAME_TOO_LARGE,
-                           "A request of %zd bytes is larger than MaxFrame (%u) allows", size,
-                           stm32_link_get_config (self->link)->max_frame);
+      channel_reply_error (
+          self, STM32_ERROR_FRAME_TOO_LARGE,
+          "The request (%zd bytes with its packet framing) is larger than MaxFrame (%u) allows",
+          size, stm32_link_get_config (self->link)->max_frame);
       return;
     }
   data = g_malloc (size);
