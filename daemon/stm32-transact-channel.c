@@ -42,8 +42,8 @@ G_DEFINE_FINAL_TYPE (Stm32TransactChannel, stm32_transact_channel, G_TYPE_OBJECT
 
 static gboolean on_socket_ready (GSocket *socket, GIOCondition condition, gpointer user_data);
 
-/* HUP and ERR are always watched: a client that leaves mid-transaction
- * cancels it, as a D-Bus caller that leaves the bus does. */
+/* HUP and ERR are always watched: a client that leaves gives up its
+ * transaction at once, as a D-Bus caller that leaves the bus does. */
 static void
 channel_watch (Stm32TransactChannel *self, GIOCondition condition)
 {
@@ -63,6 +63,9 @@ channel_fd (Stm32TransactChannel *self)
   return g_socket_get_fd (self->socket);
 }
 
+static void channel_reply_error (Stm32TransactChannel *self, Stm32Error code, const char *format,
+                                 ...) G_GNUC_PRINTF (3, 4);
+
 static void
 channel_flush_reply (Stm32TransactChannel *self)
 {
@@ -73,6 +76,17 @@ channel_flush_reply (Stm32TransactChannel *self)
   if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
     {
       channel_watch (self, G_IO_OUT);
+      return;
+    }
+  /* Only where the daemon may not raise its buffer past net.core.wmem_max
+   * for a large MaxFrame; the error that says so is small enough. */
+  if (written < 0 && errno == EMSGSIZE)
+    {
+      g_clear_pointer (&self->reply, g_bytes_unref);
+      channel_reply_error (self, STM32_ERROR_FRAME_TOO_LARGE,
+                           "The reply (%zu bytes) does not fit the transaction channel's socket "
+                           "buffer; raise net.core.wmem_max or use Transact",
+                           size);
       return;
     }
   if (written < 0)
@@ -105,9 +119,6 @@ channel_reply (Stm32TransactChannel *self, GBytes *frame, const GError *error)
     }
   channel_flush_reply (self);
 }
-
-static void channel_reply_error (Stm32TransactChannel *self, Stm32Error code, const char *format,
-                                 ...) G_GNUC_PRINTF (3, 4);
 
 static void
 channel_reply_error (Stm32TransactChannel *self, Stm32Error code, const char *format, ...)
