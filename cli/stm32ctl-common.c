@@ -166,8 +166,8 @@ stm32ctl_quit (void)
     g_main_loop_quit (interrupt_loop);
 }
 
-static GBytes *
-parse_hex (const char *text, GError **error)
+GBytes *
+stm32ctl_parse_hex (const char *text, GError **error)
 {
   g_autoptr (GByteArray) bytes = g_byte_array_new ();
   int high = -1;
@@ -223,7 +223,7 @@ stm32ctl_read_frame (int argc, char **argv, gboolean hex, const char *file, GErr
       if (!hex)
         return g_mapped_file_get_bytes (mapped);
       text = g_strndup (g_mapped_file_get_contents (mapped), g_mapped_file_get_length (mapped));
-      return parse_hex (text, error);
+      return stm32ctl_parse_hex (text, error);
     }
   if (argc > 1)
     text = g_strjoinv (" ", argv + 1);
@@ -247,7 +247,7 @@ stm32ctl_read_frame (int argc, char **argv, gboolean hex, const char *file, GErr
       if (!hex)
         return g_bytes_new (text, len);
     }
-  return hex ? parse_hex (text, error) : g_bytes_new (text, strlen (text));
+  return hex ? stm32ctl_parse_hex (text, error) : g_bytes_new (text, strlen (text));
 }
 
 char *

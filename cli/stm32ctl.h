@@ -60,6 +60,8 @@ void stm32ctl_quit (void);
 /* Reads the frame a send/transact command was given: text arguments joined by
  * spaces, --hex digits, --file contents, or standard input. */
 GBytes *stm32ctl_read_frame (int argc, char **argv, gboolean hex, const char *file, GError **error);
+/* Hex digits (spaces and colons between them allowed) as bytes. */
+GBytes *stm32ctl_parse_hex (const char *text, GError **error);
 /* A frame for people: text when it is printable UTF-8, else hex. */
 char *stm32ctl_format_frame (GBytes *frame, gboolean hex);
 

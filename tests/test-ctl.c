@@ -247,6 +247,43 @@ test_send_transact (void)
 }
 
 static void
+expect_frame (Stm32Sim *sim, const char *data)
+{
+  g_autoptr (JsonObject) frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, data);
+}
+
+/* --lines: each line a request, each reply a line, in order; blank lines
+ * skipped; a bad line ends the run with the replies before it printed. */
+static void
+test_transact_lines (void)
+{
+  Setup setup = { 0 };
+  g_autofree char *out = NULL, *err = NULL;
+
+  setup_start (&setup, "echo");
+  g_assert_cmpint (run_ctl ("one\n\ntwo\r\nthree", &out, NULL, "transact", "--lines", NULL), ==, 0);
+  g_assert_cmpstr (out, ==, "one\ntwo\nthree\n");
+  expect_frame (setup.sim, "one");
+  expect_frame (setup.sim, "two");
+  expect_frame (setup.sim, "three");
+
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (run_ctl ("41 42\nzz\n43\n", &out, &err, "transact", "--lines", "--hex", NULL),
+                   ==, 2);
+  g_assert_cmpstr (out, ==, "41 42\n");
+  g_assert_nonnull (strstr (err, "line 2: "));
+  expect_frame (setup.sim, "AB");
+  g_assert_cmpuint (stm32_sim_count_events (setup.sim, "frame"), ==, 4);
+
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_ctl ("x\n", NULL, &err, "transact", "--lines", "x", NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "not arguments"));
+  setup_stop (&setup);
+}
+
+static void
 test_transact_timeout (void)
 {
   Setup setup = { 0 };
@@ -256,6 +293,10 @@ test_transact_timeout (void)
   g_assert_cmpint (run_ctl (NULL, NULL, &err, "transact", "--timeout", "200", "anyone", NULL), ==,
                    4);
   g_assert_nonnull (strstr (err, "No reply"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_ctl ("first\n", NULL, &err, "transact", "--lines", "--timeout", "200", NULL),
+                   ==, 4);
+  g_assert_nonnull (strstr (err, "line 1: "));
   setup_stop (&setup);
 }
 
@@ -464,6 +505,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ctl/connect-disconnect", test_connect_disconnect);
   g_test_add_func ("/ctl/send-transact", test_send_transact);
   g_test_add_func ("/ctl/transact-timeout", test_transact_timeout);
+  g_test_add_func ("/ctl/transact-lines", test_transact_lines);
   g_test_add_func ("/ctl/not-running", test_not_running);
   g_test_add_func ("/ctl/history", test_history);
   g_test_add_func ("/ctl/monitor", test_monitor);
