@@ -561,9 +561,9 @@ stm32_link_export_close_channels (Stm32LinkExport *self)
 {
   g_return_if_fail (STM32_IS_LINK_EXPORT (self));
 
-  /* Each removes itself as it closes. */
-  while (self->channels->len > 0)
-    stm32_transact_channel_close (self->channels->pdata[0], "the link is no longer exported");
+  /* Each removes itself as it closes; from the end, so none is skipped. */
+  for (guint i = self->channels->len; i > 0; i--)
+    stm32_transact_channel_close (self->channels->pdata[i - 1], "the link is no longer exported");
 }
 
 /* While a stream holds the link there are no frames: the link emits none. */
