@@ -19,6 +19,9 @@ transact_lines (Stm32ClientLink *link, GInputStream *in, gboolean hex, guint tim
   /* Every channel of the link taken: the bus still carries transactions. */
   if (channel == NULL && !g_error_matches (error, STM32_ERROR, STM32_ERROR_BUSY))
     return stm32ctl_fail (error);
+  if (channel == NULL)
+    g_printerr ("stm32ctl: %s; sending each request as a D-Bus call instead (slower)\n",
+                error->message);
   g_clear_error (&error);
   for (guint number = 1;; number++)
     {

@@ -356,9 +356,10 @@ stm32_client_channel_init (Stm32ClientChannel *self)
 Stm32ClientChannel *
 stm32_client_channel_new (GSocket *socket)
 {
-  Stm32ClientChannel *self = g_object_new (STM32_TYPE_CLIENT_CHANNEL, NULL);
+  Stm32ClientChannel *self;
 
   g_return_val_if_fail (G_IS_SOCKET (socket), NULL);
+  self = g_object_new (STM32_TYPE_CLIENT_CHANNEL, NULL);
   self->socket = socket;
   g_socket_set_blocking (socket, FALSE);
   return self;
@@ -382,6 +383,11 @@ stm32_client_channel_new (GSocket *socket)
  *
  * Cancelling completes the transaction at once; stm32d still runs it, and
  * its reply is dropped.
+ *
+ * stm32d answers every request, with %STM32_ERROR_TIMEOUT at the latest once
+ * @timeout_ms has passed, or the channel reads EOF when it exits; there is no
+ * timer of our own. Against a daemon that hangs with the channel open, use
+ * @cancellable.
  */
 void
 stm32_client_channel_transact (Stm32ClientChannel *self, GBytes *request, guint timeout_ms,

@@ -138,9 +138,8 @@ stm32_client_link_class_init (Stm32ClientLinkClass *klass)
    * @self: the link
    * @frame: a frame from the board, without framing bytes
    *
-   * Every frame the board sends on its own, in order: every frame except
-   * the replies transactions return to their callers (a reply that comes
-   * after its transaction timed out is received here).
+   * Every frame the board sends, in order, except the replies transactions
+   * return to their callers (see org.stm32d.Link1.Received for late replies).
    */
   signals[RECEIVED] = g_signal_new ("received", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                                     NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_BYTES);

@@ -76,6 +76,7 @@ struct _Transaction
   guint timer;
   GSource *cancelled; /* dispatches the caller's cancellation from the main loop */
   gboolean armed;     /* the request started being written: the next frame is the reply */
+  gboolean sent;      /* ... and was written whole: the board may have it */
 };
 
 struct _Stm32Link
@@ -618,8 +619,8 @@ link_fail_pending (Stm32Link *self, const GError *end_error, gboolean including_
     g_queue_push_tail (&self->send_queue, g_queue_pop_head (&requests));
   while ((transaction = g_queue_peek_head (&self->transactions)) != NULL)
     transaction_finish (self, transaction, NULL,
-                        transaction->armed ? no_reply_error_new (end_error)
-                                           : g_error_copy (not_sent));
+                        transaction->sent ? no_reply_error_new (end_error)
+                                          : g_error_copy (not_sent));
   link_fail_unconfirmed (self, end_error);
   while ((request = g_queue_pop_head (&requests)) != NULL)
     {
@@ -836,11 +837,15 @@ link_deliver_frame (Stm32Link *self, GBytes *frame)
   link_add_counter (self, &self->frames_received, 1, PROP_FRAMES_RECEIVED);
   self->attempt->frames_received++;
   /* A reply is its caller's: broadcast, it would reach every client on the
-   * bus, the caller too, mixed with what the board says on its own. */
+   * bus, the caller too, mixed with what the board says on its own. One
+   * whose caller gave up is nobody's, and is received like any other. */
   if (transaction != NULL && transaction->armed)
     {
+      gboolean abandoned = transaction->task == NULL;
+
       transaction_finish (self, transaction, frame, NULL);
-      return;
+      if (!abandoned)
+        return;
     }
   g_signal_emit (self, signals[SIGNAL_RECEIVED], 0, frame);
 }
@@ -1200,6 +1205,8 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
   self->attempt->last_sent = g_get_real_time ();
+  if (request->transaction)
+    request->transaction->sent = TRUE;
   link_await_acknowledgement (self, request);
   send_request_free (self, request);
   if (io->ending)
@@ -2041,9 +2048,10 @@ stm32_link_class_init (Stm32LinkClass *klass)
    * Stm32Link::received:
    * @frame: (type GBytes): one frame from the board, without framing
    *
-   * Every frame the board sends on its own, in order: every frame but the
-   * replies a transaction took (late replies, after their transaction
-   * timed out, included).
+   * Every frame the board sends, in order, except the replies transactions
+   * return to their callers. A reply that comes after its transaction timed
+   * out is received if no other transaction waits by then; if one does, it
+   * takes it (replies carry no request id).
    */
   signals[SIGNAL_RECEIVED] =
       g_signal_new ("received", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,

@@ -148,12 +148,13 @@ on_transacted (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 channel_read_request (Stm32TransactChannel *self)
 {
-  guint limit = stm32_link_get_config (self->link)->max_frame + STM32_TRANSACT_REQUEST_OVERHEAD;
+  guint64 limit =
+      (guint64) stm32_link_get_config (self->link)->max_frame + STM32_TRANSACT_REQUEST_OVERHEAD;
   g_autoptr (GBytes) packet = NULL;
   g_autoptr (GBytes) frame = NULL;
   guint32 timeout_ms;
   guint8 *data;
-  ssize_t size;
+  ssize_t size, received;
 
   /* The size of the next packet, so that it is read whole into a buffer of its own. */
   size = recv (channel_fd (self), NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
@@ -175,7 +176,7 @@ channel_read_request (Stm32TransactChannel *self)
       stm32_transact_channel_close (self, "the client ended it");
       return;
     }
-  if ((gsize) size > limit)
+  if ((guint64) size > limit)
     {
       /* Reading nothing of it drops the whole packet. */
       (void) recv (channel_fd (self), NULL, 0, MSG_DONTWAIT);
@@ -186,12 +187,14 @@ channel_read_request (Stm32TransactChannel *self)
       return;
     }
   data = g_malloc (size);
-  if (recv (channel_fd (self), data, size, MSG_DONTWAIT) != size)
+  received = recv (channel_fd (self), data, size, MSG_DONTWAIT);
+  if (received != size)
     {
       int saved_errno = errno;
 
       g_free (data);
-      stm32_transact_channel_close (self, g_strerror (saved_errno));
+      stm32_transact_channel_close (self, received < 0 ? g_strerror (saved_errno)
+                                                       : "a packet changed size between two reads");
       return;
     }
   packet = g_bytes_new_take (data, size);
@@ -225,19 +228,28 @@ on_socket_ready (GSocket *socket, GIOCondition condition, gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* A packet must fit the sender's buffer whole, frame and all; the kernel
- * doubles what is asked for. Privileged, we may go past wmem_max. */
-static void
-size_send_buffer (int fd, guint max_frame)
+static gsize
+send_buffer_size (int fd)
 {
-  int want = (int) MIN ((guint64) max_frame + 4096, G_MAXINT / 2);
-  int have = 0;
-  socklen_t len = sizeof have;
+  int size = 0;
+  socklen_t len = sizeof size;
 
-  if (getsockopt (fd, SOL_SOCKET, SO_SNDBUF, &have, &len) == 0 && have / 2 >= want + REPLY_OVERHEAD)
-    return;
-  if (setsockopt (fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) < 0)
+  return getsockopt (fd, SOL_SOCKET, SO_SNDBUF, &size, &len) == 0 && size > 0 ? (gsize) size : 0;
+}
+
+/* A packet must fit the sender's buffer whole, less the kernel's 32 bytes of
+ * bookkeeping; the kernel doubles what is asked for. Only with CAP_NET_ADMIN
+ * (not under the shipped unit) may it go past net.core.wmem_max. Returns the
+ * largest packet the buffer now takes. */
+static gsize
+size_send_buffer (int fd, gsize largest_packet)
+{
+  int want = (int) MIN (largest_packet + 4096, (gsize) G_MAXINT / 2);
+
+  if (send_buffer_size (fd) < largest_packet + 32 &&
+      setsockopt (fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) < 0)
     (void) setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+  return send_buffer_size (fd) > 32 ? send_buffer_size (fd) - 32 : 0;
 }
 
 Stm32TransactChannel *
@@ -245,6 +257,7 @@ stm32_transact_channel_new (Stm32Link *link, GError **error)
 {
   g_autoptr (Stm32TransactChannel) self = NULL;
   guint max_frame;
+  gsize largest;
   int fds[2];
 
   g_return_val_if_fail (STM32_IS_LINK (link), NULL);
@@ -258,11 +271,16 @@ stm32_transact_channel_new (Stm32Link *link, GError **error)
       return NULL;
     }
   max_frame = stm32_link_get_config (link)->max_frame;
-  size_send_buffer (fds[0], max_frame);
-  size_send_buffer (fds[1], max_frame);
+  largest = MIN (size_send_buffer (fds[0], (gsize) max_frame + REPLY_OVERHEAD),
+                 size_send_buffer (fds[1], (gsize) max_frame + STM32_TRANSACT_REQUEST_OVERHEAD));
 
   self = g_object_new (STM32_TYPE_TRANSACT_CHANNEL, NULL);
   self->link = g_object_ref (link);
+  if (largest < (gsize) max_frame + REPLY_OVERHEAD)
+    CHANNEL_LOG (self, G_LOG_LEVEL_WARNING,
+                 "its socket buffers take packets of %zu bytes, less than MaxFrame (%u) needs; "
+                 "larger frames will fail. Raise net.core.wmem_max or lower MaxFrame",
+                 largest, max_frame);
   self->client_fd = fds[1];
   self->socket = g_socket_new_from_fd (fds[0], error);
   if (self->socket == NULL)

@@ -619,8 +619,8 @@ test_transactions_in_order (void)
   stm32_sim_stop (sim);
 }
 
-/* A reply that comes after its transaction gave up is nobody's: it is
- * "received", and not taken for the next transaction's. */
+/* A reply that comes after its transaction gave up, with no other
+ * transaction waiting, is nobody's: it is "received". */
 static void
 test_transaction_late_reply (void)
 {
@@ -645,6 +645,55 @@ test_transaction_late_reply (void)
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "next");
   g_assert_cmpuint (received->len, ==, 1);
+  stm32_test_link_disconnect (link);
+  stm32_sim_stop (sim);
+}
+
+static guint64
+frames_sent (Stm32Link *link)
+{
+  guint64 frames;
+
+  g_object_get (link, "frames-sent", &frames, NULL);
+  return frames;
+}
+
+/* A transaction whose caller gave up after its request went out still takes
+ * the reply, so later transactions stay matched; the reply, nobody's, is
+ * "received". */
+static void
+test_transaction_abandoned_reply (void)
+{
+  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
+  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
+  g_autoptr (Stm32Link) link = stm32_link_new ("abandoned", config);
+  g_autoptr (GPtrArray) received = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_autoptr (GBytes) request = g_bytes_new_static ("given up", 8);
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) reply = NULL;
+  g_autofree char *next = NULL;
+
+  g_signal_connect (link, "received", G_CALLBACK (on_received), received);
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  stm32_sim_command (sim, "blackhole on");
+  stm32_link_transact_async (link, request, 30000, cancellable, stm32_test_store_result, &result);
+  /* Acknowledged by the board's kernel: written whole, armed for the reply. */
+  stm32_test_wait_until (frames_sent (link) == 1, WAIT_MS);
+  g_cancellable_cancel (cancellable);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  reply = stm32_link_transact_finish (link, result, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  stm32_sim_command (sim, "blackhole off");
+  next = stm32_test_link_transact (link, "next", 5000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (next, ==, "next");
+  g_assert_cmpuint (received->len, ==, 1);
+  g_assert_cmpmem (g_bytes_get_data (received->pdata[0], NULL),
+                   g_bytes_get_size (received->pdata[0]), "given up", 8);
   stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
 }
@@ -1066,6 +1115,7 @@ main (int argc, char **argv)
   g_test_add_func ("/link/transact/timeout", test_transaction_timeout);
   g_test_add_func ("/link/transact/late-reply", test_transaction_late_reply);
   g_test_add_func ("/link/transact/disconnect", test_transaction_disconnect);
+  g_test_add_func ("/link/transact/abandoned-reply", test_transaction_abandoned_reply);
   g_test_add_func ("/link/receive/bad-frame", test_bad_frame_from_board);
   g_test_add_func ("/link/dead-peer/keepalive", test_dead_peer_keepalive);
   g_test_add_func ("/link/dead-peer/user-timeout", test_dead_peer_user_timeout);
