@@ -1636,29 +1636,41 @@ test_channel_link_removed (void)
 
 /* ---- the library as others load it --------------------------------------------------- */
 
-/* examples/echo.py through GObject Introspection, against the daemon and the board. */
-static void
-test_example_python (void)
+/* Runs client-lib/examples/SCRIPT ARGS… through GObject Introspection
+ * against the daemon in @bench; asserts it exits 0 and returns its stdout,
+ * or returns NULL after g_test_skip() where PyGObject is missing. */
+static char *run_python_example (Bench *bench, const char *script_name, ...) G_GNUC_NULL_TERMINATED;
+
+static char *
+run_python_example (Bench *bench, const char *script_name, ...)
 {
-  Bench bench = { 0 };
   g_autofree char *libdir = stm32_test_build_path ("client-lib");
   g_autofree char *typelib = g_build_filename (libdir, "Stm32Client-0.1.typelib", NULL);
-  g_autofree char *script = NULL;
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GSubprocessLauncher) launcher = NULL;
   g_autoptr (GSubprocess) python = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;
-  g_autofree char *out = NULL, *err = NULL;
+  g_autofree char *err = NULL;
+  char *out = NULL;
+  const char *arg;
+  va_list args;
 
   if (STM32_TEST_PYTHON[0] == '\0')
     {
       g_test_skip (STM32_TEST_PYTHON_SKIP);
-      return;
+      return NULL;
     }
   g_assert_true (g_file_test (typelib, G_FILE_TEST_IS_REGULAR));
-  script = g_test_build_filename (G_TEST_DIST, "..", "client-lib", "examples", "echo.py", NULL);
-  bench_start (&bench, "echo");
-  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
+  g_ptr_array_add (argv, g_strdup (STM32_TEST_PYTHON));
+  g_ptr_array_add (
+      argv, g_test_build_filename (G_TEST_DIST, "..", "client-lib", "examples", script_name, NULL));
+  va_start (args, script_name);
+  while ((arg = va_arg (args, const char *)) != NULL)
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  stm32_test_wait_until (state_is (bench->link, "connected"), WAIT_MS);
 
   launcher =
       g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
@@ -1672,19 +1684,54 @@ test_example_python (void)
       g_subprocess_launcher_setenv (launcher, "ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1",
                                     TRUE);
     }
-  python = g_subprocess_launcher_spawn (launcher, &error, STM32_TEST_PYTHON, script, "default",
-                                        "hello from python", NULL);
+  python = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   g_assert_no_error (error);
   g_subprocess_communicate_utf8_async (python, NULL, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS * 3);
   g_assert_true (g_subprocess_communicate_utf8_finish (python, result, &out, &err, &error));
   g_assert_no_error (error);
-  g_test_message ("echo.py stdout:\n%sstderr:\n%s", out, err);
+  g_test_message ("%s stdout:\n%sstderr:\n%s", script_name, out, err);
   g_assert_true (g_subprocess_get_if_exited (python));
   g_assert_cmpint (g_subprocess_get_exit_status (python), ==, 0);
-  g_assert_true (g_str_has_prefix (out, "link default: connected (127.0.0.1:"));
-  g_assert_nonnull (strstr (out, "\nreply: hello from python\n"));
-  sim_expect_frame (bench.sim, "hello from python");
+  return out;
+}
+
+/* examples/echo.py: one Transact, the way a GUI makes it. */
+static void
+test_example_python (void)
+{
+  Bench bench = { 0 };
+  g_autofree char *out = NULL;
+
+  bench_start (&bench, "echo");
+  out = run_python_example (&bench, "echo.py", "default", "hello from python", NULL);
+  if (out != NULL)
+    {
+      g_assert_true (g_str_has_prefix (out, "link default: connected (127.0.0.1:"));
+      g_assert_nonnull (strstr (out, "\nreply: hello from python\n"));
+      sim_expect_frame (bench.sim, "hello from python");
+    }
+  bench_stop (&bench);
+}
+
+/* examples/poll.py: the same question again and again over a transaction
+ * channel; every one reaches the board and every answer comes back. */
+static void
+test_example_python_poll (void)
+{
+  Bench bench = { 0 };
+  g_autofree char *out = NULL;
+
+  bench_start (&bench, "echo");
+  out = run_python_example (&bench, "poll.py", "--count", "5", "default", "temperature?", NULL);
+  if (out != NULL)
+    {
+      g_assert_true (g_str_has_prefix (out, "answer 1: temperature?\n"));
+      g_assert_nonnull (strstr (out, "\nanswer 5: temperature?\nmedian round trip: "));
+      g_assert_null (strstr (out, "answer 6"));
+      for (guint i = 0; i < 5; i++)
+        sim_expect_frame (bench.sim, "temperature?");
+    }
   bench_stop (&bench);
 }
 
@@ -1825,6 +1872,7 @@ main (int argc, char **argv)
   g_test_add_func ("/client/channel/daemon-stops", test_channel_daemon_stops);
   g_test_add_func ("/client/channel/link-removed", test_channel_link_removed);
   g_test_add_func ("/client/example/python", test_example_python);
+  g_test_add_func ("/client/example/python-poll", test_example_python_poll);
   g_test_add_func ("/client/library/exports", test_library_exports);
   return stm32_daemon_test_run ();
 }
