@@ -24,13 +24,28 @@ ninja -C "$builddir" bench/stm32-bench daemon/stm32d tests/sim/stm32-sim >/dev/n
 # PC side (bench, bus, stm32d) the others: every board round trip crosses
 # cores, in the baseline and through stm32d alike, as a network hop would.
 # BENCH_SHARED_CPUS=1 lets the scheduler place everything.
+# The CPUs this run may use (a container's cpuset need not start at 0).
+allowed_cpus() {
+  local list part cpu
+  list=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)
+  for part in ${list//,/ }; do
+    for ((cpu = ${part%-*}; cpu <= ${part#*-}; cpu++)); do
+      echo "$cpu"
+    done
+  done
+}
 pc_side=()
 board_cpu=()
-cpus=$(nproc)
-if [[ $cpus -ge 2 && ${BENCH_SHARED_CPUS:-0} != 1 ]]; then
-  pc_side=(taskset -c "0-$((cpus - 2))")
-  board_cpu=(--board-cpu "$((cpus - 1))")
-  echo "bench: board on CPU $((cpus - 1)), PC side on CPUs 0-$((cpus - 2))" >&2
+mapfile -t cpus < <(allowed_cpus)
+if [[ ${#cpus[@]} -ge 2 && ${BENCH_SHARED_CPUS:-0} != 1 ]]; then
+  board=${cpus[-1]}
+  pc=$(
+    IFS=,
+    echo "${cpus[*]:0:${#cpus[@]}-1}"
+  )
+  pc_side=(taskset -c "$pc")
+  board_cpu=(--board-cpu "$board")
+  echo "bench: board on CPU $board, PC side on CPUs $pc" >&2
 fi
 
 # dbus-run-session ends the bus and everything on it when the bench exits;
