@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "daemon-harness.h"
 
+#include <gio/gunixfdlist.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include "stm32-error.h"
 #include "stm32-names.h"
@@ -261,6 +263,28 @@ stm32_daemon_link_transact (Stm32DbusLink1 *link, const char *text, guint timeou
     return NULL;
   data = g_variant_get_fixed_array (reply, &len, 1);
   return g_strndup (data, len);
+}
+
+int
+stm32_daemon_link_open_channel (Stm32DbusLink1 *link, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GVariant) handle = NULL;
+  g_autoptr (GUnixFDList) fds = NULL;
+  g_autoptr (GError) local_error = NULL;
+  int fd, type = 0;
+  socklen_t len = sizeof type;
+
+  stm32_dbus_link1_call_open_transact_channel (link, NULL, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, DAEMON_WAIT_MS);
+  if (!stm32_dbus_link1_call_open_transact_channel_finish (link, &handle, &fds, result, error))
+    return -1;
+  g_assert_cmpint (g_unix_fd_list_get_length (fds), ==, 1);
+  fd = g_unix_fd_list_get (fds, g_variant_get_handle (handle), &local_error);
+  g_assert_no_error (local_error);
+  g_assert_cmpint (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len), ==, 0);
+  g_assert_cmpint (type, ==, SOCK_SEQPACKET);
+  return fd;
 }
 
 void

@@ -40,6 +40,9 @@ gboolean stm32_daemon_link_send (Stm32DbusLink1 *link, const char *text, GError 
 /* The reply as text, or NULL with @error. */
 char *stm32_daemon_link_transact (Stm32DbusLink1 *link, const char *text, guint timeout_ms,
                                   GError **error);
+/* Link1.OpenTransactChannel: the channel's fd (ours to close; asserted to be
+ * SOCK_SEQPACKET), or -1 with @error. */
+int stm32_daemon_link_open_channel (Stm32DbusLink1 *link, GError **error);
 /* Asserts @error came over the wire as @remote_name and maps back to @code. */
 void stm32_daemon_assert_error (const GError *error, const char *remote_name, Stm32Error code);
 

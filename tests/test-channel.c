@@ -31,29 +31,6 @@
 
 /* ---- the wire ---------------------------------------------------------------------- */
 
-/* Returns the channel's fd (ours to close), or -1 with @error. */
-static int
-open_channel (Stm32DbusLink1 *link, GError **error)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GVariant) handle = NULL;
-  g_autoptr (GUnixFDList) fds = NULL;
-  g_autoptr (GError) local_error = NULL;
-  int fd, type = 0;
-  socklen_t len = sizeof type;
-
-  stm32_dbus_link1_call_open_transact_channel (link, NULL, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  if (!stm32_dbus_link1_call_open_transact_channel_finish (link, &handle, &fds, result, error))
-    return -1;
-  g_assert_cmpint (g_unix_fd_list_get_length (fds), ==, 1);
-  fd = g_unix_fd_list_get (fds, g_variant_get_handle (handle), &local_error);
-  g_assert_no_error (local_error);
-  g_assert_cmpint (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len), ==, 0);
-  g_assert_cmpint (type, ==, SOCK_SEQPACKET);
-  return fd;
-}
-
 static void
 write_packet (int fd, const void *data, gsize size)
 {
@@ -217,7 +194,7 @@ test_round_trip (void)
   int fd;
 
   fixture_start (&fixture, NULL);
-  fd = open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture.link, &error);
   g_assert_no_error (error);
 
   write_request (fd, "ping", 5000);
@@ -256,7 +233,7 @@ test_errors (void)
   int fd, stream;
 
   fixture_start (&fixture, "MaxFrame=100\n");
-  fd = open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture.link, &error);
   g_assert_no_error (error);
 
   /* The board does not answer. */
@@ -334,7 +311,7 @@ test_client_closes (void)
   fixture_start (&fixture, NULL);
   pid = stm32_daemon_get_pid (fixture.daemon);
   before = stm32_test_count_process_fds (pid);
-  fd = open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture.link, &error);
   g_assert_no_error (error);
   /* Our end; the one sent to us goes once the reply is out. */
   stm32_test_poll_until (stm32_test_count_process_fds (pid) == before + 1, WAIT_MS);
@@ -377,13 +354,13 @@ test_empty_packet_ends (void)
   int fd;
 
   fixture_start (&fixture, NULL);
-  fd = open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture.link, &error);
   g_assert_no_error (error);
   write_packet (fd, "", 0);
   expect_eof (fd);
   close (fd);
 
-  fd = open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture.link, &error);
   g_assert_no_error (error);
   g_assert_cmpint (shutdown (fd, SHUT_WR), ==, 0);
   expect_eof (fd);
@@ -402,7 +379,7 @@ test_slow_client (void)
   int fd;
 
   fixture_start (&fixture, "SendQueueMax=64KiB\n");
-  fd = open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture.link, &error);
   g_assert_no_error (error);
   g_assert_true (g_unix_set_fd_nonblocking (fd, TRUE, NULL));
 
@@ -452,7 +429,7 @@ test_link_removed (void)
   int fd;
 
   fixture_start (&fixture, NULL);
-  fd = open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture.link, &error);
   g_assert_no_error (error);
   write_request (fd, "before", 5000);
   expect_reply (fd, "before");
@@ -482,16 +459,16 @@ test_limit (void)
   before = stm32_test_count_process_fds (pid);
   for (guint i = 0; i < CHANNELS_MAX; i++)
     {
-      fds[i] = open_channel (fixture.link, &error);
+      fds[i] = stm32_daemon_link_open_channel (fixture.link, &error);
       g_assert_no_error (error);
     }
-  g_assert_cmpint (open_channel (fixture.link, &error), ==, -1);
+  g_assert_cmpint (stm32_daemon_link_open_channel (fixture.link, &error), ==, -1);
   stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   g_clear_error (&error);
 
   close (fds[0]);
   stm32_test_poll_until (stm32_test_count_process_fds (pid) == before + CHANNELS_MAX - 1, WAIT_MS);
-  fds[0] = open_channel (fixture.link, &error);
+  fds[0] = stm32_daemon_link_open_channel (fixture.link, &error);
   g_assert_no_error (error);
   write_request (fds[0], "room", 5000);
   expect_reply (fds[0], "room");

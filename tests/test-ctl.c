@@ -5,7 +5,6 @@
  * documented exit code of every failure.
  */
 #include <gio/gio.h>
-#include <gio/gunixfdlist.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <signal.h>
@@ -256,25 +255,6 @@ expect_frame (Stm32Sim *sim, const char *data)
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, data);
 }
 
-/* A transaction channel held by the test, as another client would. */
-static int
-open_channel (Stm32DbusLink1 *link)
-{
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GVariant) handle = NULL;
-  g_autoptr (GUnixFDList) fds = NULL;
-  g_autoptr (GError) error = NULL;
-  int fd;
-
-  stm32_dbus_link1_call_open_transact_channel (link, NULL, NULL, stm32_test_store_result, &result);
-  stm32_test_wait_until (result != NULL, WAIT_MS);
-  g_assert_true (
-      stm32_dbus_link1_call_open_transact_channel_finish (link, &handle, &fds, result, &error));
-  fd = g_unix_fd_list_get (fds, g_variant_get_handle (handle), &error);
-  g_assert_no_error (error);
-  return fd;
-}
-
 /* --lines: each line a request, each reply a line, in order; blank lines
  * skipped; a bad line ends the run with the replies before it printed. */
 static void
@@ -308,7 +288,12 @@ test_transact_lines (void)
 
   /* Every channel taken: the same replies, over the bus, and it says so. */
   for (guint i = 0; i < G_N_ELEMENTS (channels); i++)
-    channels[i] = open_channel (setup.link);
+    {
+      g_autoptr (GError) error = NULL;
+
+      channels[i] = stm32_daemon_link_open_channel (setup.link, &error);
+      g_assert_no_error (error);
+    }
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (run_ctl ("four\nfive\n", &out, &err, "transact", "--lines", NULL), ==, 0);

@@ -1073,7 +1073,6 @@ test_transaction_after_heartbeat (void)
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GBytes) reply = NULL;
   g_autoptr (GError) error = NULL;
-  guint64 frames_sent = 0;
 
   config->heartbeat = g_bytes_new_static ("ping", 4);
   config->heartbeat_interval = 50;
@@ -1082,8 +1081,7 @@ test_transaction_after_heartbeat (void)
   g_assert_true (stm32_test_link_connect (link, NULL));
   /* The board stops reading: the heartbeat goes out and waits unanswered. */
   stm32_sim_command (sim, "blackhole on");
-  stm32_test_wait_until ((g_object_get (link, "frames-sent", &frames_sent, NULL), frames_sent >= 1),
-                         WAIT_MS);
+  stm32_test_wait_until (frames_sent (link) >= 1, WAIT_MS);
   stm32_link_transact_async (link, request, 5000, NULL, stm32_test_store_result, &result);
   stm32_sim_command (sim, "blackhole off");
   stm32_test_wait_until (result != NULL, WAIT_MS);
