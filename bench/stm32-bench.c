@@ -601,7 +601,42 @@ percentile_us (GArray *ns, double p)
   return g_array_index (ns, gint64, i) / 1000.0;
 }
 
+/* One request and its reply on the path being measured. */
+typedef gboolean (*RoundTrip) (gpointer path, GError **error);
+
+/* @n round trips, each timed on its own, in ns. */
+static GArray *
+time_round_trips (RoundTrip round_trip, gpointer path, guint n, GError **error)
+{
+  g_autoptr (GArray) ns = g_array_sized_new (FALSE, FALSE, sizeof (gint64), n);
+  for (guint i = 0; i < n; i++)
+    {
+      gint64 t0 = now_ns ();
+      if (!round_trip (path, error))
+        return NULL;
+      gint64 dt = now_ns () - t0;
+      g_array_append_val (ns, dt);
+    }
+  return g_steal_pointer (&ns);
+}
+
 /* Request/reply on a socket: "payload\n" out, a line back. */
+typedef struct
+{
+  GSocket *sock;
+  char *req;
+  char *reply;
+  gsize size;
+} SocketPath;
+
+static gboolean
+socket_round_trip (gpointer path, GError **error)
+{
+  SocketPath *p = path;
+  return send_all (p->sock, p->req, p->size + 1, error) &&
+         recv_line (p->sock, p->reply, p->size + 2, error);
+}
+
 static GArray *
 latency_socket (GSocket *sock, gsize size, guint n, GError **error)
 {
@@ -609,66 +644,47 @@ latency_socket (GSocket *sock, gsize size, guint n, GError **error)
   g_autofree char *reply = g_malloc (size + 2);
   memset (req, 'r', size);
   req[size] = '\n';
-  g_autoptr (GArray) ns = g_array_sized_new (FALSE, FALSE, sizeof (gint64), n);
-  for (guint i = 0; i < n; i++)
-    {
-      gint64 t0 = now_ns ();
-      if (!send_all (sock, req, size + 1, error) || !recv_line (sock, reply, size + 2, error))
-        return NULL;
-      gint64 dt = now_ns () - t0;
-      g_array_append_val (ns, dt);
-    }
-  return g_steal_pointer (&ns);
+  SocketPath path = { sock, req, reply, size };
+  return time_round_trips (socket_round_trip, &path, n, error);
+}
+
+/* A transaction of @size bytes, as a D-Bus call (@channel NULL) or on a
+ * transaction channel (one socket round trip to stm32d instead). */
+typedef struct
+{
+  Stm32ClientLink *link;
+  Stm32ClientChannel *channel;
+  GBytes *request;
+} TransactPath;
+
+static gboolean
+transact_round_trip (gpointer path, GError **error)
+{
+  TransactPath *p = path;
+  g_autoptr (GBytes) reply =
+      p->channel ? stm32_client_channel_transact_sync (p->channel, p->request, 5000, NULL, error)
+                 : stm32_client_link_transact_sync (p->link, p->request, 5000, NULL, error);
+  return reply != NULL;
 }
 
 static GArray *
-latency_transact (Stm32ClientLink *link, gsize size, guint n, GError **error)
+latency_transact (Stm32ClientLink *link, Stm32ClientChannel *channel, gsize size, guint n,
+                  GError **error)
 {
   g_autofree char *req = g_malloc (size);
   memset (req, 'r', size);
-  g_autoptr (GBytes) bytes = g_bytes_new (req, size);
-  g_autoptr (GArray) ns = g_array_sized_new (FALSE, FALSE, sizeof (gint64), n);
-  for (guint i = 0; i < n; i++)
-    {
-      gint64 t0 = now_ns ();
-      g_autoptr (GBytes) reply = stm32_client_link_transact_sync (link, bytes, 5000, NULL, error);
-      if (!reply)
-        return NULL;
-      gint64 dt = now_ns () - t0;
-      g_array_append_val (ns, dt);
-    }
-  return g_steal_pointer (&ns);
+  g_autoptr (GBytes) request = g_bytes_new (req, size);
+  TransactPath path = { link, channel, request };
+  return time_round_trips (transact_round_trip, &path, n, error);
 }
 
-/* The same transactions through a transaction channel (one socket round
- * trip to stm32d each instead of a D-Bus call). */
-static GArray *
-latency_channel (Stm32ClientChannel *channel, gsize size, guint n, GError **error)
-{
-  g_autofree char *req = g_malloc (size);
-  memset (req, 'r', size);
-  g_autoptr (GBytes) bytes = g_bytes_new (req, size);
-  g_autoptr (GArray) ns = g_array_sized_new (FALSE, FALSE, sizeof (gint64), n);
-  for (guint i = 0; i < n; i++)
-    {
-      gint64 t0 = now_ns ();
-      g_autoptr (GBytes) reply =
-          stm32_client_channel_transact_sync (channel, bytes, 5000, NULL, error);
-      if (!reply)
-        return NULL;
-      gint64 dt = now_ns () - t0;
-      g_array_append_val (ns, dt);
-    }
-  return g_steal_pointer (&ns);
-}
-
-/* Where the time goes that is not CPU work: thread hand-offs. */
+/* Where the time goes that is not CPU work: thread hand-offs. @what is the
+ * call measured, "Transact 16 B" say. */
 static void
-report_daemon_cost (const char *what, gsize size, const ProcStat *before, const ProcStat *after,
-                    guint n)
+report_daemon_cost (const char *what, const ProcStat *before, const ProcStat *after, guint n)
 {
-  g_autofree char *cs = g_strdup_printf ("stm32d per %s %zu B: ctxt switches", what, size);
-  g_autofree char *cpu = g_strdup_printf ("stm32d per %s %zu B: CPU", what, size);
+  g_autofree char *cs = g_strdup_printf ("stm32d per %s: ctxt switches", what);
+  g_autofree char *cpu = g_strdup_printf ("stm32d per %s: CPU", what);
   report ("latency", cs, (double) (after->ctxt - before->ctxt) / n, NAN, "1", "all threads");
   report ("latency", cpu, (after->cpu_s - before->cpu_s) * 1e6 / n, NAN, "us",
           "user + system, 10 ms ticks");
@@ -676,25 +692,22 @@ report_daemon_cost (const char *what, gsize size, const ProcStat *before, const 
 
 /* org.freedesktop.DBus.Peer.Ping to stm32d: the bus round trip alone, the
  * floor under any method call. */
+static gboolean
+ping_round_trip (gpointer bus, GError **error)
+{
+  g_autoptr (GVariant) r =
+      g_dbus_connection_call_sync (bus, "org.stm32d", "/org/stm32d", "org.freedesktop.DBus.Peer",
+                                   "Ping", NULL, NULL, G_DBUS_CALL_FLAGS_NONE, 5000, NULL, error);
+  return r != NULL;
+}
+
 static GArray *
 latency_ping (guint n, GError **error)
 {
   g_autoptr (GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, error);
   if (!bus)
     return NULL;
-  g_autoptr (GArray) ns = g_array_sized_new (FALSE, FALSE, sizeof (gint64), n);
-  for (guint i = 0; i < n; i++)
-    {
-      gint64 t0 = now_ns ();
-      g_autoptr (GVariant) r = g_dbus_connection_call_sync (
-          bus, "org.stm32d", "/org/stm32d", "org.freedesktop.DBus.Peer", "Ping", NULL, NULL,
-          G_DBUS_CALL_FLAGS_NONE, 5000, NULL, error);
-      if (!r)
-        return NULL;
-      gint64 dt = now_ns () - t0;
-      g_array_append_val (ns, dt);
-    }
-  return g_steal_pointer (&ns);
+  return time_round_trips (ping_round_trip, bus, n, error);
 }
 
 static void
@@ -736,8 +749,9 @@ bench_latency (GError **error)
       /* A short warm-up of each path so the first connection's page faults
        * and the bus's first round trips are not counted. */
       g_autoptr (GArray) w1 = latency_socket (direct, sizes[i], n / 10, error);
-      g_autoptr (GArray) w2 = w1 ? latency_transact (d->link, sizes[i], n / 10, error) : NULL;
-      g_autoptr (GArray) w3 = w2 ? latency_channel (channel, sizes[i], n / 10, error) : NULL;
+      g_autoptr (GArray) w2 = w1 ? latency_transact (d->link, NULL, sizes[i], n / 10, error) : NULL;
+      g_autoptr (GArray) w3 =
+          w2 ? latency_transact (d->link, channel, sizes[i], n / 10, error) : NULL;
       if (!w3)
         return FALSE;
       GArray *direct_ns = latency_socket (direct, sizes[i], n, error);
@@ -747,19 +761,21 @@ bench_latency (GError **error)
       ProcStat before, after;
       if (!proc_stat (d->pid, &before, error))
         return FALSE;
-      g_autoptr (GArray) via = latency_transact (d->link, sizes[i], n, error);
+      g_autoptr (GArray) via = latency_transact (d->link, NULL, sizes[i], n, error);
       if (!via || !proc_stat (d->pid, &after, error))
         return FALSE;
       report_latency ("Transact", sizes[i], via, direct_ns);
-      report_daemon_cost ("Transact", sizes[i], &before, &after, n);
+      g_autofree char *transact = g_strdup_printf ("Transact %zu B", sizes[i]);
+      report_daemon_cost (transact, &before, &after, n);
 
       if (!proc_stat (d->pid, &before, error))
         return FALSE;
-      g_autoptr (GArray) via_channel = latency_channel (channel, sizes[i], n, error);
+      g_autoptr (GArray) via_channel = latency_transact (d->link, channel, sizes[i], n, error);
       if (!via_channel || !proc_stat (d->pid, &after, error))
         return FALSE;
       report_latency ("Transact channel", sizes[i], via_channel, direct_ns);
-      report_daemon_cost ("Transact channel", sizes[i], &before, &after, n);
+      g_autofree char *channel_call = g_strdup_printf ("Transact channel %zu B", sizes[i]);
+      report_daemon_cost (channel_call, &before, &after, n);
     }
   /* AcquireStream takes the link: transactions, the channel's too, are Busy. */
   stm32_client_channel_close (channel);
@@ -770,10 +786,7 @@ bench_latency (GError **error)
   g_autoptr (GArray) ping = latency_ping (n, error);
   if (!ping || !proc_stat (d->pid, &after, error))
     return FALSE;
-  report ("latency", "stm32d per Peer.Ping: ctxt switches", (double) (after.ctxt - before.ctxt) / n,
-          NAN, "1", "all threads");
-  report ("latency", "stm32d per Peer.Ping: CPU", (after.cpu_s - before.cpu_s) * 1e6 / n, NAN, "us",
-          "user + system, 10 ms ticks");
+  report_daemon_cost ("Peer.Ping", &before, &after, n);
   report ("latency", "D-Bus Peer.Ping p50 (bus floor)", percentile_us (ping, 0.5),
           percentile_us (base->pdata[0], 0.5), "us", "baseline: direct 16 B");
 
