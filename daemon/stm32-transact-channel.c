@@ -14,10 +14,6 @@
                     "MESSAGE", "%s: transaction channel: " fmt,                                    \
                     stm32_link_get_name ((self)->link), ##__VA_ARGS__)
 
-/* Room in a reply packet beyond the frame: an error comes with an empty frame,
- * so this only has to cover the (ayss) framing of a successful reply. */
-#define REPLY_OVERHEAD 32
-
 struct _Stm32TransactChannel
 {
   GObject parent_instance;
@@ -149,7 +145,7 @@ static void
 channel_read_request (Stm32TransactChannel *self)
 {
   guint64 limit =
-      (guint64) stm32_link_get_config (self->link)->max_frame + STM32_TRANSACT_REQUEST_OVERHEAD;
+      (guint64) stm32_link_get_config (self->link)->max_frame + STM32_CHANNEL_REQUEST_OVERHEAD;
   g_autoptr (GBytes) packet = NULL;
   g_autoptr (GBytes) frame = NULL;
   guint32 timeout_ms;
@@ -245,11 +241,13 @@ static gsize
 size_send_buffer (int fd, gsize largest_packet)
 {
   int want = (int) MIN (largest_packet + 4096, (gsize) G_MAXINT / 2);
+  gsize have;
 
   if (send_buffer_size (fd) < largest_packet + 32 &&
       setsockopt (fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) < 0)
     (void) setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
-  return send_buffer_size (fd) > 32 ? send_buffer_size (fd) - 32 : 0;
+  have = send_buffer_size (fd);
+  return have > 32 ? have - 32 : 0;
 }
 
 Stm32TransactChannel *
@@ -271,12 +269,12 @@ stm32_transact_channel_new (Stm32Link *link, GError **error)
       return NULL;
     }
   max_frame = stm32_link_get_config (link)->max_frame;
-  largest = MIN (size_send_buffer (fds[0], (gsize) max_frame + REPLY_OVERHEAD),
-                 size_send_buffer (fds[1], (gsize) max_frame + STM32_TRANSACT_REQUEST_OVERHEAD));
+  largest = MIN (size_send_buffer (fds[0], (gsize) max_frame + STM32_CHANNEL_REPLY_OVERHEAD),
+                 size_send_buffer (fds[1], (gsize) max_frame + STM32_CHANNEL_REQUEST_OVERHEAD));
 
   self = g_object_new (STM32_TYPE_TRANSACT_CHANNEL, NULL);
   self->link = g_object_ref (link);
-  if (largest < (gsize) max_frame + REPLY_OVERHEAD)
+  if (largest < (gsize) max_frame + STM32_CHANNEL_REPLY_OVERHEAD)
     CHANNEL_LOG (self, G_LOG_LEVEL_WARNING,
                  "its socket buffers take packets of %zu bytes, less than MaxFrame (%u) needs; "
                  "larger frames will fail. Raise net.core.wmem_max or lower MaxFrame",

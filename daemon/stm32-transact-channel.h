@@ -26,10 +26,6 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (Stm32TransactChannel, stm32_transact_channel, STM32, TRANSACT_CHANNEL,
                       GObject)
 
-/* Serialized size of a (ayu) beyond its frame: alignment padding, the u and
- * the array's framing offset (at most 8 bytes). */
-#define STM32_TRANSACT_REQUEST_OVERHEAD 16
-
 Stm32TransactChannel *stm32_transact_channel_new (Stm32Link *link, GError **error);
 /* The client's end (blocking, close-on-exec), once; the caller owns it. -1 afterwards. */
 int stm32_transact_channel_steal_fd (Stm32TransactChannel *self);

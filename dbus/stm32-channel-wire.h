@@ -17,6 +17,13 @@ G_BEGIN_DECLS
  * made it the largest cost in stm32d of a 1 KiB transaction.
  */
 
+/* Serialized size of a request beyond its frame: alignment padding, the u
+ * and the array's framing offset (at most 8 bytes). */
+#define STM32_CHANNEL_REQUEST_OVERHEAD 16
+/* The same for a successful reply, whose strings are empty (an error comes
+ * with an empty frame instead). */
+#define STM32_CHANNEL_REPLY_OVERHEAD 32
+
 GBytes *stm32_channel_request_new (GBytes *frame, guint32 timeout_ms);
 /* FALSE if @packet is not a (ayu) in normal form. */
 gboolean stm32_channel_request_parse (GBytes *packet, GBytes **frame, guint32 *timeout_ms);
