@@ -33,3 +33,71 @@ stm32_enum_from_string (GType enum_type, const char *nick, int *value, GError **
   *value = ev->value;
   return TRUE;
 }
+
+Stm32Error
+stm32_end_reason_to_error_code (Stm32EndReason reason)
+{
+  switch (reason)
+    {
+    case STM32_END_REASON_NONE:
+    case STM32_END_REASON_LOCAL:
+      return STM32_ERROR_NOT_CONNECTED;
+    case STM32_END_REASON_REMOTE_CLOSED:
+      return STM32_ERROR_REMOTE_CLOSED;
+    case STM32_END_REASON_RESET:
+      return STM32_ERROR_RESET;
+    case STM32_END_REASON_SERVER_BUSY:
+      return STM32_ERROR_SERVER_BUSY;
+    case STM32_END_REASON_TIMEOUT:
+      return STM32_ERROR_TIMEOUT;
+    case STM32_END_REASON_REFUSED:
+      return STM32_ERROR_REFUSED;
+    case STM32_END_REASON_DEAD_PEER:
+      return STM32_ERROR_DEAD_PEER;
+    case STM32_END_REASON_HOST_NOT_FOUND:
+      return STM32_ERROR_HOST_NOT_FOUND;
+    case STM32_END_REASON_UNREACHABLE:
+      return STM32_ERROR_UNREACHABLE;
+    case STM32_END_REASON_PROTOCOL_ERROR:
+      return STM32_ERROR_INVALID_FRAME;
+    case STM32_END_REASON_FAILED:
+    default:
+      return STM32_ERROR_FAILED;
+    }
+}
+
+Stm32EndReason
+stm32_classify_connect_error (const GError *error)
+{
+  if (error->domain == G_RESOLVER_ERROR)
+    return STM32_END_REASON_HOST_NOT_FOUND;
+  /* lwIP's accept-then-abort can overtake the connect's own completion, so a
+   * reset during connect is the same full table as a reset right after it. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED))
+    return STM32_END_REASON_SERVER_BUSY;
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
+    return STM32_END_REASON_REFUSED;
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    return STM32_END_REASON_TIMEOUT;
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE) ||
+      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE))
+    return STM32_END_REASON_UNREACHABLE;
+  return STM32_END_REASON_FAILED;
+}
+
+/* An error on an established connection. ECONNRESET and EPIPE both arrive as
+ * CONNECTION_CLOSED (alias BROKEN_PIPE); ETIMEDOUT is keepalive or
+ * TCP_USER_TIMEOUT giving up on a board that stopped answering. */
+Stm32EndReason
+stm32_classify_io_error (const GError *error)
+{
+  /* ENOTCONN on a socket that was connected: a RST came in before we asked. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED) ||
+      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED))
+    return STM32_END_REASON_RESET;
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ||
+      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE) ||
+      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE))
+    return STM32_END_REASON_DEAD_PEER;
+  return STM32_END_REASON_FAILED;
+}

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include <glib-object.h>
+#include <gio/gio.h>
+
+#include "stm32-error.h"
 
 G_BEGIN_DECLS
 
@@ -56,5 +58,12 @@ const char *stm32_enum_to_string (GType enum_type, int value);
 
 /* Parses a nick; on failure names the valid choices in @error (STM32_ERROR_INVALID_ARGS). */
 gboolean stm32_enum_from_string (GType enum_type, const char *nick, int *value, GError **error);
+
+/* The error code a caller gets for a connection that ended for @reason. */
+Stm32Error stm32_end_reason_to_error_code (Stm32EndReason reason);
+/* Why a connect failed, from GIO's error. */
+Stm32EndReason stm32_classify_connect_error (const GError *error);
+/* Why an established connection failed, from GIO's error on a read or write. */
+Stm32EndReason stm32_classify_io_error (const GError *error);
 
 G_END_DECLS

@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * What the files of one Stm32Link share and nothing else may see: the
+ * instance, one socket's life (LinkIo), and the calls between the link's
+ * rooms — the state machine (stm32-link.c), the socket (stm32-link-io.c),
+ * transactions (stm32-link-transactions.c), the watchdogs
+ * (stm32-link-watchdog.c) and raw mode (stm32-link-raw.c).
+ */
+
+#include "stm32-backoff.h"
+#include "stm32-deadline.h"
+#include "stm32-defaults.h"
+#include "stm32-framer.h"
+#include "stm32-link.h"
+#include "stm32-send-queue.h"
+
+G_BEGIN_DECLS
+
+#define LINK_LOG(self, level, fmt, ...)                                                            \
+  g_log_structured (G_LOG_DOMAIN, level, "STM32D_LINK", (self)->name, "MESSAGE", "%s: " fmt,       \
+                    (self)->name, ##__VA_ARGS__)
+
+/* Where one socket is in its life. Every phase but CLOSED may have
+ * operations pending; the fd is closed only once none is. */
+typedef enum
+{
+  LINK_IO_CONNECTING, /* resolving, and trying the addresses one at a time */
+  LINK_IO_OPEN,       /* connected: reading, and writing what the queue holds */
+  LINK_IO_FIN_SENT,   /* our FIN is out, reads go on until the board's EOF */
+  LINK_IO_ENDING,     /* no new operation starts; closes once none is pending */
+  LINK_IO_CLOSED,     /* the fd is gone */
+} LinkIoPhase;
+
+/*
+ * One socket's life, from the first connect attempt to its fd being closed.
+ * GIO always calls back, even after cancellation, so every callback holds a
+ * reference on this (not on the link); @link is cleared when the link goes away.
+ */
+typedef struct
+{
+  Stm32Link *link;
+  LinkIoPhase phase;
+  GCancellable *cancellable;       /* connect and read: cancelled when the connection ends */
+  GCancellable *write_cancellable; /* cancelled only when the link itself goes away */
+  GSocketAddressEnumerator *addresses;
+  GSocketConnection *connection;
+  GError *connect_error; /* why the last address failed, reported if none works */
+  guint pending;
+  Stm32Deadline connect_deadline; /* ConnectTimeout, for every address tried in all */
+  gboolean fin_sent; /* our FIN takes a sequence number: SIOCOUTQ counts it until ACKed */
+  gboolean abortive; /* close with SO_LINGER {1, 0}: a RST, so the board keeps no PCB */
+  /* Raw mode (AcquireStream) belongs to one connection and dies with it. @raw
+   * sends received bytes past the decoder until released, to the end of the
+   * connection if the hold ended with it: those bytes are no frames. */
+  gboolean raw;
+  guint raw_hold;     /* the holder's token; 0 once released or no longer connected */
+  GBytes *writing;    /* the kernel may read this until the write calls back */
+  gsize write_offset; /* how much of @writing the kernel took */
+  guint64 written;    /* bytes the kernel took from us on this connection */
+  guint8 buffer[STM32_READ_CHUNK];
+} LinkIo;
+
+struct _Stm32Link
+{
+  GObject parent_instance;
+
+  char *name;
+  Stm32LinkConfig *config;
+  GSocketClient *client;
+  Stm32Backoff backoff;
+  Stm32History *history;
+
+  Stm32LinkState state;
+  gboolean wanted; /* someone wants the link up: Autoconnect, or Connect() until Disconnect() */
+  LinkIo *io;
+  Stm32Decoder *decoder;
+  Stm32HistoryEntry *attempt;
+  gint64 connected_mono;
+  gint64 last_rx_mono;
+
+  /* How the current attempt ends; the first reason given wins. */
+  Stm32EndReason end_reason;
+  Stm32ClosedBy end_closed_by;
+  GError *end_error;
+
+  Stm32EndReason last_error;
+  char *last_error_message;
+  guint retry_in;
+  char *local_address;
+  char *remote_address;
+  gint64 connected_since;
+
+  guint close_timer;
+  guint retry_timer;
+  guint idle_timer;
+  guint heartbeat_timer;
+  guint heartbeat_deadline; /* a heartbeat awaits its answer */
+
+  Stm32SendQueue *send_queue;
+  GQueue transactions;
+  GPtrArray *connect_waiters;
+  GPtrArray *disconnect_waiters;
+  guint raw_serial; /* the last raw-mode token handed out */
+
+  guint64 bytes_sent;
+  guint64 bytes_received;
+  guint64 frames_sent;
+  guint64 frames_received;
+  guint64 connects;
+  guint64 disconnects;
+  guint64 connect_failures;
+};
+
+enum
+{
+  PROP_0,
+  PROP_NAME,
+  PROP_HOST,
+  PROP_PORT,
+  PROP_FRAMING,
+  PROP_STATE,
+  PROP_AUTOCONNECT,
+  PROP_LOCAL_ADDRESS,
+  PROP_REMOTE_ADDRESS,
+  PROP_CONNECTED_SINCE,
+  PROP_RETRY_IN,
+  PROP_LAST_ERROR,
+  PROP_LAST_ERROR_MESSAGE,
+  PROP_BYTES_SENT,
+  PROP_BYTES_RECEIVED,
+  PROP_FRAMES_SENT,
+  PROP_FRAMES_RECEIVED,
+  PROP_CONNECTS,
+  PROP_DISCONNECTS,
+  PROP_CONNECT_FAILURES,
+  PROP_RAW,
+  N_LINK_PROPS
+};
+
+extern GParamSpec *stm32_link_props[N_LINK_PROPS];
+
+/* ---- stm32-link.c: the state machine -------------------------------------- */
+
+GError *stm32_link_error_new (Stm32Link *self, Stm32EndReason reason, const char *format, ...)
+    G_GNUC_PRINTF (3, 4);
+void stm32_link_add_counter (Stm32Link *self, guint64 *counter, guint64 amount, int prop);
+/* Ends the current attempt or connection, whatever stage it is in. Takes @error. */
+void stm32_link_end (Stm32Link *self, Stm32EndReason reason, Stm32ClosedBy closed_by,
+                     gboolean abortive, GError *error);
+gboolean stm32_link_check_connected (Stm32Link *self, GError **error);
+gboolean stm32_link_check_queue_room (Stm32Link *self, gsize size, GError **error);
+/* Checks that @frame may be queued now, and encodes it. */
+GBytes *stm32_link_prepare_frame (Stm32Link *self, GBytes *frame, GError **error);
+/* Queues @request and starts writing it if nothing is being written. */
+void stm32_link_enqueue (Stm32Link *self, Stm32SendRequest *request);
+/* Starts writing the next queued frame, or our FIN once closing and nothing is left. */
+void stm32_link_kick_writer (Stm32Link *self);
+
+/* What the socket reports to the link (called by stm32-link-io.c). */
+void stm32_link_on_connected (Stm32Link *self, GSocketConnection *connection);
+void stm32_link_on_connect_failed (Stm32Link *self, const GError *error);
+void stm32_link_on_connect_timeout (Stm32Link *self);
+void stm32_link_on_data (Stm32Link *self, const guint8 *data, gsize len);
+void stm32_link_on_eof (Stm32Link *self);
+void stm32_link_on_io_error (Stm32Link *self, const GError *error);
+/* The write of the queue's head ended: @complete if the kernel took it all;
+ * @error if the socket failed. */
+void stm32_link_on_written (Stm32Link *self, gboolean complete, const GError *error);
+/* The fd is gone: record the attempt, then wait, retry or rest. */
+void stm32_link_finish_attempt (Stm32Link *self);
+
+/* ---- stm32-link-io.c: one socket's life ------------------------------------ */
+
+LinkIo *stm32_link_io_new (Stm32Link *link);
+LinkIo *stm32_link_io_ref (LinkIo *io);
+void stm32_link_io_unref (LinkIo *io);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (LinkIo, stm32_link_io_unref)
+/* Resolves the board and tries its addresses one at a time, within
+ * @timeout_ms in all; reports to stm32_link_on_connected() or
+ * stm32_link_on_connect_failed()/_timeout(). */
+void stm32_link_io_connect (LinkIo *io, const char *host, guint16 port, guint timeout_ms);
+gboolean stm32_link_io_is_ending (LinkIo *io);
+/* Marks the socket ending and cancels what may be cancelled. FALSE if it was
+ * ending already. */
+gboolean stm32_link_io_begin_end (LinkIo *io, gboolean abortive);
+void stm32_link_io_read (LinkIo *io);
+void stm32_link_io_write (LinkIo *io, GBytes *bytes);
+/* Our FIN; the board's EOF (or CloseTimeout) ends the close. */
+void stm32_link_io_shutdown_write (LinkIo *io);
+/* How many of the bytes written on this socket the board acknowledged. */
+gboolean stm32_link_io_get_acknowledged (LinkIo *io, guint64 *acknowledged);
+/* Closes the fd once no operation can touch it any more. */
+void stm32_link_io_maybe_close (LinkIo *io);
+/* The link is going away: reset what reached the board and cancel everything. */
+void stm32_link_io_abandon (LinkIo *io);
+
+/* ---- stm32-link-transactions.c: which frame answers which request ---------- */
+
+/* Gives @frame to the transaction it answers; FALSE if it answers none. */
+gboolean stm32_link_transactions_take_reply (Stm32Link *self, GBytes *frame);
+/* Queues the head transaction's request if nothing holds it back. */
+void stm32_link_transactions_issue (Stm32Link *self);
+gboolean stm32_link_transactions_is_empty (Stm32Link *self);
+/* Every transaction ends with @end_error (a copy each): "not sent" or "no
+ * reply", by how far its request got. */
+void stm32_link_transactions_fail_all (Stm32Link *self, const GError *end_error);
+/* Tail first, each with a copy of @error: finishing the head would start
+ * writing the next request. */
+void stm32_link_transactions_fail_all_with (Stm32Link *self, const GError *error);
+/* What a frame that never went out whole is answered with. */
+GError *stm32_link_not_sent_error_new (const GError *end_error);
+
+/* ---- stm32-link-watchdog.c: idle check and heartbeat ----------------------- */
+
+void stm32_link_watchdog_arm (Stm32Link *self);
+void stm32_link_watchdog_disarm (Stm32Link *self);
+/* Data came: the board is alive, and a heartbeat was answered. */
+void stm32_link_watchdog_feed (Stm32Link *self);
+/* The heartbeat's answer will not come to us (raw mode takes every byte). */
+void stm32_link_watchdog_forget_heartbeat (Stm32Link *self);
+/* A heartbeat awaits its answer: the next frame is that, not a transaction's reply. */
+gboolean stm32_link_watchdog_awaits_heartbeat (Stm32Link *self);
+
+/* ---- stm32-link-raw.c: raw mode (AcquireStream) ---------------------------- */
+
+/* A raw hold ends with the connected state, so that its holder learns at once
+ * (notify::raw) and a later connection never starts out held. */
+void stm32_link_raw_end_hold (Stm32Link *self);
+
+G_END_DECLS

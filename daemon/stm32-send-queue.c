@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The bounded send queue and its acknowledgement tracking (stm32-send-queue.h). */
+#include "stm32-send-queue.h"
+
+#include "stm32-defaults.h"
+
+struct _Stm32SendRequest
+{
+  GBytes *wire;
+  GTask *task; /* NULL once answered, or when no one waits */
+  Stm32SendPhase phase;
+  gboolean raw;     /* a raw stream's bytes: counted as bytes, not frames */
+  gboolean counted; /* its bytes are in Stm32SendQueue.reserved */
+  guint64 end;      /* once written: the connection's byte count at its last byte */
+};
+
+struct _Stm32SendQueue
+{
+  gsize max_bytes;
+  gsize reserved;
+  GQueue waiting;     /* QUEUED, the head possibly WRITING; one reference each */
+  GQueue unconfirmed; /* WRITTEN, awaiting the board's acknowledgement */
+  Stm32AcknowledgedFunc acknowledged;
+  Stm32ConfirmedFunc confirmed;
+  gpointer user_data;
+  guint poll_timer;
+  guint poll_interval;
+};
+
+Stm32SendRequest *
+stm32_send_request_ref (Stm32SendRequest *request)
+{
+  return g_rc_box_acquire (request);
+}
+
+static void
+send_request_clear (Stm32SendRequest *request)
+{
+  g_bytes_unref (request->wire);
+  g_clear_object (&request->task);
+}
+
+void
+stm32_send_request_unref (Stm32SendRequest *request)
+{
+  g_rc_box_release_full (request, (GDestroyNotify) send_request_clear);
+}
+
+Stm32SendPhase
+stm32_send_request_get_phase (const Stm32SendRequest *request)
+{
+  return request->phase;
+}
+
+Stm32SendQueue *
+stm32_send_queue_new (gsize max_bytes, Stm32AcknowledgedFunc acknowledged,
+                      Stm32ConfirmedFunc confirmed, gpointer user_data)
+{
+  Stm32SendQueue *self = g_new0 (Stm32SendQueue, 1);
+
+  self->max_bytes = max_bytes;
+  self->acknowledged = acknowledged;
+  self->confirmed = confirmed;
+  self->user_data = user_data;
+  g_queue_init (&self->waiting);
+  g_queue_init (&self->unconfirmed);
+  return self;
+}
+
+void
+stm32_send_queue_free (Stm32SendQueue *self)
+{
+  g_clear_handle_id (&self->poll_timer, g_source_remove);
+  g_queue_clear_full (&self->waiting, (GDestroyNotify) stm32_send_request_unref);
+  g_queue_clear_full (&self->unconfirmed, (GDestroyNotify) stm32_send_request_unref);
+  g_free (self);
+}
+
+gsize
+stm32_send_queue_get_reserved (Stm32SendQueue *self)
+{
+  return self->reserved;
+}
+
+gboolean
+stm32_send_queue_has_room (Stm32SendQueue *self, gsize size)
+{
+  return self->reserved + size <= self->max_bytes;
+}
+
+/* Its bytes no longer wait to be written: they free room in the queue. */
+static void
+send_queue_release (Stm32SendQueue *self, Stm32SendRequest *request)
+{
+  if (!request->counted)
+    return;
+  request->counted = FALSE;
+  self->reserved -= g_bytes_get_size (request->wire);
+}
+
+Stm32SendRequest *
+stm32_send_queue_reserve (Stm32SendQueue *self, GBytes *wire, GTask *task, gboolean raw)
+{
+  Stm32SendRequest *request = g_rc_box_new0 (Stm32SendRequest);
+
+  request->wire = g_bytes_ref (wire);
+  request->task = task ? g_object_ref (task) : NULL;
+  request->raw = raw;
+  request->phase = STM32_SEND_RESERVED;
+  request->counted = TRUE;
+  self->reserved += g_bytes_get_size (wire);
+  return request;
+}
+
+void
+stm32_send_queue_push (Stm32SendQueue *self, Stm32SendRequest *request)
+{
+  g_return_if_fail (request->phase == STM32_SEND_RESERVED);
+  request->phase = STM32_SEND_QUEUED;
+  g_queue_push_tail (&self->waiting, stm32_send_request_ref (request));
+}
+
+/* Leaves the queue without its last byte ever reaching the kernel. */
+static void
+send_queue_drop (Stm32SendQueue *self, Stm32SendRequest *request, GError *error)
+{
+  send_queue_release (self, request);
+  request->phase = STM32_SEND_UNSENT;
+  if (request->task && error)
+    g_task_return_error (g_steal_pointer (&request->task), error);
+  else
+    g_clear_error (&error);
+  g_clear_object (&request->task);
+}
+
+void
+stm32_send_queue_withdraw (Stm32SendQueue *self, Stm32SendRequest *request)
+{
+  if (request->phase == STM32_SEND_RESERVED)
+    send_queue_drop (self, request, NULL);
+  else if (request->phase == STM32_SEND_QUEUED && g_queue_remove (&self->waiting, request))
+    {
+      send_queue_drop (self, request, NULL);
+      stm32_send_request_unref (request);
+    }
+}
+
+gboolean
+stm32_send_queue_is_writing (Stm32SendQueue *self)
+{
+  Stm32SendRequest *head = g_queue_peek_head (&self->waiting);
+
+  return head != NULL && head->phase == STM32_SEND_WRITING;
+}
+
+gboolean
+stm32_send_queue_is_empty (Stm32SendQueue *self)
+{
+  return g_queue_is_empty (&self->waiting);
+}
+
+static gboolean
+send_request_cancelled (const Stm32SendRequest *request)
+{
+  return request->task != NULL &&
+         g_cancellable_is_cancelled (g_task_get_cancellable (request->task));
+}
+
+void
+stm32_send_queue_drop_cancelled (Stm32SendQueue *self)
+{
+  Stm32SendRequest *request;
+
+  /* A frame cancelled before it started is dropped; one being written is finished. */
+  while ((request = g_queue_peek_head (&self->waiting)) != NULL &&
+         request->phase == STM32_SEND_QUEUED && send_request_cancelled (request))
+    {
+      g_autoptr (Stm32SendRequest) owned = g_queue_pop_head (&self->waiting);
+      g_autoptr (GTask) task = g_steal_pointer (&request->task);
+
+      send_queue_drop (self, request, NULL);
+      g_task_return_error_if_cancelled (task);
+    }
+}
+
+GBytes *
+stm32_send_queue_start_next (Stm32SendQueue *self)
+{
+  Stm32SendRequest *request = g_queue_peek_head (&self->waiting);
+
+  if (request == NULL || request->phase != STM32_SEND_QUEUED)
+    return NULL;
+  request->phase = STM32_SEND_WRITING;
+  return request->wire;
+}
+
+static gboolean on_poll_timer (gpointer user_data);
+
+/* Looks again in @interval ms if something still waits for the board's ACK. */
+static void
+send_queue_poll (Stm32SendQueue *self, guint interval)
+{
+  if (g_queue_is_empty (&self->unconfirmed) || self->poll_timer != 0)
+    return;
+  self->poll_interval = interval;
+  self->poll_timer = g_timeout_add (interval, on_poll_timer, self);
+}
+
+static gboolean
+on_poll_timer (gpointer user_data)
+{
+  Stm32SendQueue *self = user_data;
+
+  self->poll_timer = 0;
+  stm32_send_queue_confirm (self);
+  /* Linux acknowledges at once or within its delayed-ACK time (40 ms),
+   * lwIP within its 250 ms fast timer; a reply carries the ACK sooner and is
+   * checked on arrival. Back off so a slow ACK costs few wake-ups. */
+  send_queue_poll (self, MIN (self->poll_interval * 2, STM32_CONFIRM_POLL_MAX_MS));
+  return G_SOURCE_REMOVE;
+}
+
+void
+stm32_send_queue_written (Stm32SendQueue *self, guint64 written_total)
+{
+  g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&self->waiting);
+
+  g_return_if_fail (request != NULL && request->phase == STM32_SEND_WRITING);
+  send_queue_release (self, request);
+  request->phase = STM32_SEND_WRITTEN;
+  request->end = written_total;
+  /* A raw stream is a byte stream with a socket's semantics: written is done. */
+  if (request->task && request->raw)
+    g_task_return_boolean (g_steal_pointer (&request->task), TRUE);
+  g_queue_push_tail (&self->unconfirmed, g_steal_pointer (&request));
+  stm32_send_queue_confirm (self);
+  send_queue_poll (self, 1);
+}
+
+void
+stm32_send_queue_unsent (Stm32SendQueue *self, GError *error)
+{
+  g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&self->waiting);
+
+  g_return_if_fail (request != NULL && request->phase == STM32_SEND_WRITING);
+  send_queue_drop (self, request, error);
+}
+
+void
+stm32_send_queue_confirm (Stm32SendQueue *self)
+{
+  Stm32SendRequest *request;
+  guint64 acknowledged;
+
+  if (g_queue_is_empty (&self->unconfirmed) || !self->acknowledged (self->user_data, &acknowledged))
+    return;
+  while ((request = g_queue_peek_head (&self->unconfirmed)) != NULL && request->end <= acknowledged)
+    {
+      g_autoptr (Stm32SendRequest) owned = g_queue_pop_head (&self->unconfirmed);
+
+      self->confirmed (self->user_data, g_bytes_get_size (request->wire), request->raw);
+      if (request->task)
+        g_task_return_boolean (g_steal_pointer (&request->task), TRUE);
+      self->poll_interval = 1;
+    }
+  /* All confirmed (a reply carried the ACK): no wake-up left to spend. */
+  if (g_queue_is_empty (&self->unconfirmed))
+    g_clear_handle_id (&self->poll_timer, g_source_remove);
+}
+
+void
+stm32_send_queue_fail_unconfirmed (Stm32SendQueue *self, const GError *end_error)
+{
+  Stm32SendRequest *request;
+
+  stm32_send_queue_confirm (self);
+  while ((request = g_queue_pop_head (&self->unconfirmed)) != NULL)
+    {
+      g_autoptr (Stm32SendRequest) owned = request;
+
+      if (request->task)
+        g_task_return_new_error (g_steal_pointer (&request->task), end_error->domain,
+                                 end_error->code,
+                                 "Not delivered: the board did not acknowledge the frame before "
+                                 "the connection ended: %s",
+                                 end_error->message);
+    }
+  g_clear_handle_id (&self->poll_timer, g_source_remove);
+}
+
+void
+stm32_send_queue_fail_queued (Stm32SendQueue *self, const GError *error,
+                              gboolean including_writing)
+{
+  GQueue requests = self->waiting;
+  Stm32SendRequest *request;
+
+  g_queue_init (&self->waiting);
+  /* The frame being written is answered by its write: the kernel may have
+   * taken all of it before we learnt that the connection ended. */
+  request = g_queue_peek_head (&requests);
+  if (!including_writing && request != NULL && request->phase == STM32_SEND_WRITING)
+    g_queue_push_tail (&self->waiting, g_queue_pop_head (&requests));
+  while ((request = g_queue_pop_head (&requests)) != NULL)
+    {
+      g_autoptr (Stm32SendRequest) owned = request;
+
+      send_queue_drop (self, request, g_error_copy (error));
+    }
+}
