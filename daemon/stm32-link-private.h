@@ -5,8 +5,9 @@
  * What the files of one Stm32Link share and nothing else may see: the
  * instance, one socket's life (LinkIo), and the calls between the link's
  * rooms — the state machine (stm32-link.c), the socket (stm32-link-io.c),
- * transactions (stm32-link-transactions.c), the watchdogs
- * (stm32-link-watchdog.c) and raw mode (stm32-link-raw.c).
+ * what goes out (stm32-link-send.c, over stm32-send-queue.c) and what comes
+ * in (stm32-link-receive.c), transactions (stm32-link-transactions.c), the
+ * watchdogs (stm32-link-watchdog.c) and raw mode (stm32-link-raw.c).
  */
 
 #include "stm32-backoff.h"
@@ -140,6 +141,15 @@ enum
 };
 
 extern GParamSpec *stm32_link_props[N_LINK_PROPS];
+
+enum
+{
+  SIGNAL_RECEIVED,
+  SIGNAL_RECEIVED_RAW,
+  N_LINK_SIGNALS
+};
+
+extern guint stm32_link_signals[N_LINK_SIGNALS];
 
 /* ---- stm32-link.c: the state machine -------------------------------------- */
 

@@ -16,14 +16,7 @@ G_DEFINE_FINAL_TYPE (Stm32Link, stm32_link, G_TYPE_OBJECT)
 
 GParamSpec *stm32_link_props[N_LINK_PROPS];
 
-enum
-{
-  SIGNAL_RECEIVED,
-  SIGNAL_RECEIVED_RAW,
-  N_SIGNALS
-};
-
-static guint signals[N_SIGNALS];
+guint stm32_link_signals[N_LINK_SIGNALS];
 
 static void link_start_attempt (Stm32Link *self);
 
@@ -46,15 +39,6 @@ stm32_link_error_new (Stm32Link *self, Stm32EndReason reason, const char *format
   va_end (args);
   return g_error_new (STM32_ERROR, stm32_end_reason_to_error_code (reason), "%s:%u: %s",
                       self->config->host, self->config->port, message);
-}
-
-static gboolean
-link_in_busy_window (Stm32Link *self)
-{
-  /* lwIP aborts a connection it cannot give a netconn to right after the
-   * handshake, before the firmware ever sends; a board that spoke first did not. */
-  return self->attempt->bytes_received == 0 &&
-         g_get_monotonic_time () - self->connected_mono < (gint64) self->config->busy_window * 1000;
 }
 
 void
@@ -310,7 +294,8 @@ stm32_link_on_connected (Stm32Link *self, GSocketConnection *connection)
   if (!stm32_socket_arm_liveness (socket, self->config, &error))
     {
       g_ptr_array_extend_and_steal (self->connect_waiters, g_steal_pointer (&connect_waiters));
-      stm32_link_end (self, STM32_END_REASON_FAILED, STM32_CLOSED_BY_PC, TRUE, g_steal_pointer (&error));
+      stm32_link_end (self, STM32_END_REASON_FAILED, STM32_CLOSED_BY_PC, TRUE,
+                      g_steal_pointer (&error));
       return;
     }
 
@@ -352,216 +337,15 @@ link_start_attempt (Stm32Link *self)
                          self->config->connect_timeout);
 }
 
-/* ---- receiving ------------------------------------------------------------- */
-
-static void
-link_deliver_frame (Stm32Link *self, GBytes *frame)
-{
-  stm32_link_add_counter (self, &self->frames_received, 1, PROP_FRAMES_RECEIVED);
-  self->attempt->frames_received++;
-  if (!stm32_link_transactions_take_reply (self, frame))
-    g_signal_emit (self, signals[SIGNAL_RECEIVED], 0, frame);
-}
-
-static void
-link_on_raw_data (Stm32Link *self, const guint8 *data, gsize len)
-{
-  g_autoptr (GBytes) chunk = g_bytes_new (data, len);
-
-  stm32_link_add_counter (self, &self->bytes_received, len, PROP_BYTES_RECEIVED);
-  g_signal_emit (self, signals[SIGNAL_RECEIVED_RAW], 0, chunk);
-}
-
-void
-stm32_link_on_data (Stm32Link *self, const guint8 *data, gsize len)
-{
-  g_autoptr (GPtrArray) frames = NULL;
-  g_autoptr (GError) error = NULL;
-  gboolean valid;
-
-  stm32_link_watchdog_feed (self);
-  /* A reply usually carries the acknowledgement of what it answers. */
-  stm32_send_queue_confirm (self->send_queue);
-  self->attempt->bytes_received += len;
-  self->attempt->last_received = g_get_real_time ();
-  if (self->io->raw)
-    {
-      link_on_raw_data (self, data, len);
-      return;
-    }
-  frames = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
-  valid = stm32_decoder_feed (self->decoder, data, len, frames, &error);
-
-  g_object_freeze_notify (G_OBJECT (self));
-  stm32_link_add_counter (self, &self->bytes_received, len, PROP_BYTES_RECEIVED);
-  for (guint i = 0; i < frames->len; i++)
-    link_deliver_frame (self, g_ptr_array_index (frames, i));
-  g_object_thaw_notify (G_OBJECT (self));
-  /* The heartbeat was answered: a transaction held behind it may go. */
-  if (valid)
-    stm32_link_transactions_issue (self);
-
-  /* The stream can no longer be trusted: reset rather than wait for a FIN. */
-  if (!valid)
-    stm32_link_end (self, STM32_END_REASON_PROTOCOL_ERROR, STM32_CLOSED_BY_PC, TRUE,
-              g_error_new (error->domain, error->code, "%s:%u: the board sent a bad frame: %s",
-                           self->config->host, self->config->port, error->message));
-}
-
-void
-stm32_link_on_io_error (Stm32Link *self, const GError *error)
-{
-  Stm32EndReason reason = stm32_classify_io_error (error);
-  Stm32ClosedBy closed_by =
-      reason == STM32_END_REASON_RESET ? STM32_CLOSED_BY_BOARD : STM32_CLOSED_BY_NONE;
-
-  if (reason == STM32_END_REASON_RESET && link_in_busy_window (self))
-    stm32_link_end (self, STM32_END_REASON_SERVER_BUSY, closed_by, FALSE,
-              stm32_link_error_new (self, STM32_END_REASON_SERVER_BUSY,
-                              "the board accepted and reset the connection at once (its "
-                              "connection table is probably full)"));
-  else
-    stm32_link_end (self, reason, closed_by, FALSE, stm32_link_error_new (self, reason, "%s", error->message));
-}
-
-void
-stm32_link_on_eof (Stm32Link *self)
-{
-  gsize partial = stm32_decoder_pending (self->decoder);
-  g_autofree char *lost =
-      partial
-          ? g_strdup_printf (" (%" G_GSIZE_FORMAT " bytes of an unfinished frame dropped)", partial)
-          : g_strdup ("");
-
-  if (self->state != STM32_LINK_STATE_CLOSING &&
-      stm32_socket_eof_was_reset (g_socket_connection_get_socket (self->io->connection)))
-    {
-      g_autoptr (GError) reset = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
-                                                      "Connection reset by peer");
-
-      stm32_link_on_io_error (self, reset);
-    }
-  else if (self->state == STM32_LINK_STATE_CLOSING)
-    stm32_link_end (self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, FALSE, NULL);
-  else if (link_in_busy_window (self))
-    stm32_link_end (self, STM32_END_REASON_SERVER_BUSY, STM32_CLOSED_BY_BOARD, FALSE,
-              stm32_link_error_new (self, STM32_END_REASON_SERVER_BUSY,
-                              "the board accepted and closed the connection at once (its "
-                              "connection table is probably full)%s",
-                              lost));
-  else
-    stm32_link_end (self, STM32_END_REASON_REMOTE_CLOSED, STM32_CLOSED_BY_BOARD, FALSE,
-              stm32_link_error_new (self, STM32_END_REASON_REMOTE_CLOSED,
-                              "the board closed the connection%s", lost));
-}
-
-/* ---- sending --------------------------------------------------------------- */
-
-gboolean
-stm32_link_check_connected (Stm32Link *self, GError **error)
-{
-  if (self->state == STM32_LINK_STATE_CONNECTED)
-    return TRUE;
-  g_set_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED, "Link “%s” is not connected (%s)",
-               self->name, stm32_enum_to_string (STM32_TYPE_LINK_STATE, self->state));
-  return FALSE;
-}
-
-gboolean
-stm32_link_check_queue_room (Stm32Link *self, gsize size, GError **error)
-{
-  if (stm32_send_queue_has_room (self->send_queue, size))
-    return TRUE;
-  g_set_error (error, STM32_ERROR, STM32_ERROR_QUEUE_FULL,
-               "Send queue of link “%s” is full (%" G_GSIZE_FORMAT " of %u bytes waiting); "
-               "wait for earlier sends to finish",
-               self->name, stm32_send_queue_get_reserved (self->send_queue),
-               self->config->send_queue_max);
-  return FALSE;
-}
-
-GBytes *
-stm32_link_prepare_frame (Stm32Link *self, GBytes *frame, GError **error)
-{
-  g_autoptr (GBytes) wire = NULL;
-
-  if (!stm32_link_check_connected (self, error))
-    return NULL;
-  /* A frame in the middle of someone's raw stream would corrupt both. */
-  if (self->io->raw_hold != 0)
-    {
-      g_set_error (error, STM32_ERROR, STM32_ERROR_BUSY,
-                   "Link “%s” is held by another client (AcquireStream); Send and Transact are "
-                   "refused until it is closed",
-                   self->name);
-      return NULL;
-    }
-  wire = stm32_frame_encode (self->config->framing, self->config->max_frame, frame, error);
-  if (wire == NULL || !stm32_link_check_queue_room (self, g_bytes_get_size (wire), error))
-    return NULL;
-  return g_steal_pointer (&wire);
-}
-
-void
-stm32_link_kick_writer (Stm32Link *self)
-{
-  GBytes *next;
-
-  if (self->io == NULL || self->io->phase != LINK_IO_OPEN ||
-      stm32_send_queue_is_writing (self->send_queue))
-    return;
-  stm32_send_queue_drop_cancelled (self->send_queue);
-  /* Their callers' callbacks may have started a write, or ended the connection. */
-  if (self->io == NULL || self->io->phase != LINK_IO_OPEN ||
-      stm32_send_queue_is_writing (self->send_queue))
-    return;
-  next = stm32_send_queue_start_next (self->send_queue);
-  if (next != NULL)
-    stm32_link_io_write (self->io, next);
-  else if (self->state == STM32_LINK_STATE_CLOSING)
-    stm32_link_io_shutdown_write (self->io);
-}
-
-void
-stm32_link_enqueue (Stm32Link *self, Stm32SendRequest *request)
-{
-  stm32_send_queue_push (self->send_queue, request);
-  stm32_link_kick_writer (self);
-}
-
-void
-stm32_link_on_written (Stm32Link *self, gboolean complete, const GError *error)
-{
-  LinkIo *io = self->io;
-
-  if (error != NULL && !stm32_link_io_is_ending (io))
-    stm32_link_on_io_error (self, error);
-  if (!complete)
-    {
-      stm32_send_queue_unsent (self->send_queue, stm32_link_not_sent_error_new (self->end_error));
-      stm32_link_io_maybe_close (io);
-      return;
-    }
-  self->attempt->last_sent = g_get_real_time ();
-  stm32_send_queue_written (self->send_queue, io->written);
-  if (stm32_link_io_is_ending (io))
-    {
-      /* The connection ended while this was written: now or never. */
-      stm32_send_queue_fail_unconfirmed (self->send_queue, self->end_error);
-      stm32_link_io_maybe_close (io);
-    }
-  else
-    stm32_link_kick_writer (self);
-}
-
 static gboolean
 on_close_timeout (gpointer user_data)
 {
   Stm32Link *self = user_data;
 
   self->close_timer = 0;
-  stm32_link_end (self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, TRUE,
-            stm32_link_error_new (self, STM32_END_REASON_LOCAL,
+  stm32_link_end (
+      self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, TRUE,
+      stm32_link_error_new (self, STM32_END_REASON_LOCAL,
                             "the board did not close within %u ms (CloseTimeout); reset instead",
                             self->config->close_timeout));
   return G_SOURCE_REMOVE;
@@ -626,8 +410,9 @@ stm32_link_disconnect_async (Stm32Link *self, GCancellable *cancellable,
       return;
     case STM32_LINK_STATE_CONNECTING:
       g_ptr_array_add (self->disconnect_waiters, g_steal_pointer (&task));
-      stm32_link_end (self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, FALSE,
-                stm32_link_error_new (self, STM32_END_REASON_LOCAL, "disconnected while connecting"));
+      stm32_link_end (
+          self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, FALSE,
+          stm32_link_error_new (self, STM32_END_REASON_LOCAL, "disconnected while connecting"));
       return;
     case STM32_LINK_STATE_CONNECTED:
       g_ptr_array_add (self->disconnect_waiters, g_steal_pointer (&task));
@@ -648,36 +433,6 @@ stm32_link_disconnect_finish (Stm32Link *self, GAsyncResult *result, GError **er
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
   return g_task_propagate_boolean (G_TASK (result), error);
 }
-
-void
-stm32_link_send_async (Stm32Link *self, GBytes *frame, GCancellable *cancellable,
-                       GAsyncReadyCallback callback, gpointer user_data)
-{
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
-  g_autoptr (GBytes) wire = NULL;
-  g_autoptr (Stm32SendRequest) request = NULL;
-  GError *error = NULL;
-
-  g_return_if_fail (STM32_IS_LINK (self));
-  g_return_if_fail (frame != NULL);
-  g_task_set_source_tag (task, stm32_link_send_async);
-  wire = stm32_link_prepare_frame (self, frame, &error);
-  if (wire == NULL)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-  request = stm32_send_queue_reserve (self->send_queue, wire, task, FALSE);
-  stm32_link_enqueue (self, request);
-}
-
-gboolean
-stm32_link_send_finish (Stm32Link *self, GAsyncResult *result, GError **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
 
 void
 stm32_link_network_changed (Stm32Link *self)
@@ -804,8 +559,8 @@ stm32_link_new_idle (const char *name, const Stm32LinkConfig *config)
 
   self = g_object_new (STM32_TYPE_LINK, "name", name, NULL);
   self->config = stm32_link_config_copy (config);
-  self->send_queue = stm32_send_queue_new (config->send_queue_max, link_get_acknowledged,
-                                           link_on_confirmed, self);
+  self->send_queue =
+      stm32_send_queue_new (config->send_queue_max, link_get_acknowledged, link_on_confirmed, self);
   stm32_backoff_init (&self->backoff, config->retry_min, config->retry_max, g_random_int ());
   g_signal_connect_object (g_network_monitor_get_default (), "network-changed",
                            G_CALLBACK (on_network_changed), self, 0);
@@ -1005,28 +760,32 @@ stm32_link_class_init (Stm32LinkClass *klass)
   stm32_link_props[PROP_PORT] = g_param_spec_uint ("port", NULL, "Board TCP port", 0, 65535, 0, ro);
   stm32_link_props[PROP_FRAMING] =
       g_param_spec_enum ("framing", NULL, "Framing", STM32_TYPE_FRAMING, STM32_DEFAULT_FRAMING, ro);
-  stm32_link_props[PROP_STATE] = g_param_spec_enum ("state", NULL, "Link state", STM32_TYPE_LINK_STATE,
-                                         STM32_LINK_STATE_DISCONNECTED, ro);
+  stm32_link_props[PROP_STATE] = g_param_spec_enum (
+      "state", NULL, "Link state", STM32_TYPE_LINK_STATE, STM32_LINK_STATE_DISCONNECTED, ro);
   stm32_link_props[PROP_AUTOCONNECT] =
       g_param_spec_boolean ("autoconnect", NULL, "Keep the link up", STM32_DEFAULT_AUTOCONNECT,
                             G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
-  stm32_link_props[PROP_LOCAL_ADDRESS] = g_param_spec_string ("local-address", NULL, "Our end", NULL, ro);
-  stm32_link_props[PROP_REMOTE_ADDRESS] = g_param_spec_string ("remote-address", NULL, "Board end", NULL, ro);
+  stm32_link_props[PROP_LOCAL_ADDRESS] =
+      g_param_spec_string ("local-address", NULL, "Our end", NULL, ro);
+  stm32_link_props[PROP_REMOTE_ADDRESS] =
+      g_param_spec_string ("remote-address", NULL, "Board end", NULL, ro);
   stm32_link_props[PROP_CONNECTED_SINCE] = g_param_spec_int64 (
       "connected-since", NULL, "Wall-clock µs when connected, or 0", 0, G_MAXINT64, 0, ro);
   stm32_link_props[PROP_RETRY_IN] =
       g_param_spec_uint ("retry-in", NULL, "Reconnect delay in ms", 0, G_MAXUINT, 0, ro);
-  stm32_link_props[PROP_LAST_ERROR] = g_param_spec_enum ("last-error", NULL, "Why it last failed",
-                                              STM32_TYPE_END_REASON, STM32_END_REASON_NONE, ro);
+  stm32_link_props[PROP_LAST_ERROR] = g_param_spec_enum (
+      "last-error", NULL, "Why it last failed", STM32_TYPE_END_REASON, STM32_END_REASON_NONE, ro);
   stm32_link_props[PROP_LAST_ERROR_MESSAGE] =
       g_param_spec_string ("last-error-message", NULL, "What last failed", NULL, ro);
   stm32_link_props[PROP_BYTES_SENT] = counter_param ("bytes-sent", "Bytes written to the board");
-  stm32_link_props[PROP_BYTES_RECEIVED] = counter_param ("bytes-received", "Bytes read from the board");
+  stm32_link_props[PROP_BYTES_RECEIVED] =
+      counter_param ("bytes-received", "Bytes read from the board");
   stm32_link_props[PROP_FRAMES_SENT] = counter_param ("frames-sent", "Frames written");
   stm32_link_props[PROP_FRAMES_RECEIVED] = counter_param ("frames-received", "Frames received");
   stm32_link_props[PROP_CONNECTS] = counter_param ("connects", "Connections established");
   stm32_link_props[PROP_DISCONNECTS] = counter_param ("disconnects", "Connections ended");
-  stm32_link_props[PROP_CONNECT_FAILURES] = counter_param ("connect-failures", "Attempts that failed");
+  stm32_link_props[PROP_CONNECT_FAILURES] =
+      counter_param ("connect-failures", "Attempts that failed");
   stm32_link_props[PROP_RAW] =
       g_param_spec_boolean ("raw", NULL, "Held in raw mode (AcquireStream)", FALSE, ro);
   g_object_class_install_properties (object_class, N_LINK_PROPS, stm32_link_props);
@@ -1040,7 +799,7 @@ stm32_link_class_init (Stm32LinkClass *klass)
    * out is received if no other transaction waits by then; if one does, it
    * takes it (replies carry no request id).
    */
-  signals[SIGNAL_RECEIVED] =
+  stm32_link_signals[SIGNAL_RECEIVED] =
       g_signal_new ("received", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                     G_TYPE_NONE, 1, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
 
@@ -1051,7 +810,7 @@ stm32_link_class_init (Stm32LinkClass *klass)
    * Replaces #Stm32Link::received while the connection is in raw mode
    * (stm32_link_acquire_raw()), until it is released or the connection ends.
    */
-  signals[SIGNAL_RECEIVED_RAW] =
+  stm32_link_signals[SIGNAL_RECEIVED_RAW] =
       g_signal_new ("received-raw", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                     NULL, G_TYPE_NONE, 1, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
 }

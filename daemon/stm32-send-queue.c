@@ -289,8 +289,7 @@ stm32_send_queue_fail_unconfirmed (Stm32SendQueue *self, const GError *end_error
 }
 
 void
-stm32_send_queue_fail_queued (Stm32SendQueue *self, const GError *error,
-                              gboolean including_writing)
+stm32_send_queue_fail_queued (Stm32SendQueue *self, const GError *error, gboolean including_writing)
 {
   GQueue requests = self->waiting;
   Stm32SendRequest *request;

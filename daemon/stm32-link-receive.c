@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What a Stm32Link's board sends, and what it means: bytes become frames
+ * (or a raw holder's chunks), frames go to the transaction they answer or
+ * out as "received", and an EOF or error ends the connection, classified —
+ * an ending right after the accept is a full connection table.
+ */
+#include "stm32-link-private.h"
+
+#include "stm32-socket-options.h"
+
+static gboolean
+link_in_busy_window (Stm32Link *self)
+{
+  /* lwIP aborts a connection it cannot give a netconn to right after the
+   * handshake, before the firmware ever sends; a board that spoke first did not. */
+  return self->attempt->bytes_received == 0 &&
+         g_get_monotonic_time () - self->connected_mono < (gint64) self->config->busy_window * 1000;
+}
+
+static void
+link_deliver_frame (Stm32Link *self, GBytes *frame)
+{
+  stm32_link_add_counter (self, &self->frames_received, 1, PROP_FRAMES_RECEIVED);
+  self->attempt->frames_received++;
+  if (!stm32_link_transactions_take_reply (self, frame))
+    g_signal_emit (self, stm32_link_signals[SIGNAL_RECEIVED], 0, frame);
+}
+
+static void
+link_on_raw_data (Stm32Link *self, const guint8 *data, gsize len)
+{
+  g_autoptr (GBytes) chunk = g_bytes_new (data, len);
+
+  stm32_link_add_counter (self, &self->bytes_received, len, PROP_BYTES_RECEIVED);
+  g_signal_emit (self, stm32_link_signals[SIGNAL_RECEIVED_RAW], 0, chunk);
+}
+
+void
+stm32_link_on_data (Stm32Link *self, const guint8 *data, gsize len)
+{
+  g_autoptr (GPtrArray) frames = NULL;
+  g_autoptr (GError) error = NULL;
+  gboolean valid;
+
+  stm32_link_watchdog_feed (self);
+  /* A reply usually carries the acknowledgement of what it answers. */
+  stm32_send_queue_confirm (self->send_queue);
+  self->attempt->bytes_received += len;
+  self->attempt->last_received = g_get_real_time ();
+  if (self->io->raw)
+    {
+      link_on_raw_data (self, data, len);
+      return;
+    }
+  frames = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  valid = stm32_decoder_feed (self->decoder, data, len, frames, &error);
+
+  g_object_freeze_notify (G_OBJECT (self));
+  stm32_link_add_counter (self, &self->bytes_received, len, PROP_BYTES_RECEIVED);
+  for (guint i = 0; i < frames->len; i++)
+    link_deliver_frame (self, g_ptr_array_index (frames, i));
+  g_object_thaw_notify (G_OBJECT (self));
+  /* The heartbeat was answered: a transaction held behind it may go. */
+  if (valid)
+    stm32_link_transactions_issue (self);
+
+  /* The stream can no longer be trusted: reset rather than wait for a FIN. */
+  if (!valid)
+    stm32_link_end (self, STM32_END_REASON_PROTOCOL_ERROR, STM32_CLOSED_BY_PC, TRUE,
+                    g_error_new (error->domain, error->code,
+                                 "%s:%u: the board sent a bad frame: %s", self->config->host,
+                                 self->config->port, error->message));
+}
+
+void
+stm32_link_on_io_error (Stm32Link *self, const GError *error)
+{
+  Stm32EndReason reason = stm32_classify_io_error (error);
+  Stm32ClosedBy closed_by =
+      reason == STM32_END_REASON_RESET ? STM32_CLOSED_BY_BOARD : STM32_CLOSED_BY_NONE;
+
+  if (reason == STM32_END_REASON_RESET && link_in_busy_window (self))
+    stm32_link_end (
+        self, STM32_END_REASON_SERVER_BUSY, closed_by, FALSE,
+        stm32_link_error_new (self, STM32_END_REASON_SERVER_BUSY,
+                              "the board accepted and reset the connection at once (its "
+                              "connection table is probably full)"));
+  else
+    stm32_link_end (self, reason, closed_by, FALSE,
+                    stm32_link_error_new (self, reason, "%s", error->message));
+}
+
+void
+stm32_link_on_eof (Stm32Link *self)
+{
+  gsize partial = stm32_decoder_pending (self->decoder);
+  g_autofree char *lost =
+      partial
+          ? g_strdup_printf (" (%" G_GSIZE_FORMAT " bytes of an unfinished frame dropped)", partial)
+          : g_strdup ("");
+
+  if (self->state != STM32_LINK_STATE_CLOSING &&
+      stm32_socket_eof_was_reset (g_socket_connection_get_socket (self->io->connection)))
+    {
+      g_autoptr (GError) reset = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
+                                                      "Connection reset by peer");
+
+      stm32_link_on_io_error (self, reset);
+    }
+  else if (self->state == STM32_LINK_STATE_CLOSING)
+    stm32_link_end (self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, FALSE, NULL);
+  else if (link_in_busy_window (self))
+    stm32_link_end (
+        self, STM32_END_REASON_SERVER_BUSY, STM32_CLOSED_BY_BOARD, FALSE,
+        stm32_link_error_new (self, STM32_END_REASON_SERVER_BUSY,
+                              "the board accepted and closed the connection at once (its "
+                              "connection table is probably full)%s",
+                              lost));
+  else
+    stm32_link_end (self, STM32_END_REASON_REMOTE_CLOSED, STM32_CLOSED_BY_BOARD, FALSE,
+                    stm32_link_error_new (self, STM32_END_REASON_REMOTE_CLOSED,
+                                          "the board closed the connection%s", lost));
+}

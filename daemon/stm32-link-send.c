@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What a Stm32Link sends: the checks a frame passes before it is queued,
+ * the writer that feeds the send queue to the socket one request at a time
+ * (our FIN last, when closing), and Send itself.
+ */
+#include "stm32-link-private.h"
+
+#include "stm32-enum-types.h"
+#include "stm32-error.h"
+
+gboolean
+stm32_link_check_connected (Stm32Link *self, GError **error)
+{
+  if (self->state == STM32_LINK_STATE_CONNECTED)
+    return TRUE;
+  g_set_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED, "Link “%s” is not connected (%s)",
+               self->name, stm32_enum_to_string (STM32_TYPE_LINK_STATE, self->state));
+  return FALSE;
+}
+
+gboolean
+stm32_link_check_queue_room (Stm32Link *self, gsize size, GError **error)
+{
+  if (stm32_send_queue_has_room (self->send_queue, size))
+    return TRUE;
+  g_set_error (error, STM32_ERROR, STM32_ERROR_QUEUE_FULL,
+               "Send queue of link “%s” is full (%" G_GSIZE_FORMAT " of %u bytes waiting); "
+               "wait for earlier sends to finish",
+               self->name, stm32_send_queue_get_reserved (self->send_queue),
+               self->config->send_queue_max);
+  return FALSE;
+}
+
+GBytes *
+stm32_link_prepare_frame (Stm32Link *self, GBytes *frame, GError **error)
+{
+  g_autoptr (GBytes) wire = NULL;
+
+  if (!stm32_link_check_connected (self, error))
+    return NULL;
+  /* A frame in the middle of someone's raw stream would corrupt both. */
+  if (self->io->raw_hold != 0)
+    {
+      g_set_error (error, STM32_ERROR, STM32_ERROR_BUSY,
+                   "Link “%s” is held by another client (AcquireStream); Send and Transact are "
+                   "refused until it is closed",
+                   self->name);
+      return NULL;
+    }
+  wire = stm32_frame_encode (self->config->framing, self->config->max_frame, frame, error);
+  if (wire == NULL || !stm32_link_check_queue_room (self, g_bytes_get_size (wire), error))
+    return NULL;
+  return g_steal_pointer (&wire);
+}
+
+void
+stm32_link_kick_writer (Stm32Link *self)
+{
+  GBytes *next;
+
+  if (self->io == NULL || self->io->phase != LINK_IO_OPEN ||
+      stm32_send_queue_is_writing (self->send_queue))
+    return;
+  stm32_send_queue_drop_cancelled (self->send_queue);
+  /* Their callers' callbacks may have started a write, or ended the connection. */
+  if (self->io == NULL || self->io->phase != LINK_IO_OPEN ||
+      stm32_send_queue_is_writing (self->send_queue))
+    return;
+  next = stm32_send_queue_start_next (self->send_queue);
+  if (next != NULL)
+    stm32_link_io_write (self->io, next);
+  else if (self->state == STM32_LINK_STATE_CLOSING)
+    stm32_link_io_shutdown_write (self->io);
+}
+
+void
+stm32_link_enqueue (Stm32Link *self, Stm32SendRequest *request)
+{
+  stm32_send_queue_push (self->send_queue, request);
+  stm32_link_kick_writer (self);
+}
+
+void
+stm32_link_on_written (Stm32Link *self, gboolean complete, const GError *error)
+{
+  LinkIo *io = self->io;
+
+  if (error != NULL && !stm32_link_io_is_ending (io))
+    stm32_link_on_io_error (self, error);
+  if (!complete)
+    {
+      stm32_send_queue_unsent (self->send_queue, stm32_link_not_sent_error_new (self->end_error));
+      stm32_link_io_maybe_close (io);
+      return;
+    }
+  self->attempt->last_sent = g_get_real_time ();
+  stm32_send_queue_written (self->send_queue, io->written);
+  if (stm32_link_io_is_ending (io))
+    {
+      /* The connection ended while this was written: now or never. */
+      stm32_send_queue_fail_unconfirmed (self->send_queue, self->end_error);
+      stm32_link_io_maybe_close (io);
+    }
+  else
+    stm32_link_kick_writer (self);
+}
+
+void
+stm32_link_send_async (Stm32Link *self, GBytes *frame, GCancellable *cancellable,
+                       GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr (GBytes) wire = NULL;
+  g_autoptr (Stm32SendRequest) request = NULL;
+  GError *error = NULL;
+
+  g_return_if_fail (STM32_IS_LINK (self));
+  g_return_if_fail (frame != NULL);
+  g_task_set_source_tag (task, stm32_link_send_async);
+  wire = stm32_link_prepare_frame (self, frame, &error);
+  if (wire == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  request = stm32_send_queue_reserve (self->send_queue, wire, task, FALSE);
+  stm32_link_enqueue (self, request);
+}
+
+gboolean
+stm32_link_send_finish (Stm32Link *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
