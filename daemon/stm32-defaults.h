@@ -34,5 +34,26 @@
 /* OpenTransactChannel: each open channel is an fd in the daemon. */
 #define STM32_TRANSACT_CHANNELS_MAX 64
 
+/* Link1's counters go out in PropertiesChanged at most this often: a busy
+ * link would otherwise signal every frame to every client. */
+#define STM32_COUNTER_PUBLISH_MS 200
+
+/* AcquireStream: bytes from the board that may wait for the holder to read
+ * them, and the most taken from the holder at once (less if SendQueueMax is
+ * smaller). */
+#define STM32_STREAM_BUFFER_MAX (1024 * 1024)
+#define STM32_STREAM_READ_CHUNK 65536
+
+/* The doctor's capacity probe: default and largest number of extra
+ * connections it opens, and the clean connect/close cycles before it counts. */
+#define STM32_PROBE_DEFAULT_MAX 8
+#define STM32_PROBE_MAX_MAX 32
+#define STM32_PROBE_CYCLES 3
+/* A board frees a slot on our RST only once it has processed it, which may
+ * be after our next SYN arrives: after a close that needed one, the probe
+ * waits BusyWindow before connecting again, and the release check tries
+ * this often, BusyWindow apart. */
+#define STM32_PROBE_VERIFY_TRIES 3
+
 /* Backoff jitter: each delay is scaled by a random factor in [1 - J, 1 + J]. */
 #define STM32_RETRY_JITTER 0.2

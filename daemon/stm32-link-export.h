@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "stm32-defaults.h"
 #include "stm32-link.h"
 
 G_BEGIN_DECLS
@@ -17,8 +18,6 @@ G_BEGIN_DECLS
  */
 #define STM32_TYPE_LINK_EXPORT (stm32_link_export_get_type ())
 G_DECLARE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, STM32, LINK_EXPORT, GObject)
-
-#define STM32_COUNTER_PUBLISH_MS 200
 
 Stm32LinkExport *stm32_link_export_new (Stm32Link *link);
 Stm32Link *stm32_link_export_get_link (Stm32LinkExport *self);

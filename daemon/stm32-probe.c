@@ -4,11 +4,6 @@
 #include "stm32-deadline.h"
 #include "stm32-socket-options.h"
 
-/* A board frees a slot on our RST only once it has processed it, which may
- * be after our next SYN arrives: after a close that needed one, the probe
- * waits BusyWindow before connecting again, and the release check tries
- * this often, BusyWindow apart. */
-#define PROBE_VERIFY_TRIES 3
 
 Stm32ProbeResult *
 stm32_probe_result_new (guint max, guint held_by_link)
@@ -531,7 +526,7 @@ probe_after_verify (GTask *task, OpenOutcome outcome, GSocketConnection *connect
                          on_single_closed, task);
       return;
     }
-  if (++probe->verify_tries < PROBE_VERIFY_TRIES)
+  if (++probe->verify_tries < STM32_PROBE_VERIFY_TRIES)
     {
       probe->settle = TRUE;
       probe_continue (task);

@@ -3,15 +3,11 @@
 
 #include <gio/gio.h>
 
+#include "stm32-defaults.h"
 #include "stm32-link-config.h"
 
 G_BEGIN_DECLS
 
-/* Default and largest number of extra connections the capacity probe opens. */
-#define STM32_PROBE_DEFAULT_MAX 8
-#define STM32_PROBE_MAX_MAX 32
-/* Clean connect/close cycles before the capacity count. */
-#define STM32_PROBE_CYCLES 3
 
 /* Why the capacity count stopped. The nicks (glib-mkenums,
  * STM32_TYPE_PROBE_LIMIT) are what the doctor's report says. */

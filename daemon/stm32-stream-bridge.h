@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "stm32-defaults.h"
 #include "stm32-link.h"
 
 G_BEGIN_DECLS
@@ -27,10 +28,6 @@ G_BEGIN_DECLS
 #define STM32_TYPE_STREAM_BRIDGE (stm32_stream_bridge_get_type ())
 G_DECLARE_FINAL_TYPE (Stm32StreamBridge, stm32_stream_bridge, STM32, STREAM_BRIDGE, GObject)
 
-/* Bytes from the board that may wait for the holder to read them. */
-#define STM32_STREAM_BUFFER_MAX (1024 * 1024)
-/* The most taken from the holder at once (less if SendQueueMax is smaller). */
-#define STM32_STREAM_READ_CHUNK 65536
 
 /* Holds @link in raw mode; fails as stm32_link_acquire_raw() does. */
 Stm32StreamBridge *stm32_stream_bridge_new (Stm32Link *link, GError **error);
