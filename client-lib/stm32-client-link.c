@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Stm32ClientLink: one of the daemon's links, as a GObject around the generated
+ * org.stm32d.Link1 proxy, whose properties it re-emits and whose methods it
+ * calls, with the library's errors. */
 #include "stm32-client-link.h"
 
 #include <gio/gunixfdlist.h>
@@ -18,32 +21,9 @@ struct _Stm32ClientLink
   gboolean removed;
 };
 
-enum
-{
-  PROP_0,
-  PROP_NAME,
-  PROP_HOST,
-  PROP_PORT,
-  PROP_STATE,
-  PROP_AUTOCONNECT,
-  PROP_FRAMING,
-  PROP_LOCAL_ADDRESS,
-  PROP_REMOTE_ADDRESS,
-  PROP_CONNECTED_SINCE,
-  PROP_RETRY_IN,
-  PROP_LAST_ERROR,
-  PROP_LAST_ERROR_MESSAGE,
-  PROP_BYTES_SENT,
-  PROP_BYTES_RECEIVED,
-  PROP_FRAMES_SENT,
-  PROP_FRAMES_RECEIVED,
-  PROP_CONNECTS,
-  PROP_DISCONNECTS,
-  PROP_CONNECT_FAILURES,
-  N_PROPS
-};
-
-static GParamSpec *props[N_PROPS];
+/* The Link1 properties, read-only (see install_properties()). */
+static GParamSpec **props;
+static guint n_props;
 
 enum
 {
@@ -60,8 +40,8 @@ stm32_client_link_get_property (GObject *object, guint prop_id, GValue *value, G
 {
   Stm32ClientLink *self = STM32_CLIENT_LINK (object);
 
-  /* Generated from the same XML, the proxy has each of our properties under
-   * the same name and type, read from its cache of the daemon's values. */
+  /* Each property has the proxy's name and type, and reads its cache of the
+   * daemon's values. */
   g_object_get_property (G_OBJECT (self->proxy), pspec->name, value);
 }
 
@@ -75,51 +55,47 @@ stm32_client_link_dispose (GObject *object)
   G_OBJECT_CLASS (stm32_client_link_parent_class)->dispose (object);
 }
 
+/* A read-only copy of @spec, a property of the generated Link1 interface. */
 static GParamSpec *
-string_property (const char *name, const char *blurb)
+read_only_property (GParamSpec *spec)
 {
-  return g_param_spec_string (name, NULL, blurb, NULL, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  const GParamFlags flags = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS;
+  const char *name = g_param_spec_get_name (spec);
+  const char *blurb = g_param_spec_get_blurb (spec);
+
+  switch (G_PARAM_SPEC_VALUE_TYPE (spec))
+    {
+    case G_TYPE_STRING:
+      return g_param_spec_string (name, NULL, blurb, NULL, flags);
+    case G_TYPE_BOOLEAN:
+      return g_param_spec_boolean (name, NULL, blurb, FALSE, flags);
+    case G_TYPE_UINT:
+      return g_param_spec_uint (name, NULL, blurb, G_PARAM_SPEC_UINT (spec)->minimum,
+                                G_PARAM_SPEC_UINT (spec)->maximum, 0, flags);
+    case G_TYPE_UINT64:
+      return g_param_spec_uint64 (name, NULL, blurb, G_PARAM_SPEC_UINT64 (spec)->minimum,
+                                  G_PARAM_SPEC_UINT64 (spec)->maximum, 0, flags);
+    default:
+      g_error ("Link1 property “%s” has a type libstm32client does not mirror", name);
+    }
 }
 
-static GParamSpec *
-counter_property (const char *name, const char *blurb)
-{
-  return g_param_spec_uint64 (name, NULL, blurb, 0, G_MAXUINT64, 0,
-                              G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
-}
-
+/* The XML lists the link's properties: each one of Link1's, under its name.
+ * Read-only, unlike the generated interface's (which the daemon's skeleton
+ * shares): stm32_client_link_set_autoconnect() reports what the daemon
+ * answers, where setting the proxy's property would drop a refusal. */
 static void
 install_properties (GObjectClass *object_class)
 {
-  const GParamFlags flags = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS;
+  gpointer link1 = g_type_default_interface_ref (STM32_DBUS_TYPE_LINK1);
+  g_autofree GParamSpec **specs = g_object_interface_list_properties (link1, &n_props);
 
-  props[PROP_NAME] = string_property ("name", "The link's name");
-  props[PROP_HOST] = string_property ("host", "The board's host name or address");
-  props[PROP_PORT] =
-      g_param_spec_uint ("port", NULL, "The board's TCP port", 0, G_MAXUINT16, 0, flags);
-  props[PROP_STATE] = string_property (
-      "state", "disconnected, connecting, connected, closing (PC-first close) or waiting");
-  props[PROP_AUTOCONNECT] = g_param_spec_boolean (
-      "autoconnect", NULL, "Whether stm32d keeps the link up on its own", FALSE, flags);
-  props[PROP_FRAMING] = string_property ("framing", "raw, line, u16be, u32be or json");
-  props[PROP_LOCAL_ADDRESS] = string_property ("local-address", "Our ADDRESS:PORT, or empty");
-  props[PROP_REMOTE_ADDRESS] = string_property ("remote-address", "The board's ADDRESS:PORT");
-  props[PROP_CONNECTED_SINCE] =
-      g_param_spec_uint64 ("connected-since", NULL, "µs since the epoch, 0 when not connected", 0,
-                           G_MAXUINT64, 0, flags);
-  props[PROP_RETRY_IN] =
-      g_param_spec_uint ("retry-in", NULL, "ms to the next attempt", 0, G_MAXUINT32, 0, flags);
-  props[PROP_LAST_ERROR] = string_property ("last-error", "Why the last attempt failed, or none");
-  props[PROP_LAST_ERROR_MESSAGE] = string_property ("last-error-message", "LastError for people");
-  props[PROP_BYTES_SENT] =
-      counter_property ("bytes-sent", "Bytes the board acknowledged, framing included");
-  props[PROP_BYTES_RECEIVED] = counter_property ("bytes-received", "Bytes read");
-  props[PROP_FRAMES_SENT] = counter_property ("frames-sent", "Frames the board acknowledged");
-  props[PROP_FRAMES_RECEIVED] = counter_property ("frames-received", "Frames received");
-  props[PROP_CONNECTS] = counter_property ("connects", "Connections established");
-  props[PROP_DISCONNECTS] = counter_property ("disconnects", "Connections that ended");
-  props[PROP_CONNECT_FAILURES] = counter_property ("connect-failures", "Attempts that failed");
-  g_object_class_install_properties (object_class, N_PROPS, props);
+  /* Index 0 is left out, as GObject reserves property id 0. */
+  props = g_new0 (GParamSpec *, n_props + 1);
+  for (guint i = 0; i < n_props; i++)
+    props[i + 1] = read_only_property (specs[i]);
+  g_object_class_install_properties (object_class, n_props + 1, props);
+  g_type_default_interface_unref (link1);
 }
 
 static void
@@ -182,7 +158,7 @@ stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy)
   g_signal_connect_object (proxy, "received", G_CALLBACK (on_proxy_received), self, 0);
   /* A new proxy brings the daemon's current values, whatever the old one had. */
   g_object_freeze_notify (G_OBJECT (self));
-  for (guint i = 1; i < N_PROPS; i++)
+  for (guint i = 1; i <= n_props; i++)
     g_object_notify_by_pspec (G_OBJECT (self), props[i]);
   g_object_thaw_notify (G_OBJECT (self));
 }
@@ -482,6 +458,25 @@ link_call_error (Stm32ClientLink *self, GError *error)
   return stm32_client_call_error (error, on_link_gone, self);
 }
 
+/* Whether a call may go out: on a link the daemon dropped, it fails at once. */
+static gboolean
+link_may_call (Stm32ClientLink *self, GError **error)
+{
+  if (!self->removed)
+    return TRUE;
+  link_set_gone_error (self, error);
+  return FALSE;
+}
+
+/* Passes on @ok, what a _sync call returned, with the error it set as callers see it. */
+static gboolean
+link_sync_done (Stm32ClientLink *self, gboolean ok, GError **error)
+{
+  if (!ok && error != NULL)
+    *error = link_call_error (self, *error);
+  return ok;
+}
+
 /* A task for @source_tag, or NULL once it has failed because the link is gone. */
 static GTask *
 link_task_start (Stm32ClientLink *self, gpointer source_tag, GCancellable *cancellable,
@@ -491,66 +486,45 @@ link_task_start (Stm32ClientLink *self, gpointer source_tag, GCancellable *cance
   GError *error = NULL;
 
   g_task_set_source_tag (task, source_tag);
-  if (!self->removed)
+  if (link_may_call (self, &error))
     return g_steal_pointer (&task);
-  link_set_gone_error (self, &error);
   g_task_return_error (task, error);
   return NULL;
 }
 
+/* Ends @task with the error (taken) of its call, as callers see it. */
 static void
-on_call_done (GObject *source, GAsyncResult *result, gpointer user_data)
+link_task_return_error (GTask *task, GError *error)
 {
-  g_autoptr (GTask) task = user_data;
-  Stm32ClientLink *self = g_task_get_source_object (task);
-  GError *error = NULL;
-  GVariant *reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
+  g_task_return_error (task, link_call_error (g_task_get_source_object (task), error));
+}
 
-  if (reply == NULL)
-    g_task_return_error (task, link_call_error (self, error));
+/* Ends @task with @ok, what its call's _finish returned, or with @error (taken). */
+static void
+link_task_return_boolean (GTask *task, gboolean ok, GError *error)
+{
+  if (ok)
+    g_task_return_boolean (task, TRUE);
   else
-    g_task_return_pointer (task, reply, (GDestroyNotify) g_variant_unref);
+    link_task_return_error (task, error);
 }
 
-/* Calls @method (a Link1 method, or "interface.Method"); the reply is for link_call_finish(). */
-static void
-link_call (Stm32ClientLink *self, gpointer source_tag, const char *method, GVariant *parameters,
-           GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+static gboolean
+link_task_finish_boolean (Stm32ClientLink *self, GAsyncResult *result, gpointer source_tag,
+                          GError **error)
 {
-  g_autoptr (GVariant) args = parameters ? g_variant_ref_sink (parameters) : NULL;
-  GTask *task = link_task_start (self, source_tag, cancellable, callback, user_data);
-
-  if (task != NULL)
-    g_dbus_proxy_call (G_DBUS_PROXY (self->proxy), method, args, G_DBUS_CALL_FLAGS_NONE, -1,
-                       cancellable, on_call_done, task);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
-static GVariant *
-link_call_finish (Stm32ClientLink *self, GAsyncResult *result, gpointer source_tag, GError **error)
+static gpointer
+link_task_finish_pointer (Stm32ClientLink *self, GAsyncResult *result, gpointer source_tag,
+                          GError **error)
 {
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
   g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, NULL);
   return g_task_propagate_pointer (G_TASK (result), error);
-}
-
-static GVariant *
-link_call_sync (Stm32ClientLink *self, const char *method, GVariant *parameters,
-                GCancellable *cancellable, GError **error)
-{
-  g_autoptr (GVariant) args = parameters ? g_variant_ref_sink (parameters) : NULL;
-  GError *local_error = NULL;
-  GVariant *reply;
-
-  if (self->removed)
-    {
-      link_set_gone_error (self, error);
-      return NULL;
-    }
-  reply = g_dbus_proxy_call_sync (G_DBUS_PROXY (self->proxy), method, args, G_DBUS_CALL_FLAGS_NONE,
-                                  -1, cancellable, &local_error);
-  if (reply == NULL)
-    g_propagate_error (error, link_call_error (self, local_error));
-  return reply;
 }
 
 static GVariant *
@@ -559,6 +533,12 @@ frame_variant (GBytes *frame)
   return g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, frame, TRUE);
 }
 
+/* ---- Autoconnect ------------------------------------------------------------------ */
+
+/* The generated code has no Properties.Set that reports the daemon's answer
+ * (setting the proxy's property logs a refusal), so this one call is by name. */
+#define PROPERTIES_SET "org.freedesktop.DBus.Properties.Set"
+
 static GVariant *
 autoconnect_args (gboolean autoconnect)
 {
@@ -566,21 +546,14 @@ autoconnect_args (gboolean autoconnect)
                         g_variant_new_boolean (autoconnect));
 }
 
-/* The first member of @reply (taken), or NULL. */
-static GVariant *
-reply_member (GVariant *reply)
+static void
+on_autoconnect_set (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (GVariant) owned = reply;
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
 
-  return owned ? g_variant_get_child_value (owned, 0) : NULL;
-}
-
-static GBytes *
-reply_frame (GVariant *reply)
-{
-  g_autoptr (GVariant) frame = reply_member (reply);
-
-  return frame ? g_variant_get_data_as_bytes (frame) : NULL;
+  link_task_return_boolean (task, reply != NULL, error);
 }
 
 /**
@@ -600,9 +573,14 @@ stm32_client_link_set_autoconnect (Stm32ClientLink *self, gboolean autoconnect,
                                    GCancellable *cancellable, GAsyncReadyCallback callback,
                                    gpointer user_data)
 {
+  GTask *task;
+
   g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  link_call (self, stm32_client_link_set_autoconnect, "org.freedesktop.DBus.Properties.Set",
-             autoconnect_args (autoconnect), cancellable, callback, user_data);
+  task =
+      link_task_start (self, stm32_client_link_set_autoconnect, cancellable, callback, user_data);
+  if (task != NULL)
+    g_dbus_proxy_call (G_DBUS_PROXY (self->proxy), PROPERTIES_SET, autoconnect_args (autoconnect),
+                       G_DBUS_CALL_FLAGS_NONE, -1, cancellable, on_autoconnect_set, task);
 }
 
 /**
@@ -617,10 +595,7 @@ gboolean
 stm32_client_link_set_autoconnect_finish (Stm32ClientLink *self, GAsyncResult *result,
                                           GError **error)
 {
-  g_autoptr (GVariant) reply =
-      link_call_finish (self, result, stm32_client_link_set_autoconnect, error);
-
-  return reply != NULL;
+  return link_task_finish_boolean (self, result, stm32_client_link_set_autoconnect, error);
 }
 
 /**
@@ -641,9 +616,24 @@ stm32_client_link_set_autoconnect_sync (Stm32ClientLink *self, gboolean autoconn
   g_autoptr (GVariant) reply = NULL;
 
   g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
-  reply = link_call_sync (self, "org.freedesktop.DBus.Properties.Set",
-                          autoconnect_args (autoconnect), cancellable, error);
-  return reply != NULL;
+  if (!link_may_call (self, error))
+    return FALSE;
+  reply = g_dbus_proxy_call_sync (G_DBUS_PROXY (self->proxy), PROPERTIES_SET,
+                                  autoconnect_args (autoconnect), G_DBUS_CALL_FLAGS_NONE, -1,
+                                  cancellable, error);
+  return link_sync_done (self, reply != NULL, error);
+}
+
+/* ---- Connect, Disconnect, Send ---------------------------------------------------- */
+
+static void
+on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  gboolean ok = stm32_dbus_link1_call_connect_finish (STM32_DBUS_LINK1 (source), result, &error);
+
+  link_task_return_boolean (task, ok, error);
 }
 
 /**
@@ -661,8 +651,12 @@ void
 stm32_client_link_connect (Stm32ClientLink *self, GCancellable *cancellable,
                            GAsyncReadyCallback callback, gpointer user_data)
 {
+  GTask *task;
+
   g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  link_call (self, stm32_client_link_connect, "Connect", NULL, cancellable, callback, user_data);
+  task = link_task_start (self, stm32_client_link_connect, cancellable, callback, user_data);
+  if (task != NULL)
+    stm32_dbus_link1_call_connect (self->proxy, cancellable, on_connected, task);
 }
 
 /**
@@ -676,9 +670,7 @@ stm32_client_link_connect (Stm32ClientLink *self, GCancellable *cancellable,
 gboolean
 stm32_client_link_connect_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
 {
-  g_autoptr (GVariant) reply = link_call_finish (self, result, stm32_client_link_connect, error);
-
-  return reply != NULL;
+  return link_task_finish_boolean (self, result, stm32_client_link_connect, error);
 }
 
 /**
@@ -694,11 +686,20 @@ stm32_client_link_connect_finish (Stm32ClientLink *self, GAsyncResult *result, G
 gboolean
 stm32_client_link_connect_sync (Stm32ClientLink *self, GCancellable *cancellable, GError **error)
 {
-  g_autoptr (GVariant) reply = NULL;
-
   g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
-  reply = link_call_sync (self, "Connect", NULL, cancellable, error);
-  return reply != NULL;
+  return link_may_call (self, error) &&
+         link_sync_done (self, stm32_dbus_link1_call_connect_sync (self->proxy, cancellable, error),
+                         error);
+}
+
+static void
+on_disconnected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  gboolean ok = stm32_dbus_link1_call_disconnect_finish (STM32_DBUS_LINK1 (source), result, &error);
+
+  link_task_return_boolean (task, ok, error);
 }
 
 /**
@@ -715,9 +716,12 @@ void
 stm32_client_link_disconnect (Stm32ClientLink *self, GCancellable *cancellable,
                               GAsyncReadyCallback callback, gpointer user_data)
 {
+  GTask *task;
+
   g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  link_call (self, stm32_client_link_disconnect, "Disconnect", NULL, cancellable, callback,
-             user_data);
+  task = link_task_start (self, stm32_client_link_disconnect, cancellable, callback, user_data);
+  if (task != NULL)
+    stm32_dbus_link1_call_disconnect (self->proxy, cancellable, on_disconnected, task);
 }
 
 /**
@@ -731,9 +735,7 @@ stm32_client_link_disconnect (Stm32ClientLink *self, GCancellable *cancellable,
 gboolean
 stm32_client_link_disconnect_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
 {
-  g_autoptr (GVariant) reply = link_call_finish (self, result, stm32_client_link_disconnect, error);
-
-  return reply != NULL;
+  return link_task_finish_boolean (self, result, stm32_client_link_disconnect, error);
 }
 
 /**
@@ -749,11 +751,20 @@ stm32_client_link_disconnect_finish (Stm32ClientLink *self, GAsyncResult *result
 gboolean
 stm32_client_link_disconnect_sync (Stm32ClientLink *self, GCancellable *cancellable, GError **error)
 {
-  g_autoptr (GVariant) reply = NULL;
-
   g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
-  reply = link_call_sync (self, "Disconnect", NULL, cancellable, error);
-  return reply != NULL;
+  return link_may_call (self, error) &&
+         link_sync_done (
+             self, stm32_dbus_link1_call_disconnect_sync (self->proxy, cancellable, error), error);
+}
+
+static void
+on_sent (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  gboolean ok = stm32_dbus_link1_call_send_finish (STM32_DBUS_LINK1 (source), result, &error);
+
+  link_task_return_boolean (task, ok, error);
 }
 
 /**
@@ -771,10 +782,13 @@ void
 stm32_client_link_send (Stm32ClientLink *self, GBytes *frame, GCancellable *cancellable,
                         GAsyncReadyCallback callback, gpointer user_data)
 {
+  GTask *task;
+
   g_return_if_fail (STM32_IS_CLIENT_LINK (self));
   g_return_if_fail (frame != NULL);
-  link_call (self, stm32_client_link_send, "Send", g_variant_new ("(@ay)", frame_variant (frame)),
-             cancellable, callback, user_data);
+  task = link_task_start (self, stm32_client_link_send, cancellable, callback, user_data);
+  if (task != NULL)
+    stm32_dbus_link1_call_send (self->proxy, frame_variant (frame), cancellable, on_sent, task);
 }
 
 /**
@@ -789,9 +803,7 @@ stm32_client_link_send (Stm32ClientLink *self, GBytes *frame, GCancellable *canc
 gboolean
 stm32_client_link_send_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
 {
-  g_autoptr (GVariant) reply = link_call_finish (self, result, stm32_client_link_send, error);
-
-  return reply != NULL;
+  return link_task_finish_boolean (self, result, stm32_client_link_send, error);
 }
 
 /**
@@ -809,13 +821,29 @@ gboolean
 stm32_client_link_send_sync (Stm32ClientLink *self, GBytes *frame, GCancellable *cancellable,
                              GError **error)
 {
-  g_autoptr (GVariant) reply = NULL;
-
   g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
   g_return_val_if_fail (frame != NULL, FALSE);
-  reply = link_call_sync (self, "Send", g_variant_new ("(@ay)", frame_variant (frame)), cancellable,
-                          error);
-  return reply != NULL;
+  return link_may_call (self, error) &&
+         link_sync_done (self,
+                         stm32_dbus_link1_call_send_sync (self->proxy, frame_variant (frame),
+                                                          cancellable, error),
+                         error);
+}
+
+/* ---- Transact, GetHistory, Diagnose ----------------------------------------------- */
+
+static void
+on_transacted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  g_autoptr (GVariant) reply = NULL;
+  GError *error = NULL;
+
+  if (stm32_dbus_link1_call_transact_finish (STM32_DBUS_LINK1 (source), &reply, result, &error))
+    g_task_return_pointer (task, g_variant_get_data_as_bytes (reply),
+                           (GDestroyNotify) g_bytes_unref);
+  else
+    link_task_return_error (task, error);
 }
 
 /**
@@ -838,11 +866,14 @@ stm32_client_link_transact (Stm32ClientLink *self, GBytes *request, guint timeou
                             GCancellable *cancellable, GAsyncReadyCallback callback,
                             gpointer user_data)
 {
+  GTask *task;
+
   g_return_if_fail (STM32_IS_CLIENT_LINK (self));
   g_return_if_fail (request != NULL);
-  link_call (self, stm32_client_link_transact, "Transact",
-             g_variant_new ("(@ayu)", frame_variant (request), timeout_ms), cancellable, callback,
-             user_data);
+  task = link_task_start (self, stm32_client_link_transact, cancellable, callback, user_data);
+  if (task != NULL)
+    stm32_dbus_link1_call_transact (self->proxy, frame_variant (request), timeout_ms, cancellable,
+                                    on_transacted, task);
 }
 
 /**
@@ -857,7 +888,7 @@ stm32_client_link_transact (Stm32ClientLink *self, GBytes *request, guint timeou
 GBytes *
 stm32_client_link_transact_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
 {
-  return reply_frame (link_call_finish (self, result, stm32_client_link_transact, error));
+  return link_task_finish_pointer (self, result, stm32_client_link_transact, error);
 }
 
 /**
@@ -876,11 +907,31 @@ GBytes *
 stm32_client_link_transact_sync (Stm32ClientLink *self, GBytes *request, guint timeout_ms,
                                  GCancellable *cancellable, GError **error)
 {
+  g_autoptr (GVariant) reply = NULL;
+
   g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
   g_return_val_if_fail (request != NULL, NULL);
-  return reply_frame (link_call_sync (self, "Transact",
-                                      g_variant_new ("(@ayu)", frame_variant (request), timeout_ms),
-                                      cancellable, error));
+  if (!link_may_call (self, error) ||
+      !link_sync_done (self,
+                       stm32_dbus_link1_call_transact_sync (self->proxy, frame_variant (request),
+                                                            timeout_ms, &reply, cancellable, error),
+                       error))
+    return NULL;
+  return g_variant_get_data_as_bytes (reply);
+}
+
+static void
+on_history (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  g_autoptr (GVariant) attempts = NULL;
+  GError *error = NULL;
+
+  if (stm32_dbus_link1_call_get_history_finish (STM32_DBUS_LINK1 (source), &attempts, result,
+                                                &error))
+    g_task_return_pointer (task, g_steal_pointer (&attempts), (GDestroyNotify) g_variant_unref);
+  else
+    link_task_return_error (task, error);
 }
 
 /**
@@ -896,9 +947,12 @@ void
 stm32_client_link_get_history (Stm32ClientLink *self, GCancellable *cancellable,
                                GAsyncReadyCallback callback, gpointer user_data)
 {
+  GTask *task;
+
   g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  link_call (self, stm32_client_link_get_history, "GetHistory", NULL, cancellable, callback,
-             user_data);
+  task = link_task_start (self, stm32_client_link_get_history, cancellable, callback, user_data);
+  if (task != NULL)
+    stm32_dbus_link1_call_get_history (self->proxy, cancellable, on_history, task);
 }
 
 /**
@@ -913,7 +967,7 @@ stm32_client_link_get_history (Stm32ClientLink *self, GCancellable *cancellable,
 GVariant *
 stm32_client_link_get_history_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
 {
-  return reply_member (link_call_finish (self, result, stm32_client_link_get_history, error));
+  return link_task_finish_pointer (self, result, stm32_client_link_get_history, error);
 }
 
 /**
@@ -930,21 +984,37 @@ GVariant *
 stm32_client_link_get_history_sync (Stm32ClientLink *self, GCancellable *cancellable,
                                     GError **error)
 {
+  g_autoptr (GVariant) attempts = NULL;
+
   g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
-  return reply_member (link_call_sync (self, "GetHistory", NULL, cancellable, error));
+  if (!link_may_call (self, error) ||
+      !link_sync_done (
+          self, stm32_dbus_link1_call_get_history_sync (self->proxy, &attempts, cancellable, error),
+          error))
+    return NULL;
+  return g_steal_pointer (&attempts);
 }
 
-/* ---- Diagnose --------------------------------------------------------------------- */
-
-/* (a{sv}) from @options (floating or not, may be NULL: an empty dict). */
+/* @options, its floating reference sunk, or an empty a{sv} for NULL. */
 static GVariant *
-diagnose_args (GVariant *options)
+diagnose_options (GVariant *options)
 {
-  g_autoptr (GVariant) owned = options ? g_variant_ref_sink (options) : NULL;
+  if (options == NULL)
+    return g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
+  return g_variant_ref_sink (options);
+}
 
-  if (owned == NULL)
-    return g_variant_new ("(@a{sv})", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
-  return g_variant_new ("(@a{sv})", owned);
+static void
+on_diagnosed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  g_autoptr (GVariant) report = NULL;
+  GError *error = NULL;
+
+  if (stm32_dbus_link1_call_diagnose_finish (STM32_DBUS_LINK1 (source), &report, result, &error))
+    g_task_return_pointer (task, g_steal_pointer (&report), (GDestroyNotify) g_variant_unref);
+  else
+    link_task_return_error (task, error);
 }
 
 /**
@@ -964,10 +1034,15 @@ void
 stm32_client_link_diagnose (Stm32ClientLink *self, GVariant *options, GCancellable *cancellable,
                             GAsyncReadyCallback callback, gpointer user_data)
 {
+  g_autoptr (GVariant) args = NULL;
+  GTask *task;
+
   g_return_if_fail (STM32_IS_CLIENT_LINK (self));
   g_return_if_fail (options == NULL || g_variant_is_of_type (options, G_VARIANT_TYPE_VARDICT));
-  link_call (self, stm32_client_link_diagnose, "Diagnose", diagnose_args (options), cancellable,
-             callback, user_data);
+  args = diagnose_options (options);
+  task = link_task_start (self, stm32_client_link_diagnose, cancellable, callback, user_data);
+  if (task != NULL)
+    stm32_dbus_link1_call_diagnose (self->proxy, args, cancellable, on_diagnosed, task);
 }
 
 /**
@@ -983,7 +1058,7 @@ stm32_client_link_diagnose (Stm32ClientLink *self, GVariant *options, GCancellab
 GVariant *
 stm32_client_link_diagnose_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
 {
-  return reply_member (link_call_finish (self, result, stm32_client_link_diagnose, error));
+  return link_task_finish_pointer (self, result, stm32_client_link_diagnose, error);
 }
 
 /**
@@ -1001,11 +1076,20 @@ GVariant *
 stm32_client_link_diagnose_sync (Stm32ClientLink *self, GVariant *options,
                                  GCancellable *cancellable, GError **error)
 {
+  g_autoptr (GVariant) args = NULL;
+  g_autoptr (GVariant) report = NULL;
+
   g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
   g_return_val_if_fail (options == NULL || g_variant_is_of_type (options, G_VARIANT_TYPE_VARDICT),
                         NULL);
-  return reply_member (
-      link_call_sync (self, "Diagnose", diagnose_args (options), cancellable, error));
+  args = diagnose_options (options);
+  if (!link_may_call (self, error) ||
+      !link_sync_done (
+          self,
+          stm32_dbus_link1_call_diagnose_sync (self->proxy, args, &report, cancellable, error),
+          error))
+    return NULL;
+  return g_steal_pointer (&report);
 }
 
 /* ---- AcquireStream ---------------------------------------------------------------- */
@@ -1113,20 +1197,14 @@ stm32_client_link_acquire_stream_sync (Stm32ClientLink *self, GCancellable *canc
 {
   g_autoptr (GVariant) handle = NULL;
   g_autoptr (GUnixFDList) fds = NULL;
-  GError *local_error = NULL;
 
   g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
-  if (self->removed)
-    {
-      link_set_gone_error (self, error);
-      return NULL;
-    }
-  if (!stm32_dbus_link1_call_acquire_stream_sync (self->proxy, NULL, &handle, &fds, cancellable,
-                                                  &local_error))
-    {
-      g_propagate_error (error, link_call_error (self, local_error));
-      return NULL;
-    }
+  if (!link_may_call (self, error) ||
+      !link_sync_done (self,
+                       stm32_dbus_link1_call_acquire_stream_sync (self->proxy, NULL, &handle, &fds,
+                                                                  cancellable, error),
+                       error))
+    return NULL;
   return socket_from_reply ("AcquireStream", handle, fds, error);
 }
 
@@ -1233,19 +1311,13 @@ stm32_client_link_open_transact_channel_sync (Stm32ClientLink *self, GCancellabl
 {
   g_autoptr (GVariant) handle = NULL;
   g_autoptr (GUnixFDList) fds = NULL;
-  GError *local_error = NULL;
 
   g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
-  if (self->removed)
-    {
-      link_set_gone_error (self, error);
-      return NULL;
-    }
-  if (!stm32_dbus_link1_call_open_transact_channel_sync (self->proxy, NULL, &handle, &fds,
-                                                         cancellable, &local_error))
-    {
-      g_propagate_error (error, link_call_error (self, local_error));
-      return NULL;
-    }
+  if (!link_may_call (self, error) ||
+      !link_sync_done (self,
+                       stm32_dbus_link1_call_open_transact_channel_sync (self->proxy, NULL, &handle,
+                                                                         &fds, cancellable, error),
+                       error))
+    return NULL;
   return channel_from_reply (handle, fds, error);
 }
