@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Stm32ClientChannel: transactions over the socket OpenTransactChannel gives,
+ * any number outstanding, each reply matched to its request in order. */
 #include "stm32-client-channel.h"
 
 #include <errno.h>

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Stm32ClientLink, one of the daemon's links: follows the generated
+ * org.stm32d.Link1 proxy, re-emits its properties and Received, and knows
+ * when the daemon dropped the link. Its method calls are in
+ * stm32-client-link-calls.c. */
 #include "stm32-client-link.h"
-
-#include <gio/gunixfdlist.h>
-#include <glib/gstdio.h>
 
 #include "stm32-client-private.h"
 #include "stm32-client.h"
 #include "stm32-error.h"
-#include "stm32-names.h"
 
 struct _Stm32ClientLink
 {
@@ -18,32 +18,9 @@ struct _Stm32ClientLink
   gboolean removed;
 };
 
-enum
-{
-  PROP_0,
-  PROP_NAME,
-  PROP_HOST,
-  PROP_PORT,
-  PROP_STATE,
-  PROP_AUTOCONNECT,
-  PROP_FRAMING,
-  PROP_LOCAL_ADDRESS,
-  PROP_REMOTE_ADDRESS,
-  PROP_CONNECTED_SINCE,
-  PROP_RETRY_IN,
-  PROP_LAST_ERROR,
-  PROP_LAST_ERROR_MESSAGE,
-  PROP_BYTES_SENT,
-  PROP_BYTES_RECEIVED,
-  PROP_FRAMES_SENT,
-  PROP_FRAMES_RECEIVED,
-  PROP_CONNECTS,
-  PROP_DISCONNECTS,
-  PROP_CONNECT_FAILURES,
-  N_PROPS
-};
-
-static GParamSpec *props[N_PROPS];
+/* The Link1 properties, read-only (see install_properties()). */
+static GParamSpec **props;
+static guint n_props;
 
 enum
 {
@@ -60,8 +37,8 @@ stm32_client_link_get_property (GObject *object, guint prop_id, GValue *value, G
 {
   Stm32ClientLink *self = STM32_CLIENT_LINK (object);
 
-  /* Generated from the same XML, the proxy has each of our properties under
-   * the same name and type, read from its cache of the daemon's values. */
+  /* Each property has the proxy's name and type, and reads its cache of the
+   * daemon's values. */
   g_object_get_property (G_OBJECT (self->proxy), pspec->name, value);
 }
 
@@ -75,51 +52,47 @@ stm32_client_link_dispose (GObject *object)
   G_OBJECT_CLASS (stm32_client_link_parent_class)->dispose (object);
 }
 
+/* A read-only copy of @spec, a property of the generated Link1 interface. */
 static GParamSpec *
-string_property (const char *name, const char *blurb)
+read_only_property (GParamSpec *spec)
 {
-  return g_param_spec_string (name, NULL, blurb, NULL, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  const GParamFlags flags = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS;
+  const char *name = g_param_spec_get_name (spec);
+  const char *blurb = g_param_spec_get_blurb (spec);
+
+  switch (G_PARAM_SPEC_VALUE_TYPE (spec))
+    {
+    case G_TYPE_STRING:
+      return g_param_spec_string (name, NULL, blurb, NULL, flags);
+    case G_TYPE_BOOLEAN:
+      return g_param_spec_boolean (name, NULL, blurb, FALSE, flags);
+    case G_TYPE_UINT:
+      return g_param_spec_uint (name, NULL, blurb, G_PARAM_SPEC_UINT (spec)->minimum,
+                                G_PARAM_SPEC_UINT (spec)->maximum, 0, flags);
+    case G_TYPE_UINT64:
+      return g_param_spec_uint64 (name, NULL, blurb, G_PARAM_SPEC_UINT64 (spec)->minimum,
+                                  G_PARAM_SPEC_UINT64 (spec)->maximum, 0, flags);
+    default:
+      g_error ("Link1 property “%s” has a type libstm32client does not mirror", name);
+    }
 }
 
-static GParamSpec *
-counter_property (const char *name, const char *blurb)
-{
-  return g_param_spec_uint64 (name, NULL, blurb, 0, G_MAXUINT64, 0,
-                              G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
-}
-
+/* The XML lists the link's properties: each one of Link1's, under its name.
+ * Read-only, unlike the generated interface's (which the daemon's skeleton
+ * shares): stm32_client_link_set_autoconnect() reports what the daemon
+ * answers, where setting the proxy's property would drop a refusal. */
 static void
 install_properties (GObjectClass *object_class)
 {
-  const GParamFlags flags = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS;
+  gpointer link1 = g_type_default_interface_ref (STM32_DBUS_TYPE_LINK1);
+  g_autofree GParamSpec **specs = g_object_interface_list_properties (link1, &n_props);
 
-  props[PROP_NAME] = string_property ("name", "The link's name");
-  props[PROP_HOST] = string_property ("host", "The board's host name or address");
-  props[PROP_PORT] =
-      g_param_spec_uint ("port", NULL, "The board's TCP port", 0, G_MAXUINT16, 0, flags);
-  props[PROP_STATE] = string_property (
-      "state", "disconnected, connecting, connected, closing (PC-first close) or waiting");
-  props[PROP_AUTOCONNECT] = g_param_spec_boolean (
-      "autoconnect", NULL, "Whether stm32d keeps the link up on its own", FALSE, flags);
-  props[PROP_FRAMING] = string_property ("framing", "raw, line, u16be, u32be or json");
-  props[PROP_LOCAL_ADDRESS] = string_property ("local-address", "Our ADDRESS:PORT, or empty");
-  props[PROP_REMOTE_ADDRESS] = string_property ("remote-address", "The board's ADDRESS:PORT");
-  props[PROP_CONNECTED_SINCE] =
-      g_param_spec_uint64 ("connected-since", NULL, "µs since the epoch, 0 when not connected", 0,
-                           G_MAXUINT64, 0, flags);
-  props[PROP_RETRY_IN] =
-      g_param_spec_uint ("retry-in", NULL, "ms to the next attempt", 0, G_MAXUINT32, 0, flags);
-  props[PROP_LAST_ERROR] = string_property ("last-error", "Why the last attempt failed, or none");
-  props[PROP_LAST_ERROR_MESSAGE] = string_property ("last-error-message", "LastError for people");
-  props[PROP_BYTES_SENT] =
-      counter_property ("bytes-sent", "Bytes the board acknowledged, framing included");
-  props[PROP_BYTES_RECEIVED] = counter_property ("bytes-received", "Bytes read");
-  props[PROP_FRAMES_SENT] = counter_property ("frames-sent", "Frames the board acknowledged");
-  props[PROP_FRAMES_RECEIVED] = counter_property ("frames-received", "Frames received");
-  props[PROP_CONNECTS] = counter_property ("connects", "Connections established");
-  props[PROP_DISCONNECTS] = counter_property ("disconnects", "Connections that ended");
-  props[PROP_CONNECT_FAILURES] = counter_property ("connect-failures", "Attempts that failed");
-  g_object_class_install_properties (object_class, N_PROPS, props);
+  /* Index 0 is left out, as GObject reserves property id 0. */
+  props = g_new0 (GParamSpec *, n_props + 1);
+  for (guint i = 0; i < n_props; i++)
+    props[i + 1] = read_only_property (specs[i]);
+  g_object_class_install_properties (object_class, n_props + 1, props);
+  g_type_default_interface_unref (link1);
 }
 
 static void
@@ -182,7 +155,7 @@ stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy)
   g_signal_connect_object (proxy, "received", G_CALLBACK (on_proxy_received), self, 0);
   /* A new proxy brings the daemon's current values, whatever the old one had. */
   g_object_freeze_notify (G_OBJECT (self));
-  for (guint i = 1; i < N_PROPS; i++)
+  for (guint i = 1; i <= n_props; i++)
     g_object_notify_by_pspec (G_OBJECT (self), props[i]);
   g_object_thaw_notify (G_OBJECT (self));
 }
@@ -455,7 +428,7 @@ stm32_client_link_get_connect_failures (Stm32ClientLink *self)
   return stm32_dbus_link1_get_connect_failures (self->proxy);
 }
 
-/* ---- calls ------------------------------------------------------------------------ */
+/* ---- what calls find once the link is gone ------------------------------------- */
 
 static void
 link_set_gone_error (Stm32ClientLink *self, GError **error)
@@ -476,776 +449,23 @@ on_link_gone (gpointer user_data, GError **error)
   link_set_gone_error (user_data, error);
 }
 
-static GError *
-link_call_error (Stm32ClientLink *self, GError *error)
+GError *
+stm32_client_link_call_error (Stm32ClientLink *self, GError *error)
 {
   return stm32_client_call_error (error, on_link_gone, self);
 }
 
-/* A task for @source_tag, or NULL once it has failed because the link is gone. */
-static GTask *
-link_task_start (Stm32ClientLink *self, gpointer source_tag, GCancellable *cancellable,
-                 GAsyncReadyCallback callback, gpointer user_data)
+gboolean
+stm32_client_link_may_call (Stm32ClientLink *self, GError **error)
 {
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
-  GError *error = NULL;
-
-  g_task_set_source_tag (task, source_tag);
   if (!self->removed)
-    return g_steal_pointer (&task);
-  link_set_gone_error (self, &error);
-  g_task_return_error (task, error);
-  return NULL;
+    return TRUE;
+  link_set_gone_error (self, error);
+  return FALSE;
 }
 
-static void
-on_call_done (GObject *source, GAsyncResult *result, gpointer user_data)
+Stm32DbusLink1 *
+stm32_client_link_get_proxy (Stm32ClientLink *self)
 {
-  g_autoptr (GTask) task = user_data;
-  Stm32ClientLink *self = g_task_get_source_object (task);
-  GError *error = NULL;
-  GVariant *reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
-
-  if (reply == NULL)
-    g_task_return_error (task, link_call_error (self, error));
-  else
-    g_task_return_pointer (task, reply, (GDestroyNotify) g_variant_unref);
-}
-
-/* Calls @method (a Link1 method, or "interface.Method"); the reply is for link_call_finish(). */
-static void
-link_call (Stm32ClientLink *self, gpointer source_tag, const char *method, GVariant *parameters,
-           GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
-{
-  g_autoptr (GVariant) args = parameters ? g_variant_ref_sink (parameters) : NULL;
-  GTask *task = link_task_start (self, source_tag, cancellable, callback, user_data);
-
-  if (task != NULL)
-    g_dbus_proxy_call (G_DBUS_PROXY (self->proxy), method, args, G_DBUS_CALL_FLAGS_NONE, -1,
-                       cancellable, on_call_done, task);
-}
-
-static GVariant *
-link_call_finish (Stm32ClientLink *self, GAsyncResult *result, gpointer source_tag, GError **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, NULL);
-  return g_task_propagate_pointer (G_TASK (result), error);
-}
-
-static GVariant *
-link_call_sync (Stm32ClientLink *self, const char *method, GVariant *parameters,
-                GCancellable *cancellable, GError **error)
-{
-  g_autoptr (GVariant) args = parameters ? g_variant_ref_sink (parameters) : NULL;
-  GError *local_error = NULL;
-  GVariant *reply;
-
-  if (self->removed)
-    {
-      link_set_gone_error (self, error);
-      return NULL;
-    }
-  reply = g_dbus_proxy_call_sync (G_DBUS_PROXY (self->proxy), method, args, G_DBUS_CALL_FLAGS_NONE,
-                                  -1, cancellable, &local_error);
-  if (reply == NULL)
-    g_propagate_error (error, link_call_error (self, local_error));
-  return reply;
-}
-
-static GVariant *
-frame_variant (GBytes *frame)
-{
-  return g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, frame, TRUE);
-}
-
-static GVariant *
-autoconnect_args (gboolean autoconnect)
-{
-  return g_variant_new ("(ssv)", STM32_DBUS_LINK_INTERFACE, "Autoconnect",
-                        g_variant_new_boolean (autoconnect));
-}
-
-/* The first member of @reply (taken), or NULL. */
-static GVariant *
-reply_member (GVariant *reply)
-{
-  g_autoptr (GVariant) owned = reply;
-
-  return owned ? g_variant_get_child_value (owned, 0) : NULL;
-}
-
-static GBytes *
-reply_frame (GVariant *reply)
-{
-  g_autoptr (GVariant) frame = reply_member (reply);
-
-  return frame ? g_variant_get_data_as_bytes (frame) : NULL;
-}
-
-/**
- * stm32_client_link_set_autoconnect:
- * @self: a link
- * @autoconnect: whether stm32d should keep the link up on its own
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called when the daemon has answered
- * @user_data: (closure): data for @callback
- *
- * Sets the link's Autoconnect on the daemon (org.freedesktop.DBus.Properties.Set,
- * so a refusal comes back as an error). #Stm32ClientLink:autoconnect follows
- * when the daemon announces the change.
- */
-void
-stm32_client_link_set_autoconnect (Stm32ClientLink *self, gboolean autoconnect,
-                                   GCancellable *cancellable, GAsyncReadyCallback callback,
-                                   gpointer user_data)
-{
-  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  link_call (self, stm32_client_link_set_autoconnect, "org.freedesktop.DBus.Properties.Set",
-             autoconnect_args (autoconnect), cancellable, callback, user_data);
-}
-
-/**
- * stm32_client_link_set_autoconnect_finish:
- * @self: a link
- * @result: the result passed to the callback
- * @error: return location for an error
- *
- * Returns: whether the daemon took the new value
- */
-gboolean
-stm32_client_link_set_autoconnect_finish (Stm32ClientLink *self, GAsyncResult *result,
-                                          GError **error)
-{
-  g_autoptr (GVariant) reply =
-      link_call_finish (self, result, stm32_client_link_set_autoconnect, error);
-
-  return reply != NULL;
-}
-
-/**
- * stm32_client_link_set_autoconnect_sync:
- * @self: a link
- * @autoconnect: whether stm32d should keep the link up on its own
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for an error
- *
- * Blocks the calling thread; see stm32_client_link_set_autoconnect().
- *
- * Returns: whether the daemon took the new value
- */
-gboolean
-stm32_client_link_set_autoconnect_sync (Stm32ClientLink *self, gboolean autoconnect,
-                                        GCancellable *cancellable, GError **error)
-{
-  g_autoptr (GVariant) reply = NULL;
-
-  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
-  reply = link_call_sync (self, "org.freedesktop.DBus.Properties.Set",
-                          autoconnect_args (autoconnect), cancellable, error);
-  return reply != NULL;
-}
-
-/**
- * stm32_client_link_connect:
- * @self: a link
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called once connected, or with the attempt's error
- * @user_data: (closure): data for @callback
- *
- * Connects now, or joins the attempt under way (org.stm32d.Link1.Connect).
- * The link stays wanted: after a failure stm32d keeps retrying with backoff
- * until stm32_client_link_disconnect().
- */
-void
-stm32_client_link_connect (Stm32ClientLink *self, GCancellable *cancellable,
-                           GAsyncReadyCallback callback, gpointer user_data)
-{
-  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  link_call (self, stm32_client_link_connect, "Connect", NULL, cancellable, callback, user_data);
-}
-
-/**
- * stm32_client_link_connect_finish:
- * @self: a link
- * @result: the result passed to the callback
- * @error: return location for an error (a #STM32_ERROR code)
- *
- * Returns: whether the link is connected
- */
-gboolean
-stm32_client_link_connect_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
-{
-  g_autoptr (GVariant) reply = link_call_finish (self, result, stm32_client_link_connect, error);
-
-  return reply != NULL;
-}
-
-/**
- * stm32_client_link_connect_sync:
- * @self: a link
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for an error (a #STM32_ERROR code)
- *
- * Blocks the calling thread; see stm32_client_link_connect().
- *
- * Returns: whether the link is connected
- */
-gboolean
-stm32_client_link_connect_sync (Stm32ClientLink *self, GCancellable *cancellable, GError **error)
-{
-  g_autoptr (GVariant) reply = NULL;
-
-  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
-  reply = link_call_sync (self, "Connect", NULL, cancellable, error);
-  return reply != NULL;
-}
-
-/**
- * stm32_client_link_disconnect:
- * @self: a link
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called once the socket is closed
- * @user_data: (closure): data for @callback
- *
- * Closes gracefully, queued frames first (org.stm32d.Link1.Disconnect). The
- * link then stays down until connected again or Autoconnect is set.
- */
-void
-stm32_client_link_disconnect (Stm32ClientLink *self, GCancellable *cancellable,
-                              GAsyncReadyCallback callback, gpointer user_data)
-{
-  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  link_call (self, stm32_client_link_disconnect, "Disconnect", NULL, cancellable, callback,
-             user_data);
-}
-
-/**
- * stm32_client_link_disconnect_finish:
- * @self: a link
- * @result: the result passed to the callback
- * @error: return location for an error
- *
- * Returns: whether the link is closed
- */
-gboolean
-stm32_client_link_disconnect_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
-{
-  g_autoptr (GVariant) reply = link_call_finish (self, result, stm32_client_link_disconnect, error);
-
-  return reply != NULL;
-}
-
-/**
- * stm32_client_link_disconnect_sync:
- * @self: a link
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for an error
- *
- * Blocks the calling thread; see stm32_client_link_disconnect().
- *
- * Returns: whether the link is closed
- */
-gboolean
-stm32_client_link_disconnect_sync (Stm32ClientLink *self, GCancellable *cancellable, GError **error)
-{
-  g_autoptr (GVariant) reply = NULL;
-
-  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
-  reply = link_call_sync (self, "Disconnect", NULL, cancellable, error);
-  return reply != NULL;
-}
-
-/**
- * stm32_client_link_send:
- * @self: a link
- * @frame: one frame, without framing bytes (stm32d adds them)
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called once the board's TCP stack acknowledged the
- *   whole frame, or with why not
- * @user_data: (closure): data for @callback
- *
- * Sends one frame to the board (org.stm32d.Link1.Send).
- */
-void
-stm32_client_link_send (Stm32ClientLink *self, GBytes *frame, GCancellable *cancellable,
-                        GAsyncReadyCallback callback, gpointer user_data)
-{
-  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  g_return_if_fail (frame != NULL);
-  link_call (self, stm32_client_link_send, "Send", g_variant_new ("(@ay)", frame_variant (frame)),
-             cancellable, callback, user_data);
-}
-
-/**
- * stm32_client_link_send_finish:
- * @self: a link
- * @result: the result passed to the callback
- * @error: return location for an error (a #STM32_ERROR code such as
- *   %STM32_ERROR_NOT_CONNECTED or %STM32_ERROR_QUEUE_FULL)
- *
- * Returns: whether the board's TCP stack acknowledged the whole frame
- */
-gboolean
-stm32_client_link_send_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
-{
-  g_autoptr (GVariant) reply = link_call_finish (self, result, stm32_client_link_send, error);
-
-  return reply != NULL;
-}
-
-/**
- * stm32_client_link_send_sync:
- * @self: a link
- * @frame: one frame, without framing bytes
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for an error (a #STM32_ERROR code)
- *
- * Blocks the calling thread; see stm32_client_link_send().
- *
- * Returns: whether the board's TCP stack acknowledged the whole frame
- */
-gboolean
-stm32_client_link_send_sync (Stm32ClientLink *self, GBytes *frame, GCancellable *cancellable,
-                             GError **error)
-{
-  g_autoptr (GVariant) reply = NULL;
-
-  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), FALSE);
-  g_return_val_if_fail (frame != NULL, FALSE);
-  reply = link_call_sync (self, "Send", g_variant_new ("(@ay)", frame_variant (frame)), cancellable,
-                          error);
-  return reply != NULL;
-}
-
-/**
- * stm32_client_link_transact:
- * @self: a link
- * @request: the frame to send
- * @timeout_ms: how long to wait for the reply, including the wait for earlier
- *   transactions; at least 1
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called with the reply or an error
- * @user_data: (closure): data for @callback
- *
- * Sends @request and returns the next frame the board sends
- * (org.stm32d.Link1.Transact). Transactions run one at a time, in order.
- * Each is a D-Bus round trip; for many requests, see
- * stm32_client_link_open_transact_channel().
- */
-void
-stm32_client_link_transact (Stm32ClientLink *self, GBytes *request, guint timeout_ms,
-                            GCancellable *cancellable, GAsyncReadyCallback callback,
-                            gpointer user_data)
-{
-  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  g_return_if_fail (request != NULL);
-  link_call (self, stm32_client_link_transact, "Transact",
-             g_variant_new ("(@ayu)", frame_variant (request), timeout_ms), cancellable, callback,
-             user_data);
-}
-
-/**
- * stm32_client_link_transact_finish:
- * @self: a link
- * @result: the result passed to the callback
- * @error: return location for an error (%STM32_ERROR_TIMEOUT when no frame
- *   came in time)
- *
- * Returns: (transfer full): the reply, without framing bytes, or %NULL
- */
-GBytes *
-stm32_client_link_transact_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
-{
-  return reply_frame (link_call_finish (self, result, stm32_client_link_transact, error));
-}
-
-/**
- * stm32_client_link_transact_sync:
- * @self: a link
- * @request: the frame to send
- * @timeout_ms: how long to wait for the reply; at least 1
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for an error
- *
- * Blocks the calling thread; see stm32_client_link_transact().
- *
- * Returns: (transfer full): the reply, without framing bytes, or %NULL
- */
-GBytes *
-stm32_client_link_transact_sync (Stm32ClientLink *self, GBytes *request, guint timeout_ms,
-                                 GCancellable *cancellable, GError **error)
-{
-  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
-  g_return_val_if_fail (request != NULL, NULL);
-  return reply_frame (link_call_sync (self, "Transact",
-                                      g_variant_new ("(@ayu)", frame_variant (request), timeout_ms),
-                                      cancellable, error));
-}
-
-/**
- * stm32_client_link_get_history:
- * @self: a link
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called with the history
- * @user_data: (closure): data for @callback
- *
- * Asks for the recent connection attempts (org.stm32d.Link1.GetHistory).
- */
-void
-stm32_client_link_get_history (Stm32ClientLink *self, GCancellable *cancellable,
-                               GAsyncReadyCallback callback, gpointer user_data)
-{
-  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  link_call (self, stm32_client_link_get_history, "GetHistory", NULL, cancellable, callback,
-             user_data);
-}
-
-/**
- * stm32_client_link_get_history_finish:
- * @self: a link
- * @result: the result passed to the callback
- * @error: return location for an error
- *
- * Returns: (transfer full): the attempts, oldest first, as a #GVariant of type
- *   aa{sv} (keys as in org.stm32d.Link1.GetHistory), or %NULL
- */
-GVariant *
-stm32_client_link_get_history_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
-{
-  return reply_member (link_call_finish (self, result, stm32_client_link_get_history, error));
-}
-
-/**
- * stm32_client_link_get_history_sync:
- * @self: a link
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for an error
- *
- * Blocks the calling thread; see stm32_client_link_get_history().
- *
- * Returns: (transfer full): the attempts as a #GVariant of type aa{sv}, or %NULL
- */
-GVariant *
-stm32_client_link_get_history_sync (Stm32ClientLink *self, GCancellable *cancellable,
-                                    GError **error)
-{
-  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
-  return reply_member (link_call_sync (self, "GetHistory", NULL, cancellable, error));
-}
-
-/* ---- Diagnose --------------------------------------------------------------------- */
-
-/* (a{sv}) from @options (floating or not, may be NULL: an empty dict). */
-static GVariant *
-diagnose_args (GVariant *options)
-{
-  g_autoptr (GVariant) owned = options ? g_variant_ref_sink (options) : NULL;
-
-  if (owned == NULL)
-    return g_variant_new ("(@a{sv})", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
-  return g_variant_new ("(@a{sv})", owned);
-}
-
-/**
- * stm32_client_link_diagnose:
- * @self: a link
- * @options: (nullable): a #GVariant of type a{sv}: "probe" (b) and "probe-max"
- *   (u); %NULL for a passive diagnosis. A floating reference is consumed.
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called with the report
- * @user_data: (closure): data for @callback
- *
- * Asks stm32d what is wrong with the board's connection
- * (org.stm32d.Link1.Diagnose). With "probe" it opens connections to the
- * board for a few seconds; cancelling ends the probe.
- */
-void
-stm32_client_link_diagnose (Stm32ClientLink *self, GVariant *options, GCancellable *cancellable,
-                            GAsyncReadyCallback callback, gpointer user_data)
-{
-  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  g_return_if_fail (options == NULL || g_variant_is_of_type (options, G_VARIANT_TYPE_VARDICT));
-  link_call (self, stm32_client_link_diagnose, "Diagnose", diagnose_args (options), cancellable,
-             callback, user_data);
-}
-
-/**
- * stm32_client_link_diagnose_finish:
- * @self: a link
- * @result: the result passed to the callback
- * @error: return location for an error
- *
- * Returns: (transfer full): the report, a #GVariant of type a{sv} ("healthy",
- *   "findings", "census", "history-summary", "probe", ... as in
- *   org.stm32d.Link1.Diagnose), or %NULL
- */
-GVariant *
-stm32_client_link_diagnose_finish (Stm32ClientLink *self, GAsyncResult *result, GError **error)
-{
-  return reply_member (link_call_finish (self, result, stm32_client_link_diagnose, error));
-}
-
-/**
- * stm32_client_link_diagnose_sync:
- * @self: a link
- * @options: (nullable): a #GVariant of type a{sv}, as for stm32_client_link_diagnose()
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for an error
- *
- * Blocks the calling thread; see stm32_client_link_diagnose().
- *
- * Returns: (transfer full): the report as a #GVariant of type a{sv}, or %NULL
- */
-GVariant *
-stm32_client_link_diagnose_sync (Stm32ClientLink *self, GVariant *options,
-                                 GCancellable *cancellable, GError **error)
-{
-  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
-  g_return_val_if_fail (options == NULL || g_variant_is_of_type (options, G_VARIANT_TYPE_VARDICT),
-                        NULL);
-  return reply_member (
-      link_call_sync (self, "Diagnose", diagnose_args (options), cancellable, error));
-}
-
-/* ---- AcquireStream ---------------------------------------------------------------- */
-
-static GSocket *
-socket_from_reply (const char *method, GVariant *handle, GUnixFDList *fds, GError **error)
-{
-  int index = g_variant_get_handle (handle);
-  GSocket *socket;
-  int fd;
-
-  /* Checked here: g_unix_fd_list_get() treats a bad index as a programming error. */
-  if (fds == NULL || index < 0 || index >= g_unix_fd_list_get_length (fds))
-    {
-      g_set_error (error, STM32_ERROR, STM32_ERROR_FAILED,
-                   "stm32d answered %s without a file descriptor", method);
-      return NULL;
-    }
-  fd = g_unix_fd_list_get (fds, index, error);
-  if (fd < 0)
-    return NULL;
-  socket = g_socket_new_from_fd (fd, error);
-  if (socket == NULL)
-    g_close (fd, NULL);
-  return socket;
-}
-
-static void
-on_stream_acquired (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (GTask) task = user_data;
-  Stm32ClientLink *self = g_task_get_source_object (task);
-  g_autoptr (GVariant) handle = NULL;
-  g_autoptr (GUnixFDList) fds = NULL;
-  GError *error = NULL;
-  GSocket *socket = NULL;
-
-  if (stm32_dbus_link1_call_acquire_stream_finish (STM32_DBUS_LINK1 (source), &handle, &fds, result,
-                                                   &error))
-    socket = socket_from_reply ("AcquireStream", handle, fds, &error);
-  else
-    error = link_call_error (self, error);
-  if (socket == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, socket, g_object_unref);
-}
-
-/**
- * stm32_client_link_acquire_stream:
- * @self: a link
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called with the socket or an error
- * @user_data: (closure): data for @callback
- *
- * Takes the link for bulk data (org.stm32d.Link1.AcquireStream): bytes written
- * to the socket go to the board as they are, the board's bytes are readable
- * from it, without framing. One holder at a time; while it is held, sends and
- * transactions fail with %STM32_ERROR_BUSY. The socket gets EOF when the
- * connection drops; closing it releases the link.
- */
-void
-stm32_client_link_acquire_stream (Stm32ClientLink *self, GCancellable *cancellable,
-                                  GAsyncReadyCallback callback, gpointer user_data)
-{
-  GTask *task;
-
-  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  task = link_task_start (self, stm32_client_link_acquire_stream, cancellable, callback, user_data);
-  if (task != NULL)
-    stm32_dbus_link1_call_acquire_stream (self->proxy, NULL, cancellable, on_stream_acquired, task);
-}
-
-/**
- * stm32_client_link_acquire_stream_finish:
- * @self: a link
- * @result: the result passed to the callback
- * @error: return location for an error (%STM32_ERROR_BUSY if someone else holds it)
- *
- * Returns: (transfer full): a connected stream socket bridged to the board, or %NULL
- */
-GSocket *
-stm32_client_link_acquire_stream_finish (Stm32ClientLink *self, GAsyncResult *result,
-                                         GError **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == stm32_client_link_acquire_stream,
-                        NULL);
-  return g_task_propagate_pointer (G_TASK (result), error);
-}
-
-/**
- * stm32_client_link_acquire_stream_sync:
- * @self: a link
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for an error
- *
- * Blocks the calling thread; see stm32_client_link_acquire_stream().
- *
- * Returns: (transfer full): a connected stream socket bridged to the board, or %NULL
- */
-GSocket *
-stm32_client_link_acquire_stream_sync (Stm32ClientLink *self, GCancellable *cancellable,
-                                       GError **error)
-{
-  g_autoptr (GVariant) handle = NULL;
-  g_autoptr (GUnixFDList) fds = NULL;
-  GError *local_error = NULL;
-
-  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
-  if (self->removed)
-    {
-      link_set_gone_error (self, error);
-      return NULL;
-    }
-  if (!stm32_dbus_link1_call_acquire_stream_sync (self->proxy, NULL, &handle, &fds, cancellable,
-                                                  &local_error))
-    {
-      g_propagate_error (error, link_call_error (self, local_error));
-      return NULL;
-    }
-  return socket_from_reply ("AcquireStream", handle, fds, error);
-}
-
-/* ---- OpenTransactChannel ---------------------------------------------------------- */
-
-static Stm32ClientChannel *
-channel_from_reply (GVariant *handle, GUnixFDList *fds, GError **error)
-{
-  g_autoptr (GSocket) socket = socket_from_reply ("OpenTransactChannel", handle, fds, error);
-
-  if (socket == NULL)
-    return NULL;
-  /* Packet boundaries are the protocol: a stream would silently merge them. */
-  if (g_socket_get_socket_type (socket) != G_SOCKET_TYPE_SEQPACKET)
-    {
-      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_FAILED,
-                           "stm32d answered OpenTransactChannel with a socket that is not "
-                           "SOCK_SEQPACKET");
-      return NULL;
-    }
-  return stm32_client_channel_new (g_steal_pointer (&socket));
-}
-
-static void
-on_channel_opened (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (GTask) task = user_data;
-  Stm32ClientLink *self = g_task_get_source_object (task);
-  g_autoptr (GVariant) handle = NULL;
-  g_autoptr (GUnixFDList) fds = NULL;
-  GError *error = NULL;
-  Stm32ClientChannel *channel = NULL;
-
-  if (stm32_dbus_link1_call_open_transact_channel_finish (STM32_DBUS_LINK1 (source), &handle, &fds,
-                                                          result, &error))
-    channel = channel_from_reply (handle, fds, &error);
-  else
-    error = link_call_error (self, error);
-  if (channel == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, channel, g_object_unref);
-}
-
-/**
- * stm32_client_link_open_transact_channel:
- * @self: a link
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): called with the channel or an error
- * @user_data: (closure): data for @callback
- *
- * Opens a transaction channel to the link (org.stm32d.Link1.OpenTransactChannel):
- * transactions like stm32_client_link_transact(), each one socket round trip
- * to stm32d instead of a D-Bus call, for clients that make many requests.
- * The channel outlives reconnects of the link; stm32d closes it when the link
- * is removed or the daemon stops. At most 64 are open per link
- * (%STM32_ERROR_BUSY beyond).
- */
-void
-stm32_client_link_open_transact_channel (Stm32ClientLink *self, GCancellable *cancellable,
-                                         GAsyncReadyCallback callback, gpointer user_data)
-{
-  GTask *task;
-
-  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
-  task = link_task_start (self, stm32_client_link_open_transact_channel, cancellable, callback,
-                          user_data);
-  if (task != NULL)
-    stm32_dbus_link1_call_open_transact_channel (self->proxy, NULL, cancellable, on_channel_opened,
-                                                 task);
-}
-
-/**
- * stm32_client_link_open_transact_channel_finish:
- * @self: a link
- * @result: the result passed to the callback
- * @error: return location for an error (%STM32_ERROR_BUSY with 64 channels open)
- *
- * Returns: (transfer full): the channel, or %NULL
- */
-Stm32ClientChannel *
-stm32_client_link_open_transact_channel_finish (Stm32ClientLink *self, GAsyncResult *result,
-                                                GError **error)
-{
-  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
-  g_return_val_if_fail (
-      g_task_get_source_tag (G_TASK (result)) == stm32_client_link_open_transact_channel, NULL);
-  return g_task_propagate_pointer (G_TASK (result), error);
-}
-
-/**
- * stm32_client_link_open_transact_channel_sync:
- * @self: a link
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for an error
- *
- * Blocks the calling thread; see stm32_client_link_open_transact_channel().
- *
- * Returns: (transfer full): the channel, or %NULL
- */
-Stm32ClientChannel *
-stm32_client_link_open_transact_channel_sync (Stm32ClientLink *self, GCancellable *cancellable,
-                                              GError **error)
-{
-  g_autoptr (GVariant) handle = NULL;
-  g_autoptr (GUnixFDList) fds = NULL;
-  GError *local_error = NULL;
-
-  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
-  if (self->removed)
-    {
-      link_set_gone_error (self, error);
-      return NULL;
-    }
-  if (!stm32_dbus_link1_call_open_transact_channel_sync (self->proxy, NULL, &handle, &fds,
-                                                         cancellable, &local_error))
-    {
-      g_propagate_error (error, link_call_error (self, local_error));
-      return NULL;
-    }
-  return channel_from_reply (handle, fds, error);
+  return self->proxy;
 }

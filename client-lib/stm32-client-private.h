@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What the library's files share and applications do not see. */
 #pragma once
 
 #include "stm32-client-channel.h"
@@ -15,6 +16,14 @@ Stm32ClientLink *stm32_client_link_new (Stm32DbusLink1 *proxy, GDBusObjectManage
 void stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy);
 /* The daemon dropped the link (or stopped): from now on calls fail at once. */
 void stm32_client_link_mark_removed (Stm32ClientLink *self);
+
+/* For the link's calls (stm32-client-link-calls.c): the proxy it follows now. */
+Stm32DbusLink1 *stm32_client_link_get_proxy (Stm32ClientLink *self);
+/* Whether a call may go out; once the link was removed, FALSE with the error
+ * saying why it is gone. */
+gboolean stm32_client_link_may_call (Stm32ClientLink *self, GError **error);
+/* stm32_client_call_error() for a call on the link. */
+GError *stm32_client_link_call_error (Stm32ClientLink *self, GError *error);
 
 /* A channel on @socket (taken), stm32d's end of OpenTransactChannel. */
 Stm32ClientChannel *stm32_client_channel_new (GSocket *socket);
