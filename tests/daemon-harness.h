@@ -20,6 +20,14 @@ int stm32_daemon_test_run (void);
 /* Starts `stm32d --session ARGS…` and waits until it owns its name. */
 Stm32Daemon *stm32_daemon_start (const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
 
+/* Starts stm32d as @argv says (@argv[0] is its path), its stdio as @flags
+ * say, and waits until it owns its name, without the harness's proxies: for
+ * a program that reaches stm32d through libstm32client (the bench), whose
+ * own copy of the generated types would clash with the harness's (a GType
+ * registers once). Only the process functions (get_pid, send_signal,
+ * wait_exit, free) apply to it. */
+Stm32Daemon *stm32_daemon_spawn (const char *const *argv, GSubprocessFlags flags);
+
 /* Waits (bounded) for /org/stm32d/link/NAME and returns its proxy (owned by the daemon). */
 Stm32DbusLink1 *stm32_daemon_get_link (Stm32Daemon *daemon, const char *name);
 /* The link object, or NULL if it is not (or no longer) exported. */

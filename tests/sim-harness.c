@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "sim-harness.h"
 
+#include <sched.h>
+
 #include "test-util.h"
 
 #define SIM_START_TIMEOUT_MS 5000
@@ -14,6 +16,7 @@ struct _Stm32Sim
   GDataInputStream *events_in;
   GQueue events;          /* JsonObject, not yet consumed, in arrival order */
   GHashTable *counts;     /* event name → GUINT_TO_POINTER (count) */
+  GHashTable *last_times; /* event name → gint64 *, when the latest one was read */
   gboolean reading;       /* a read is in flight */
   gboolean stdout_closed; /* the simulator closed stdout: it exited */
   gboolean exited;
@@ -29,6 +32,7 @@ queue_event (Stm32Sim *sim, const char *line)
   g_autoptr (GError) error = NULL;
   JsonNode *root;
   const char *name;
+  gint64 *read_at;
 
   if (!json_parser_load_from_data (parser, line, -1, &error))
     g_error ("stm32-sim wrote a line that is not JSON: %s: %s", error->message, line);
@@ -38,10 +42,15 @@ queue_event (Stm32Sim *sim, const char *line)
   name = json_object_get_string_member_with_default (json_node_get_object (root), "event", NULL);
   if (name == NULL)
     g_error ("stm32-sim wrote an object without \"event\": %s", line);
-  g_test_message ("sim: %s", line);
+  /* Outside a test (the bench), g_test_message would print to stdout. */
+  if (g_test_initialized ())
+    g_test_message ("sim: %s", line);
   g_hash_table_insert (
       sim->counts, g_strdup (name),
       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (sim->counts, name)) + 1));
+  read_at = g_new (gint64, 1);
+  *read_at = g_get_monotonic_time ();
+  g_hash_table_insert (sim->last_times, g_strdup (name), read_at);
   g_queue_push_tail (&sim->events, json_object_ref (json_node_get_object (root)));
 }
 
@@ -107,20 +116,41 @@ sim_start_va (const char *netns, const char *first_arg, va_list args)
   return stm32_sim_spawn ((const char *const *) argv->pdata);
 }
 
+/* In the child, before exec. */
+static void
+pin_to_cpu (gpointer cpu)
+{
+  cpu_set_t set;
+
+  CPU_ZERO (&set);
+  CPU_SET (GPOINTER_TO_INT (cpu), &set);
+  (void) sched_setaffinity (0, sizeof set, &set);
+}
+
 Stm32Sim *
 stm32_sim_spawn (const char *const *argv)
 {
+  return stm32_sim_spawn_on_cpu (argv, -1);
+}
+
+Stm32Sim *
+stm32_sim_spawn_on_cpu (const char *const *argv, int cpu)
+{
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) listening = NULL;
+  g_autoptr (GSubprocessLauncher) launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE);
   Stm32Sim *sim = g_new0 (Stm32Sim, 1);
 
+  if (cpu >= 0)
+    g_subprocess_launcher_set_child_setup (launcher, pin_to_cpu, GINT_TO_POINTER (cpu), NULL);
   /* stderr is inherited: the simulator's diagnostics land in the test log. */
-  sim->process = g_subprocess_newv (
-      argv, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+  sim->process = g_subprocess_launcher_spawnv (launcher, argv, &error);
   g_assert_no_error (error);
   sim->stdin_pipe = g_object_ref (g_subprocess_get_stdin_pipe (sim->process));
   sim->events_in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (sim->process));
   sim->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  sim->last_times = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   g_queue_init (&sim->events);
   read_next_event (sim);
   listening = stm32_sim_wait_event (sim, "listening", SIM_START_TIMEOUT_MS);
@@ -210,6 +240,14 @@ stm32_sim_count_events (Stm32Sim *sim, const char *event)
   return GPOINTER_TO_UINT (g_hash_table_lookup (sim->counts, event));
 }
 
+gint64
+stm32_sim_last_event_time (Stm32Sim *sim, const char *event)
+{
+  const gint64 *at = g_hash_table_lookup (sim->last_times, event);
+
+  return at != NULL ? *at : 0;
+}
+
 void
 stm32_sim_discard_events (Stm32Sim *sim)
 {
@@ -285,6 +323,7 @@ stm32_sim_stop (Stm32Sim *sim)
   g_assert_cmpint (g_subprocess_get_exit_status (sim->process), ==, 0);
   g_queue_clear_full (&sim->events, (GDestroyNotify) json_object_unref);
   g_hash_table_unref (sim->counts);
+  g_hash_table_unref (sim->last_times);
   g_object_unref (sim->events_in);
   g_object_unref (sim->stdin_pipe);
   g_object_unref (sim->process);

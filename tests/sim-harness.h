@@ -23,6 +23,9 @@ Stm32Sim *stm32_sim_start_in_netns (const char *netns, const char *first_arg,
  * commands, JSON events, a "listening" event first), e.g. the lwIP board;
  * @argv[0] is its path. */
 Stm32Sim *stm32_sim_spawn (const char *const *argv);
+/* stm32_sim_spawn() with the board alone on CPU @cpu (-1: wherever the
+ * scheduler puts it), as a board in a lab is another machine. */
+Stm32Sim *stm32_sim_spawn_on_cpu (const char *const *argv, int cpu);
 guint16 stm32_sim_get_port (Stm32Sim *sim);
 
 /* Sends a command and returns its answer (an "ok", "status" or "error" event),
@@ -41,6 +44,9 @@ JsonObject *stm32_sim_wait_event (Stm32Sim *sim, const char *event, guint timeou
 void stm32_sim_expect (Stm32Sim *sim, const char *event, guint timeout_ms);
 /* How many events named @event arrived so far, consumed or not. */
 guint stm32_sim_count_events (Stm32Sim *sim, const char *event);
+/* When the latest event named @event was read (g_get_monotonic_time()), or 0
+ * if none arrived: for timing what the board reported against what followed. */
+gint64 stm32_sim_last_event_time (Stm32Sim *sim, const char *event);
 /* Drops every event not consumed yet (counts stay): for long runs whose
  * events no one will wait for, which would otherwise pile up. */
 void stm32_sim_discard_events (Stm32Sim *sim);

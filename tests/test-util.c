@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "test-util.h"
 
+#include <string.h>
 #include <unistd.h>
 
 static gboolean
@@ -31,16 +32,28 @@ stm32_test_iterate (gint64 deadline_us)
     g_source_remove (timer);
 }
 
+static gboolean
+count_process_fds (GPid pid, guint *n, GError **error)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/fd", (int) pid);
+  g_autoptr (GDir) dir = g_dir_open (path, 0, error);
+
+  if (dir == NULL)
+    return FALSE;
+  *n = 0;
+  while (g_dir_read_name (dir) != NULL)
+    (*n)++;
+  return TRUE;
+}
+
 guint
 stm32_test_count_process_fds (GPid pid)
 {
-  g_autofree char *path = g_strdup_printf ("/proc/%d/fd", (int) pid);
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  g_autoptr (GError) error = NULL;
   guint n = 0;
 
-  g_assert_nonnull (dir);
-  while (g_dir_read_name (dir) != NULL)
-    n++;
+  count_process_fds (pid, &n, &error);
+  g_assert_no_error (error);
   return n;
 }
 
@@ -91,4 +104,98 @@ stm32_test_write_file (const char *path, const char *format, ...)
   va_end (args);
   g_file_set_contents (path, text, -1, &error);
   g_assert_no_error (error);
+}
+
+/* Adds up a task's context switches from its status file; a thread that just
+ * ended counts nothing. */
+static guint64
+task_ctxt_switches (const char *status_path)
+{
+  g_autofree char *text = NULL;
+  g_auto (GStrv) lines = NULL;
+  guint64 n = 0;
+
+  if (!g_file_get_contents (status_path, &text, NULL, NULL))
+    return 0;
+  lines = g_strsplit (text, "\n", -1);
+  for (char **l = lines; *l != NULL; l++)
+    if (g_str_has_prefix (*l, "voluntary_ctxt_switches:"))
+      n += g_ascii_strtoull (*l + strlen ("voluntary_ctxt_switches:"), NULL, 10);
+    else if (g_str_has_prefix (*l, "nonvoluntary_ctxt_switches:"))
+      n += g_ascii_strtoull (*l + strlen ("nonvoluntary_ctxt_switches:"), NULL, 10);
+  return n;
+}
+
+static gboolean
+read_ctxt_switches (GPid pid, guint64 *n, GError **error)
+{
+  /* The process's own status counts its main thread only. */
+  g_autofree char *task_dir = g_strdup_printf ("/proc/%d/task", (int) pid);
+  g_autoptr (GDir) tasks = g_dir_open (task_dir, 0, error);
+
+  if (tasks == NULL)
+    return FALSE;
+  *n = 0;
+  for (const char *tid; (tid = g_dir_read_name (tasks)) != NULL;)
+    {
+      g_autofree char *path = g_build_filename (task_dir, tid, "status", NULL);
+
+      *n += task_ctxt_switches (path);
+    }
+  return TRUE;
+}
+
+/* /proc/PID/@file's text, or NULL with @error. */
+static char *
+read_proc_file (GPid pid, const char *file, GError **error)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/%s", (int) pid, file);
+  char *text = NULL;
+
+  return g_file_get_contents (path, &text, NULL, error) ? text : NULL;
+}
+
+static gboolean
+read_rss_kib (GPid pid, double *rss_kib, GError **error)
+{
+  g_autofree char *text = read_proc_file (pid, "status", error);
+  g_auto (GStrv) lines = NULL;
+
+  if (text == NULL)
+    return FALSE;
+  *rss_kib = 0;
+  lines = g_strsplit (text, "\n", -1);
+  for (char **l = lines; *l != NULL; l++)
+    if (g_str_has_prefix (*l, "VmRSS:"))
+      *rss_kib = g_ascii_strtod (*l + strlen ("VmRSS:"), NULL);
+  return TRUE;
+}
+
+static gboolean
+read_cpu_s (GPid pid, double *cpu_s, GError **error)
+{
+  g_autofree char *text = read_proc_file (pid, "stat", error);
+  g_auto (GStrv) fields = NULL;
+  const char *after_comm;
+
+  if (text == NULL)
+    return FALSE;
+  /* utime and stime are fields 14 and 15, counted past the ")" that ends
+   * comm (which may hold spaces). */
+  after_comm = strrchr (text, ')');
+  fields = g_strsplit (after_comm != NULL ? after_comm + 2 : text, " ", 16);
+  *cpu_s = 0;
+  if (g_strv_length (fields) >= 14)
+    *cpu_s = (g_ascii_strtod (fields[11], NULL) + g_ascii_strtod (fields[12], NULL)) /
+             sysconf (_SC_CLK_TCK);
+  return TRUE;
+}
+
+gboolean
+stm32_test_read_process_stat (GPid pid, Stm32ProcessStat *stat, GError **error)
+{
+  memset (stat, 0, sizeof *stat);
+  return read_rss_kib (pid, &stat->rss_kib, error) &&
+         read_ctxt_switches (pid, &stat->ctxt_switches, error) &&
+         read_cpu_s (pid, &stat->cpu_s, error) && count_process_fds (pid, &stat->fds, error);
 }

@@ -49,6 +49,18 @@ guint stm32_test_count_process_fds (GPid pid);
  * used to list them. */
 guint stm32_test_count_fds (void);
 
+/* What /proc says of a process: its memory, fds, context switches and CPU
+ * time, every thread's counted (GDBus runs a worker thread beside the main one). */
+typedef struct
+{
+  double rss_kib;        /* VmRSS */
+  guint fds;             /* entries of /proc/PID/fd */
+  guint64 ctxt_switches; /* voluntary + nonvoluntary */
+  double cpu_s;          /* user + system, in clock ticks (10 ms) */
+} Stm32ProcessStat;
+
+gboolean stm32_test_read_process_stat (GPid pid, Stm32ProcessStat *stat, GError **error);
+
 /* Path of a built program, from G_TEST_BUILDDIR-relative @relpath under the build root. */
 char *stm32_test_build_path (const char *relpath);
 

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The throughput section's Sends: frames pipelined through the client
+ * library's async Send, as a GUI would, against one send() each on a direct
+ * socket; then the AcquireStream bulk transfer (bench-stream.c). */
+#include <string.h>
+
+#include "bench.h"
+
+typedef struct
+{
+  Stm32ClientLink *link;
+  GBytes *frame;
+  guint total, started, finished, in_flight;
+  GError *error;
+  gint64 deadline_ns;
+  gboolean done;
+} SendPump;
+
+static void send_pump_fill (SendPump *p);
+
+static void
+send_done_cb (GObject *source, GAsyncResult *res, gpointer data)
+{
+  SendPump *p = data;
+  GError *error = NULL;
+  p->in_flight--;
+  p->finished++;
+  if (!stm32_client_link_send_finish (STM32_CLIENT_LINK (source), res, &error) && !p->error)
+    p->error = error;
+  else
+    g_clear_error (&error);
+  send_pump_fill (p);
+}
+
+/* Keeps BENCH_SEND_IN_FLIGHT sends outstanding; stops starting new ones on
+ * error or past the deadline. */
+static void
+send_pump_fill (SendPump *p)
+{
+  gboolean stop = p->error || bench_now_ns () > p->deadline_ns;
+  while (!stop && p->in_flight < BENCH_SEND_IN_FLIGHT && p->started < p->total)
+    {
+      p->started++;
+      p->in_flight++;
+      stm32_client_link_send (p->link, p->frame, NULL, send_done_cb, p);
+    }
+  if (p->in_flight == 0 && (stop || p->started == p->total))
+    p->done = TRUE;
+}
+
+double
+bench_send_pipelined (Stm32ClientLink *link, gsize size, guint n, guint max_s, guint *frames,
+                      GError **error)
+{
+  g_autofree char *buf = g_malloc (size);
+  memset (buf, 's', size);
+  g_autoptr (GBytes) frame = g_bytes_new (buf, size);
+  SendPump p = {
+    link, frame, n, 0, 0, 0, NULL, bench_now_ns () + (gint64) max_s * 1000000000, FALSE
+  };
+  gint64 t0 = bench_now_ns ();
+  send_pump_fill (&p);
+  if (!bench_wait_until (&p.done, (max_s + 30) * 1000))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "sends did not finish");
+      return -1; /* p is on the stack: leaving with sends in flight would be fatal */
+    }
+  double s = (bench_now_ns () - t0) / 1e9;
+  if (p.error)
+    {
+      g_propagate_error (error, p.error);
+      return -1;
+    }
+  *frames = p.finished;
+  return s;
+}
+
+/* The same frames written one send() each to the board directly. */
+static double
+send_direct (GSocket *sock, gsize size, guint n, GError **error)
+{
+  g_autofree char *buf = g_malloc (size + 1);
+  memset (buf, 's', size);
+  buf[size] = '\n';
+  gint64 t0 = bench_now_ns ();
+  for (guint i = 0; i < n; i++)
+    if (!bench_send_all (sock, buf, size + 1, error))
+      return -1;
+  return (bench_now_ns () - t0) / 1e9;
+}
+
+static gboolean
+measure_sends (const BenchConfig *config, GError **error)
+{
+  guint n = config->smoke ? 500 : 20000;
+  guint max_s = config->smoke ? 5 : 30;
+  const gsize sizes[] = { 64, 4096 };
+  g_autoptr (Stm32Sim) sink = bench_sim_start (config, "--reply", "none", NULL);
+  g_autoptr (BenchDaemon) d =
+      bench_daemon_start (config, stm32_sim_get_port (sink), NULL, TRUE, error);
+  if (!d)
+    return FALSE;
+  g_autoptr (GSocket) direct = bench_direct_connect (stm32_sim_get_port (sink), error);
+  if (!direct)
+    return FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      guint frames = 0;
+      double sd = send_direct (direct, sizes[i], n, error);
+      double sv = sd < 0 ? -1 : bench_send_pipelined (d->link, sizes[i], n, max_s, &frames, error);
+      if (sv < 0)
+        return FALSE;
+      g_autofree char *name =
+          g_strdup_printf ("Send %zu B x%d in flight", sizes[i], BENCH_SEND_IN_FLIGHT);
+      g_autofree char *fps = g_strdup_printf ("%s frames/s", name);
+      g_autofree char *mbs = g_strdup_printf ("%s MB/s", name);
+      g_autofree char *note = g_strdup_printf ("%u frames", frames);
+      bench_report ("throughput", fps, frames / sv, n / sd, "frames/s", note);
+      bench_report ("throughput", mbs, frames * (double) sizes[i] / sv / 1e6,
+                    n * (double) sizes[i] / sd / 1e6, "MB/s", NULL);
+    }
+  return TRUE;
+}
+
+gboolean
+bench_throughput (const BenchConfig *config, GError **error)
+{
+  /* One stm32d at a time: the sends' board and daemon are gone before the
+   * bulk transfer starts its own. */
+  return measure_sends (config, error) && bench_stream_bulk (config, error);
+}
