@@ -79,11 +79,13 @@ complete_waiters (GPtrArray *waiters, const GError *error)
 
 /* ---- the state machine ---------------------------------------------------- */
 
-/* The one place the state changes. State, LastError and RetryIn are notified
- * together (freeze/thaw), so an observer never sees one without the others. */
+/* The one place the state changes, and RetryIn with it (@retry_in: the delay
+ * before the next attempt, for WAITING). State, LastError and RetryIn are
+ * notified together (freeze/thaw), so an observer never sees one without the
+ * others. */
 static void
-link_transition (Stm32Link *self, Stm32LinkState state, Stm32EndReason error,
-                 const char *error_message)
+link_transition_full (Stm32Link *self, Stm32LinkState state, Stm32EndReason error,
+                      const char *error_message, guint retry_in)
 {
   GObject *object = G_OBJECT (self);
 
@@ -105,9 +107,9 @@ link_transition (Stm32Link *self, Stm32LinkState state, Stm32EndReason error,
     }
   link_set_string (self, &self->last_error_message, g_strdup (error_message),
                    PROP_LAST_ERROR_MESSAGE);
-  if (state != STM32_LINK_STATE_WAITING && self->retry_in != 0)
+  if (state == STM32_LINK_STATE_WAITING || self->retry_in != 0)
     {
-      self->retry_in = 0;
+      self->retry_in = state == STM32_LINK_STATE_WAITING ? retry_in : 0;
       g_object_notify_by_pspec (object, stm32_link_props[PROP_RETRY_IN]);
     }
   if (state != STM32_LINK_STATE_CONNECTED && state != STM32_LINK_STATE_CLOSING)
@@ -121,6 +123,14 @@ link_transition (Stm32Link *self, Stm32LinkState state, Stm32EndReason error,
         }
     }
   g_object_thaw_notify (object);
+}
+
+static void
+link_transition (Stm32Link *self, Stm32LinkState state, Stm32EndReason error,
+                 const char *error_message)
+{
+  g_return_if_fail (state != STM32_LINK_STATE_WAITING);
+  link_transition_full (self, state, error, error_message, 0);
 }
 
 static gboolean
@@ -146,9 +156,7 @@ link_schedule_retry (Stm32Link *self, const Stm32HistoryEntry *ended)
   if (ended->reason == STM32_END_REASON_SERVER_BUSY)
     delay = MAX (delay, self->config->busy_backoff);
 
-  link_transition (self, STM32_LINK_STATE_WAITING, ended->reason, ended->error);
-  self->retry_in = delay;
-  g_object_notify_by_pspec (G_OBJECT (self), stm32_link_props[PROP_RETRY_IN]);
+  link_transition_full (self, STM32_LINK_STATE_WAITING, ended->reason, ended->error, delay);
   self->retry_timer = g_timeout_add (delay, on_retry_timer, self);
   LINK_LOG (self, G_LOG_LEVEL_INFO, "retrying in %u ms", delay);
 }

@@ -169,13 +169,13 @@ send_request_cancelled (const Stm32SendRequest *request)
 void
 stm32_send_queue_drop_cancelled (Stm32SendQueue *self)
 {
-  Stm32SendRequest *request;
+  Stm32SendRequest *head;
 
   /* A frame cancelled before it started is dropped; one being written is finished. */
-  while ((request = g_queue_peek_head (&self->waiting)) != NULL &&
-         request->phase == STM32_SEND_QUEUED && send_request_cancelled (request))
+  while ((head = g_queue_peek_head (&self->waiting)) != NULL && head->phase == STM32_SEND_QUEUED &&
+         send_request_cancelled (head))
     {
-      g_autoptr (Stm32SendRequest) owned = g_queue_pop_head (&self->waiting);
+      g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&self->waiting);
       g_autoptr (GTask) task = g_steal_pointer (&request->task);
 
       send_queue_drop (self, request, NULL);
@@ -249,14 +249,14 @@ stm32_send_queue_unsent (Stm32SendQueue *self, GError *error)
 void
 stm32_send_queue_confirm (Stm32SendQueue *self)
 {
-  Stm32SendRequest *request;
+  Stm32SendRequest *head;
   guint64 acknowledged;
 
   if (g_queue_is_empty (&self->unconfirmed) || !self->acknowledged (self->user_data, &acknowledged))
     return;
-  while ((request = g_queue_peek_head (&self->unconfirmed)) != NULL && request->end <= acknowledged)
+  while ((head = g_queue_peek_head (&self->unconfirmed)) != NULL && head->end <= acknowledged)
     {
-      g_autoptr (Stm32SendRequest) owned = g_queue_pop_head (&self->unconfirmed);
+      g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&self->unconfirmed);
 
       self->confirmed (self->user_data, g_bytes_get_size (request->wire), request->raw);
       if (request->task)
@@ -271,12 +271,10 @@ stm32_send_queue_confirm (Stm32SendQueue *self)
 void
 stm32_send_queue_fail_unconfirmed (Stm32SendQueue *self, const GError *end_error)
 {
-  Stm32SendRequest *request;
-
   stm32_send_queue_confirm (self);
-  while ((request = g_queue_pop_head (&self->unconfirmed)) != NULL)
+  while (!g_queue_is_empty (&self->unconfirmed))
     {
-      g_autoptr (Stm32SendRequest) owned = request;
+      g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&self->unconfirmed);
 
       if (request->task)
         g_task_return_new_error (g_steal_pointer (&request->task), end_error->domain,
@@ -292,17 +290,16 @@ void
 stm32_send_queue_fail_queued (Stm32SendQueue *self, const GError *error, gboolean including_writing)
 {
   GQueue requests = self->waiting;
-  Stm32SendRequest *request;
+  Stm32SendRequest *head = g_queue_peek_head (&requests);
 
   g_queue_init (&self->waiting);
   /* The frame being written is answered by its write: the kernel may have
    * taken all of it before we learnt that the connection ended. */
-  request = g_queue_peek_head (&requests);
-  if (!including_writing && request != NULL && request->phase == STM32_SEND_WRITING)
+  if (!including_writing && head != NULL && head->phase == STM32_SEND_WRITING)
     g_queue_push_tail (&self->waiting, g_queue_pop_head (&requests));
-  while ((request = g_queue_pop_head (&requests)) != NULL)
+  while (!g_queue_is_empty (&requests))
     {
-      g_autoptr (Stm32SendRequest) owned = request;
+      g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&requests);
 
       send_queue_drop (self, request, g_error_copy (error));
     }

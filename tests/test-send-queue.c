@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Stm32SendQueue on its own, against a fake acknowledgement source: the
+ * bound, the order, and that a Send is answered only once acknowledged. */
+#include "stm32-send-queue.h"
+#include "test-util.h"
+
+#define WAIT_MS 2000
+
+typedef struct
+{
+  Stm32SendQueue *queue;
+  gboolean known;       /* whether the fake socket can say what was acknowledged */
+  guint64 acknowledged; /* bytes the fake board acknowledged */
+  GString *confirmed;   /* "size,raw;" per confirmation, in order */
+} Fixture;
+
+/* What one request's caller got. */
+typedef struct
+{
+  Fixture *fixture;
+  gboolean done;
+  gboolean ok;
+  GError *error;
+  guint confirmations_then; /* confirmations counted when this answer came */
+} Answer;
+
+static gboolean
+fake_acknowledged (gpointer user_data, guint64 *acknowledged)
+{
+  Fixture *fixture = user_data;
+
+  *acknowledged = fixture->acknowledged;
+  return fixture->known;
+}
+
+static void
+fake_confirmed (gpointer user_data, gsize size, gboolean raw)
+{
+  Fixture *fixture = user_data;
+
+  g_string_append_printf (fixture->confirmed, "%" G_GSIZE_FORMAT ",%d;", size, raw);
+}
+
+static void
+fixture_set_up (Fixture *fixture, gconstpointer data)
+{
+  fixture->queue = stm32_send_queue_new (10, fake_acknowledged, fake_confirmed, fixture);
+  fixture->known = TRUE;
+  fixture->confirmed = g_string_new (NULL);
+}
+
+static void
+fixture_tear_down (Fixture *fixture, gconstpointer data)
+{
+  stm32_send_queue_free (fixture->queue);
+  g_string_free (fixture->confirmed, TRUE);
+}
+
+static guint
+count_confirmations (Fixture *fixture)
+{
+  guint n = 0;
+
+  for (const char *p = fixture->confirmed->str; *p; p++)
+    n += *p == ';';
+  return n;
+}
+
+static void
+on_answered (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Answer *answer = user_data;
+
+  answer->ok = g_task_propagate_boolean (G_TASK (result), &answer->error);
+  answer->confirmations_then = count_confirmations (answer->fixture);
+  answer->done = TRUE;
+}
+
+static Stm32SendRequest *
+reserve (Fixture *fixture, const char *text, gboolean raw, GCancellable *cancellable,
+         Answer *answer)
+{
+  g_autoptr (GBytes) wire = g_bytes_new (text, strlen (text));
+  g_autoptr (GTask) task = NULL;
+
+  if (answer != NULL)
+    {
+      answer->fixture = fixture;
+      task = g_task_new (NULL, cancellable, on_answered, answer);
+    }
+  return stm32_send_queue_reserve (fixture->queue, wire, task, raw);
+}
+
+static void
+assert_next (Fixture *fixture, const char *text)
+{
+  GBytes *next = stm32_send_queue_start_next (fixture->queue);
+  gsize size = 0;
+  const char *data;
+
+  g_assert_nonnull (next);
+  data = g_bytes_get_data (next, &size);
+  g_assert_cmpmem (data, size, text, strlen (text));
+  g_assert_true (stm32_send_queue_is_writing (fixture->queue));
+}
+
+/* Room is reserved when a request is made and given back once it is written
+ * or withdrawn; requests go out one at a time, in order. */
+static void
+test_bound_and_order (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (Stm32SendRequest) a = reserve (fixture, "aaaa", FALSE, NULL, NULL);
+  g_autoptr (Stm32SendRequest) b = reserve (fixture, "bbbb", FALSE, NULL, NULL);
+  g_autoptr (Stm32SendRequest) c = NULL;
+
+  g_assert_cmpuint (stm32_send_queue_get_reserved (fixture->queue), ==, 8);
+  g_assert_true (stm32_send_queue_has_room (fixture->queue, 2));
+  g_assert_false (stm32_send_queue_has_room (fixture->queue, 3));
+  g_assert_null (stm32_send_queue_start_next (fixture->queue));
+
+  stm32_send_queue_push (fixture->queue, a);
+  stm32_send_queue_push (fixture->queue, b);
+  g_assert_cmpint (stm32_send_request_get_phase (b), ==, STM32_SEND_QUEUED);
+  assert_next (fixture, "aaaa");
+  g_assert_cmpint (stm32_send_request_get_phase (a), ==, STM32_SEND_WRITING);
+  /* One write at a time. */
+  g_assert_null (stm32_send_queue_start_next (fixture->queue));
+
+  stm32_send_queue_written (fixture->queue, 4);
+  g_assert_cmpint (stm32_send_request_get_phase (a), ==, STM32_SEND_WRITTEN);
+  g_assert_cmpuint (stm32_send_queue_get_reserved (fixture->queue), ==, 4);
+
+  /* Withdrawn before it started: gone, and its room given back. */
+  stm32_send_queue_withdraw (fixture->queue, b);
+  g_assert_cmpint (stm32_send_request_get_phase (b), ==, STM32_SEND_UNSENT);
+  g_assert_cmpuint (stm32_send_queue_get_reserved (fixture->queue), ==, 0);
+  g_assert_true (stm32_send_queue_is_empty (fixture->queue));
+
+  /* Being written: finished, never withdrawn (half a frame would corrupt the stream). */
+  c = reserve (fixture, "cc", FALSE, NULL, NULL);
+  stm32_send_queue_push (fixture->queue, c);
+  assert_next (fixture, "cc");
+  stm32_send_queue_withdraw (fixture->queue, c);
+  g_assert_cmpint (stm32_send_request_get_phase (c), ==, STM32_SEND_WRITING);
+  stm32_send_queue_written (fixture->queue, 6);
+  fixture->acknowledged = 6;
+  stm32_send_queue_confirm (fixture->queue);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "4,0;2,0;");
+}
+
+/* Written is not sent: the caller hears only once the board acknowledged the
+ * last byte, counted first, whether a reply brought the news or the queue's
+ * own polling found it. */
+static void
+test_answered_on_acknowledgement (Fixture *fixture, gconstpointer data)
+{
+  Answer first = { 0 }, second = { 0 };
+  g_autoptr (Stm32SendRequest) a = reserve (fixture, "abc", FALSE, NULL, &first);
+  g_autoptr (Stm32SendRequest) b = reserve (fixture, "de", FALSE, NULL, &second);
+
+  stm32_send_queue_push (fixture->queue, a);
+  stm32_send_queue_push (fixture->queue, b);
+  assert_next (fixture, "abc");
+  stm32_send_queue_written (fixture->queue, 3);
+  assert_next (fixture, "de");
+  stm32_send_queue_written (fixture->queue, 5);
+
+  /* Nothing acknowledged, or no way to know: nobody is answered. */
+  fixture->known = FALSE;
+  fixture->acknowledged = 5;
+  stm32_send_queue_confirm (fixture->queue);
+  fixture->known = TRUE;
+  fixture->acknowledged = 2;
+  stm32_send_queue_confirm (fixture->queue);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "");
+
+  /* The first frame's last byte: the first caller only, after its count. */
+  fixture->acknowledged = 3;
+  stm32_send_queue_confirm (fixture->queue);
+  stm32_test_wait_until (first.done, WAIT_MS);
+  g_assert_true (first.ok);
+  g_assert_cmpuint (first.confirmations_then, ==, 1);
+  g_assert_false (second.done);
+
+  /* No call this time: the queue's polling finds the ACK. */
+  fixture->acknowledged = 5;
+  stm32_test_wait_until (second.done, WAIT_MS);
+  g_assert_true (second.ok);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "3,0;2,0;");
+}
+
+/* A raw stream has a socket's semantics: written is done for the caller,
+ * while the byte counters still wait for the board. */
+static void
+test_raw_answered_on_write (Fixture *fixture, gconstpointer data)
+{
+  Answer answer = { 0 };
+  g_autoptr (Stm32SendRequest) raw = reserve (fixture, "raw", TRUE, NULL, &answer);
+
+  stm32_send_queue_push (fixture->queue, raw);
+  assert_next (fixture, "raw");
+  stm32_send_queue_written (fixture->queue, 3);
+  stm32_test_wait_until (answer.done, WAIT_MS);
+  g_assert_true (answer.ok);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "");
+  fixture->acknowledged = 3;
+  stm32_send_queue_confirm (fixture->queue);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "3,1;");
+}
+
+/* Cancelled before it started: dropped, its caller told so, its room back. */
+static void
+test_cancelled_before_start (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  Answer cancelled = { 0 };
+  g_autoptr (Stm32SendRequest) a = reserve (fixture, "aa", FALSE, cancellable, &cancelled);
+  g_autoptr (Stm32SendRequest) b = reserve (fixture, "bb", FALSE, NULL, NULL);
+
+  stm32_send_queue_push (fixture->queue, a);
+  stm32_send_queue_push (fixture->queue, b);
+  g_cancellable_cancel (cancellable);
+  stm32_send_queue_drop_cancelled (fixture->queue);
+  stm32_test_wait_until (cancelled.done, WAIT_MS);
+  g_assert_error (cancelled.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&cancelled.error);
+  g_assert_cmpint (stm32_send_request_get_phase (a), ==, STM32_SEND_UNSENT);
+  g_assert_cmpuint (stm32_send_queue_get_reserved (fixture->queue), ==, 2);
+  assert_next (fixture, "bb");
+}
+
+/* The connection ended: what was acknowledged was sent; what was written but
+ * not acknowledged, queued, or half written is answered with why not — the
+ * one being written by its own write, unless the link is going away. */
+static void
+test_connection_ends (Fixture *fixture, gconstpointer data)
+{
+  Answer acked = { 0 }, unacked = { 0 }, writing = { 0 }, queued = { 0 };
+  g_autoptr (Stm32SendRequest) a = reserve (fixture, "a", FALSE, NULL, &acked);
+  g_autoptr (Stm32SendRequest) b = reserve (fixture, "b", FALSE, NULL, &unacked);
+  g_autoptr (Stm32SendRequest) c = reserve (fixture, "c", FALSE, NULL, &writing);
+  g_autoptr (Stm32SendRequest) d = reserve (fixture, "d", FALSE, NULL, &queued);
+  g_autoptr (GError) end = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED, "reset");
+
+  stm32_send_queue_push (fixture->queue, a);
+  stm32_send_queue_push (fixture->queue, b);
+  stm32_send_queue_push (fixture->queue, c);
+  stm32_send_queue_push (fixture->queue, d);
+  assert_next (fixture, "a");
+  stm32_send_queue_written (fixture->queue, 1);
+  assert_next (fixture, "b");
+  stm32_send_queue_written (fixture->queue, 2);
+  assert_next (fixture, "c");
+  fixture->acknowledged = 1;
+
+  stm32_send_queue_fail_unconfirmed (fixture->queue, end);
+  stm32_send_queue_fail_queued (fixture->queue, end, FALSE);
+  stm32_test_wait_until (acked.done && unacked.done && queued.done, WAIT_MS);
+  g_assert_true (acked.ok);
+  g_assert_error (unacked.error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_assert_true (g_str_has_prefix (unacked.error->message, "Not delivered"));
+  g_assert_error (queued.error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_assert_false (writing.done);
+  g_assert_true (stm32_send_queue_is_writing (fixture->queue));
+
+  stm32_send_queue_unsent (fixture->queue, g_error_copy (end));
+  stm32_test_wait_until (writing.done, WAIT_MS);
+  g_assert_error (writing.error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_assert_cmpuint (stm32_send_queue_get_reserved (fixture->queue), ==, 0);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "1,0;");
+  g_clear_error (&unacked.error);
+  g_clear_error (&queued.error);
+  g_clear_error (&writing.error);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/send-queue/bound-and-order", Fixture, NULL, fixture_set_up, test_bound_and_order,
+              fixture_tear_down);
+  g_test_add ("/send-queue/answered-on-acknowledgement", Fixture, NULL, fixture_set_up,
+              test_answered_on_acknowledgement, fixture_tear_down);
+  g_test_add ("/send-queue/raw-answered-on-write", Fixture, NULL, fixture_set_up,
+              test_raw_answered_on_write, fixture_tear_down);
+  g_test_add ("/send-queue/cancelled-before-start", Fixture, NULL, fixture_set_up,
+              test_cancelled_before_start, fixture_tear_down);
+  g_test_add ("/send-queue/connection-ends", Fixture, NULL, fixture_set_up, test_connection_ends,
+              fixture_tear_down);
+  return g_test_run ();
+}
