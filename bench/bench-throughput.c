@@ -6,6 +6,8 @@
 
 #include "bench.h"
 
+/* Shared by the wait and every Send in flight (each holds a reference), so
+ * a wait that gives up on a hung daemon leaves nothing dangling. */
 typedef struct
 {
   Stm32ClientLink *link;
@@ -19,9 +21,24 @@ typedef struct
 static void send_pump_fill (SendPump *p);
 
 static void
+send_pump_clear (SendPump *p)
+{
+  g_bytes_unref (p->frame);
+  g_clear_error (&p->error);
+}
+
+static void
+send_pump_unref (SendPump *p)
+{
+  g_rc_box_release_full (p, (GDestroyNotify) send_pump_clear);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SendPump, send_pump_unref)
+
+static void
 send_done_cb (GObject *source, GAsyncResult *res, gpointer data)
 {
-  SendPump *p = data;
+  g_autoptr (SendPump) p = data;
   GError *error = NULL;
   p->in_flight--;
   p->finished++;
@@ -42,7 +59,7 @@ send_pump_fill (SendPump *p)
     {
       p->started++;
       p->in_flight++;
-      stm32_client_link_send (p->link, p->frame, NULL, send_done_cb, p);
+      stm32_client_link_send (p->link, p->frame, NULL, send_done_cb, g_rc_box_acquire (p));
     }
   if (p->in_flight == 0 && (stop || p->started == p->total))
     p->done = TRUE;
@@ -54,24 +71,25 @@ bench_send_pipelined (Stm32ClientLink *link, gsize size, guint n, guint max_s, g
 {
   g_autofree char *buf = g_malloc (size);
   memset (buf, 's', size);
-  g_autoptr (GBytes) frame = g_bytes_new (buf, size);
-  SendPump p = {
-    link, frame, n, 0, 0, 0, NULL, bench_now_ns () + (gint64) max_s * 1000000000, FALSE
-  };
+  g_autoptr (SendPump) p = g_rc_box_new0 (SendPump);
+  p->link = link;
+  p->frame = g_bytes_new (buf, size);
+  p->total = n;
+  p->deadline_ns = bench_now_ns () + (gint64) max_s * 1000000000;
   gint64 t0 = bench_now_ns ();
-  send_pump_fill (&p);
-  if (!bench_wait_until (&p.done, (max_s + 30) * 1000))
+  send_pump_fill (p);
+  if (!bench_wait_until (&p->done, (max_s + 30) * 1000))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "sends did not finish");
-      return -1; /* p is on the stack: leaving with sends in flight would be fatal */
-    }
-  double s = (bench_now_ns () - t0) / 1e9;
-  if (p.error)
-    {
-      g_propagate_error (error, p.error);
       return -1;
     }
-  *frames = p.finished;
+  double s = (bench_now_ns () - t0) / 1e9;
+  if (p->error)
+    {
+      g_propagate_error (error, g_steal_pointer (&p->error));
+      return -1;
+    }
+  *frames = p->finished;
   return s;
 }
 
