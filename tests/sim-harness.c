@@ -91,8 +91,9 @@ has_port_option (GPtrArray *argv)
   return FALSE;
 }
 
+/* @options: the simulator's options, NULL-terminated (NULL for none). */
 static Stm32Sim *
-sim_start_va (const char *netns, const char *first_arg, va_list args)
+sim_start_options (const char *netns, const char *const *options)
 {
   g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
 
@@ -105,8 +106,8 @@ sim_start_va (const char *netns, const char *first_arg, va_list args)
       g_ptr_array_add (argv, g_strdup (netns));
     }
   g_ptr_array_add (argv, stm32_test_build_path ("tests/sim/stm32-sim"));
-  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
-    g_ptr_array_add (argv, g_strdup (arg));
+  for (gsize i = 0; options != NULL && options[i] != NULL; i++)
+    g_ptr_array_add (argv, g_strdup (options[i]));
   if (!has_port_option (argv))
     {
       g_ptr_array_add (argv, g_strdup ("--port"));
@@ -114,6 +115,17 @@ sim_start_va (const char *netns, const char *first_arg, va_list args)
     }
   g_ptr_array_add (argv, NULL);
   return stm32_sim_spawn ((const char *const *) argv->pdata);
+}
+
+static Stm32Sim *
+sim_start_va (const char *netns, const char *first_arg, va_list args)
+{
+  g_autoptr (GPtrArray) options = g_ptr_array_new ();
+
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (options, (gpointer) arg);
+  g_ptr_array_add (options, NULL);
+  return sim_start_options (netns, (const char *const *) options->pdata);
 }
 
 /* In the child, before exec. */
@@ -334,4 +346,10 @@ void
 stm32_sim_expect (Stm32Sim *sim, const char *event, guint timeout_ms)
 {
   json_object_unref (stm32_sim_wait_event (sim, event, timeout_ms));
+}
+
+Stm32Sim *
+stm32_sim_startv (const char *const *options)
+{
+  return sim_start_options (NULL, options);
 }

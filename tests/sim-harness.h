@@ -55,4 +55,8 @@ void stm32_sim_discard_events (Stm32Sim *sim);
  * status 0 (so a leak or crash found by the sanitizers fails the test); frees @sim. */
 void stm32_sim_stop (Stm32Sim *sim);
 
+/* stm32_sim_start() with its options as a NULL-terminated array (NULL for
+ * none), e.g. a GTest fixture's data. */
+Stm32Sim *stm32_sim_startv (const char *const *options);
+
 G_END_DECLS

@@ -265,59 +265,83 @@ expect_released (Stm32Sim *sim, const char *how, gint64 slots_in_use)
 
 /* --- tests ----------------------------------------------------------------- */
 
-static void
-test_echo_line (void)
+/* Each test's board: the simulator, started with the options the test was
+ * registered with (its fixture data). */
+typedef struct
 {
-  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
-  g_autoptr (JsonObject) accepted = stm32_sim_wait_event (sim, "accepted", WAIT_MS);
+  Stm32Sim *sim;
+  guint16 port;
+} Fixture;
+
+/* A test's simulator options, as fixture data: they live as long as main(). */
+#define OPTIONS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+static void
+fixture_setup (Fixture *fixture, gconstpointer options)
+{
+  fixture->sim = stm32_sim_startv (options);
+  fixture->port = stm32_sim_get_port (fixture->sim);
+}
+
+static void
+fixture_teardown (Fixture *fixture, gconstpointer options)
+{
+  stm32_sim_stop (fixture->sim);
+}
+
+static void
+add_test (const char *path, const char *const *options, void (*test) (Fixture *, gconstpointer))
+{
+  g_test_add (path, Fixture, options, fixture_setup, test, fixture_teardown);
+}
+
+static void
+test_echo_line (Fixture *fixture, gconstpointer options)
+{
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
+  g_autoptr (JsonObject) accepted = stm32_sim_wait_event (fixture->sim, "accepted", WAIT_MS);
   g_autoptr (JsonObject) frame = NULL;
   g_autofree char *peer = g_strdup_printf ("127.0.0.1:%u", local_port (client));
 
   g_assert_cmpstr (json_object_get_string_member (accepted, "peer"), ==, peer);
   g_assert_cmpint (json_object_get_int_member (accepted, "slots_in_use"), ==, 1);
   expect_echo (client, "hello\nworld\n");
-  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
   g_assert_cmpint (json_object_get_int_member (frame, "id"), ==,
                    json_object_get_int_member (accepted, "id"));
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "hello");
   g_assert_cmpint (json_object_get_int_member (frame, "bytes"), ==, 5);
   g_clear_pointer (&frame, json_object_unref);
-  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "world");
-  stm32_sim_stop (sim);
 }
 
 static void
-test_u16be_echo (void)
+test_u16be_echo (Fixture *fixture, gconstpointer options)
 {
   static const char wire[] = "\x00\x03"
                              "abc\x00\x01"
                              "z\x00\x02\x00\xff";
-  Stm32Sim *sim = stm32_sim_start ("--framing", "u16be", NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
   g_autoptr (JsonObject) frame = NULL;
 
   send_data (client, wire, sizeof wire - 1);
   expect_data (client, wire, sizeof wire - 1);
-  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "abc");
   g_clear_pointer (&frame, json_object_unref);
-  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "z");
   g_clear_pointer (&frame, json_object_unref);
   /* Binary frames are reported in hex. */
-  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (frame, "hex"), ==, "00ff");
-  stm32_sim_stop (sim);
 }
 
 static void
-test_good_close_frees_slot (void)
+test_good_close_frees_slot (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--slots", "1", NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autoptr (GSocketConnection) first = connect_ok (port);
+  g_autoptr (GSocketConnection) first = connect_ok (fixture->port);
   g_autoptr (GSocketConnection) second = NULL;
   g_autoptr (GError) error = NULL;
 
@@ -326,99 +350,87 @@ test_good_close_frees_slot (void)
   g_assert_no_error (error);
   /* The good firmware answers the PC's FIN with its own. */
   expect_eof (first);
-  expect_released (sim, "closed-after-eof", 0);
+  expect_released (fixture->sim, "closed-after-eof", 0);
   g_io_stream_close (G_IO_STREAM (first), NULL, NULL);
-  second = connect_ok (port);
+  second = connect_ok (fixture->port);
   expect_echo (second, "two\n");
-  g_assert_cmpint (status_int (sim, "rejected"), ==, 0);
-  stm32_sim_stop (sim);
+  g_assert_cmpint (status_int (fixture->sim, "rejected"), ==, 0);
 }
 
 static void
-test_full_rst (void)
+test_full_rst (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--slots", "1", NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autoptr (GSocketConnection) holder = connect_ok (port);
+  g_autoptr (GSocketConnection) holder = connect_ok (fixture->port);
   g_autoptr (JsonObject) rejected = NULL;
 
   expect_echo (holder, "mine\n");
   /* lwIP's netconn pool exhaustion: the handshake completes, then RST. */
-  expect_accept_then_reset (port);
-  rejected = stm32_sim_wait_event (sim, "rejected", WAIT_MS);
+  expect_accept_then_reset (fixture->port);
+  rejected = stm32_sim_wait_event (fixture->sim, "rejected", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (rejected, "reason"), ==, "table-full");
   g_assert_cmpstr (json_object_get_string_member (rejected, "action"), ==, "rst");
   g_assert_true (g_str_has_prefix (json_object_get_string_member (rejected, "peer"), "127.0.0.1:"));
-  g_assert_cmpint (status_int (sim, "rejected"), ==, 1);
-  g_assert_cmpint (status_int (sim, "slots_in_use"), ==, 1);
+  g_assert_cmpint (status_int (fixture->sim, "rejected"), ==, 1);
+  g_assert_cmpint (status_int (fixture->sim, "slots_in_use"), ==, 1);
   expect_echo (holder, "still mine\n");
-  stm32_sim_stop (sim);
 }
 
 static void
-test_full_drop (void)
+test_full_drop (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--when-full", "drop", NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autoptr (GSocketConnection) holder = connect_ok (port);
+  g_autoptr (GSocketConnection) holder = connect_ok (fixture->port);
   g_autoptr (GSocketConnection) late = NULL;
   g_autoptr (GSocketConnection) later = NULL;
   g_autoptr (JsonObject) status = NULL;
   g_autoptr (GError) error = NULL;
 
-  stm32_sim_expect (sim, "drop-on", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "drop-on", WAIT_MS);
   expect_echo (holder, "mine\n");
   /* lwIP's PCB pool exhaustion: the SYN goes unanswered. */
-  late = try_connect (port, 500, &error);
+  late = try_connect (fixture->port, 500, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
   g_assert_null (late);
   /* The filter is on the listener only: the established connection is untouched. */
   expect_echo (holder, "still mine\n");
-  status = stm32_sim_status (sim);
+  status = stm32_sim_status (fixture->sim);
   g_assert_true (json_object_get_boolean_member (status, "dropping"));
   g_assert_cmpint (json_object_get_int_member (status, "rejected"), ==, 0);
   g_assert_cmpint (json_object_get_int_member (status, "accepted"), ==, 1);
   close_graceful (holder);
-  expect_released (sim, "closed-after-eof", 0);
-  stm32_sim_expect (sim, "drop-off", WAIT_MS);
-  later = connect_ok (port);
+  expect_released (fixture->sim, "closed-after-eof", 0);
+  stm32_sim_expect (fixture->sim, "drop-off", WAIT_MS);
+  later = connect_ok (fixture->port);
   expect_echo (later, "yours\n");
-  stm32_sim_stop (sim);
 }
 
 static void
-test_leak_fin_keeps_slot (void)
+test_leak_fin_keeps_slot (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--mode", "leak", NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autoptr (GSocketConnection) first = connect_ok (port);
+  g_autoptr (GSocketConnection) first = connect_ok (fixture->port);
   g_autoptr (JsonObject) eof = NULL;
   g_autoptr (JsonObject) status = NULL;
 
   expect_echo (first, "one\n");
   /* What a Qt client that close()s does: FIN, and the firmware ignores it. */
   close_graceful (first);
-  eof = stm32_sim_wait_event (sim, "eof", WAIT_MS);
+  eof = stm32_sim_wait_event (fixture->sim, "eof", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (eof, "action"), ==, "ignore");
-  status = stm32_sim_status (sim);
+  status = stm32_sim_status (fixture->sim);
   g_assert_cmpint (json_object_get_int_member (status, "slots_in_use"), ==, 1);
   g_assert_cmpint (json_object_get_int_member (status, "leaked"), ==, 1);
   g_assert_cmpint (json_object_get_int_member (status, "released"), ==, 0);
   /* ... so the next connection finds the table full. */
-  expect_accept_then_reset (port);
+  expect_accept_then_reset (fixture->port);
   g_clear_pointer (&status, json_object_unref);
-  status = stm32_sim_status (sim);
+  status = stm32_sim_status (fixture->sim);
   g_assert_cmpint (json_object_get_int_member (status, "rejected"), ==, 1);
-  g_assert_cmpint (stm32_sim_count_events (sim, "released"), ==, 0);
-  stm32_sim_stop (sim);
+  g_assert_cmpint (stm32_sim_count_events (fixture->sim, "released"), ==, 0);
 }
 
 static void
-test_leak_rst_frees_slot (void)
+test_leak_rst_frees_slot (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--mode", "leak", NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autoptr (GSocketConnection) first = connect_ok (port);
+  g_autoptr (GSocketConnection) first = connect_ok (fixture->port);
   g_autoptr (GSocketConnection) second = NULL;
   g_autoptr (GError) error = NULL;
 
@@ -426,40 +438,36 @@ test_leak_rst_frees_slot (void)
   /* DESIGN.md rule 3: FIN, wait for the board's EOF, and RST when none comes. */
   g_socket_shutdown (socket_of (first), FALSE, TRUE, &error);
   g_assert_no_error (error);
-  stm32_sim_expect (sim, "eof", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "eof", WAIT_MS);
   expect_silence (first);
-  g_assert_cmpint (status_int (sim, "leaked"), ==, 1);
+  g_assert_cmpint (status_int (fixture->sim, "leaked"), ==, 1);
   close_reset (first);
-  expect_released (sim, "peer-reset", 0);
-  second = connect_ok (port);
+  expect_released (fixture->sim, "peer-reset", 0);
+  second = connect_ok (fixture->port);
   expect_echo (second, "two\n");
-  stm32_sim_stop (sim);
 }
 
 static void
-test_idle_timeout (void)
+test_idle_timeout (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--idle-timeout", "200", NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
   gint64 start = g_get_monotonic_time ();
   g_autoptr (JsonObject) idle = NULL;
 
   expect_eof (client);
   g_assert_cmpint (g_get_monotonic_time () - start, >=, 190 * 1000);
-  idle = stm32_sim_wait_event (sim, "idle-timeout", WAIT_MS);
+  idle = stm32_sim_wait_event (fixture->sim, "idle-timeout", WAIT_MS);
   g_assert_cmpint (json_object_get_int_member (idle, "ms"), ==, 200);
   /* Like lwIP in FIN_WAIT, the board holds the slot until the PC answers. */
-  g_assert_cmpint (status_int (sim, "slots_in_use"), ==, 1);
+  g_assert_cmpint (status_int (fixture->sim, "slots_in_use"), ==, 1);
   close_graceful (client);
-  expect_released (sim, "board-closed", 0);
-  stm32_sim_stop (sim);
+  expect_released (fixture->sim, "board-closed", 0);
 }
 
 static void
-test_idle_timeout_traffic (void)
+test_idle_timeout_traffic (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--idle-timeout", "1000", NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
   gint64 start = g_get_monotonic_time ();
 
   /* Traffic restarts the timer: gaps shorter than the timeout outlast it. */
@@ -469,191 +477,167 @@ test_idle_timeout_traffic (void)
       expect_silence (client);
     }
   g_assert_cmpint (g_get_monotonic_time () - start, >, 1100 * 1000);
-  g_assert_cmpuint (stm32_sim_count_events (sim, "idle-timeout"), ==, 0);
+  g_assert_cmpuint (stm32_sim_count_events (fixture->sim, "idle-timeout"), ==, 0);
   expect_eof (client);
-  stm32_sim_stop (sim);
 }
 
 static void
-test_blackhole_after (void)
+test_blackhole_after (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--blackhole-after", "2", NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
   g_autoptr (JsonObject) blackhole = NULL;
   g_autoptr (JsonObject) status = NULL;
   JsonObject *entry;
 
   expect_echo (client, "a\n");
   expect_echo (client, "b\n");
-  blackhole = stm32_sim_wait_event (sim, "blackhole", WAIT_MS);
+  blackhole = stm32_sim_wait_event (fixture->sim, "blackhole", WAIT_MS);
   g_assert_cmpint (json_object_get_int_member (blackhole, "frames"), ==, 2);
   send_text (client, "c\n");
   /* No answer, and no FIN or RST either: only a watchdog can tell. */
   expect_silence (client);
-  status = stm32_sim_status (sim);
+  status = stm32_sim_status (fixture->sim);
   entry = json_array_get_object_element (json_object_get_array_member (status, "list"), 0);
   g_assert_cmpstr (json_object_get_string_member (entry, "state"), ==, "silent");
   g_assert_cmpint (json_object_get_int_member (entry, "frames"), ==, 2);
-  g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, 2);
+  g_assert_cmpuint (stm32_sim_count_events (fixture->sim, "frame"), ==, 2);
   /* The stack still frees the PCB on RST even though the firmware hangs. */
   close_reset (client);
-  expect_released (sim, "peer-reset", 0);
-  stm32_sim_stop (sim);
+  expect_released (fixture->sim, "peer-reset", 0);
 }
 
 static void
-test_rst_after (void)
+test_rst_after (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--rst-after", "1", NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
 
   expect_echo (client, "last words\n");
   expect_reset (client);
-  expect_released (sim, "board-reset", 0);
-  stm32_sim_stop (sim);
+  expect_released (fixture->sim, "board-reset", 0);
 }
 
 static void
-test_close_after (void)
+test_close_after (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--close-after", "1", NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
   g_autoptr (JsonObject) status = NULL;
   JsonObject *entry;
 
   expect_echo (client, "last words\n");
   expect_eof (client);
-  status = stm32_sim_status (sim);
+  status = stm32_sim_status (fixture->sim);
   entry = json_array_get_object_element (json_object_get_array_member (status, "list"), 0);
   g_assert_cmpstr (json_object_get_string_member (entry, "state"), ==, "fin-wait");
-  g_assert_cmpuint (stm32_sim_count_events (sim, "released"), ==, 0);
+  g_assert_cmpuint (stm32_sim_count_events (fixture->sim, "released"), ==, 0);
   close_graceful (client);
-  expect_released (sim, "board-closed", 0);
-  stm32_sim_stop (sim);
+  expect_released (fixture->sim, "board-closed", 0);
 }
 
 static void
-test_fin_wait_bound (void)
+test_fin_wait_bound (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--close-after", "0", "--fin-wait", "200", NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
   g_autoptr (JsonObject) released = NULL;
 
   expect_eof (client);
   /* A PC that never closes does not hold the board's slot forever. */
-  released = stm32_sim_wait_event (sim, "released", WAIT_MS);
+  released = stm32_sim_wait_event (fixture->sim, "released", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "board-closed");
   g_assert_nonnull (json_object_get_string_member_with_default (released, "detail", NULL));
-  stm32_sim_stop (sim);
 }
 
 static void
-test_refuse_for (void)
+test_refuse_for (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--refuse-for", "1000", NULL);
-  guint16 port = stm32_sim_get_port (sim);
   g_autoptr (GSocketConnection) refused = NULL;
   g_autoptr (GSocketConnection) client = NULL;
   g_autoptr (GError) error = NULL;
 
-  refused = try_connect (port, WAIT_MS, &error);
+  refused = try_connect (fixture->port, WAIT_MS, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
-  g_assert_false (status_bool (sim, "listening"));
-  stm32_sim_expect (sim, "listener-open", WAIT_MS);
-  client = connect_ok (port);
+  g_assert_false (status_bool (fixture->sim, "listening"));
+  stm32_sim_expect (fixture->sim, "listener-open", WAIT_MS);
+  client = connect_ok (fixture->port);
   expect_echo (client, "up\n");
-  stm32_sim_stop (sim);
 }
 
 static void
-test_refuse_command (void)
+test_refuse_command (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autoptr (GSocketConnection) established = connect_ok (port);
+  g_autoptr (GSocketConnection) established = connect_ok (fixture->port);
   g_autoptr (GSocketConnection) refused = NULL;
   g_autoptr (GSocketConnection) client = NULL;
   g_autoptr (GError) error = NULL;
 
   expect_echo (established, "before\n");
-  stm32_sim_command (sim, "refuse 1000");
-  refused = try_connect (port, WAIT_MS, &error);
+  stm32_sim_command (fixture->sim, "refuse 1000");
+  refused = try_connect (fixture->port, WAIT_MS, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
   /* Closing the listener leaves established connections alone. */
   expect_echo (established, "during\n");
-  stm32_sim_expect (sim, "listener-open", WAIT_MS);
-  client = connect_ok (port);
+  stm32_sim_expect (fixture->sim, "listener-open", WAIT_MS);
+  client = connect_ok (fixture->port);
   expect_echo (client, "after\n");
-  stm32_sim_stop (sim);
 }
 
 static void
-test_restart (void)
+test_restart (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autoptr (GSocketConnection) a = connect_ok (port);
-  g_autoptr (GSocketConnection) b = connect_ok (port);
+  g_autoptr (GSocketConnection) a = connect_ok (fixture->port);
+  g_autoptr (GSocketConnection) b = connect_ok (fixture->port);
   g_autoptr (GSocketConnection) c = NULL;
   g_autoptr (JsonObject) status = NULL;
 
   expect_echo (a, "a\n");
   expect_echo (b, "b\n");
-  stm32_sim_command (sim, "restart");
+  stm32_sim_command (fixture->sim, "restart");
   expect_reset (a);
   expect_reset (b);
-  expect_released (sim, "restart", 1);
-  expect_released (sim, "restart", 0);
-  status = stm32_sim_status (sim);
+  expect_released (fixture->sim, "restart", 1);
+  expect_released (fixture->sim, "restart", 0);
+  status = stm32_sim_status (fixture->sim);
   g_assert_cmpint (json_object_get_int_member (status, "slots_in_use"), ==, 0);
   g_assert_true (json_object_get_boolean_member (status, "listening"));
-  g_assert_cmpint (json_object_get_int_member (status, "port"), ==, port);
-  c = connect_ok (port);
+  g_assert_cmpint (json_object_get_int_member (status, "port"), ==, fixture->port);
+  c = connect_ok (fixture->port);
   expect_echo (c, "c\n");
-  stm32_sim_stop (sim);
 }
 
 static void
-test_malformed_close (void)
+test_malformed_close (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--max-frame", "8", NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
   g_autoptr (JsonObject) malformed = NULL;
 
   expect_echo (client, "short\n");
   send_text (client, "far too long for the board\n");
-  malformed = stm32_sim_wait_event (sim, "malformed", WAIT_MS);
+  malformed = stm32_sim_wait_event (fixture->sim, "malformed", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (malformed, "action"), ==, "close");
   expect_eof (client);
   close_graceful (client);
-  expect_released (sim, "board-closed", 0);
-  stm32_sim_stop (sim);
+  expect_released (fixture->sim, "board-closed", 0);
 }
 
 static void
-test_malformed_rst (void)
+test_malformed_rst (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--framing", "json", "--on-malformed", "rst", NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
 
   expect_echo (client, "{\"ok\":true}\n");
   send_text (client, "{not json\n");
-  stm32_sim_expect (sim, "malformed", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "malformed", WAIT_MS);
   expect_reset (client);
-  expect_released (sim, "board-reset", 0);
-  stm32_sim_stop (sim);
+  expect_released (fixture->sim, "board-reset", 0);
 }
 
 static void
-test_malformed_ignore (void)
+test_malformed_ignore (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--max-frame", "8", "--on-malformed", "ignore", NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
 
   send_text (client, "far too long for the board\n");
-  stm32_sim_expect (sim, "malformed", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "malformed", WAIT_MS);
   expect_echo (client, "fine\n");
-  stm32_sim_stop (sim);
 }
 
 static void
@@ -681,120 +665,114 @@ test_script (void)
 }
 
 static void
-test_reply_none (void)
+test_reply_none (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
 
   send_text (client, "anyone?\n");
-  stm32_sim_expect (sim, "frame", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "frame", WAIT_MS);
   expect_silence (client);
-  stm32_sim_stop (sim);
 }
 
 static void
-test_control_errors (void)
+test_control_errors (Fixture *fixture, gconstpointer options)
 {
   static const char *const bad[] = { "bogus",    "slots x",         "slots",     "mode weird",
                                      "refuse 0", "blackhole maybe", "status now" };
-  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
 
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
-      g_autoptr (JsonObject) answer = stm32_sim_request (sim, bad[i]);
+      g_autoptr (JsonObject) answer = stm32_sim_request (fixture->sim, bad[i]);
 
       g_assert_cmpstr (json_object_get_string_member (answer, "event"), ==, "error");
       g_assert_nonnull (json_object_get_string_member (answer, "message"));
     }
-  g_assert_cmpint (status_int (sim, "slots"), ==, 4);
-  stm32_sim_stop (sim);
+  g_assert_cmpint (status_int (fixture->sim, "slots"), ==, 4);
 }
 
 static void
-test_control_slots_and_mode (void)
+test_control_slots_and_mode (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--slots", "0", NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autoptr (GSocketConnection) first = connect_ok (port);
+  g_autoptr (GSocketConnection) first = connect_ok (fixture->port);
   g_autoptr (JsonObject) eof = NULL;
 
   expect_echo (first, "one\n");
-  stm32_sim_command (sim, "slots 1");
-  stm32_sim_command (sim, "mode leak");
-  expect_accept_then_reset (port);
+  stm32_sim_command (fixture->sim, "slots 1");
+  stm32_sim_command (fixture->sim, "mode leak");
+  expect_accept_then_reset (fixture->port);
   close_graceful (first);
-  eof = stm32_sim_wait_event (sim, "eof", WAIT_MS);
+  eof = stm32_sim_wait_event (fixture->sim, "eof", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (eof, "action"), ==, "ignore");
-  g_assert_cmpint (status_int (sim, "slots_in_use"), ==, 1);
-  stm32_sim_stop (sim);
+  g_assert_cmpint (status_int (fixture->sim, "slots_in_use"), ==, 1);
 }
 
 static void
-test_control_close_rst_all (void)
+test_control_close_rst_all (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autoptr (GSocketConnection) a = connect_ok (port);
+  g_autoptr (GSocketConnection) a = connect_ok (fixture->port);
   g_autoptr (GSocketConnection) b = NULL;
 
   expect_echo (a, "a\n");
-  stm32_sim_command (sim, "close-all");
+  stm32_sim_command (fixture->sim, "close-all");
   expect_eof (a);
   close_graceful (a);
-  expect_released (sim, "board-closed", 0);
-  b = connect_ok (port);
+  expect_released (fixture->sim, "board-closed", 0);
+  b = connect_ok (fixture->port);
   expect_echo (b, "b\n");
-  stm32_sim_command (sim, "rst-all");
+  stm32_sim_command (fixture->sim, "rst-all");
   expect_reset (b);
-  expect_released (sim, "board-reset", 0);
-  stm32_sim_stop (sim);
+  expect_released (fixture->sim, "board-reset", 0);
 }
 
 static void
-test_control_blackhole (void)
+test_control_blackhole (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start (NULL, NULL);
-  g_autoptr (GSocketConnection) client = connect_ok (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
 
   expect_echo (client, "before\n");
-  stm32_sim_command (sim, "blackhole on");
+  stm32_sim_command (fixture->sim, "blackhole on");
   send_text (client, "during\n");
   expect_silence (client);
   /* The frame waited in the socket buffer and is answered on resume. */
-  stm32_sim_command (sim, "blackhole off");
+  stm32_sim_command (fixture->sim, "blackhole off");
   expect_text (client, "during\n");
   expect_echo (client, "after\n");
-  stm32_sim_stop (sim);
 }
 
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_test_add_func ("/sim/echo/line", test_echo_line);
-  g_test_add_func ("/sim/echo/u16be", test_u16be_echo);
-  g_test_add_func ("/sim/good/close-frees-slot", test_good_close_frees_slot);
-  g_test_add_func ("/sim/full/rst", test_full_rst);
-  g_test_add_func ("/sim/full/drop", test_full_drop);
-  g_test_add_func ("/sim/leak/fin-keeps-slot", test_leak_fin_keeps_slot);
-  g_test_add_func ("/sim/leak/rst-frees-slot", test_leak_rst_frees_slot);
-  g_test_add_func ("/sim/idle-timeout/fires", test_idle_timeout);
-  g_test_add_func ("/sim/idle-timeout/traffic-defers", test_idle_timeout_traffic);
-  g_test_add_func ("/sim/blackhole-after", test_blackhole_after);
-  g_test_add_func ("/sim/rst-after", test_rst_after);
-  g_test_add_func ("/sim/close-after", test_close_after);
-  g_test_add_func ("/sim/fin-wait-bound", test_fin_wait_bound);
-  g_test_add_func ("/sim/refuse/startup", test_refuse_for);
-  g_test_add_func ("/sim/refuse/command", test_refuse_command);
-  g_test_add_func ("/sim/restart", test_restart);
-  g_test_add_func ("/sim/malformed/close", test_malformed_close);
-  g_test_add_func ("/sim/malformed/rst", test_malformed_rst);
-  g_test_add_func ("/sim/malformed/ignore", test_malformed_ignore);
+  add_test ("/sim/echo/line", NULL, test_echo_line);
+  add_test ("/sim/echo/u16be", OPTIONS ("--framing", "u16be"), test_u16be_echo);
+  add_test ("/sim/good/close-frees-slot", OPTIONS ("--slots", "1"), test_good_close_frees_slot);
+  add_test ("/sim/full/rst", OPTIONS ("--slots", "1"), test_full_rst);
+  add_test ("/sim/full/drop", OPTIONS ("--slots", "1", "--when-full", "drop"), test_full_drop);
+  add_test ("/sim/leak/fin-keeps-slot", OPTIONS ("--slots", "1", "--mode", "leak"),
+            test_leak_fin_keeps_slot);
+  add_test ("/sim/leak/rst-frees-slot", OPTIONS ("--slots", "1", "--mode", "leak"),
+            test_leak_rst_frees_slot);
+  add_test ("/sim/idle-timeout/fires", OPTIONS ("--idle-timeout", "200"), test_idle_timeout);
+  add_test ("/sim/idle-timeout/traffic-defers", OPTIONS ("--idle-timeout", "1000"),
+            test_idle_timeout_traffic);
+  add_test ("/sim/blackhole-after", OPTIONS ("--blackhole-after", "2"), test_blackhole_after);
+  add_test ("/sim/rst-after", OPTIONS ("--rst-after", "1"), test_rst_after);
+  add_test ("/sim/close-after", OPTIONS ("--close-after", "1"), test_close_after);
+  add_test ("/sim/fin-wait-bound", OPTIONS ("--close-after", "0", "--fin-wait", "200"),
+            test_fin_wait_bound);
+  add_test ("/sim/refuse/startup", OPTIONS ("--refuse-for", "1000"), test_refuse_for);
+  add_test ("/sim/refuse/command", NULL, test_refuse_command);
+  add_test ("/sim/restart", NULL, test_restart);
+  add_test ("/sim/malformed/close", OPTIONS ("--max-frame", "8"), test_malformed_close);
+  add_test ("/sim/malformed/rst", OPTIONS ("--framing", "json", "--on-malformed", "rst"),
+            test_malformed_rst);
+  add_test ("/sim/malformed/ignore", OPTIONS ("--max-frame", "8", "--on-malformed", "ignore"),
+            test_malformed_ignore);
   g_test_add_func ("/sim/reply/script", test_script);
-  g_test_add_func ("/sim/reply/none", test_reply_none);
-  g_test_add_func ("/sim/control/errors", test_control_errors);
-  g_test_add_func ("/sim/control/slots-and-mode", test_control_slots_and_mode);
-  g_test_add_func ("/sim/control/close-rst-all", test_control_close_rst_all);
-  g_test_add_func ("/sim/control/blackhole", test_control_blackhole);
+  add_test ("/sim/reply/none", OPTIONS ("--reply", "none"), test_reply_none);
+  add_test ("/sim/control/errors", NULL, test_control_errors);
+  add_test ("/sim/control/slots-and-mode", OPTIONS ("--slots", "0"), test_control_slots_and_mode);
+  add_test ("/sim/control/close-rst-all", NULL, test_control_close_rst_all);
+  add_test ("/sim/control/blackhole", NULL, test_control_blackhole);
   return g_test_run ();
 }
