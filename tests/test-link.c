@@ -81,13 +81,45 @@ plain_connect (guint16 port)
   return connection;
 }
 
+/* Each test's board and the config of a link to it: the simulator, started
+ * with the options the test was registered with (its fixture data), and
+ * test_config() for its port, which the test may tune before making its link. */
+typedef struct
+{
+  Stm32Sim *sim;
+  guint16 port;
+  Stm32LinkConfig *config;
+} Fixture;
+
+/* A test's simulator options, as fixture data: they live as long as main(). */
+#define OPTIONS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+static void
+fixture_setup (Fixture *fixture, gconstpointer options)
+{
+  fixture->sim = stm32_sim_startv (options);
+  fixture->port = stm32_sim_get_port (fixture->sim);
+  fixture->config = test_config (fixture->port);
+}
+
+static void
+fixture_teardown (Fixture *fixture, gconstpointer options)
+{
+  stm32_sim_stop (fixture->sim);
+  stm32_link_config_free (fixture->config);
+}
+
+static void
+add_test (const char *path, const char *const *options, void (*test) (Fixture *, gconstpointer))
+{
+  g_test_add (path, Fixture, options, fixture_setup, test, fixture_teardown);
+}
+
 /* ---- the 500 cycles the project exists for ------------------------------- */
 
 static void
-test_cycles_leaky_firmware (void)
+test_cycles_leaky_firmware (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--mode", "leak", "--slots", "2", "--when-full", "rst", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (JsonObject) status = NULL;
   g_autoptr (GPtrArray) history = NULL;
@@ -96,8 +128,8 @@ test_cycles_leaky_firmware (void)
 
   /* Leaky firmware never answers our FIN, so every close waits CloseTimeout:
    * keep it short so 500 cycles stay quick. */
-  config->close_timeout = 20;
-  link = stm32_link_new ("leak", config);
+  fixture->config->close_timeout = 20;
+  link = stm32_link_new ("leak", fixture->config);
   fds_before = stm32_test_count_fds ();
 
   for (guint i = 0; i < cycles && g_get_monotonic_time () < deadline; i++)
@@ -119,8 +151,8 @@ test_cycles_leaky_firmware (void)
 
   g_assert_cmpuint (failures, ==, 0);
   /* The board's view: every connection it accepted was released by our RST. */
-  wait_board_slots (sim, 0);
-  status = stm32_sim_status (sim);
+  wait_board_slots (fixture->sim, 0);
+  status = stm32_sim_status (fixture->sim);
   g_assert_cmpint (json_int (status, "accepted"), ==, cycles);
   g_assert_cmpint (json_int (status, "rejected"), ==, 0);
   g_assert_cmpint (json_int (status, "released"), ==, cycles);
@@ -135,23 +167,20 @@ test_cycles_leaky_firmware (void)
       g_assert_true (entry->aborted);
       g_assert_cmpint (entry->closed_by, ==, STM32_CLOSED_BY_PC);
     }
-  stm32_sim_stop (sim);
 }
 
 /* What the Qt GUIs did: connect, talk, close politely and move on. Against
  * leaky firmware this fails as soon as the board's table is full, which is
  * what shows the simulator reproduces the problem. */
 static void
-test_cycles_plain_close_fails (void)
+test_cycles_plain_close_fails (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--mode", "leak", "--slots", "2", "--when-full", "rst", NULL);
-  guint16 port = stm32_sim_get_port (sim);
   guint failed_at = 0;
 
   for (guint i = 1; i <= 10 && failed_at == 0; i++)
     {
       g_autoptr (GError) error = NULL;
-      g_autoptr (GSocketConnection) connection = plain_try_connect (port, &error);
+      g_autoptr (GSocketConnection) connection = plain_try_connect (fixture->port, &error);
       GOutputStream *out;
       GInputStream *in;
       g_autoptr (GAsyncResult) wrote = NULL, read = NULL, closed = NULL;
@@ -179,16 +208,13 @@ test_cycles_plain_close_fails (void)
     }
 
   g_assert_cmpuint (failed_at, ==, 3);
-  stm32_sim_stop (sim);
 }
 
 /* ---- how a board fails, and what the link calls it ----------------------- */
 
 static void
-test_board_closes_then_reconnect (void)
+test_board_closes_then_reconnect (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (GAsyncResult) pending = NULL;
   g_autoptr (GBytes) request = g_bytes_new_static ("who", 3);
@@ -197,18 +223,18 @@ test_board_closes_then_reconnect (void)
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   gint64 ended_at;
 
-  config->retry_min = config->retry_max = 300;
+  fixture->config->retry_min = fixture->config->retry_max = 300;
   /* On loopback the board's FIN can follow the handshake within a millisecond;
    * with no busy window it is always what it is here, a close. */
-  config->busy_window = 0;
-  link = stm32_link_new ("fin", config);
+  fixture->config->busy_window = 0;
+  link = stm32_link_new ("fin", fixture->config);
   g_assert_true (stm32_test_link_connect (link, NULL));
-  stm32_sim_expect (sim, "accepted", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "accepted", WAIT_MS);
 
   /* A transaction waits for a reply that will never come: the board closes first. */
   stm32_link_transact_async (link, request, 5000, NULL, stm32_test_store_result, &pending);
-  stm32_sim_expect (sim, "frame", WAIT_MS);
-  stm32_sim_command (sim, "close-all");
+  stm32_sim_expect (fixture->sim, "frame", WAIT_MS);
+  stm32_sim_command (fixture->sim, "close-all");
   stm32_test_wait_until (pending != NULL, WAIT_MS);
   reply = stm32_link_transact_finish (link, pending, &error);
   g_assert_null (reply);
@@ -225,9 +251,8 @@ test_board_closes_then_reconnect (void)
   /* Reconnects by itself, after the backoff and not before. */
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
   g_assert_cmpint (g_get_monotonic_time () - ended_at, >=, 240 * 1000);
-  stm32_sim_expect (sim, "accepted", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "accepted", WAIT_MS);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 typedef struct
@@ -303,45 +328,40 @@ test_refused_backoff (void)
 }
 
 static void
-test_server_busy (void)
+test_server_busy (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--when-full", "rst", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
-  g_autoptr (GSocketConnection) other_gui G_GNUC_UNUSED = plain_connect (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) other_gui G_GNUC_UNUSED = plain_connect (fixture->port);
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   g_autoptr (GError) error = NULL;
 
-  stm32_sim_expect (sim, "accepted", WAIT_MS);
-  link = stm32_link_new ("busy", config);
+  stm32_sim_expect (fixture->sim, "accepted", WAIT_MS);
+  link = stm32_link_new ("busy", fixture->config);
   /* The handshake succeeds; the board's RST comes right after it. */
   g_assert_true (stm32_test_link_connect (link, &error) || error != NULL);
   g_clear_error (&error);
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
-  stm32_sim_expect (sim, "rejected", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "rejected", WAIT_MS);
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_SERVER_BUSY);
-  g_assert_cmpuint (stm32_link_get_retry_in (link), >=, config->busy_backoff);
+  g_assert_cmpuint (stm32_link_get_retry_in (link), >=, fixture->config->busy_backoff);
   ended = stm32_test_link_last_history_entry (link);
   g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "server-busy");
   g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 static void
-test_connect_timeout (void)
+test_connect_timeout (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--slots", "1", "--when-full", "drop", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
-  g_autoptr (GSocketConnection) other_gui G_GNUC_UNUSED = plain_connect (stm32_sim_get_port (sim));
+  g_autoptr (GSocketConnection) other_gui G_GNUC_UNUSED = plain_connect (fixture->port);
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   g_autoptr (GError) error = NULL;
   gint64 started;
 
-  stm32_sim_expect (sim, "drop-on", WAIT_MS);
-  config->connect_timeout = 300;
-  link = stm32_link_new ("timeout", config);
+  stm32_sim_expect (fixture->sim, "drop-on", WAIT_MS);
+  fixture->config->connect_timeout = 300;
+  link = stm32_link_new ("timeout", fixture->config);
   started = g_get_monotonic_time ();
   g_assert_false (stm32_test_link_connect (link, &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
@@ -351,7 +371,6 @@ test_connect_timeout (void)
   g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "timeout");
   g_assert_cmpint (ended->connected, ==, 0);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 /* A board that stopped reading resets while we are still writing to it, with
@@ -359,10 +378,8 @@ test_connect_timeout (void)
  * is answered (the rest with the reset), and writing into the dead socket is
  * an error, never a SIGPIPE that would kill the daemon. */
 static void
-test_board_reset (void)
+test_board_reset (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--blackhole-after", "0", "--reply", "none", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   g_autoptr (GError) error = NULL;
@@ -371,16 +388,17 @@ test_board_reset (void)
   GAsyncResult *results[100] = { NULL };
   guint written = 0, reset = 0;
 
-  config->busy_window = 0; /* the reset comes soon after connecting; it is not a full table */
-  config->send_queue_max = 8 * 1024 * 1024;
-  link = stm32_link_new ("rst", config);
+  fixture->config->busy_window =
+      0; /* the reset comes soon after connecting; it is not a full table */
+  fixture->config->send_queue_max = 8 * 1024 * 1024;
+  link = stm32_link_new ("rst", fixture->config);
   g_assert_true (stm32_test_link_connect (link, NULL));
-  stm32_sim_expect (sim, "blackhole", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "blackhole", WAIT_MS);
   /* 6.4 MB: more than the socket buffers take while the board does not read. */
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)
     stm32_link_send_async (link, frame, NULL, stm32_test_store_result, &results[i]);
   stm32_test_wait_until (results[0] != NULL, WAIT_MS);
-  stm32_sim_command (sim, "rst-all");
+  stm32_sim_command (fixture->sim, "rst-all");
 
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)
@@ -409,26 +427,23 @@ test_board_reset (void)
   g_assert_false (stm32_test_link_send (link, "late", &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 static void
-test_graceful_close_good_firmware (void)
+test_graceful_close_good_firmware (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--mode", "good", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   g_autoptr (JsonObject) released = NULL;
 
-  config->close_timeout = 5000;
-  link = stm32_link_new ("good", config);
+  fixture->config->close_timeout = 5000;
+  link = stm32_link_new ("good", fixture->config);
   g_assert_true (stm32_test_link_connect (link, NULL));
   g_assert_true (stm32_test_link_send (link, "bye", NULL));
   stm32_test_link_disconnect (link);
 
   /* The board answered our FIN with its own: no reset was needed. */
-  released = stm32_sim_wait_event (sim, "released", WAIT_MS);
+  released = stm32_sim_wait_event (fixture->sim, "released", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "closed-after-eof");
   ended = stm32_test_link_last_history_entry (link);
   g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "local");
@@ -436,27 +451,24 @@ test_graceful_close_good_firmware (void)
   g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_PC);
   g_assert_cmpuint (ended->frames_sent, ==, 1);
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_NONE);
-  stm32_sim_stop (sim);
 }
 
 /* ---- dead boards ---------------------------------------------------------- */
 
 static void
-test_blackhole_heartbeat (void)
+test_blackhole_heartbeat (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--blackhole-after", "1", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   g_autoptr (JsonObject) released = NULL;
   gint64 silent_since;
 
-  config->heartbeat = g_bytes_new_static ("ping", 4);
-  config->heartbeat_interval = 100;
-  config->heartbeat_timeout = 200;
-  link = stm32_link_new ("heartbeat", config);
+  fixture->config->heartbeat = g_bytes_new_static ("ping", 4);
+  fixture->config->heartbeat_interval = 100;
+  fixture->config->heartbeat_timeout = 200;
+  link = stm32_link_new ("heartbeat", fixture->config);
   g_assert_true (stm32_test_link_connect (link, NULL));
-  stm32_sim_expect (sim, "blackhole", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "blackhole", WAIT_MS);
   silent_since = g_get_monotonic_time ();
 
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
@@ -467,23 +479,20 @@ test_blackhole_heartbeat (void)
   g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "dead-peer");
   g_assert_true (ended->aborted);
   /* Our RST freed the silent board's slot. */
-  released = stm32_sim_wait_event (sim, "released", WAIT_MS);
+  released = stm32_sim_wait_event (fixture->sim, "released", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "peer-reset");
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 static void
-test_idle_timeout (void)
+test_idle_timeout (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   gint64 connected_at;
 
-  config->idle_timeout = 300;
-  link = stm32_link_new ("idle", config);
+  fixture->config->idle_timeout = 300;
+  link = stm32_link_new ("idle", fixture->config);
   g_assert_true (stm32_test_link_connect (link, NULL));
   connected_at = g_get_monotonic_time ();
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
@@ -492,25 +501,22 @@ test_idle_timeout (void)
   g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "dead-peer");
   g_assert_nonnull (strstr (ended->error, "IdleTimeout"));
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 /* ---- nothing silently dropped --------------------------------------------- */
 
 static void
-test_send_errors (void)
+test_send_errors (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--framing", "json", "--reply", "none", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *big = NULL;
   g_autofree char *filler = NULL;
 
-  config->framing = STM32_FRAMING_JSON;
-  config->max_frame = 1024;
-  config->send_queue_max = 4096;
-  link = stm32_link_new ("errors", config);
+  fixture->config->framing = STM32_FRAMING_JSON;
+  fixture->config->max_frame = 1024;
+  fixture->config->send_queue_max = 4096;
+  link = stm32_link_new ("errors", fixture->config);
 
   g_assert_false (stm32_test_link_send (link, "1", &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
@@ -529,18 +535,15 @@ test_send_errors (void)
 
   /* The board saw none of the rejected frames. */
   g_assert_true (stm32_test_link_send (link, "\"ok\"", NULL));
-  stm32_sim_expect (sim, "frame", WAIT_MS);
-  g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, 1);
-  g_assert_cmpuint (stm32_sim_count_events (sim, "malformed"), ==, 0);
+  stm32_sim_expect (fixture->sim, "frame", WAIT_MS);
+  g_assert_cmpuint (stm32_sim_count_events (fixture->sim, "frame"), ==, 1);
+  g_assert_cmpuint (stm32_sim_count_events (fixture->sim, "malformed"), ==, 0);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 static void
-test_queue_full (void)
+test_queue_full (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autofree char *payload = g_strnfill (1000, 'q');
   g_autoptr (GBytes) frame = g_bytes_new (payload, 1000);
@@ -548,9 +551,9 @@ test_queue_full (void)
   guint succeeded = 0;
   g_autoptr (GError) error = NULL;
 
-  config->max_frame = 1024;
-  config->send_queue_max = 4096;
-  link = stm32_link_new ("queue", config);
+  fixture->config->max_frame = 1024;
+  fixture->config->send_queue_max = 4096;
+  link = stm32_link_new ("queue", fixture->config);
   g_assert_true (stm32_test_link_connect (link, NULL));
 
   /* Five 1001-byte frames in one go: four fit in 4096 bytes, the fifth is refused. */
@@ -568,9 +571,8 @@ test_queue_full (void)
 
   /* Everything accepted reached the board. */
   for (guint i = 0; i < 4; i++)
-    stm32_sim_expect (sim, "frame", WAIT_MS);
+    stm32_sim_expect (fixture->sim, "frame", WAIT_MS);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 static void
@@ -582,11 +584,9 @@ on_received (Stm32Link *link, GBytes *frame, GPtrArray *received)
 /* Three transactions at once: each gets its own reply, which goes to it alone;
  * a frame no transaction waits for is "received". */
 static void
-test_transactions_in_order (void)
+test_transactions_in_order (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
-  g_autoptr (Stm32Link) link = stm32_link_new ("transact", config);
+  g_autoptr (Stm32Link) link = stm32_link_new ("transact", fixture->config);
   const char *requests[] = { "alpha", "beta", "gamma" };
   GAsyncResult *results[G_N_ELEMENTS (requests)] = { NULL };
   g_autoptr (GPtrArray) received = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
@@ -616,28 +616,25 @@ test_transactions_in_order (void)
   g_assert_cmpmem (g_bytes_get_data (received->pdata[0], NULL),
                    g_bytes_get_size (received->pdata[0]), "unasked", 7);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 /* A reply that comes after its transaction gave up, with no other
  * transaction waiting, is nobody's: it is "received". */
 static void
-test_transaction_late_reply (void)
+test_transaction_late_reply (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
-  g_autoptr (Stm32Link) link = stm32_link_new ("late", config);
+  g_autoptr (Stm32Link) link = stm32_link_new ("late", fixture->config);
   g_autoptr (GPtrArray) received = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
 
   g_signal_connect (link, "received", G_CALLBACK (on_received), received);
   g_assert_true (stm32_test_link_connect (link, NULL));
-  stm32_sim_command (sim, "blackhole on");
+  stm32_sim_command (fixture->sim, "blackhole on");
   reply = stm32_test_link_transact (link, "slow", 100, &error);
   g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
   g_clear_error (&error);
-  stm32_sim_command (sim, "blackhole off");
+  stm32_sim_command (fixture->sim, "blackhole off");
   stm32_test_wait_until (received->len == 1, WAIT_MS);
   g_assert_cmpmem (g_bytes_get_data (received->pdata[0], NULL),
                    g_bytes_get_size (received->pdata[0]), "slow", 4);
@@ -646,7 +643,6 @@ test_transaction_late_reply (void)
   g_assert_cmpstr (reply, ==, "next");
   g_assert_cmpuint (received->len, ==, 1);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 static guint64
@@ -662,11 +658,9 @@ frames_sent (Stm32Link *link)
  * the reply, so later transactions stay matched; the reply, nobody's, is
  * "received". */
 static void
-test_transaction_abandoned_reply (void)
+test_transaction_abandoned_reply (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
-  g_autoptr (Stm32Link) link = stm32_link_new ("abandoned", config);
+  g_autoptr (Stm32Link) link = stm32_link_new ("abandoned", fixture->config);
   g_autoptr (GPtrArray) received = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   g_autoptr (GBytes) request = g_bytes_new_static ("given up", 8);
   g_autoptr (GCancellable) cancellable = g_cancellable_new ();
@@ -677,7 +671,7 @@ test_transaction_abandoned_reply (void)
 
   g_signal_connect (link, "received", G_CALLBACK (on_received), received);
   g_assert_true (stm32_test_link_connect (link, NULL));
-  stm32_sim_command (sim, "blackhole on");
+  stm32_sim_command (fixture->sim, "blackhole on");
   stm32_link_transact_async (link, request, 30000, cancellable, stm32_test_store_result, &result);
   /* Acknowledged by the board's kernel: written whole, armed for the reply. */
   stm32_test_wait_until (frames_sent (link) == 1, WAIT_MS);
@@ -687,7 +681,7 @@ test_transaction_abandoned_reply (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);
 
-  stm32_sim_command (sim, "blackhole off");
+  stm32_sim_command (fixture->sim, "blackhole off");
   next = stm32_test_link_transact (link, "next", 5000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (next, ==, "next");
@@ -695,17 +689,14 @@ test_transaction_abandoned_reply (void)
   g_assert_cmpmem (g_bytes_get_data (received->pdata[0], NULL),
                    g_bytes_get_size (received->pdata[0]), "given up", 8);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 /* Disconnecting under pending transactions: the one sent says it got no
  * reply (the board may have it), the queued one that it was never sent. */
 static void
-test_transaction_disconnect (void)
+test_transaction_disconnect (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
-  g_autoptr (Stm32Link) link = stm32_link_new ("cut", config);
+  g_autoptr (Stm32Link) link = stm32_link_new ("cut", fixture->config);
   g_autoptr (GBytes) first = g_bytes_new_static ("first", 5);
   g_autoptr (GBytes) second = g_bytes_new_static ("second", 6);
   g_autoptr (GAsyncResult) sent = NULL;
@@ -716,7 +707,7 @@ test_transaction_disconnect (void)
   g_assert_true (stm32_test_link_connect (link, NULL));
   stm32_link_transact_async (link, first, 30000, NULL, stm32_test_store_result, &sent);
   stm32_link_transact_async (link, second, 30000, NULL, stm32_test_store_result, &queued);
-  stm32_sim_expect (sim, "frame", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "frame", WAIT_MS);
   stm32_test_link_disconnect (link);
   stm32_test_wait_until (sent != NULL && queued != NULL, WAIT_MS);
   reply = stm32_link_transact_finish (link, sent, &error);
@@ -728,16 +719,13 @@ test_transaction_disconnect (void)
   g_assert_null (reply);
   g_assert_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
   g_assert_true (g_str_has_prefix (error->message, "Not sent, the connection ended: "));
-  stm32_sim_stop (sim);
 }
 
 /* A board that never answers: the transaction times out, the next one still works. */
 static void
-test_transaction_timeout (void)
+test_transaction_timeout (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
-  g_autoptr (Stm32Link) link = stm32_link_new ("slow", config);
+  g_autoptr (Stm32Link) link = stm32_link_new ("slow", fixture->config);
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
   gint64 started;
@@ -750,7 +738,6 @@ test_transaction_timeout (void)
   g_assert_cmpint (g_get_monotonic_time () - started, >=, 200 * 1000);
   g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_CONNECTED);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 static void
@@ -903,10 +890,8 @@ test_dead_peer_user_timeout (void)
 /* Connect() while a close is under way: answered by a new connection whose
  * socket is created only after the old one is gone (rule 1). */
 static void
-test_connect_during_close (void)
+test_connect_during_close (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--mode", "leak", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (GAsyncResult) disconnected = NULL, connected = NULL;
   g_autoptr (GPtrArray) history = NULL;
@@ -914,7 +899,7 @@ test_connect_during_close (void)
   Stm32HistoryEntry *first, *second;
   gint64 first_closed;
 
-  link = stm32_link_new ("reconnect", config);
+  link = stm32_link_new ("reconnect", fixture->config);
   g_assert_true (stm32_test_link_connect (link, NULL));
   stm32_link_disconnect_async (link, NULL, stm32_test_store_result, &disconnected);
   g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_CLOSING);
@@ -937,22 +922,19 @@ test_connect_during_close (void)
   second = g_ptr_array_index (history, 1);
   g_assert_cmpint (second->started, >=, first_closed);
   /* The board saw two connections, each released by our RST, never two at once. */
-  wait_board_slots (sim, 0);
-  stm32_sim_stop (sim);
+  wait_board_slots (fixture->sim, 0);
 }
 
 static void
-test_autoconnect (void)
+test_autoconnect (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
 
-  config->autoconnect = TRUE;
-  link = stm32_link_new ("auto", config);
+  fixture->config->autoconnect = TRUE;
+  link = stm32_link_new ("auto", fixture->config);
   /* Nobody asked: it connects on its own. */
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
-  stm32_sim_expect (sim, "accepted", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "accepted", WAIT_MS);
   /* Disconnect() keeps it down, Autoconnect off or not... */
   stm32_test_link_disconnect (link);
   g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_DISCONNECTED);
@@ -961,7 +943,6 @@ test_autoconnect (void)
   stm32_link_set_autoconnect (link, TRUE);
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 /* A long backoff is cut short when the PC's network changes. */
@@ -989,11 +970,9 @@ test_network_change_resets_backoff (void)
 /* A caller cancels a transaction still waiting behind another: it is answered
  * at once, and its request never reaches the board. */
 static void
-test_transaction_cancel_queued (void)
+test_transaction_cancel_queued (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
-  g_autoptr (Stm32Link) link = stm32_link_new ("cancel", config);
+  g_autoptr (Stm32Link) link = stm32_link_new ("cancel", fixture->config);
   g_autoptr (GCancellable) cancellable = g_cancellable_new ();
   g_autoptr (GBytes) first = g_bytes_new_static ("first", 5);
   g_autoptr (GBytes) second = g_bytes_new_static ("second", 6);
@@ -1008,7 +987,7 @@ test_transaction_cancel_queued (void)
   stm32_link_transact_async (link, first, 500, NULL, stm32_test_store_result, &first_result);
   stm32_link_transact_async (link, second, 5000, cancellable, stm32_test_store_result,
                              &second_result);
-  stm32_sim_expect (sim, "frame", WAIT_MS);
+  stm32_sim_expect (fixture->sim, "frame", WAIT_MS);
   cancelled_at = g_get_monotonic_time ();
   g_cancellable_cancel (cancellable);
   stm32_test_wait_until (second_result != NULL, WAIT_MS);
@@ -1023,20 +1002,17 @@ test_transaction_cancel_queued (void)
   g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
   g_clear_error (&error);
   third = stm32_test_link_transact (link, "third", 200, &error);
-  frame = stm32_sim_wait_event (sim, "frame", WAIT_MS);
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "third");
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 /* A caller cancels a transaction whose request the board already has: the
  * board's answer is swallowed, never handed to the next transaction. */
 static void
-test_transaction_cancel_written (void)
+test_transaction_cancel_written (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
-  g_autoptr (Stm32Link) link = stm32_link_new ("orphan", config);
+  g_autoptr (Stm32Link) link = stm32_link_new ("orphan", fixture->config);
   g_autoptr (GCancellable) cancellable = g_cancellable_new ();
   g_autoptr (GBytes) request = g_bytes_new_static ("theirs", 6);
   g_autoptr (GAsyncResult) result = NULL;
@@ -1045,7 +1021,7 @@ test_transaction_cancel_written (void)
   g_autofree char *mine = NULL;
 
   g_assert_true (stm32_test_link_connect (link, NULL));
-  stm32_sim_command (sim, "blackhole on");
+  stm32_sim_command (fixture->sim, "blackhole on");
   stm32_link_transact_async (link, request, 5000, cancellable, stm32_test_store_result, &result);
   g_cancellable_cancel (cancellable);
   stm32_test_wait_until (result != NULL, WAIT_MS);
@@ -1053,43 +1029,39 @@ test_transaction_cancel_written (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);
 
-  stm32_sim_command (sim, "blackhole off");
+  stm32_sim_command (fixture->sim, "blackhole off");
   mine = stm32_test_link_transact (link, "mine", 5000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (mine, ==, "mine");
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 /* A transaction asked for while a heartbeat waits for its answer goes out
  * after that answer, so it never takes the heartbeat's reply as its own. */
 static void
-test_transaction_after_heartbeat (void)
+test_transaction_after_heartbeat (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autoptr (Stm32LinkConfig) config = test_config (stm32_sim_get_port (sim));
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (GBytes) request = g_bytes_new_static ("mine", 4);
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GBytes) reply = NULL;
   g_autoptr (GError) error = NULL;
 
-  config->heartbeat = g_bytes_new_static ("ping", 4);
-  config->heartbeat_interval = 50;
-  config->heartbeat_timeout = 5000;
-  link = stm32_link_new ("heartbeat-order", config);
+  fixture->config->heartbeat = g_bytes_new_static ("ping", 4);
+  fixture->config->heartbeat_interval = 50;
+  fixture->config->heartbeat_timeout = 5000;
+  link = stm32_link_new ("heartbeat-order", fixture->config);
   g_assert_true (stm32_test_link_connect (link, NULL));
   /* The board stops reading: the heartbeat goes out and waits unanswered. */
-  stm32_sim_command (sim, "blackhole on");
+  stm32_sim_command (fixture->sim, "blackhole on");
   stm32_test_wait_until (frames_sent (link) >= 1, WAIT_MS);
   stm32_link_transact_async (link, request, 5000, NULL, stm32_test_store_result, &result);
-  stm32_sim_command (sim, "blackhole off");
+  stm32_sim_command (fixture->sim, "blackhole off");
   stm32_test_wait_until (result != NULL, WAIT_MS);
   reply = stm32_link_transact_finish (link, result, &error);
   g_assert_no_error (error);
   g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "mine", 4);
   stm32_test_link_disconnect (link);
-  stm32_sim_stop (sim);
 }
 
 int
@@ -1097,31 +1069,46 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
 
-  g_test_add_func ("/link/cycles/leaky-firmware", test_cycles_leaky_firmware);
-  g_test_add_func ("/link/cycles/plain-close-fails", test_cycles_plain_close_fails);
-  g_test_add_func ("/link/classify/remote-closed-then-reconnect", test_board_closes_then_reconnect);
+  add_test ("/link/cycles/leaky-firmware",
+            OPTIONS ("--mode", "leak", "--slots", "2", "--when-full", "rst"),
+            test_cycles_leaky_firmware);
+  add_test ("/link/cycles/plain-close-fails",
+            OPTIONS ("--mode", "leak", "--slots", "2", "--when-full", "rst"),
+            test_cycles_plain_close_fails);
+  add_test ("/link/classify/remote-closed-then-reconnect", OPTIONS ("--reply", "none"),
+            test_board_closes_then_reconnect);
   g_test_add_func ("/link/classify/refused-backoff", test_refused_backoff);
-  g_test_add_func ("/link/classify/server-busy", test_server_busy);
-  g_test_add_func ("/link/classify/connect-timeout", test_connect_timeout);
-  g_test_add_func ("/link/classify/reset", test_board_reset);
-  g_test_add_func ("/link/close/graceful", test_graceful_close_good_firmware);
-  g_test_add_func ("/link/dead-peer/heartbeat", test_blackhole_heartbeat);
-  g_test_add_func ("/link/dead-peer/idle-timeout", test_idle_timeout);
-  g_test_add_func ("/link/send/errors", test_send_errors);
-  g_test_add_func ("/link/send/queue-full", test_queue_full);
-  g_test_add_func ("/link/transact/in-order", test_transactions_in_order);
-  g_test_add_func ("/link/transact/timeout", test_transaction_timeout);
-  g_test_add_func ("/link/transact/late-reply", test_transaction_late_reply);
-  g_test_add_func ("/link/transact/disconnect", test_transaction_disconnect);
-  g_test_add_func ("/link/transact/abandoned-reply", test_transaction_abandoned_reply);
+  add_test ("/link/classify/server-busy", OPTIONS ("--slots", "1", "--when-full", "rst"),
+            test_server_busy);
+  add_test ("/link/classify/connect-timeout", OPTIONS ("--slots", "1", "--when-full", "drop"),
+            test_connect_timeout);
+  add_test ("/link/classify/reset", OPTIONS ("--blackhole-after", "0", "--reply", "none"),
+            test_board_reset);
+  add_test ("/link/close/graceful", OPTIONS ("--mode", "good"), test_graceful_close_good_firmware);
+  add_test ("/link/dead-peer/heartbeat", OPTIONS ("--blackhole-after", "1"),
+            test_blackhole_heartbeat);
+  add_test ("/link/dead-peer/idle-timeout", OPTIONS ("--reply", "none"), test_idle_timeout);
+  add_test ("/link/send/errors", OPTIONS ("--framing", "json", "--reply", "none"),
+            test_send_errors);
+  add_test ("/link/send/queue-full", OPTIONS ("--reply", "none"), test_queue_full);
+  add_test ("/link/transact/in-order", OPTIONS ("--reply", "echo"), test_transactions_in_order);
+  add_test ("/link/transact/timeout", OPTIONS ("--reply", "none"), test_transaction_timeout);
+  add_test ("/link/transact/late-reply", OPTIONS ("--reply", "echo"), test_transaction_late_reply);
+  add_test ("/link/transact/disconnect", OPTIONS ("--reply", "none"), test_transaction_disconnect);
+  add_test ("/link/transact/abandoned-reply", OPTIONS ("--reply", "echo"),
+            test_transaction_abandoned_reply);
   g_test_add_func ("/link/receive/bad-frame", test_bad_frame_from_board);
   g_test_add_func ("/link/dead-peer/keepalive", test_dead_peer_keepalive);
   g_test_add_func ("/link/dead-peer/user-timeout", test_dead_peer_user_timeout);
-  g_test_add_func ("/link/close/connect-during-close", test_connect_during_close);
-  g_test_add_func ("/link/autoconnect", test_autoconnect);
+  add_test ("/link/close/connect-during-close", OPTIONS ("--mode", "leak"),
+            test_connect_during_close);
+  add_test ("/link/autoconnect", OPTIONS ("--reply", "echo"), test_autoconnect);
   g_test_add_func ("/link/backoff/network-change", test_network_change_resets_backoff);
-  g_test_add_func ("/link/transact/cancel-queued", test_transaction_cancel_queued);
-  g_test_add_func ("/link/transact/cancel-written", test_transaction_cancel_written);
-  g_test_add_func ("/link/transact/after-heartbeat", test_transaction_after_heartbeat);
+  add_test ("/link/transact/cancel-queued", OPTIONS ("--reply", "none"),
+            test_transaction_cancel_queued);
+  add_test ("/link/transact/cancel-written", OPTIONS ("--reply", "echo"),
+            test_transaction_cancel_written);
+  add_test ("/link/transact/after-heartbeat", OPTIONS ("--reply", "echo"),
+            test_transaction_after_heartbeat);
   return g_test_run ();
 }
