@@ -180,11 +180,16 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (Holder, holder_free)
 
 typedef struct
 {
-  Stm32Sim *sim;
+  Stm32Sim *sim; /* started with the test's options (its fixture data) */
   Stm32Daemon *daemon;
   Stm32DbusLink1 *link;
   guint received; /* Received signals seen */
+  char *dir;      /* config_fixture_setup's, holding its config file */
+  char *config;
 } Fixture;
+
+/* A test's simulator options, as fixture data: they live as long as main(). */
+#define OPTIONS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
 static void
 on_received (Stm32DbusLink1 *link, GVariant *frame, Fixture *fixture)
@@ -193,53 +198,23 @@ on_received (Stm32DbusLink1 *link, GVariant *frame, Fixture *fixture)
 }
 
 static void
-fixture_start (Fixture *fixture, gboolean quiet)
+fixture_connected (Fixture *fixture)
 {
-  g_autofree char *port = NULL;
-
-  fixture->sim = stm32_sim_start ("--reply", "echo", quiet ? "--quiet" : NULL, NULL);
-  port = g_strdup_printf ("%u", stm32_sim_get_port (fixture->sim));
-  fixture->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
   fixture->link = stm32_daemon_get_link (fixture->daemon, "default");
   g_signal_connect (fixture->link, "received", G_CALLBACK (on_received), fixture);
   stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
 }
 
+/* The link from --host and --port. */
 static void
-fixture_stop (Fixture *fixture)
+fixture_setup (Fixture *fixture, gconstpointer options)
 {
-  g_signal_handlers_disconnect_by_data (fixture->link, fixture);
-  stm32_daemon_stop (fixture->daemon);
-  stm32_sim_stop (fixture->sim);
-}
+  g_autofree char *port = NULL;
 
-/* ---- tests ---------------------------------------------------------------------------- */
-
-/* Bytes go to the board as written and come back as the board sent them. */
-static void
-test_bytes_both_ways (void)
-{
-  Fixture fixture = { 0 };
-  g_autoptr (Holder) holder = NULL;
-  g_autoptr (JsonObject) frame = NULL;
-  g_autoptr (GError) error = NULL;
-
-  fixture_start (&fixture, FALSE);
-  holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
-  g_assert_no_error (error);
-  g_assert_true (holder_write (holder, "abc\n", 4, &error));
-  frame = stm32_sim_wait_event (fixture.sim, "frame", WAIT_MS);
-  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "abc");
-  holder_expect (holder, "abc\n");
-  /* No framing is added or removed: a line in two pieces is one frame to the board. */
-  g_assert_true (holder_write (holder, "de", 2, &error));
-  g_assert_true (holder_write (holder, "f\n", 2, &error));
-  g_clear_pointer (&frame, json_object_unref);
-  frame = stm32_sim_wait_event (fixture.sim, "frame", WAIT_MS);
-  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "def");
-  holder_expect (holder, "def\n");
-  g_clear_pointer (&holder, holder_free);
-  fixture_stop (&fixture);
+  fixture->sim = stm32_sim_startv (options);
+  port = g_strdup_printf ("%u", stm32_sim_get_port (fixture->sim));
+  fixture->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  fixture_connected (fixture);
 }
 
 static char *
@@ -254,6 +229,68 @@ write_config (const char *dir, guint16 port)
   g_file_set_contents (path, text, -1, &error);
   g_assert_no_error (error);
   return g_steal_pointer (&path);
+}
+
+/* The link from a config file, for a send queue of 64 KiB. */
+static void
+config_fixture_setup (Fixture *fixture, gconstpointer options)
+{
+  fixture->sim = stm32_sim_startv (options);
+  fixture->dir = g_dir_make_tmp ("stm32-stream-XXXXXX", NULL);
+  fixture->config = write_config (fixture->dir, stm32_sim_get_port (fixture->sim));
+  fixture->daemon = stm32_daemon_start ("--config", fixture->config, NULL);
+  fixture_connected (fixture);
+}
+
+/* A test that stops the daemon itself takes it out of the fixture. */
+static void
+fixture_teardown (Fixture *fixture, gconstpointer options)
+{
+  if (fixture->daemon != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (fixture->link, fixture);
+      stm32_daemon_stop (fixture->daemon);
+    }
+  stm32_sim_stop (fixture->sim);
+  if (fixture->config != NULL)
+    {
+      g_assert_cmpint (g_unlink (fixture->config), ==, 0);
+      g_assert_cmpint (g_rmdir (fixture->dir), ==, 0);
+      g_free (fixture->config);
+      g_free (fixture->dir);
+    }
+}
+
+static void
+add_test (const char *path, const char *const *options, void (*setup) (Fixture *, gconstpointer),
+          void (*test) (Fixture *, gconstpointer))
+{
+  g_test_add (path, Fixture, options, setup, test, fixture_teardown);
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+/* Bytes go to the board as written and come back as the board sent them. */
+static void
+test_bytes_both_ways (Fixture *fixture, gconstpointer options)
+{
+  g_autoptr (Holder) holder = NULL;
+  g_autoptr (JsonObject) frame = NULL;
+  g_autoptr (GError) error = NULL;
+
+  holder = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
+  g_assert_no_error (error);
+  g_assert_true (holder_write (holder, "abc\n", 4, &error));
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "abc");
+  holder_expect (holder, "abc\n");
+  /* No framing is added or removed: a line in two pieces is one frame to the board. */
+  g_assert_true (holder_write (holder, "de", 2, &error));
+  g_assert_true (holder_write (holder, "f\n", 2, &error));
+  g_clear_pointer (&frame, json_object_unref);
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
+  g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "def");
+  holder_expect (holder, "def\n");
 }
 
 /* 1 MiB of lines of varied text, not a repeating block, so loss or reordering shows. */
@@ -282,20 +319,14 @@ bulk_data (gsize size, gsize line_len)
 /* 1 MiB through a 64 KiB send queue: only back-pressure (one chunk in the
  * link at a time) gets it all to the board without QueueFull or loss. */
 static void
-test_bulk (void)
+test_bulk (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", "--quiet", NULL);
-  g_autofree char *dir = g_dir_make_tmp ("stm32-stream-XXXXXX", NULL);
-  g_autofree char *config = write_config (dir, stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--config", config, NULL);
-  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
   g_autoptr (GByteArray) data = bulk_data (1024 * 1024, 1024);
   g_autoptr (Holder) holder = NULL;
   g_autoptr (GError) error = NULL;
   gint64 start, elapsed;
 
-  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
-  holder = holder_new (call_acquire_stream (link, &error), FALSE);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
   start = g_get_monotonic_time ();
   g_assert_true (holder_write (holder, data->data, data->len, &error));
@@ -305,12 +336,7 @@ test_bulk (void)
   g_assert_cmpmem (holder->received->data, holder->received->len, data->data, data->len);
   g_test_message ("1 MiB echoed through the stream in %.1f ms (%.1f MiB/s each way)",
                   elapsed / 1000.0, 1e6 / (double) elapsed);
-  g_assert_cmpuint (stm32_dbus_link1_get_frames_sent (link), ==, 0);
-  g_clear_pointer (&holder, holder_free);
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
-  g_assert_cmpint (g_unlink (config), ==, 0);
-  g_assert_cmpint (g_rmdir (dir), ==, 0);
+  g_assert_cmpuint (stm32_dbus_link1_get_frames_sent (fixture->link), ==, 0);
 }
 
 /* Writes @len bytes of @data in chunks until one does not complete within
@@ -347,13 +373,8 @@ holder_write_until_stalled (Holder *holder, GByteArray *data, gsize chunk, guint
  * board reads again, every line arrives, in order. (No echo: a loopback board
  * would answer faster than any holder reads.) */
 static void
-test_back_pressure (void)
+test_back_pressure (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
-  g_autofree char *dir = g_dir_make_tmp ("stm32-stream-XXXXXX", NULL);
-  g_autofree char *config = write_config (dir, stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--config", config, NULL);
-  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
   const gsize line = 16 * 1024;
   g_autoptr (GByteArray) data = bulk_data (64 * 1024 * 1024, line);
   g_autoptr (GAsyncResult) pending = NULL;
@@ -361,186 +382,156 @@ test_back_pressure (void)
   g_autoptr (GError) error = NULL;
   gsize written;
 
-  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
-  holder = holder_new (call_acquire_stream (link, &error), FALSE);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
-  stm32_sim_command (sim, "blackhole on");
+  stm32_sim_command (fixture->sim, "blackhole on");
   written = holder_write_until_stalled (holder, data, 4 * line, 500, &pending);
   g_test_message ("%" G_GSIZE_FORMAT " bytes written before the stream stalled", written);
 
-  stm32_sim_command (sim, "blackhole off");
+  stm32_sim_command (fixture->sim, "blackhole off");
   stm32_test_wait_until (pending != NULL, BULK_WAIT_MS);
   g_assert_true (g_output_stream_write_all_finish (holder->out, pending, NULL, &error));
   g_assert_no_error (error);
   written += 4 * line;
   for (gsize n = 1; n <= written / line; n++)
     {
-      g_autoptr (JsonObject) frame = stm32_sim_wait_event (sim, "frame", BULK_WAIT_MS);
+      g_autoptr (JsonObject) frame = stm32_sim_wait_event (fixture->sim, "frame", BULK_WAIT_MS);
 
       g_assert_cmpint (json_object_get_int_member (frame, "n"), ==, n);
       g_assert_cmpint (json_object_get_int_member (frame, "bytes"), ==, line - 1);
     }
   g_assert_false (holder->eof);
-  g_clear_pointer (&holder, holder_free);
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
-  g_assert_cmpint (g_unlink (config), ==, 0);
-  g_assert_cmpint (g_rmdir (dir), ==, 0);
 }
 
 /* One holder at a time; the link refuses frames while held and emits none. */
 static void
-test_busy (void)
+test_busy (Fixture *fixture, gconstpointer options)
 {
-  Fixture fixture = { 0 };
   g_autoptr (Holder) holder = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GVariant) history = NULL;
   g_autoptr (GError) error = NULL;
 
-  fixture_start (&fixture, FALSE);
-  holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
 
-  g_assert_false (stm32_daemon_link_send (fixture.link, "x", &error));
+  g_assert_false (stm32_daemon_link_send (fixture->link, "x", &error));
   stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   g_assert_nonnull (strstr (error->message, "AcquireStream"));
   g_clear_error (&error);
-  g_assert_null (stm32_daemon_link_transact (fixture.link, "x", 2000, &error));
+  g_assert_null (stm32_daemon_link_transact (fixture->link, "x", 2000, &error));
   stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   g_clear_error (&error);
-  g_assert_cmpint (call_acquire_stream (fixture.link, &error), ==, -1);
+  g_assert_cmpint (call_acquire_stream (fixture->link, &error), ==, -1);
   stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   g_clear_error (&error);
 
   /* The board's line is the holder's, not a Received: a reply to any call
    * is dispatched after every signal the daemon sent before it. */
   holder_echo (holder, "line\n");
-  stm32_dbus_link1_call_get_history (fixture.link, NULL, stm32_test_store_result, &result);
+  stm32_dbus_link1_call_get_history (fixture->link, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
-  g_assert_true (stm32_dbus_link1_call_get_history_finish (fixture.link, &history, result, &error));
-  g_assert_cmpuint (fixture.received, ==, 0);
-  g_assert_cmpuint (stm32_sim_count_events (fixture.sim, "frame"), ==, 1);
-  g_clear_pointer (&holder, holder_free);
-  fixture_stop (&fixture);
+  g_assert_true (
+      stm32_dbus_link1_call_get_history_finish (fixture->link, &history, result, &error));
+  g_assert_cmpuint (fixture->received, ==, 0);
+  g_assert_cmpuint (stm32_sim_count_events (fixture->sim, "frame"), ==, 1);
 }
 
 /* A transaction waiting for its reply when the stream is taken fails with
  * Busy; its reply, when it comes, is the holder's. */
 static void
-test_takes_transactions (void)
+test_takes_transactions (Fixture *fixture, gconstpointer options)
 {
-  Fixture fixture = { 0 };
   g_autoptr (Holder) holder = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GVariant) reply = NULL;
   g_autoptr (GError) error = NULL;
 
-  fixture_start (&fixture, FALSE);
-  stm32_sim_command (fixture.sim, "blackhole on");
-  stm32_dbus_link1_call_transact (fixture.link, stm32_daemon_bytes ("q"), 30000, NULL,
+  stm32_sim_command (fixture->sim, "blackhole on");
+  stm32_dbus_link1_call_transact (fixture->link, stm32_daemon_bytes ("q"), 30000, NULL,
                                   stm32_test_store_result, &result);
-  stm32_test_wait_until (stm32_dbus_link1_get_frames_sent (fixture.link) == 1, WAIT_MS);
-  holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
+  stm32_test_wait_until (stm32_dbus_link1_get_frames_sent (fixture->link) == 1, WAIT_MS);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
   stm32_test_wait_until (result != NULL, WAIT_MS);
-  g_assert_false (stm32_dbus_link1_call_transact_finish (fixture.link, &reply, result, &error));
+  g_assert_false (stm32_dbus_link1_call_transact_finish (fixture->link, &reply, result, &error));
   stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
-  stm32_sim_command (fixture.sim, "blackhole off");
+  stm32_sim_command (fixture->sim, "blackhole off");
   holder_expect (holder, "q\n");
-  g_assert_cmpuint (fixture.received, ==, 0);
-  g_clear_pointer (&holder, holder_free);
-  fixture_stop (&fixture);
+  g_assert_cmpuint (fixture->received, ==, 0);
 }
 
 /* Closing the fd gives the link back to frames, and to the next holder. */
 static void
-test_holder_closes (void)
+test_holder_closes (Fixture *fixture, gconstpointer options)
 {
-  Fixture fixture = { 0 };
   g_autoptr (Holder) holder = NULL;
   g_autoptr (GError) error = NULL;
 
-  fixture_start (&fixture, FALSE);
-  holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (holder, "abc\n");
   g_clear_pointer (&holder, holder_free);
 
-  wait_until_released (fixture.link);
-  stm32_test_wait_until (fixture.received == 1, WAIT_MS);
-  holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
+  wait_until_released (fixture->link);
+  stm32_test_wait_until (fixture->received == 1, WAIT_MS);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (holder, "again\n");
-  g_clear_pointer (&holder, holder_free);
-  fixture_stop (&fixture);
 }
 
 /* The board resets the connection: the fd reads EOF and stays dead; the next
  * connection starts free, and a new AcquireStream gets a new fd. */
 static void
-test_link_drops (void)
+test_link_drops (Fixture *fixture, gconstpointer options)
 {
-  Fixture fixture = { 0 };
   g_autoptr (Holder) old = NULL;
   g_autoptr (Holder) holder = NULL;
   g_autoptr (GError) error = NULL;
 
-  fixture_start (&fixture, FALSE);
-  old = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
+  old = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (old, "abc\n");
-  stm32_sim_command (fixture.sim, "rst-all");
+  stm32_sim_command (fixture->sim, "rst-all");
   stm32_test_wait_until (old->eof || old->read_error != NULL, WAIT_MS);
   g_assert_no_error (old->read_error);
   g_assert_cmpuint (old->received->len, ==, 0);
 
-  stm32_test_wait_until (stm32_dbus_link1_get_connects (fixture.link) == 2, WAIT_MS);
-  stm32_test_wait_until (stm32_daemon_link_state_is (fixture.link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_dbus_link1_get_connects (fixture->link) == 2, WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
   g_assert_false (holder_write (old, "late\n", 5, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE);
   g_clear_error (&error);
   /* Not held after the reconnect. */
-  g_assert_true (stm32_daemon_link_send (fixture.link, "framed", &error));
+  g_assert_true (stm32_daemon_link_send (fixture->link, "framed", &error));
   g_assert_no_error (error);
-  stm32_test_wait_until (fixture.received == 1, WAIT_MS);
+  stm32_test_wait_until (fixture->received == 1, WAIT_MS);
 
-  holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (holder, "def\n");
   g_assert_cmpuint (old->received->len, ==, 0);
-  g_clear_pointer (&old, holder_free);
-  g_clear_pointer (&holder, holder_free);
-  fixture_stop (&fixture);
 }
 
 /* The board sends a burst and closes while the holder is not reading: the
  * burst waits in the daemon, and the holder still gets all of it, then EOF. */
 static void
-test_board_closes (void)
+test_board_closes (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", "--quiet", "--close-after", "500", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
-  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
   g_autoptr (GByteArray) data = bulk_data (500 * 1024, 1024);
   g_autoptr (Holder) holder = NULL;
   g_autoptr (GError) error = NULL;
 
-  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
-  holder = holder_new (call_acquire_stream (link, &error), TRUE);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), TRUE);
   g_assert_no_error (error);
   g_assert_true (holder_write (holder, data->data, data->len, &error));
   g_assert_no_error (error);
-  stm32_test_wait_until (stm32_dbus_link1_get_disconnects (link) == 1, WAIT_MS);
+  stm32_test_wait_until (stm32_dbus_link1_get_disconnects (fixture->link) == 1, WAIT_MS);
 
   holder_read (holder);
   stm32_test_wait_until (holder->eof || holder->read_error != NULL, WAIT_MS);
   g_assert_no_error (holder->read_error);
   g_assert_cmpmem (holder->received->data, holder->received->len, data->data, data->len);
-  g_clear_pointer (&holder, holder_free);
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
 }
 
 static GDBusConnection *
@@ -581,9 +572,8 @@ link_proxy_on (GDBusConnection *connection)
 /* The holder's connection goes away while its fd stays open: only the bus
  * can tell the daemon, and the link is released all the same. */
 static void
-test_holder_leaves_bus (void)
+test_holder_leaves_bus (Fixture *fixture, gconstpointer options)
 {
-  Fixture fixture = { 0 };
   g_autoptr (GDBusConnection) other = NULL;
   g_autoptr (Stm32DbusLink1) other_link = NULL;
   g_autoptr (GAsyncResult) closed = NULL;
@@ -591,59 +581,50 @@ test_holder_leaves_bus (void)
   g_autoptr (Holder) next = NULL;
   g_autoptr (GError) error = NULL;
 
-  fixture_start (&fixture, FALSE);
   other = open_second_connection ();
   other_link = link_proxy_on (other);
   holder = holder_new (call_acquire_stream (other_link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (holder, "mine\n");
-  g_assert_false (stm32_daemon_link_send (fixture.link, "x", &error));
+  g_assert_false (stm32_daemon_link_send (fixture->link, "x", &error));
   stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   g_clear_error (&error);
 
   g_dbus_connection_close (other, NULL, stm32_test_store_result, &closed);
   stm32_test_wait_until (closed != NULL, WAIT_MS);
   g_assert_true (g_dbus_connection_close_finish (other, closed, NULL));
-  wait_until_released (fixture.link);
+  wait_until_released (fixture->link);
   stm32_test_wait_until (holder->eof, WAIT_MS);
 
-  next = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
+  next = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (next, "ours\n");
-  g_clear_pointer (&holder, holder_free);
-  g_clear_pointer (&next, holder_free);
-  fixture_stop (&fixture);
 }
 
 static void
-test_not_connected (void)
+test_not_connected (Fixture *fixture, gconstpointer options)
 {
-  Fixture fixture = { 0 };
   g_autoptr (GError) error = NULL;
 
-  fixture_start (&fixture, FALSE);
-  stm32_daemon_link_disconnect (fixture.link);
-  g_assert_cmpint (call_acquire_stream (fixture.link, &error), ==, -1);
+  stm32_daemon_link_disconnect (fixture->link);
+  g_assert_cmpint (call_acquire_stream (fixture->link, &error), ==, -1);
   stm32_daemon_assert_error (error, "org.stm32d.Error.NotConnected", STM32_ERROR_NOT_CONNECTED);
-  fixture_stop (&fixture);
 }
 
 /* The holder writes and never reads: the daemon neither blocks nor buffers
  * without bound, it ends the stream. What the holder does get is exact. */
 static void
-test_slow_holder (void)
+test_slow_holder (Fixture *fixture, gconstpointer options)
 {
-  Fixture fixture = { 0 };
   g_autoptr (GByteArray) data = bulk_data (8 * 1024 * 1024, 1024);
   g_autoptr (Holder) holder = NULL;
   g_autoptr (GError) error = NULL;
 
-  fixture_start (&fixture, TRUE);
-  holder = holder_new (call_acquire_stream (fixture.link, &error), TRUE);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), TRUE);
   g_assert_no_error (error);
   g_assert_false (holder_write (holder, data->data, data->len, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE);
-  wait_until_released (fixture.link);
+  wait_until_released (fixture->link);
 
   /* What was written to it before the end, then EOF, or a reset if the
    * daemon closed with the holder's unread bytes still in its socket. */
@@ -655,66 +636,56 @@ test_slow_holder (void)
   g_assert_cmpuint (holder->received->len, <, data->len);
   g_assert_cmpmem (holder->received->data, holder->received->len, data->data,
                    holder->received->len);
-  g_clear_pointer (&holder, holder_free);
-  fixture_stop (&fixture);
 }
 
 /* The daemon stops while a stream is held: the holder sees EOF, and the
  * daemon exits cleanly (status 0: no sanitizer findings either). */
 static void
-test_sigterm_while_held (void)
+test_sigterm_while_held (Fixture *fixture, gconstpointer options)
 {
-  Fixture fixture = { 0 };
   g_autoptr (Holder) holder = NULL;
   g_autoptr (GError) error = NULL;
 
-  fixture_start (&fixture, FALSE);
-  holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (holder, "abc\n");
-  g_signal_handlers_disconnect_by_data (fixture.link, &fixture);
-  stm32_daemon_stop (fixture.daemon);
+  g_signal_handlers_disconnect_by_data (fixture->link, fixture);
+  stm32_daemon_stop (g_steal_pointer (&fixture->daemon));
   stm32_test_wait_until (holder->eof || holder->read_error != NULL, WAIT_MS);
   g_assert_no_error (holder->read_error);
-  g_clear_pointer (&holder, holder_free);
-  stm32_sim_stop (fixture.sim);
 }
 
 /* Every way a stream ends leaves the daemon with the fds it had before. */
 static void
-test_no_fd_leak (void)
+test_no_fd_leak (Fixture *fixture, gconstpointer options)
 {
-  Fixture fixture = { 0 };
   g_autoptr (Holder) holder = NULL;
   g_autoptr (GError) error = NULL;
   guint pid, before;
 
-  fixture_start (&fixture, FALSE);
-  pid = stm32_daemon_get_pid (fixture.daemon);
+  pid = stm32_daemon_get_pid (fixture->daemon);
   before = stm32_test_count_process_fds (pid);
 
   /* The holder closes. */
-  holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (holder, "one\n");
   g_assert_cmpuint (stm32_test_count_process_fds (pid), >, before);
-  g_assert_cmpint (call_acquire_stream (fixture.link, &error), ==, -1);
+  g_assert_cmpint (call_acquire_stream (fixture->link, &error), ==, -1);
   g_clear_error (&error);
   g_clear_pointer (&holder, holder_free);
-  wait_until_released (fixture.link);
+  wait_until_released (fixture->link);
   stm32_test_poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
 
   /* The board drops the link; the holder keeps its dead fd a while. */
-  holder = holder_new (call_acquire_stream (fixture.link, &error), FALSE);
+  holder = holder_new (call_acquire_stream (fixture->link, &error), FALSE);
   g_assert_no_error (error);
   holder_echo (holder, "two\n");
-  stm32_sim_command (fixture.sim, "rst-all");
+  stm32_sim_command (fixture->sim, "rst-all");
   stm32_test_wait_until (holder->eof, WAIT_MS);
-  stm32_test_wait_until (stm32_dbus_link1_get_connects (fixture.link) == 2, WAIT_MS);
-  stm32_test_wait_until (stm32_daemon_link_state_is (fixture.link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_dbus_link1_get_connects (fixture->link) == 2, WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
   stm32_test_poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
-  g_clear_pointer (&holder, holder_free);
-  fixture_stop (&fixture);
 }
 
 int
@@ -723,18 +694,28 @@ main (int argc, char **argv)
   stm32_daemon_test_init (&argc, &argv);
   /* A write to a stream the daemon closed must fail with EPIPE, not kill the test. */
   signal (SIGPIPE, SIG_IGN);
-  g_test_add_func ("/stream/bytes-both-ways", test_bytes_both_ways);
-  g_test_add_func ("/stream/bulk", test_bulk);
-  g_test_add_func ("/stream/back-pressure", test_back_pressure);
-  g_test_add_func ("/stream/busy", test_busy);
-  g_test_add_func ("/stream/takes-transactions", test_takes_transactions);
-  g_test_add_func ("/stream/holder-closes", test_holder_closes);
-  g_test_add_func ("/stream/link-drops", test_link_drops);
-  g_test_add_func ("/stream/board-closes", test_board_closes);
-  g_test_add_func ("/stream/holder-leaves-bus", test_holder_leaves_bus);
-  g_test_add_func ("/stream/not-connected", test_not_connected);
-  g_test_add_func ("/stream/slow-holder", test_slow_holder);
-  g_test_add_func ("/stream/sigterm-while-held", test_sigterm_while_held);
-  g_test_add_func ("/stream/no-fd-leak", test_no_fd_leak);
+  add_test ("/stream/bytes-both-ways", OPTIONS ("--reply", "echo"), fixture_setup,
+            test_bytes_both_ways);
+  add_test ("/stream/bulk", OPTIONS ("--reply", "echo", "--quiet"), config_fixture_setup,
+            test_bulk);
+  add_test ("/stream/back-pressure", OPTIONS ("--reply", "none"), config_fixture_setup,
+            test_back_pressure);
+  add_test ("/stream/busy", OPTIONS ("--reply", "echo"), fixture_setup, test_busy);
+  add_test ("/stream/takes-transactions", OPTIONS ("--reply", "echo"), fixture_setup,
+            test_takes_transactions);
+  add_test ("/stream/holder-closes", OPTIONS ("--reply", "echo"), fixture_setup,
+            test_holder_closes);
+  add_test ("/stream/link-drops", OPTIONS ("--reply", "echo"), fixture_setup, test_link_drops);
+  add_test ("/stream/board-closes", OPTIONS ("--reply", "echo", "--quiet", "--close-after", "500"),
+            fixture_setup, test_board_closes);
+  add_test ("/stream/holder-leaves-bus", OPTIONS ("--reply", "echo"), fixture_setup,
+            test_holder_leaves_bus);
+  add_test ("/stream/not-connected", OPTIONS ("--reply", "echo"), fixture_setup,
+            test_not_connected);
+  add_test ("/stream/slow-holder", OPTIONS ("--reply", "echo", "--quiet"), fixture_setup,
+            test_slow_holder);
+  add_test ("/stream/sigterm-while-held", OPTIONS ("--reply", "echo"), fixture_setup,
+            test_sigterm_while_held);
+  add_test ("/stream/no-fd-leak", OPTIONS ("--reply", "echo"), fixture_setup, test_no_fd_leak);
   return stm32_daemon_test_run ();
 }
