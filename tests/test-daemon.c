@@ -26,39 +26,82 @@ variant_text (GVariant *bytes)
   return g_strndup (data, len);
 }
 
+/* ---- fixture: the board, and stm32d with one link to it -------------------------- */
+
+typedef struct
+{
+  Stm32Sim *sim; /* started with the test's options (its fixture data) */
+  char *port;    /* the simulator's, for stm32d's --port */
+  Stm32Daemon *daemon;
+  Stm32DbusLink1 *link; /* "default", owned by the daemon */
+} Fixture;
+
+/* A test's simulator options, as fixture data: they live as long as main(). */
+#define OPTIONS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+/* The board alone, for a test that starts stm32d its own way. */
+static void
+board_setup (Fixture *fixture, gconstpointer options)
+{
+  fixture->sim = stm32_sim_startv (options);
+  fixture->port = g_strdup_printf ("%u", stm32_sim_get_port (fixture->sim));
+}
+
+static void
+fixture_setup (Fixture *fixture, gconstpointer options)
+{
+  board_setup (fixture, options);
+  fixture->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", fixture->port, NULL);
+  fixture->link = stm32_daemon_get_link (fixture->daemon, "default");
+}
+
+/* What a test stopped itself, it took out of the fixture. */
+static void
+fixture_teardown (Fixture *fixture, gconstpointer options)
+{
+  if (fixture->daemon != NULL)
+    stm32_daemon_stop (fixture->daemon);
+  if (fixture->sim != NULL)
+    stm32_sim_stop (fixture->sim);
+  g_free (fixture->port);
+}
+
+static void
+add_test (const char *path, const char *const *options, void (*setup) (Fixture *, gconstpointer),
+          void (*test) (Fixture *, gconstpointer))
+{
+  g_test_add (path, Fixture, options, setup, test, fixture_teardown);
+}
+
 /* ---- properties --------------------------------------------------------------- */
 
 static void
-test_properties (void)
+test_properties (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
-  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
-
   /* Autoconnect defaults to true: the daemon connects without being asked. */
-  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
-  g_assert_cmpstr (stm32_dbus_link1_get_name (link), ==, "default");
-  g_assert_cmpstr (stm32_dbus_link1_get_host (link), ==, "127.0.0.1");
-  g_assert_cmpuint (stm32_dbus_link1_get_port (link), ==, stm32_sim_get_port (sim));
-  g_assert_cmpstr (stm32_dbus_link1_get_framing (link), ==, "line");
-  g_assert_true (stm32_dbus_link1_get_autoconnect (link));
-  g_assert_cmpstr (stm32_dbus_link1_get_last_error (link), ==, "none");
-  g_assert_true (g_str_has_prefix (stm32_dbus_link1_get_local_address (link), "127.0.0.1:"));
-  g_assert_cmpuint (stm32_dbus_link1_get_connected_since (link), >, 0);
-  stm32_test_wait_until (stm32_dbus_link1_get_connects (link) == 1, WAIT_MS);
-  g_assert_cmpuint (stm32_dbus_manager1_get_version (stm32_daemon_get_manager (daemon)), ==, 1);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
+  g_assert_cmpstr (stm32_dbus_link1_get_name (fixture->link), ==, "default");
+  g_assert_cmpstr (stm32_dbus_link1_get_host (fixture->link), ==, "127.0.0.1");
+  g_assert_cmpuint (stm32_dbus_link1_get_port (fixture->link), ==,
+                    stm32_sim_get_port (fixture->sim));
+  g_assert_cmpstr (stm32_dbus_link1_get_framing (fixture->link), ==, "line");
+  g_assert_true (stm32_dbus_link1_get_autoconnect (fixture->link));
+  g_assert_cmpstr (stm32_dbus_link1_get_last_error (fixture->link), ==, "none");
+  g_assert_true (
+      g_str_has_prefix (stm32_dbus_link1_get_local_address (fixture->link), "127.0.0.1:"));
+  g_assert_cmpuint (stm32_dbus_link1_get_connected_since (fixture->link), >, 0);
+  stm32_test_wait_until (stm32_dbus_link1_get_connects (fixture->link) == 1, WAIT_MS);
+  g_assert_cmpuint (stm32_dbus_manager1_get_version (stm32_daemon_get_manager (fixture->daemon)),
+                    ==, 1);
 
   /* Writing Autoconnect over the bus reaches the link. */
-  stm32_dbus_link1_set_autoconnect (link, FALSE);
-  stm32_test_wait_until (!stm32_dbus_link1_get_autoconnect (link), WAIT_MS);
+  stm32_dbus_link1_set_autoconnect (fixture->link, FALSE);
+  stm32_test_wait_until (!stm32_dbus_link1_get_autoconnect (fixture->link), WAIT_MS);
 
   /* The reply may overtake the PropertiesChanged that follows it. */
-  stm32_daemon_link_disconnect (link);
-  stm32_test_wait_until (stm32_daemon_link_state_is (link, "disconnected"), WAIT_MS);
-  g_assert_cmpstr (stm32_dbus_link1_get_local_address (link), ==, "");
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
+  stm32_daemon_link_disconnect (fixture->link);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "disconnected"), WAIT_MS);
+  g_assert_cmpstr (stm32_dbus_link1_get_local_address (fixture->link), ==, "");
 }
 
 typedef struct
@@ -85,35 +128,31 @@ on_properties_changed (GDBusProxy *proxy, GVariant *changed, GStrv invalidated, 
  * LastError leaves "none" in one PropertiesChanged, so no observer ever sees
  * one without the other. A refused connect then names its error on the wire. */
 static void
-test_state_and_error_together (void)
+test_state_and_error_together (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
-  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
   ChangeLog log = { 0, 0, g_ptr_array_new_with_free_func (g_free) };
   g_autoptr (GError) error = NULL;
 
-  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
-  g_assert_cmpstr (stm32_dbus_link1_get_last_error (link), ==, "none");
-  g_signal_connect (link, "g-properties-changed", G_CALLBACK (on_properties_changed), &log);
-  stm32_sim_command (sim, "rst-all");
-  stm32_test_wait_until (stm32_daemon_link_state_is (link, "waiting"), WAIT_MS);
-  g_assert_cmpstr (stm32_dbus_link1_get_last_error (link), !=, "none");
-  g_assert_cmpstr (stm32_dbus_link1_get_last_error_message (link), !=, "");
-  g_assert_cmpuint (stm32_dbus_link1_get_retry_in (link), >, 0);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
+  g_assert_cmpstr (stm32_dbus_link1_get_last_error (fixture->link), ==, "none");
+  g_signal_connect (fixture->link, "g-properties-changed", G_CALLBACK (on_properties_changed),
+                    &log);
+  stm32_sim_command (fixture->sim, "rst-all");
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "waiting"), WAIT_MS);
+  g_assert_cmpstr (stm32_dbus_link1_get_last_error (fixture->link), !=, "none");
+  g_assert_cmpstr (stm32_dbus_link1_get_last_error_message (fixture->link), !=, "");
+  g_assert_cmpuint (stm32_dbus_link1_get_retry_in (fixture->link), >, 0);
   g_assert_cmpuint (log.with_state, >, 0);
   g_assert_cmpuint (log.with_state_and_error, ==, 1);
-  g_signal_handlers_disconnect_by_data (link, &log);
+  g_signal_handlers_disconnect_by_data (fixture->link, &log);
   g_ptr_array_unref (log.states);
-  stm32_daemon_link_disconnect (link);
-  stm32_sim_stop (sim);
+  stm32_daemon_link_disconnect (fixture->link);
+  stm32_sim_stop (g_steal_pointer (&fixture->sim));
 
   /* Nothing listens any more. */
-  g_assert_false (stm32_daemon_link_connect (link, &error));
+  g_assert_false (stm32_daemon_link_connect (fixture->link, &error));
   stm32_daemon_assert_error (error, "org.stm32d.Error.Refused", STM32_ERROR_REFUSED);
-  stm32_daemon_link_disconnect (link);
-  stm32_daemon_stop (daemon);
+  stm32_daemon_link_disconnect (fixture->link);
 }
 
 /* ---- methods ---------------------------------------------------------------------- */
@@ -130,20 +169,16 @@ on_received (Stm32DbusLink1 *link, GVariant *frame, ReceivedLog *log)
 }
 
 static void
-test_send_transact_received (void)
+test_send_transact_received (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
-  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
   ReceivedLog log = { g_ptr_array_new_with_free_func (g_free) };
   GAsyncResult *sent[50] = { NULL };
   g_autofree char *reply = NULL;
   g_autoptr (GError) error = NULL;
 
-  g_signal_connect (link, "received", G_CALLBACK (on_received), &log);
-  g_assert_true (stm32_daemon_link_connect (link, NULL));
-  reply = stm32_daemon_link_transact (link, "hello", 2000, &error);
+  g_signal_connect (fixture->link, "received", G_CALLBACK (on_received), &log);
+  g_assert_true (stm32_daemon_link_connect (fixture->link, NULL));
+  reply = stm32_daemon_link_transact (fixture->link, "hello", 2000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "hello");
 
@@ -153,8 +188,8 @@ test_send_transact_received (void)
     {
       g_autofree char *text = g_strdup_printf ("frame %u", i);
 
-      stm32_dbus_link1_call_send (link, stm32_daemon_bytes (text), NULL, stm32_test_store_result,
-                                  &sent[i]);
+      stm32_dbus_link1_call_send (fixture->link, stm32_daemon_bytes (text), NULL,
+                                  stm32_test_store_result, &sent[i]);
     }
   stm32_test_wait_until (log.frames->len == G_N_ELEMENTS (sent), WAIT_MS);
   for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
@@ -162,66 +197,55 @@ test_send_transact_received (void)
       g_autofree char *text = g_strdup_printf ("frame %u", i);
 
       stm32_test_wait_until (sent[i] != NULL, WAIT_MS);
-      g_assert_true (stm32_dbus_link1_call_send_finish (link, sent[i], NULL));
+      g_assert_true (stm32_dbus_link1_call_send_finish (fixture->link, sent[i], NULL));
       g_object_unref (sent[i]);
       g_assert_cmpstr (log.frames->pdata[i], ==, text);
     }
   /* Counters are published, coalesced. */
-  stm32_test_wait_until (stm32_dbus_link1_get_frames_received (link) == 51, WAIT_MS);
-  g_assert_cmpuint (stm32_dbus_link1_get_frames_sent (link), ==, 51);
-  g_signal_handlers_disconnect_by_data (link, &log);
+  stm32_test_wait_until (stm32_dbus_link1_get_frames_received (fixture->link) == 51, WAIT_MS);
+  g_assert_cmpuint (stm32_dbus_link1_get_frames_sent (fixture->link), ==, 51);
+  g_signal_handlers_disconnect_by_data (fixture->link, &log);
   g_ptr_array_unref (log.frames);
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
 }
 
 static void
-test_errors (void)
+test_errors (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "none", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = NULL;
-  Stm32DbusLink1 *link;
   g_autoptr (GError) error = NULL;
   g_autofree char *big = g_strnfill (70000, 'x');
   g_autofree char *reply = NULL;
 
-  daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, "--framing", "json", NULL);
-  link = stm32_daemon_get_link (daemon, "default");
-  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
-  stm32_daemon_link_disconnect (link);
+  fixture->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", fixture->port, "--framing",
+                                        "json", NULL);
+  fixture->link = stm32_daemon_get_link (fixture->daemon, "default");
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
+  stm32_daemon_link_disconnect (fixture->link);
 
-  g_assert_false (stm32_daemon_link_send (link, "1", &error));
+  g_assert_false (stm32_daemon_link_send (fixture->link, "1", &error));
   stm32_daemon_assert_error (error, "org.stm32d.Error.NotConnected", STM32_ERROR_NOT_CONNECTED);
   g_clear_error (&error);
 
-  g_assert_true (stm32_daemon_link_connect (link, NULL));
-  g_assert_false (stm32_daemon_link_send (link, "{nope", &error));
+  g_assert_true (stm32_daemon_link_connect (fixture->link, NULL));
+  g_assert_false (stm32_daemon_link_send (fixture->link, "{nope", &error));
   stm32_daemon_assert_error (error, "org.stm32d.Error.InvalidFrame", STM32_ERROR_INVALID_FRAME);
   g_clear_error (&error);
-  g_assert_false (stm32_daemon_link_send (link, big, &error));
+  g_assert_false (stm32_daemon_link_send (fixture->link, big, &error));
   stm32_daemon_assert_error (error, "org.stm32d.Error.FrameTooLarge", STM32_ERROR_FRAME_TOO_LARGE);
   g_clear_error (&error);
-  reply = stm32_daemon_link_transact (link, "1", 0, &error);
+  reply = stm32_daemon_link_transact (fixture->link, "1", 0, &error);
   stm32_daemon_assert_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
   g_clear_error (&error);
-  reply = stm32_daemon_link_transact (link, "2", 200, &error);
+  reply = stm32_daemon_link_transact (fixture->link, "2", 200, &error);
   g_assert_null (reply);
   stm32_daemon_assert_error (error, "org.stm32d.Error.Timeout", STM32_ERROR_TIMEOUT);
   /* Only the valid frame reached the board. */
-  stm32_sim_expect (sim, "frame", WAIT_MS);
-  g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, 1);
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
+  stm32_sim_expect (fixture->sim, "frame", WAIT_MS);
+  g_assert_cmpuint (stm32_sim_count_events (fixture->sim, "frame"), ==, 1);
 }
 
 static void
-test_history (void)
+test_history (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--mode", "leak", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
-  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
   g_autoptr (GVariant) history = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) entry = NULL;
@@ -229,10 +253,10 @@ test_history (void)
   gboolean aborted = FALSE;
   gint64 started = 0, closed = 0, last_sent = 0, last_received = -1;
 
-  g_assert_true (stm32_daemon_link_connect (link, NULL));
-  g_assert_true (stm32_daemon_link_send (link, "x", NULL));
-  stm32_daemon_link_disconnect (link);
-  g_assert_true (stm32_dbus_link1_call_get_history_sync (link, &history, NULL, &error));
+  g_assert_true (stm32_daemon_link_connect (fixture->link, NULL));
+  g_assert_true (stm32_daemon_link_send (fixture->link, "x", NULL));
+  stm32_daemon_link_disconnect (fixture->link);
+  g_assert_true (stm32_dbus_link1_call_get_history_sync (fixture->link, &history, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (g_variant_n_children (history), ==, 1);
   entry = g_variant_get_child_value (history, 0);
@@ -253,8 +277,6 @@ test_history (void)
   g_assert_cmpint (last_sent, <=, closed);
   g_assert_cmpint (last_received, >=, started);
   g_assert_cmpint (last_received, <=, closed);
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
 }
 
 /* ---- clients ------------------------------------------------------------------------ */
@@ -263,36 +285,30 @@ test_history (void)
  * late answer to it goes nowhere — certainly not to the next client, whose
  * transaction gets its own reply — and nothing else changes for anyone. */
 static void
-test_vanishing_client (void)
+test_vanishing_client (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
-  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
   g_autoptr (GSubprocess) other = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
 
-  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
   /* The board stops reading, so the other client's request waits unanswered. */
-  stm32_sim_command (sim, "blackhole on");
+  stm32_sim_command (fixture->sim, "blackhole on");
   other = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
                             &error, "gdbus", "call", "--session", "--dest", "org.stm32d",
                             "--object-path", "/org/stm32d/link/default", "--method",
                             "org.stm32d.Link1.Transact", "[byte 0x3f]", "60000", NULL);
   g_assert_no_error (error);
-  stm32_test_wait_until (stm32_dbus_link1_get_frames_sent (link) == 1, WAIT_MS);
+  stm32_test_wait_until (stm32_dbus_link1_get_frames_sent (fixture->link) == 1, WAIT_MS);
   g_subprocess_force_exit (other);
 
   /* The board wakes up and answers the dead client's "?"; we ask for ours. */
-  stm32_sim_command (sim, "blackhole off");
-  reply = stm32_daemon_link_transact (link, "mine", 5000, &error);
+  stm32_sim_command (fixture->sim, "blackhole off");
+  reply = stm32_daemon_link_transact (fixture->link, "mine", 5000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "mine");
-  g_assert_true (stm32_daemon_link_send (link, "still here", &error));
-  g_assert_true (stm32_daemon_link_state_is (link, "connected"));
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
+  g_assert_true (stm32_daemon_link_send (fixture->link, "still here", &error));
+  g_assert_true (stm32_daemon_link_state_is (fixture->link, "connected"));
 }
 
 /* ---- life cycle ---------------------------------------------------------------------- */
@@ -300,36 +316,31 @@ test_vanishing_client (void)
 /* SIGTERM with sends in flight: each is answered, what was acknowledged
  * reached the board, the board sees a graceful close, and the exit status is 0. */
 static void
-test_sigterm_flushes (void)
+test_sigterm_flushes (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "none", "--mode", "good", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
-  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
   GAsyncResult *sent[20] = { NULL };
   g_autoptr (JsonObject) released = NULL;
   guint acknowledged = 0;
 
-  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
   for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
-    stm32_dbus_link1_call_send (link, stm32_daemon_bytes ("payload"), NULL, stm32_test_store_result,
-                                &sent[i]);
+    stm32_dbus_link1_call_send (fixture->link, stm32_daemon_bytes ("payload"), NULL,
+                                stm32_test_store_result, &sent[i]);
   stm32_test_wait_until (sent[0] != NULL, WAIT_MS);
-  stm32_daemon_send_signal (daemon, SIGTERM);
+  stm32_daemon_send_signal (fixture->daemon, SIGTERM);
   for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
     {
       stm32_test_wait_until (sent[i] != NULL, WAIT_MS);
-      acknowledged += stm32_dbus_link1_call_send_finish (link, sent[i], NULL);
+      acknowledged += stm32_dbus_link1_call_send_finish (fixture->link, sent[i], NULL);
       g_object_unref (sent[i]);
     }
-  g_assert_cmpint (stm32_daemon_wait_exit (daemon), ==, 0);
-  stm32_daemon_free (daemon);
+  g_assert_cmpint (stm32_daemon_wait_exit (fixture->daemon), ==, 0);
+  stm32_daemon_free (g_steal_pointer (&fixture->daemon));
 
-  released = stm32_sim_wait_event (sim, "released", WAIT_MS);
+  released = stm32_sim_wait_event (fixture->sim, "released", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "closed-after-eof");
-  g_assert_cmpuint (stm32_sim_count_events (sim, "frame"), ==, acknowledged);
+  g_assert_cmpuint (stm32_sim_count_events (fixture->sim, "frame"), ==, acknowledged);
   g_assert_cmpuint (acknowledged, >, 0);
-  stm32_sim_stop (sim);
 }
 
 static void
@@ -356,24 +367,18 @@ test_bad_command_line (void)
 /* A second stm32d started by mistake finds the name taken and leaves without
  * ever connecting: the board's few slots stay with the first. */
 static void
-test_second_daemon_leaves_board_alone (void)
+test_second_daemon_leaves_board_alone (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
-  Stm32DbusLink1 *link = stm32_daemon_get_link (daemon, "default");
   g_autofree char *err = NULL;
   g_autoptr (JsonObject) status = NULL;
 
-  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
-  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--host", "127.0.0.1", "--port", port, NULL), ==,
-                   1);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
+  g_assert_cmpint (
+      stm32_daemon_run_to_exit (&err, "--host", "127.0.0.1", "--port", fixture->port, NULL), ==, 1);
   g_assert_nonnull (strstr (err, "taken by another stm32d"));
-  status = stm32_sim_status (sim);
+  status = stm32_sim_status (fixture->sim);
   g_assert_cmpint (json_object_get_int_member (status, "accepted"), ==, 1);
-  g_assert_true (stm32_daemon_link_state_is (link, "connected"));
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
+  g_assert_true (stm32_daemon_link_state_is (fixture->link, "connected"));
 }
 
 /* ---- configuration ---------------------------------------------------------------- */
@@ -482,17 +487,14 @@ test_bad_config_refused (void)
 
 /* Under systemd: READY=1 once on the bus, WATCHDOG=1 while alive, STOPPING=1 on SIGTERM. */
 static void
-test_systemd_notify (void)
+test_systemd_notify (Fixture *fixture, gconstpointer options)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
   g_autofree char *dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
   g_autofree char *path = g_build_filename (dir, "notify", NULL);
   g_autoptr (GSocketAddress) address = g_unix_socket_address_new (path);
   g_autoptr (GSocket) socket = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GString) seen = g_string_new (NULL);
-  Stm32Daemon *daemon;
   gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
 
   socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_DATAGRAM, 0, &error);
@@ -500,7 +502,7 @@ test_systemd_notify (void)
   g_assert_true (g_socket_bind (socket, address, FALSE, &error));
   g_setenv ("NOTIFY_SOCKET", path, TRUE);
   g_setenv ("WATCHDOG_USEC", "200000", TRUE);
-  daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  fixture->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", fixture->port, NULL);
   g_unsetenv ("NOTIFY_SOCKET");
   g_unsetenv ("WATCHDOG_USEC");
 
@@ -519,7 +521,7 @@ test_systemd_notify (void)
   g_assert_nonnull (strstr (seen->str, "STATUS=Serving 1 link(s) as org.stm32d"));
   g_assert_nonnull (strstr (seen->str, "WATCHDOG=1"));
 
-  stm32_daemon_send_signal (daemon, SIGTERM);
+  stm32_daemon_send_signal (fixture->daemon, SIGTERM);
   while (!strstr (seen->str, "STOPPING=1") &&
          g_socket_condition_timed_wait (socket, G_IO_IN, deadline - g_get_monotonic_time (), NULL,
                                         NULL))
@@ -531,9 +533,8 @@ test_systemd_notify (void)
         g_string_append_printf (seen, "%.*s\n", (int) n, buffer);
     }
   g_assert_nonnull (strstr (seen->str, "STOPPING=1"));
-  g_assert_cmpint (stm32_daemon_wait_exit (daemon), ==, 0);
-  stm32_daemon_free (daemon);
-  stm32_sim_stop (sim);
+  g_assert_cmpint (stm32_daemon_wait_exit (fixture->daemon), ==, 0);
+  stm32_daemon_free (g_steal_pointer (&fixture->daemon));
   g_unlink (path);
   g_rmdir (dir);
 }
@@ -542,17 +543,23 @@ int
 main (int argc, char **argv)
 {
   stm32_daemon_test_init (&argc, &argv);
-  g_test_add_func ("/daemon/properties", test_properties);
-  g_test_add_func ("/daemon/state-and-error-together", test_state_and_error_together);
-  g_test_add_func ("/daemon/send-transact-received", test_send_transact_received);
-  g_test_add_func ("/daemon/errors", test_errors);
-  g_test_add_func ("/daemon/history", test_history);
-  g_test_add_func ("/daemon/vanishing-client", test_vanishing_client);
-  g_test_add_func ("/daemon/sigterm-flushes", test_sigterm_flushes);
+  add_test ("/daemon/properties", OPTIONS ("--reply", "echo"), fixture_setup, test_properties);
+  add_test ("/daemon/state-and-error-together", OPTIONS ("--reply", "echo"), fixture_setup,
+            test_state_and_error_together);
+  add_test ("/daemon/send-transact-received", OPTIONS ("--reply", "echo"), fixture_setup,
+            test_send_transact_received);
+  add_test ("/daemon/errors", OPTIONS ("--reply", "none"), board_setup, test_errors);
+  add_test ("/daemon/history", OPTIONS ("--mode", "leak"), fixture_setup, test_history);
+  add_test ("/daemon/vanishing-client", OPTIONS ("--reply", "echo"), fixture_setup,
+            test_vanishing_client);
+  add_test ("/daemon/sigterm-flushes", OPTIONS ("--reply", "none", "--mode", "good"), fixture_setup,
+            test_sigterm_flushes);
   g_test_add_func ("/daemon/bad-command-line", test_bad_command_line);
-  g_test_add_func ("/daemon/second-daemon", test_second_daemon_leaves_board_alone);
+  add_test ("/daemon/second-daemon", OPTIONS ("--reply", "echo"), fixture_setup,
+            test_second_daemon_leaves_board_alone);
   g_test_add_func ("/daemon/reload", test_reload);
   g_test_add_func ("/daemon/bad-config-refused", test_bad_config_refused);
-  g_test_add_func ("/daemon/systemd-notify", test_systemd_notify);
+  add_test ("/daemon/systemd-notify", OPTIONS ("--reply", "echo"), board_setup,
+            test_systemd_notify);
   return stm32_daemon_test_run ();
 }
