@@ -146,33 +146,58 @@ typedef struct
   Stm32DbusLink1 *link;
   char *dir;
   char *config;
+  char *script; /* script_fixture_setup's board script */
 } Fixture;
 
-/* With an echo board unless the test started its own in @fixture->sim. */
+/* The link's config file has the test's extra lines (its fixture data). With
+ * an echo board unless the setup started its own in @fixture->sim. */
 static void
-fixture_start (Fixture *fixture, const char *extra_config)
+fixture_setup (Fixture *fixture, gconstpointer extra_config)
 {
+  const char *extra = extra_config;
+
   if (fixture->sim == NULL)
     fixture->sim = stm32_sim_start ("--reply", "echo", NULL);
   if (fixture->dir == NULL)
     fixture->dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
   fixture->config = g_build_filename (fixture->dir, "stm32d.conf", NULL);
   stm32_test_write_file (fixture->config, "[Link default]\nHost=127.0.0.1\nPort=%u\n%s",
-                         stm32_sim_get_port (fixture->sim), extra_config ? extra_config : "");
+                         stm32_sim_get_port (fixture->sim), extra ? extra : "");
   fixture->daemon = stm32_daemon_start ("--config", fixture->config, NULL);
   fixture->link = stm32_daemon_get_link (fixture->daemon, "default");
   stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
 }
 
+/* A board that answers "hold" and "next", nothing else. */
 static void
-fixture_stop (Fixture *fixture)
+script_fixture_setup (Fixture *fixture, gconstpointer extra_config)
+{
+  fixture->dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
+  fixture->script = g_build_filename (fixture->dir, "script", NULL);
+  stm32_test_write_file (fixture->script, "hold\theld\nnext\tnext\n");
+  fixture->sim = stm32_sim_start ("--reply", "none", "--script", fixture->script, NULL);
+  fixture_setup (fixture, extra_config);
+}
+
+static void
+fixture_teardown (Fixture *fixture, gconstpointer extra_config)
 {
   stm32_daemon_stop (fixture->daemon);
   stm32_sim_stop (fixture->sim);
+  if (fixture->script != NULL)
+    g_assert_cmpint (g_unlink (fixture->script), ==, 0);
   g_assert_cmpint (g_unlink (fixture->config), ==, 0);
   g_assert_cmpint (g_rmdir (fixture->dir), ==, 0);
+  g_free (fixture->script);
   g_free (fixture->config);
   g_free (fixture->dir);
+}
+
+static void
+add_test (const char *path, const char *extra_config, void (*setup) (Fixture *, gconstpointer),
+          void (*test) (Fixture *, gconstpointer))
+{
+  g_test_add (path, Fixture, extra_config, setup, test, fixture_teardown);
 }
 
 static char *
@@ -186,20 +211,18 @@ frame_data (JsonObject *frame)
 /* Requests reach the board as Transact would send them; replies come back in
  * order, one per request, even when several are written at once. */
 static void
-test_round_trip (void)
+test_round_trip (Fixture *fixture, gconstpointer extra_config)
 {
-  Fixture fixture = { 0 };
   g_autoptr (GError) error = NULL;
   const char *const requests[] = { "first", "second", "third" };
   int fd;
 
-  fixture_start (&fixture, NULL);
-  fd = stm32_daemon_link_open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture->link, &error);
   g_assert_no_error (error);
 
   write_request (fd, "ping", 5000);
   {
-    g_autoptr (JsonObject) frame = stm32_sim_wait_event (fixture.sim, "frame", WAIT_MS);
+    g_autoptr (JsonObject) frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
     g_autofree char *data = frame_data (frame);
 
     g_assert_cmpstr (data, ==, "ping");
@@ -210,37 +233,34 @@ test_round_trip (void)
     write_request (fd, requests[i], 5000);
   for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
     {
-      g_autoptr (JsonObject) frame = stm32_sim_wait_event (fixture.sim, "frame", WAIT_MS);
+      g_autoptr (JsonObject) frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
       g_autofree char *data = frame_data (frame);
 
       g_assert_cmpstr (data, ==, requests[i]);
       expect_reply (fd, requests[i]);
     }
   /* They are the link's transactions: counted like any other. */
-  stm32_test_wait_until (stm32_dbus_link1_get_frames_received (fixture.link) == 4, WAIT_MS);
+  stm32_test_wait_until (stm32_dbus_link1_get_frames_received (fixture->link) == 4, WAIT_MS);
   close (fd);
-  fixture_stop (&fixture);
 }
 
 /* Every failure is the D-Bus error Transact gives, and the channel goes on. */
 static void
-test_errors (void)
+test_errors (Fixture *fixture, gconstpointer extra_config)
 {
-  Fixture fixture = { 0 };
   g_autoptr (GError) error = NULL;
   g_autofree char *big = g_strnfill (200, 'x');
   const guint8 garbage[] = { 'x', 'y', 'z' };
   int fd, stream;
 
-  fixture_start (&fixture, "MaxFrame=100\n");
-  fd = stm32_daemon_link_open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture->link, &error);
   g_assert_no_error (error);
 
   /* The board does not answer. */
-  stm32_sim_command (fixture.sim, "blackhole on");
+  stm32_sim_command (fixture->sim, "blackhole on");
   write_request (fd, "silence", 200);
   g_free (expect_error (fd, "org.stm32d.Error.Timeout"));
-  stm32_sim_command (fixture.sim, "blackhole off");
+  stm32_sim_command (fixture->sim, "blackhole off");
 
   /* Not a (ayu). */
   write_packet (fd, garbage, sizeof garbage);
@@ -262,11 +282,11 @@ test_errors (void)
     g_autoptr (GVariant) handle = NULL;
     g_autoptr (GUnixFDList) fds = NULL;
 
-    stm32_dbus_link1_call_acquire_stream (fixture.link, NULL, NULL, stm32_test_store_result,
+    stm32_dbus_link1_call_acquire_stream (fixture->link, NULL, NULL, stm32_test_store_result,
                                           &result);
     stm32_test_wait_until (result != NULL, WAIT_MS);
     g_assert_true (
-        stm32_dbus_link1_call_acquire_stream_finish (fixture.link, &handle, &fds, result, &error));
+        stm32_dbus_link1_call_acquire_stream_finish (fixture->link, &handle, &fds, result, &error));
     stream = g_unix_fd_list_get (fds, g_variant_get_handle (handle), &error);
     g_assert_no_error (error);
   }
@@ -275,111 +295,95 @@ test_errors (void)
   close (stream);
 
   /* The link down, then up again: the channel outlives the connection. */
-  stm32_daemon_link_disconnect (fixture.link);
+  stm32_daemon_link_disconnect (fixture->link);
   write_request (fd, "down", 5000);
   g_free (expect_error (fd, "org.stm32d.Error.NotConnected"));
-  g_assert_true (stm32_daemon_link_connect (fixture.link, &error));
+  g_assert_true (stm32_daemon_link_connect (fixture->link, &error));
   g_assert_no_error (error);
   write_request (fd, "up", 5000);
   expect_reply (fd, "up");
 
   close (fd);
-  fixture_stop (&fixture);
 }
 
 /* A client that closes its end gives up the transaction it has queued: the
  * board never gets it, the next caller does not wait behind it, and the
  * daemon keeps no fd for it. */
 static void
-test_client_closes (void)
+test_client_closes (Fixture *fixture, gconstpointer extra_config)
 {
-  Fixture fixture = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (GAsyncResult) held = NULL;
   g_autoptr (GVariant) held_reply = NULL;
   g_autoptr (JsonObject) frame = NULL;
   g_autofree char *reply = NULL;
-  g_autofree char *script = NULL;
   guint pid, before;
   int fd;
 
-  /* The board answers "hold" and "next", nothing else. */
-  fixture.dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
-  script = g_build_filename (fixture.dir, "script", NULL);
-  stm32_test_write_file (script, "hold\theld\nnext\tnext\n");
-  fixture.sim = stm32_sim_start ("--reply", "none", "--script", script, NULL);
-  fixture_start (&fixture, NULL);
-  pid = stm32_daemon_get_pid (fixture.daemon);
+  pid = stm32_daemon_get_pid (fixture->daemon);
   before = stm32_test_count_process_fds (pid);
-  fd = stm32_daemon_link_open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture->link, &error);
   g_assert_no_error (error);
   /* Our end; the one sent to us goes once the reply is out. */
   stm32_test_poll_until (stm32_test_count_process_fds (pid) == before + 1, WAIT_MS);
 
   /* "hold" goes out and waits, the board not reading, for as long as the
    * test needs; "abandoned" queues behind it. */
-  stm32_sim_command (fixture.sim, "blackhole on");
-  stm32_dbus_link1_call_transact (fixture.link, stm32_daemon_bytes ("hold"), 30000, NULL,
+  stm32_sim_command (fixture->sim, "blackhole on");
+  stm32_dbus_link1_call_transact (fixture->link, stm32_daemon_bytes ("hold"), 30000, NULL,
                                   stm32_test_store_result, &held);
-  stm32_test_wait_until (stm32_dbus_link1_get_frames_sent (fixture.link) == 1, WAIT_MS);
+  stm32_test_wait_until (stm32_dbus_link1_get_frames_sent (fixture->link) == 1, WAIT_MS);
   write_request (fd, "abandoned", 60000);
   stm32_test_poll_until (unread_bytes (fd) == 0, WAIT_MS);
   close (fd);
   stm32_test_poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
-  stm32_sim_command (fixture.sim, "blackhole off");
+  stm32_sim_command (fixture->sim, "blackhole off");
   stm32_test_wait_until (held != NULL, WAIT_MS);
-  g_assert_true (stm32_dbus_link1_call_transact_finish (fixture.link, &held_reply, held, &error));
+  g_assert_true (stm32_dbus_link1_call_transact_finish (fixture->link, &held_reply, held, &error));
   g_assert_no_error (error);
 
   /* Were "abandoned" still queued, the board would get it next and this
    * would time out behind its 60 s. */
-  reply = stm32_daemon_link_transact (fixture.link, "next", 5000, &error);
+  reply = stm32_daemon_link_transact (fixture->link, "next", 5000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "next");
-  frame = stm32_sim_wait_event (fixture.sim, "frame", WAIT_MS);
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "hold");
   g_clear_pointer (&frame, json_object_unref);
-  frame = stm32_sim_wait_event (fixture.sim, "frame", WAIT_MS);
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "next");
-  g_assert_cmpint (g_unlink (script), ==, 0);
-  fixture_stop (&fixture);
 }
 
 /* An empty packet, like shutdown(), ends the channel. */
 static void
-test_empty_packet_ends (void)
+test_empty_packet_ends (Fixture *fixture, gconstpointer extra_config)
 {
-  Fixture fixture = { 0 };
   g_autoptr (GError) error = NULL;
   int fd;
 
-  fixture_start (&fixture, NULL);
-  fd = stm32_daemon_link_open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture->link, &error);
   g_assert_no_error (error);
   write_packet (fd, "", 0);
   expect_eof (fd);
   close (fd);
 
-  fd = stm32_daemon_link_open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture->link, &error);
   g_assert_no_error (error);
   g_assert_cmpint (shutdown (fd, SHUT_WR), ==, 0);
   expect_eof (fd);
   close (fd);
-  fixture_stop (&fixture);
 }
 
 /* A client that writes many requests and reads no reply is not read further
  * once its replies fill its buffer; nothing is lost and order holds. */
 static void
-test_slow_client (void)
+test_slow_client (Fixture *fixture, gconstpointer extra_config)
 {
-  Fixture fixture = { 0 };
   g_autoptr (GError) error = NULL;
   guint written = 0;
   int fd;
 
-  fixture_start (&fixture, "SendQueueMax=64KiB\n");
-  fd = stm32_daemon_link_open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture->link, &error);
   g_assert_no_error (error);
   g_assert_true (g_unix_set_fd_nonblocking (fd, TRUE, NULL));
 
@@ -415,79 +419,72 @@ test_slow_client (void)
       expect_reply (fd, want);
     }
   close (fd);
-  fixture_stop (&fixture);
 }
 
 /* Removing the link ends its channels: the client reads EOF. */
 static void
-test_link_removed (void)
+test_link_removed (Fixture *fixture, gconstpointer extra_config)
 {
-  Fixture fixture = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   Stm32DbusManager1 *manager;
   int fd;
 
-  fixture_start (&fixture, NULL);
-  fd = stm32_daemon_link_open_channel (fixture.link, &error);
+  fd = stm32_daemon_link_open_channel (fixture->link, &error);
   g_assert_no_error (error);
   write_request (fd, "before", 5000);
   expect_reply (fd, "before");
 
-  stm32_test_write_file (fixture.config, "[Link other]\nHost=127.0.0.1\nPort=%u\n",
-                         stm32_sim_get_port (fixture.sim));
-  manager = stm32_daemon_get_manager (fixture.daemon);
+  stm32_test_write_file (fixture->config, "[Link other]\nHost=127.0.0.1\nPort=%u\n",
+                         stm32_sim_get_port (fixture->sim));
+  manager = stm32_daemon_get_manager (fixture->daemon);
   stm32_dbus_manager1_call_reload (manager, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
   g_assert_true (stm32_dbus_manager1_call_reload_finish (manager, result, &error));
   expect_eof (fd);
   close (fd);
-  fixture_stop (&fixture);
 }
 
 /* At most CHANNELS_MAX per link; a closed one makes room; no fd stays behind. */
 static void
-test_limit (void)
+test_limit (Fixture *fixture, gconstpointer extra_config)
 {
-  Fixture fixture = { 0 };
   g_autoptr (GError) error = NULL;
   int fds[CHANNELS_MAX];
   guint pid, before;
 
-  fixture_start (&fixture, NULL);
-  pid = stm32_daemon_get_pid (fixture.daemon);
+  pid = stm32_daemon_get_pid (fixture->daemon);
   before = stm32_test_count_process_fds (pid);
   for (guint i = 0; i < CHANNELS_MAX; i++)
     {
-      fds[i] = stm32_daemon_link_open_channel (fixture.link, &error);
+      fds[i] = stm32_daemon_link_open_channel (fixture->link, &error);
       g_assert_no_error (error);
     }
-  g_assert_cmpint (stm32_daemon_link_open_channel (fixture.link, &error), ==, -1);
+  g_assert_cmpint (stm32_daemon_link_open_channel (fixture->link, &error), ==, -1);
   stm32_daemon_assert_error (error, "org.stm32d.Error.Busy", STM32_ERROR_BUSY);
   g_clear_error (&error);
 
   close (fds[0]);
   stm32_test_poll_until (stm32_test_count_process_fds (pid) == before + CHANNELS_MAX - 1, WAIT_MS);
-  fds[0] = stm32_daemon_link_open_channel (fixture.link, &error);
+  fds[0] = stm32_daemon_link_open_channel (fixture->link, &error);
   g_assert_no_error (error);
   write_request (fds[0], "room", 5000);
   expect_reply (fds[0], "room");
   for (guint i = 0; i < CHANNELS_MAX; i++)
     close (fds[i]);
   stm32_test_poll_until (stm32_test_count_process_fds (pid) == before, WAIT_MS);
-  fixture_stop (&fixture);
 }
 
 int
 main (int argc, char **argv)
 {
   stm32_daemon_test_init (&argc, &argv);
-  g_test_add_func ("/channel/round-trip", test_round_trip);
-  g_test_add_func ("/channel/errors", test_errors);
-  g_test_add_func ("/channel/client-closes", test_client_closes);
-  g_test_add_func ("/channel/empty-packet-ends", test_empty_packet_ends);
-  g_test_add_func ("/channel/slow-client", test_slow_client);
-  g_test_add_func ("/channel/link-removed", test_link_removed);
-  g_test_add_func ("/channel/limit", test_limit);
+  add_test ("/channel/round-trip", NULL, fixture_setup, test_round_trip);
+  add_test ("/channel/errors", "MaxFrame=100\n", fixture_setup, test_errors);
+  add_test ("/channel/client-closes", NULL, script_fixture_setup, test_client_closes);
+  add_test ("/channel/empty-packet-ends", NULL, fixture_setup, test_empty_packet_ends);
+  add_test ("/channel/slow-client", "SendQueueMax=64KiB\n", fixture_setup, test_slow_client);
+  add_test ("/channel/link-removed", NULL, fixture_setup, test_link_removed);
+  add_test ("/channel/limit", NULL, fixture_setup, test_limit);
   return stm32_daemon_test_run ();
 }
