@@ -63,46 +63,53 @@ parse_json (const char *text)
   return json_node_ref (json_parser_get_root (parser));
 }
 
+/* The board replies as the test's fixture data says ("echo" or "none"). */
 typedef struct
 {
   Stm32Sim *sim;
   Stm32Daemon *daemon;
   Stm32DbusLink1 *link;
-} Setup;
+} Fixture;
 
 static void
-setup_start (Setup *setup, const char *reply)
+fixture_setup (Fixture *fixture, gconstpointer reply)
 {
   g_autofree char *port = NULL;
 
-  setup->sim = stm32_sim_start ("--reply", reply, NULL);
-  port = g_strdup_printf ("%u", stm32_sim_get_port (setup->sim));
-  setup->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
-  setup->link = stm32_daemon_get_link (setup->daemon, "default");
-  stm32_test_wait_until (stm32_daemon_link_state_is (setup->link, "connected"), WAIT_MS);
+  fixture->sim = stm32_sim_start ("--reply", reply, NULL);
+  port = g_strdup_printf ("%u", stm32_sim_get_port (fixture->sim));
+  fixture->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  fixture->link = stm32_daemon_get_link (fixture->daemon, "default");
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
+}
+
+/* A test that stops the board itself takes it out of the fixture. */
+static void
+fixture_teardown (Fixture *fixture, gconstpointer reply)
+{
+  stm32_daemon_stop (fixture->daemon);
+  if (fixture->sim != NULL)
+    stm32_sim_stop (fixture->sim);
 }
 
 static void
-setup_stop (Setup *setup)
+add_test (const char *path, const char *reply, void (*test) (Fixture *, gconstpointer))
 {
-  stm32_daemon_stop (setup->daemon);
-  stm32_sim_stop (setup->sim);
+  g_test_add (path, Fixture, reply, fixture_setup, test, fixture_teardown);
 }
 
 /* ---- status, links -------------------------------------------------------------- */
 
 static void
-test_status (void)
+test_status (Fixture *fixture, gconstpointer reply)
 {
-  Setup setup = { 0 };
   g_autofree char *out = NULL, *json_out = NULL;
   g_autoptr (JsonNode) root = NULL;
   g_autofree char *endpoint = NULL;
   JsonObject *status;
 
-  setup_start (&setup, "echo");
   g_assert_cmpint (run_ctl (NULL, NULL, NULL, "transact", "hi", NULL), ==, 0);
-  stm32_test_wait_until (stm32_dbus_link1_get_frames_received (setup.link) == 1, WAIT_MS);
+  stm32_test_wait_until (stm32_dbus_link1_get_frames_received (fixture->link) == 1, WAIT_MS);
 
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "status", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "State: connected"));
@@ -112,21 +119,20 @@ test_status (void)
   g_assert_cmpint (run_ctl (NULL, &json_out, NULL, "status", "--json", NULL), ==, 0);
   root = parse_json (json_out);
   status = json_node_get_object (root);
-  endpoint = g_strdup_printf ("127.0.0.1:%u", stm32_dbus_link1_get_port (setup.link));
+  endpoint = g_strdup_printf ("127.0.0.1:%u", stm32_dbus_link1_get_port (fixture->link));
   g_assert_cmpstr (json_object_get_string_member (status, "name"), ==, "default");
   g_assert_cmpstr (json_object_get_string_member (status, "state"), ==, "connected");
   g_assert_cmpstr (json_object_get_string_member (status, "endpoint"), ==, endpoint);
   g_assert_cmpstr (json_object_get_string_member (status, "local_address"), ==,
-                   stm32_dbus_link1_get_local_address (setup.link));
+                   stm32_dbus_link1_get_local_address (fixture->link));
   g_assert_cmpint (json_object_get_int_member (status, "connected_since"), ==,
-                   (gint64) stm32_dbus_link1_get_connected_since (setup.link));
+                   (gint64) stm32_dbus_link1_get_connected_since (fixture->link));
   g_assert_cmpint (json_object_get_int_member (status, "frames_sent"), ==,
-                   (gint64) stm32_dbus_link1_get_frames_sent (setup.link));
+                   (gint64) stm32_dbus_link1_get_frames_sent (fixture->link));
   g_assert_cmpint (json_object_get_int_member (status, "frames_received"), ==, 1);
   g_assert_cmpint (json_object_get_int_member (status, "connects"), ==, 1);
   g_assert_true (json_object_get_boolean_member (status, "autoconnect"));
   g_assert_cmpstr (json_object_get_string_member (status, "last_error"), ==, "none");
-  setup_stop (&setup);
 }
 
 static void
@@ -178,15 +184,13 @@ test_links (void)
 /* ---- control ----------------------------------------------------------------------- */
 
 static void
-test_connect_disconnect (void)
+test_connect_disconnect (Fixture *fixture, gconstpointer reply)
 {
-  Setup setup = { 0 };
   g_autofree char *out = NULL, *err = NULL;
 
-  setup_start (&setup, "echo");
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "disconnect", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "Disconnected default"));
-  stm32_test_wait_until (stm32_daemon_link_state_is (setup.link, "disconnected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "disconnected"), WAIT_MS);
 
   /* Not connected: exit 3, with what to do. */
   g_assert_cmpint (run_ctl (NULL, NULL, &err, "send", "x", NULL), ==, 3);
@@ -198,44 +202,40 @@ test_connect_disconnect (void)
   g_clear_pointer (&out, g_free);
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "connect", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "Connected default"));
-  g_assert_true (stm32_daemon_link_state_is (setup.link, "connected") ||
-                 g_strcmp0 (stm32_dbus_link1_get_state (setup.link), "connecting") == 0);
+  g_assert_true (stm32_daemon_link_state_is (fixture->link, "connected") ||
+                 g_strcmp0 (stm32_dbus_link1_get_state (fixture->link), "connecting") == 0);
 
   g_assert_cmpint (run_ctl (NULL, NULL, NULL, "autoconnect", "off", NULL), ==, 0);
-  stm32_test_wait_until (!stm32_dbus_link1_get_autoconnect (setup.link), WAIT_MS);
+  stm32_test_wait_until (!stm32_dbus_link1_get_autoconnect (fixture->link), WAIT_MS);
   g_assert_cmpint (run_ctl (NULL, NULL, &err, "autoconnect", "maybe", NULL), ==, 2);
 
   /* The board goes away: connect fails (exit 1) and names why. */
   g_assert_cmpint (run_ctl (NULL, NULL, NULL, "disconnect", NULL), ==, 0);
-  stm32_sim_stop (setup.sim);
-  setup.sim = NULL;
+  stm32_sim_stop (g_steal_pointer (&fixture->sim));
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (run_ctl (NULL, NULL, &err, "connect", NULL), ==, 1);
   g_assert_nonnull (strstr (err, "refused"));
   g_assert_cmpint (run_ctl (NULL, NULL, NULL, "disconnect", NULL), ==, 0);
-  stm32_daemon_stop (setup.daemon);
 }
 
 static void
-test_send_transact (void)
+test_send_transact (Fixture *fixture, gconstpointer reply)
 {
-  Setup setup = { 0 };
   g_autofree char *out = NULL, *err = NULL;
   g_autoptr (JsonObject) frame = NULL;
 
-  setup_start (&setup, "echo");
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "transact", "hello", "board", NULL), ==, 0);
   g_assert_cmpstr (out, ==, "hello board\n");
-  json_object_unref (stm32_sim_wait_event (setup.sim, "frame", WAIT_MS));
+  json_object_unref (stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS));
 
   g_assert_cmpint (run_ctl (NULL, NULL, NULL, "send", "--hex", "41 42", NULL), ==, 0);
-  frame = stm32_sim_wait_event (setup.sim, "frame", WAIT_MS);
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "AB");
   g_clear_pointer (&frame, json_object_unref);
 
   /* No arguments: the frame is standard input. */
   g_assert_cmpint (run_ctl ("from stdin", NULL, NULL, "send", NULL), ==, 0);
-  frame = stm32_sim_wait_event (setup.sim, "frame", WAIT_MS);
+  frame = stm32_sim_wait_event (fixture->sim, "frame", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (frame, "data"), ==, "from stdin");
 
   g_clear_pointer (&out, g_free);
@@ -244,7 +244,6 @@ test_send_transact (void)
 
   g_assert_cmpint (run_ctl (NULL, NULL, &err, "send", "--hex", "4", NULL), ==, 2);
   g_assert_nonnull (strstr (err, "odd number of hex digits"));
-  setup_stop (&setup);
 }
 
 static void
@@ -258,29 +257,27 @@ expect_frame (Stm32Sim *sim, const char *data)
 /* --lines: each line a request, each reply a line, in order; blank lines
  * skipped; a bad line ends the run with the replies before it printed. */
 static void
-test_transact_lines (void)
+test_transact_lines (Fixture *fixture, gconstpointer reply)
 {
-  Setup setup = { 0 };
   g_autofree char *out = NULL, *err = NULL;
   int channels[64];
 
-  setup_start (&setup, "echo");
   g_assert_cmpint (run_ctl ("one\n\ntwo\r\nthree", &out, &err, "transact", "--lines", NULL), ==, 0);
   g_assert_cmpstr (out, ==, "one\ntwo\nthree\n");
   /* Over a channel: stderr would say it fell back to the bus. */
   g_assert_cmpstr (err, ==, "");
   g_clear_pointer (&err, g_free);
-  expect_frame (setup.sim, "one");
-  expect_frame (setup.sim, "two");
-  expect_frame (setup.sim, "three");
+  expect_frame (fixture->sim, "one");
+  expect_frame (fixture->sim, "two");
+  expect_frame (fixture->sim, "three");
 
   g_clear_pointer (&out, g_free);
   g_assert_cmpint (run_ctl ("41 42\nzz\n43\n", &out, &err, "transact", "--lines", "--hex", NULL),
                    ==, 2);
   g_assert_cmpstr (out, ==, "41 42\n");
   g_assert_nonnull (strstr (err, "line 2: "));
-  expect_frame (setup.sim, "AB");
-  g_assert_cmpuint (stm32_sim_count_events (setup.sim, "frame"), ==, 4);
+  expect_frame (fixture->sim, "AB");
+  g_assert_cmpuint (stm32_sim_count_events (fixture->sim, "frame"), ==, 4);
 
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (run_ctl ("x\n", NULL, &err, "transact", "--lines", "x", NULL), ==, 2);
@@ -291,7 +288,7 @@ test_transact_lines (void)
     {
       g_autoptr (GError) error = NULL;
 
-      channels[i] = stm32_daemon_link_open_channel (setup.link, &error);
+      channels[i] = stm32_daemon_link_open_channel (fixture->link, &error);
       g_assert_no_error (error);
     }
   g_clear_pointer (&out, g_free);
@@ -301,16 +298,13 @@ test_transact_lines (void)
   g_assert_nonnull (strstr (err, "D-Bus call instead"));
   for (guint i = 0; i < G_N_ELEMENTS (channels); i++)
     g_assert_no_errno (close (channels[i]));
-  setup_stop (&setup);
 }
 
 static void
-test_transact_timeout (void)
+test_transact_timeout (Fixture *fixture, gconstpointer reply)
 {
-  Setup setup = { 0 };
   g_autofree char *err = NULL;
 
-  setup_start (&setup, "none");
   g_assert_cmpint (run_ctl (NULL, NULL, &err, "transact", "--timeout", "200", "anyone", NULL), ==,
                    4);
   g_assert_nonnull (strstr (err, "No reply"));
@@ -318,7 +312,6 @@ test_transact_timeout (void)
   g_assert_cmpint (run_ctl ("first\n", NULL, &err, "transact", "--lines", "--timeout", "200", NULL),
                    ==, 4);
   g_assert_nonnull (strstr (err, "line 1: "));
-  setup_stop (&setup);
 }
 
 static void
@@ -334,14 +327,12 @@ test_not_running (void)
 }
 
 static void
-test_history (void)
+test_history (Fixture *fixture, gconstpointer reply)
 {
-  Setup setup = { 0 };
   g_autofree char *json_out = NULL, *out = NULL;
   g_autoptr (JsonNode) root = NULL;
   JsonObject *attempt;
 
-  setup_start (&setup, "echo");
   g_assert_cmpint (run_ctl (NULL, NULL, NULL, "disconnect", NULL), ==, 0);
   g_assert_cmpint (run_ctl (NULL, &json_out, NULL, "history", "--json", NULL), ==, 0);
   root = parse_json (json_out);
@@ -352,7 +343,6 @@ test_history (void)
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "history", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "REASON"));
   g_assert_nonnull (strstr (out, "local"));
-  setup_stop (&setup);
 }
 
 /* ---- monitor ------------------------------------------------------------------------- */
@@ -390,9 +380,8 @@ has_line (LineReader *reader, const char *needle)
 }
 
 static void
-test_monitor (void)
+test_monitor (Fixture *fixture, gconstpointer reply)
 {
-  Setup setup = { 0 };
   g_autofree char *ctl_path = stm32_test_build_path ("cli/stm32ctl");
   g_autoptr (GSubprocess) monitor = NULL;
   g_autoptr (GError) error = NULL;
@@ -400,7 +389,6 @@ test_monitor (void)
   const char *frames[] = { "one", "two", "three" };
   guint next = 0;
 
-  setup_start (&setup, "echo");
   monitor = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, ctl_path, "--session",
                               "monitor", NULL);
   g_assert_no_error (error);
@@ -409,12 +397,12 @@ test_monitor (void)
 
   /* It prints where each link stands once it listens: from then on nothing is missed. */
   stm32_test_wait_until (has_line (&reader, "default state connected"), WAIT_MS);
-  g_assert_true (stm32_dbus_link1_call_disconnect_sync (setup.link, NULL, NULL));
+  g_assert_true (stm32_dbus_link1_call_disconnect_sync (fixture->link, NULL, NULL));
   stm32_test_wait_until (has_line (&reader, "state disconnected"), WAIT_MS);
-  g_assert_true (stm32_dbus_link1_call_connect_sync (setup.link, NULL, NULL));
+  g_assert_true (stm32_dbus_link1_call_connect_sync (fixture->link, NULL, NULL));
   for (guint i = 0; i < G_N_ELEMENTS (frames); i++)
     g_assert_true (stm32_dbus_link1_call_send_sync (
-        setup.link,
+        fixture->link,
         g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, frames[i], strlen (frames[i]), 1), NULL,
         NULL));
   stm32_test_wait_until (has_line (&reader, "frame three"), WAIT_MS);
@@ -435,27 +423,24 @@ test_monitor (void)
   g_assert_cmpint (g_subprocess_get_exit_status (monitor), ==, 0);
   g_object_unref (reader.in);
   g_ptr_array_unref (reader.lines);
-  setup_stop (&setup);
 }
 
 /* --watch prints the status again on each change, until Ctrl-C. */
 static void
-test_status_watch (void)
+test_status_watch (Fixture *fixture, gconstpointer reply)
 {
-  Setup setup = { 0 };
   g_autofree char *ctl_path = stm32_test_build_path ("cli/stm32ctl");
   g_autoptr (GSubprocess) watch = NULL;
   g_autoptr (GError) error = NULL;
   LineReader reader = { g_ptr_array_new_with_free_func (g_free) };
 
-  setup_start (&setup, "echo");
   watch = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, ctl_path, "--session", "status",
                             "--watch", NULL);
   g_assert_no_error (error);
   reader.in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (watch));
   g_data_input_stream_read_line_async (reader.in, G_PRIORITY_DEFAULT, NULL, on_line, &reader);
   stm32_test_wait_until (has_line (&reader, "State: connected"), WAIT_MS);
-  g_assert_true (stm32_dbus_link1_call_disconnect_sync (setup.link, NULL, NULL));
+  g_assert_true (stm32_dbus_link1_call_disconnect_sync (fixture->link, NULL, NULL));
   stm32_test_wait_until (has_line (&reader, "State: disconnected"), WAIT_MS);
 
   g_subprocess_send_signal (watch, SIGINT);
@@ -464,26 +449,22 @@ test_status_watch (void)
   g_assert_cmpint (g_subprocess_get_exit_status (watch), ==, 0);
   g_object_unref (reader.in);
   g_ptr_array_unref (reader.lines);
-  setup_stop (&setup);
 }
 
 /* --no-wait returns once the attempt is under way, not on its outcome. */
 static void
-test_connect_no_wait (void)
+test_connect_no_wait (Fixture *fixture, gconstpointer reply)
 {
-  Setup setup = { 0 };
   g_autofree char *out = NULL;
 
-  setup_start (&setup, "echo");
   g_assert_cmpint (run_ctl (NULL, NULL, NULL, "disconnect", NULL), ==, 0);
   /* Nothing answers there: with --no-wait that is not our concern. */
-  stm32_sim_command (setup.sim, "refuse 60000");
+  stm32_sim_command (fixture->sim, "refuse 60000");
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "connect", "--no-wait", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "Connecting default"));
-  stm32_test_wait_until (g_strcmp0 (stm32_dbus_link1_get_last_error (setup.link), "refused") == 0,
-                         WAIT_MS);
+  stm32_test_wait_until (
+      g_strcmp0 (stm32_dbus_link1_get_last_error (fixture->link), "refused") == 0, WAIT_MS);
   g_assert_cmpint (run_ctl (NULL, NULL, NULL, "disconnect", NULL), ==, 0);
-  setup_stop (&setup);
 }
 
 static void
@@ -521,17 +502,17 @@ int
 main (int argc, char **argv)
 {
   stm32_daemon_test_init (&argc, &argv);
-  g_test_add_func ("/ctl/status", test_status);
+  add_test ("/ctl/status", "echo", test_status);
   g_test_add_func ("/ctl/links", test_links);
-  g_test_add_func ("/ctl/connect-disconnect", test_connect_disconnect);
-  g_test_add_func ("/ctl/send-transact", test_send_transact);
-  g_test_add_func ("/ctl/transact-timeout", test_transact_timeout);
-  g_test_add_func ("/ctl/transact-lines", test_transact_lines);
+  add_test ("/ctl/connect-disconnect", "echo", test_connect_disconnect);
+  add_test ("/ctl/send-transact", "echo", test_send_transact);
+  add_test ("/ctl/transact-timeout", "none", test_transact_timeout);
+  add_test ("/ctl/transact-lines", "echo", test_transact_lines);
   g_test_add_func ("/ctl/not-running", test_not_running);
-  g_test_add_func ("/ctl/history", test_history);
-  g_test_add_func ("/ctl/monitor", test_monitor);
-  g_test_add_func ("/ctl/status-watch", test_status_watch);
-  g_test_add_func ("/ctl/connect-no-wait", test_connect_no_wait);
+  add_test ("/ctl/history", "echo", test_history);
+  add_test ("/ctl/monitor", "echo", test_monitor);
+  add_test ("/ctl/status-watch", "echo", test_status_watch);
+  add_test ("/ctl/connect-no-wait", "echo", test_connect_no_wait);
   g_test_add_func ("/ctl/reload", test_reload);
   return stm32_daemon_test_run ();
 }
