@@ -61,6 +61,38 @@ bench_stop (Bench *bench)
   g_free (bench->dir);
 }
 
+/* A test's bench, as its fixture data: the simulator's options and the lines
+ * bench_start() adds to the link's config. */
+typedef struct
+{
+  const char *const *board;
+  const char *extra;
+} BenchSpec;
+
+/* Fixture data that lives as long as main(). */
+#define SPEC(extra_lines, ...)                                                                     \
+  (&(const BenchSpec){ (const char *const[]){ __VA_ARGS__, NULL }, (extra_lines) })
+
+static void
+bench_setup (Bench *bench, gconstpointer data)
+{
+  const BenchSpec *spec = data;
+
+  bench_start (bench, stm32_sim_startv (spec->board), spec->extra);
+}
+
+static void
+bench_teardown (Bench *bench, gconstpointer data)
+{
+  bench_stop (bench);
+}
+
+static void
+add_test (const char *path, const BenchSpec *spec, void (*test) (Bench *, gconstpointer))
+{
+  g_test_add (path, Bench, spec, bench_setup, test, bench_teardown);
+}
+
 static GVariant *
 diagnose (Stm32DbusLink1 *link, GVariant *options, GError **error)
 {
@@ -175,9 +207,8 @@ sim_slots_in_use (Stm32Sim *sim)
 /* ---- a healthy board ------------------------------------------------------------------ */
 
 static void
-test_healthy (void)
+test_healthy (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autoptr (GVariant) report = NULL;
   g_autoptr (GVariant) findings = NULL, census = NULL, summary = NULL, probe = NULL;
   g_autoptr (GAsyncResult) result = NULL;
@@ -186,14 +217,13 @@ test_healthy (void)
   const char *state = NULL, *local = NULL;
   guint32 attempts = 99;
 
-  bench_start (&bench, stm32_sim_start ("--reply", "echo", NULL), NULL);
-  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
-  stm32_dbus_link1_call_transact (bench.link, stm32_daemon_bytes ("ping"), 2000, NULL,
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench->link, "connected"), WAIT_MS);
+  stm32_dbus_link1_call_transact (bench->link, stm32_daemon_bytes ("ping"), 2000, NULL,
                                   stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
-  g_assert_true (stm32_dbus_link1_call_transact_finish (bench.link, &reply, result, NULL));
+  g_assert_true (stm32_dbus_link1_call_transact_finish (bench->link, &reply, result, NULL));
 
-  report = diagnose_ok (bench.link, NULL);
+  report = diagnose_ok (bench->link, NULL);
   g_assert_true (g_variant_lookup (report, "healthy", "b", &healthy));
   g_assert_true (healthy);
   findings = g_variant_lookup_value (report, "findings", G_VARIANT_TYPE ("aa{sv}"));
@@ -216,28 +246,25 @@ test_healthy (void)
     g_assert_true (g_variant_lookup (entry, "local", "&s", &local));
     g_assert_true (g_variant_lookup (entry, "ours", "b", &ours));
     g_assert_cmpstr (state, ==, "ESTABLISHED");
-    g_assert_cmpstr (local, ==, stm32_dbus_link1_get_local_address (bench.link));
+    g_assert_cmpstr (local, ==, stm32_dbus_link1_get_local_address (bench->link));
     g_assert_true (ours);
     g_assert_true (g_variant_lookup (entry, "command", "&s", &command));
     g_assert_cmpstr (command, ==, "stm32d");
   }
-  bench_stop (&bench);
 }
 
 /* ---- the board's close and slots ------------------------------------------------------- */
 
 /* Firmware that ignores recv() == 0: every close we start needs our RST. */
 static void
-test_leaky_firmware (void)
+test_leaky_firmware (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autoptr (GVariant) report = NULL, finding = NULL;
 
-  bench_start (&bench, stm32_sim_start ("--mode", "leak", NULL), NULL);
-  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
-  stm32_daemon_link_disconnect (bench.link);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench->link, "connected"), WAIT_MS);
+  stm32_daemon_link_disconnect (bench->link);
 
-  report = diagnose_ok (bench.link, NULL);
+  report = diagnose_ok (bench->link, NULL);
   finding = expect_finding (report, "board-ignores-eof", "error", "board");
   assert_contains (finding, "evidence", "1 of 1 closes");
   assert_contains (finding, "evidence", "CloseTimeout (50 ms)");
@@ -245,7 +272,6 @@ test_leaky_firmware (void)
   assert_contains (finding, "fix", "Only the firmware can fix this");
   assert_contains (finding, "fix", "recv()");
   assert_contains (finding, "fix", "MEMP_NUM_NETCONN");
-  bench_stop (&bench);
 }
 
 static void
@@ -296,17 +322,15 @@ test_server_busy (void)
 
 /* The board closes every connection after 300 ms without traffic. */
 static void
-test_idle_timeout (void)
+test_idle_timeout (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autoptr (GVariant) report = NULL, finding = NULL;
   guint32 interval = 0;
   const char *fix = NULL, *suggested;
 
-  bench_start (&bench, stm32_sim_start ("--idle-timeout", "300", NULL), NULL);
-  stm32_test_wait_until (link_disconnects (bench.link) >= 3, WAIT_MS);
+  stm32_test_wait_until (link_disconnects (bench->link) >= 3, WAIT_MS);
 
-  report = diagnose_ok (bench.link, NULL);
+  report = diagnose_ok (bench->link, NULL);
   finding = expect_finding (report, "board-idle-timeout", "warning", "pc");
   g_assert_true (g_variant_lookup (finding, "interval-ms", "u", &interval));
   g_assert_cmpuint (interval, >=, 280);
@@ -320,62 +344,52 @@ test_idle_timeout (void)
                     interval);
   assert_contains (finding, "fix", "Heartbeat=");
   g_assert_null (find_finding (report, "board-rejects-frames"));
-  bench_stop (&bench);
 }
 
 /* The board expects JSON and hangs up on anything else. */
 static void
-test_rejects_frames (void)
+test_rejects_frames (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autoptr (GVariant) report = NULL, finding = NULL;
   g_autoptr (GAsyncResult) result = NULL;
 
   /* BusyWindow=0: the board's close right after connecting must not pass for a full table. */
-  bench_start (&bench, stm32_sim_start ("--framing", "json", "--on-malformed", "close", NULL),
-               "BusyWindow=0\n");
-  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
-  stm32_dbus_link1_call_send (bench.link, stm32_daemon_bytes ("not json"), NULL,
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench->link, "connected"), WAIT_MS);
+  stm32_dbus_link1_call_send (bench->link, stm32_daemon_bytes ("not json"), NULL,
                               stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
-  stm32_sim_expect (bench.sim, "malformed", WAIT_MS);
-  stm32_test_wait_until (link_disconnects (bench.link) >= 1, WAIT_MS);
+  stm32_sim_expect (bench->sim, "malformed", WAIT_MS);
+  stm32_test_wait_until (link_disconnects (bench->link) >= 1, WAIT_MS);
 
-  report = diagnose_ok (bench.link, NULL);
+  report = diagnose_ok (bench->link, NULL);
   finding = expect_finding (report, "board-rejects-frames", "warning", "pc");
   assert_contains (finding, "fix", "Framing= (now line)");
   assert_contains (finding, "workaround", "firmware");
   g_assert_null (find_finding (report, "board-idle-timeout"));
-  bench_stop (&bench);
 }
 
 /* A hung firmware: the stack ACKs, nothing answers; the heartbeat notices. */
 static void
-test_blackhole (void)
+test_blackhole (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autoptr (GVariant) report = NULL, finding = NULL;
 
-  bench_start (&bench, stm32_sim_start ("--blackhole-after", "0", NULL),
-               "Heartbeat=ping\nHeartbeatInterval=100\nHeartbeatTimeout=100\n");
-  stm32_test_wait_until (link_disconnects (bench.link) >= 1, WAIT_MS);
+  stm32_test_wait_until (link_disconnects (bench->link) >= 1, WAIT_MS);
 
-  report = diagnose_ok (bench.link, NULL);
+  report = diagnose_ok (bench->link, NULL);
   finding = find_finding (report, "dead-peer");
   g_assert_nonnull (finding);
   assert_contains (finding, "title", "firmware stopped answering");
   assert_contains (finding, "evidence", "HeartbeatTimeout");
   assert_contains (finding, "fix", "watchdog");
-  bench_stop (&bench);
 }
 
 /* ---- another program --------------------------------------------------------------------- */
 
 /* A direct client, like an old GUI: a bash holding a connection to the board. */
 static void
-test_competing_client (void)
+test_competing_client (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autoptr (GSubprocess) bash = NULL;
   g_autoptr (GVariant) report = NULL, finding = NULL, census = NULL, pids = NULL;
   g_autoptr (GError) error = NULL;
@@ -385,16 +399,15 @@ test_competing_client (void)
   int pid;
   gboolean found = FALSE;
 
-  bench_start (&bench, stm32_sim_start ("--reply", "echo", NULL), NULL);
-  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench->link, "connected"), WAIT_MS);
   script =
-      g_strdup_printf ("exec 3<>/dev/tcp/127.0.0.1/%u; read -r", stm32_sim_get_port (bench.sim));
+      g_strdup_printf ("exec 3<>/dev/tcp/127.0.0.1/%u; read -r", stm32_sim_get_port (bench->sim));
   bash = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE, &error, "bash", "-c", script, NULL);
   g_assert_no_error (error);
   pid = (int) g_ascii_strtoll (g_subprocess_get_identifier (bash), NULL, 10);
-  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 2, WAIT_MS);
+  stm32_test_wait_until (sim_slots_in_use (bench->sim) == 2, WAIT_MS);
 
-  report = diagnose_ok (bench.link, NULL);
+  report = diagnose_ok (bench->link, NULL);
   finding = expect_finding (report, "competing-client", "warning", "pc");
   named = g_strdup_printf ("pid %d (bash", pid);
   assert_contains (finding, "evidence", named);
@@ -428,8 +441,7 @@ test_competing_client (void)
   g_output_stream_close (g_subprocess_get_stdin_pipe (bash), NULL, NULL);
   g_subprocess_wait_async (bash, NULL, stm32_test_store_result, &exited);
   stm32_test_wait_until (exited != NULL, WAIT_MS);
-  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
-  bench_stop (&bench);
+  stm32_test_wait_until (sim_slots_in_use (bench->sim) == 1, WAIT_MS);
 }
 
 /* ---- the probe --------------------------------------------------------------------------- */
@@ -455,18 +467,16 @@ probe_bool (GVariant *probe, const char *key)
 /* A board with three slots, one of them the link's: the probe finds all
  * three and gives back the two it took. */
 static void
-test_probe_capacity (void)
+test_probe_capacity (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autoptr (GVariant) report = NULL, probe = NULL, findings = NULL;
   const char *limit = NULL;
   guint64 latency = 0;
 
-  bench_start (&bench, stm32_sim_start ("--slots", "3", NULL), NULL);
-  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
-  g_assert_cmpint (sim_slots_in_use (bench.sim), ==, 1);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench->link, "connected"), WAIT_MS);
+  g_assert_cmpint (sim_slots_in_use (bench->sim), ==, 1);
 
-  report = diagnose_ok (bench.link, probe_options (8));
+  report = diagnose_ok (bench->link, probe_options (8));
   probe = g_variant_lookup_value (report, "probe", G_VARIANT_TYPE_VARDICT);
   g_assert_nonnull (probe);
   g_assert_cmpuint (probe_uint (probe, "cycles"), ==, 3);
@@ -482,27 +492,24 @@ test_probe_capacity (void)
   g_assert_cmpstr (limit, ==, "rejected");
   g_assert_true (probe_bool (probe, "released"));
   /* The board really was full once, and turned the probe away. */
-  g_assert_cmpuint (stm32_sim_count_events (bench.sim, "rejected"), >=, 1);
+  g_assert_cmpuint (stm32_sim_count_events (bench->sim, "rejected"), >=, 1);
   /* Every slot the probe took is free again; the link's is still the link's. */
-  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
-  g_assert_true (stm32_daemon_link_state_is (bench.link, "connected"));
+  stm32_test_wait_until (sim_slots_in_use (bench->sim) == 1, WAIT_MS);
+  g_assert_true (stm32_daemon_link_state_is (bench->link, "connected"));
   /* A full table reached on purpose is no finding. */
   findings = g_variant_lookup_value (report, "findings", G_VARIANT_TYPE ("aa{sv}"));
   g_assert_cmpuint (g_variant_n_children (findings), ==, 0);
-  bench_stop (&bench);
 }
 
 /* Leaky firmware: the probe's closes need RSTs, and still no slot stays taken. */
 static void
-test_probe_leaky (void)
+test_probe_leaky (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autoptr (GVariant) report = NULL, probe = NULL, finding = NULL;
 
-  bench_start (&bench, stm32_sim_start ("--slots", "4", "--mode", "leak", NULL), NULL);
-  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench->link, "connected"), WAIT_MS);
 
-  report = diagnose_ok (bench.link, probe_options (2));
+  report = diagnose_ok (bench->link, probe_options (2));
   probe = g_variant_lookup_value (report, "probe", G_VARIANT_TYPE_VARDICT);
   g_assert_cmpuint (probe_uint (probe, "cycles-accepted"), ==, 3);
   g_assert_cmpuint (probe_uint (probe, "extra"), ==, 2);
@@ -512,8 +519,7 @@ test_probe_leaky (void)
   g_assert_true (probe_bool (probe, "released"));
   finding = expect_finding (report, "board-ignores-eof", "error", "board");
   assert_contains (finding, "evidence", "The probe: 6 of 6 closes needed a RST");
-  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
-  bench_stop (&bench);
+  stm32_test_wait_until (sim_slots_in_use (bench->sim) == 1, WAIT_MS);
 }
 
 static gint64
@@ -528,35 +534,32 @@ sim_released_how (Stm32Sim *sim, const char *how)
 /* The caller of a probe dies mid-way: the probe ends at once and resets
  * every connection it holds, rather than keep the board's slots. */
 static void
-test_probe_caller_leaves (void)
+test_probe_caller_leaves (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autoptr (GSubprocess) ctl = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GAsyncResult) exited = NULL;
   g_autoptr (GVariant) report = NULL;
   g_autofree char *path = stm32_test_build_path ("cli/stm32ctl");
 
-  bench_start (&bench, stm32_sim_start ("--slots", "0", NULL), NULL);
-  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench->link, "connected"), WAIT_MS);
   ctl = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
                           &error, path, "--session", "doctor", "--max", "32", NULL);
   g_assert_no_error (error);
   /* The link's slot and at least two of the probe's extra connections. */
-  stm32_test_wait_until (sim_slots_in_use (bench.sim) >= 3, WAIT_MS);
+  stm32_test_wait_until (sim_slots_in_use (bench->sim) >= 3, WAIT_MS);
   g_subprocess_force_exit (ctl);
   g_subprocess_wait_async (ctl, NULL, stm32_test_store_result, &exited);
   stm32_test_wait_until (exited != NULL, WAIT_MS);
 
   /* Reset, not closed gracefully: the probe was cut short, and the board
    * has every slot back long before 32 extra connections could have been made. */
-  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
-  g_assert_cmpint (sim_released_how (bench.sim, "peer-reset"), >=, 2);
-  g_assert_cmpuint (stm32_sim_count_events (bench.sim, "accepted"), <, 1 + 3 + 32);
-  g_assert_true (stm32_daemon_link_state_is (bench.link, "connected"));
+  stm32_test_wait_until (sim_slots_in_use (bench->sim) == 1, WAIT_MS);
+  g_assert_cmpint (sim_released_how (bench->sim, "peer-reset"), >=, 2);
+  g_assert_cmpuint (stm32_sim_count_events (bench->sim, "accepted"), <, 1 + 3 + 32);
+  g_assert_true (stm32_daemon_link_state_is (bench->link, "connected"));
   /* And the next probe is not refused as Busy. */
-  report = diagnose_ok (bench.link, probe_options (1));
-  bench_stop (&bench);
+  report = diagnose_ok (bench->link, probe_options (1));
 }
 
 /* The daemon's pid, from its own socket in the census. */
@@ -581,27 +584,24 @@ daemon_pid (GVariant *report)
 /* Diagnoses and probes leave the daemon with the fds it had: the netlink
  * socket, the census's /proc reads and every probe connection are closed. */
 static void
-test_no_fd_leak (void)
+test_no_fd_leak (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autoptr (GVariant) first = NULL;
   guint before;
   int pid;
 
-  bench_start (&bench, stm32_sim_start ("--slots", "3", "--mode", "leak", NULL), NULL);
-  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench->link, "connected"), WAIT_MS);
   /* The first one starts the worker thread and the resolver for good. */
-  first = diagnose_ok (bench.link, probe_options (4));
+  first = diagnose_ok (bench->link, probe_options (4));
   pid = daemon_pid (first);
   before = stm32_test_count_process_fds (pid);
   for (guint i = 0; i < 2; i++)
     {
-      g_variant_unref (diagnose_ok (bench.link, probe_options (4)));
-      g_variant_unref (diagnose_ok (bench.link, NULL));
+      g_variant_unref (diagnose_ok (bench->link, probe_options (4)));
+      g_variant_unref (diagnose_ok (bench->link, NULL));
     }
   g_assert_cmpuint (stm32_test_count_process_fds (pid), ==, before);
-  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
-  bench_stop (&bench);
+  stm32_test_wait_until (sim_slots_in_use (bench->sim) == 1, WAIT_MS);
 }
 
 /* ---- the interface ------------------------------------------------------------------------ */
@@ -621,21 +621,18 @@ expect_invalid_args (Stm32DbusLink1 *link, const char *options_text)
 }
 
 static void
-test_invalid_args (void)
+test_invalid_args (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autoptr (GVariant) report = NULL;
 
-  bench_start (&bench, stm32_sim_start ("--reply", "echo", NULL), "Autoconnect=false\n");
-  expect_invalid_args (bench.link, "{'colour': <'blue'>}");
-  expect_invalid_args (bench.link, "{'probe': <'yes'>}");
-  expect_invalid_args (bench.link, "{'probe': <true>, 'probe-max': <0>}");
-  expect_invalid_args (bench.link, "{'probe': <true>, 'probe-max': <uint32 0>}");
-  expect_invalid_args (bench.link, "{'probe': <true>, 'probe-max': <uint32 33>}");
+  expect_invalid_args (bench->link, "{'colour': <'blue'>}");
+  expect_invalid_args (bench->link, "{'probe': <'yes'>}");
+  expect_invalid_args (bench->link, "{'probe': <true>, 'probe-max': <0>}");
+  expect_invalid_args (bench->link, "{'probe': <true>, 'probe-max': <uint32 0>}");
+  expect_invalid_args (bench->link, "{'probe': <true>, 'probe-max': <uint32 33>}");
   /* Nothing was probed: the board saw no connection at all. */
-  g_assert_cmpuint (stm32_sim_count_events (bench.sim, "accepted"), ==, 0);
-  report = diagnose_ok (bench.link, NULL);
-  bench_stop (&bench);
+  g_assert_cmpuint (stm32_sim_count_events (bench->sim, "accepted"), ==, 0);
+  report = diagnose_ok (bench->link, NULL);
 }
 
 /* ---- stm32ctl doctor ------------------------------------------------------------------------ */
@@ -673,17 +670,15 @@ run_ctl (char **out, const char *first_arg, ...)
 }
 
 static void
-test_ctl (void)
+test_ctl (Bench *bench, gconstpointer spec)
 {
-  Bench bench = { 0 };
   g_autofree char *clean = NULL, *sick = NULL, *json = NULL, *probed = NULL;
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) error = NULL;
   JsonObject *root, *first, *probe;
   JsonArray *findings;
 
-  bench_start (&bench, stm32_sim_start ("--mode", "leak", "--slots", "3", NULL), NULL);
-  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench->link, "connected"), WAIT_MS);
 
   /* Healthy so far: exit 0, and the clean bill said so. */
   g_assert_cmpint (run_ctl (&clean, "doctor", NULL), ==, 0);
@@ -692,7 +687,7 @@ test_ctl (void)
   /* A socket without a pid still has a "Pid" column header. */
   g_assert_null (strstr (clean, "(null)"));
 
-  stm32_daemon_link_disconnect (bench.link);
+  stm32_daemon_link_disconnect (bench->link);
 
   /* The link named as an argument; problems found: exit 8, fix on the board. */
   g_assert_cmpint (run_ctl (&sick, "doctor", "board", NULL), ==, 8);
@@ -733,26 +728,31 @@ test_ctl (void)
   g_assert_cmpint (run_ctl (NULL, "doctor", "--max", "33", NULL), ==, 2);
   g_assert_cmpint (run_ctl (NULL, "doctor", "a", "b", NULL), ==, 2);
   g_assert_cmpint (run_ctl (NULL, "doctor", "nosuchlink", NULL), ==, 6);
-  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 0, WAIT_MS);
-  bench_stop (&bench);
+  stm32_test_wait_until (sim_slots_in_use (bench->sim) == 0, WAIT_MS);
 }
 
 int
 main (int argc, char **argv)
 {
   stm32_daemon_test_init (&argc, &argv);
-  g_test_add_func ("/doctor/healthy", test_healthy);
-  g_test_add_func ("/doctor/leaky-firmware", test_leaky_firmware);
+  add_test ("/doctor/healthy", SPEC (NULL, "--reply", "echo"), test_healthy);
+  add_test ("/doctor/leaky-firmware", SPEC (NULL, "--mode", "leak"), test_leaky_firmware);
   g_test_add_func ("/doctor/server-busy", test_server_busy);
-  g_test_add_func ("/doctor/idle-timeout", test_idle_timeout);
-  g_test_add_func ("/doctor/rejects-frames", test_rejects_frames);
-  g_test_add_func ("/doctor/blackhole", test_blackhole);
-  g_test_add_func ("/doctor/competing-client", test_competing_client);
-  g_test_add_func ("/doctor/probe-capacity", test_probe_capacity);
-  g_test_add_func ("/doctor/probe-leaky", test_probe_leaky);
-  g_test_add_func ("/doctor/probe-caller-leaves", test_probe_caller_leaves);
-  g_test_add_func ("/doctor/no-fd-leak", test_no_fd_leak);
-  g_test_add_func ("/doctor/invalid-args", test_invalid_args);
-  g_test_add_func ("/doctor/ctl", test_ctl);
+  add_test ("/doctor/idle-timeout", SPEC (NULL, "--idle-timeout", "300"), test_idle_timeout);
+  add_test ("/doctor/rejects-frames",
+            SPEC ("BusyWindow=0\n", "--framing", "json", "--on-malformed", "close"),
+            test_rejects_frames);
+  add_test ("/doctor/blackhole",
+            SPEC ("Heartbeat=ping\nHeartbeatInterval=100\nHeartbeatTimeout=100\n",
+                  "--blackhole-after", "0"),
+            test_blackhole);
+  add_test ("/doctor/competing-client", SPEC (NULL, "--reply", "echo"), test_competing_client);
+  add_test ("/doctor/probe-capacity", SPEC (NULL, "--slots", "3"), test_probe_capacity);
+  add_test ("/doctor/probe-leaky", SPEC (NULL, "--slots", "4", "--mode", "leak"), test_probe_leaky);
+  add_test ("/doctor/probe-caller-leaves", SPEC (NULL, "--slots", "0"), test_probe_caller_leaves);
+  add_test ("/doctor/no-fd-leak", SPEC (NULL, "--slots", "3", "--mode", "leak"), test_no_fd_leak);
+  add_test ("/doctor/invalid-args", SPEC ("Autoconnect=false\n", "--reply", "echo"),
+            test_invalid_args);
+  add_test ("/doctor/ctl", SPEC (NULL, "--mode", "leak", "--slots", "3"), test_ctl);
   return stm32_daemon_test_run ();
 }
