@@ -87,28 +87,66 @@ typedef struct
   Stm32Daemon *daemon;
   Stm32Client *client;
   Stm32ClientLink *link; /* "default", owned by the client */
+  char *script;          /* channel_bench_setup's board script */
 } Bench;
 
-/* A board, stm32d with one link "default" to it (autoconnect), and a client. */
+/* stm32d with one link "default" to the board (autoconnect). */
 static void
-bench_start (Bench *bench, const char *reply)
+bench_start_daemon (Bench *bench)
 {
-  g_autofree char *port = NULL;
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (bench->sim));
 
-  bench->sim = stm32_sim_start ("--reply", reply, NULL);
-  port = g_strdup_printf ("%u", stm32_sim_get_port (bench->sim));
   bench->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+}
+
+static void
+bench_start_client (Bench *bench)
+{
   bench->client = client_new ();
   bench->link = wait_link (bench->client, "default");
 }
 
+/* A board that replies as the test's fixture data says ("echo" or "none"),
+ * and stm32d with its link, for a test that makes its own client. */
 static void
-bench_stop (Bench *bench)
+board_setup (Bench *bench, gconstpointer reply)
+{
+  bench->sim = stm32_sim_start ("--reply", reply, NULL);
+  bench_start_daemon (bench);
+}
+
+/* The same, and a client. */
+static void
+bench_setup (Bench *bench, gconstpointer reply)
+{
+  board_setup (bench, reply);
+  bench_start_client (bench);
+}
+
+/* A test that stops stm32d itself takes it out of the fixture. */
+static void
+bench_teardown (Bench *bench, gconstpointer data)
 {
   bench->link = NULL;
   g_clear_object (&bench->client);
-  stm32_daemon_stop (bench->daemon);
+  if (bench->daemon != NULL)
+    stm32_daemon_stop (bench->daemon);
   stm32_sim_stop (bench->sim);
+  if (bench->script != NULL)
+    {
+      g_autofree char *dir = g_path_get_dirname (bench->script);
+
+      g_unlink (bench->script);
+      g_rmdir (dir);
+      g_free (bench->script);
+    }
+}
+
+static void
+add_test (const char *path, const char *reply, void (*setup) (Bench *, gconstpointer),
+          void (*test) (Bench *, gconstpointer))
+{
+  g_test_add (path, Bench, reply, setup, test, bench_teardown);
 }
 
 /* ---- async calls, waited for (bounded) ------------------------------------------- */
@@ -190,11 +228,8 @@ client_reload (Stm32Client *client, GError **error)
 /* ---- construction ---------------------------------------------------------------- */
 
 static void
-test_new_async (void)
+test_new_async (Bench *bench, gconstpointer data)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GCancellable) cancelled = g_cancellable_new ();
   g_autoptr (Stm32Client) client = NULL;
@@ -219,18 +254,11 @@ test_new_async (void)
   stm32_test_wait_until (result != NULL, WAIT_MS);
   g_assert_null (stm32_client_new_finish (result, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
-
-  g_clear_object (&client);
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
 }
 
 static void
-test_new_sync (void)
+test_new_sync (Bench *bench, gconstpointer data)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (sim));
-  Stm32Daemon *daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
   g_autoptr (Stm32Client) client = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GList) links = NULL;
@@ -242,11 +270,7 @@ test_new_sync (void)
   wait_link (client, "default");
   links = stm32_client_get_links (client);
   g_assert_cmpuint (g_list_length (links), ==, 1);
-  g_assert_cmpuint (stm32_client_link_get_port (links->data), ==, stm32_sim_get_port (sim));
-
-  g_clear_object (&client);
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
+  g_assert_cmpuint (stm32_client_link_get_port (links->data), ==, stm32_sim_get_port (bench->sim));
 }
 
 /* ---- links and their properties --------------------------------------------------- */
@@ -371,100 +395,92 @@ assert_connected_properties (Bench *bench)
 
 /* Properties notify as the daemon changes them, State with LastError in step. */
 static void
-test_properties (void)
+test_properties (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
   NotifyLog log = { g_ptr_array_new_with_free_func (g_free),
                     g_ptr_array_new_with_free_func (g_free), 0 };
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
 
-  bench_start (&bench, "echo");
-  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
-  stm32_test_wait_until (stm32_client_link_get_connects (bench.link) == 1, WAIT_MS);
-  assert_connected_properties (&bench);
+  stm32_test_wait_until (state_is (bench->link, "connected"), WAIT_MS);
+  stm32_test_wait_until (stm32_client_link_get_connects (bench->link) == 1, WAIT_MS);
+  assert_connected_properties (bench);
 
-  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, &error));
+  g_assert_true (stm32_client_link_disconnect_sync (bench->link, NULL, &error));
   g_assert_no_error (error);
-  g_signal_connect (bench.link, "notify::state", G_CALLBACK (on_state_notify), &log);
-  g_signal_connect (bench.link, "notify::frames-sent", G_CALLBACK (on_frames_sent_notify), &log);
-  stm32_test_wait_until (state_is (bench.link, "disconnected"), WAIT_MS);
-  g_assert_true (link_connect (bench.link, &error));
+  g_signal_connect (bench->link, "notify::state", G_CALLBACK (on_state_notify), &log);
+  g_signal_connect (bench->link, "notify::frames-sent", G_CALLBACK (on_frames_sent_notify), &log);
+  stm32_test_wait_until (state_is (bench->link, "disconnected"), WAIT_MS);
+  g_assert_true (link_connect (bench->link, &error));
   g_assert_no_error (error);
   stm32_test_wait_until (g_strcmp0 (last_state (&log), "connected") == 0, WAIT_MS);
   g_assert_cmpstr (log.last_errors->pdata[log.states->len - 1], ==, "none");
   g_assert_cmpuint (log.states->len, >=, 2); /* disconnected, …, connected */
-  stm32_test_wait_until (stm32_client_link_get_connects (bench.link) == 2, WAIT_MS);
+  stm32_test_wait_until (stm32_client_link_get_connects (bench->link) == 2, WAIT_MS);
 
   /* Counters too. */
-  reply = link_transact (bench.link, "count me", 2000, &error);
+  reply = link_transact (bench->link, "count me", 2000, &error);
   g_assert_no_error (error);
-  stm32_test_wait_until (stm32_client_link_get_frames_sent (bench.link) == 1, WAIT_MS);
+  stm32_test_wait_until (stm32_client_link_get_frames_sent (bench->link) == 1, WAIT_MS);
   g_assert_cmpuint (log.frames_sent_notifies, >, 0);
-  stm32_test_wait_until (stm32_client_link_get_frames_received (bench.link) == 1, WAIT_MS);
-  g_assert_cmpuint (stm32_client_link_get_bytes_sent (bench.link), ==, strlen ("count me\n"));
+  stm32_test_wait_until (stm32_client_link_get_frames_received (bench->link) == 1, WAIT_MS);
+  g_assert_cmpuint (stm32_client_link_get_bytes_sent (bench->link), ==, strlen ("count me\n"));
 
-  g_signal_handlers_disconnect_by_data (bench.link, &log);
+  g_signal_handlers_disconnect_by_data (bench->link, &log);
   g_ptr_array_unref (log.states);
   g_ptr_array_unref (log.last_errors);
-  bench_stop (&bench);
 }
 
 /* ---- methods ------------------------------------------------------------------------ */
 
 static void
-test_methods_async (void)
+test_methods_async (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) history = NULL;
   g_autofree char *reply = NULL;
 
-  bench_start (&bench, "echo");
-  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
-  g_assert_true (link_disconnect (bench.link, &error));
+  stm32_test_wait_until (state_is (bench->link, "connected"), WAIT_MS);
+  g_assert_true (link_disconnect (bench->link, &error));
   g_assert_no_error (error);
-  json_object_unref (stm32_sim_wait_event (bench.sim, "released", WAIT_MS));
-  stm32_test_wait_until (state_is (bench.link, "disconnected"), WAIT_MS);
+  json_object_unref (stm32_sim_wait_event (bench->sim, "released", WAIT_MS));
+  stm32_test_wait_until (state_is (bench->link, "disconnected"), WAIT_MS);
 
-  g_assert_true (link_connect (bench.link, &error));
+  g_assert_true (link_connect (bench->link, &error));
   g_assert_no_error (error);
-  g_assert_true (link_send (bench.link, "ping", &error));
+  g_assert_true (link_send (bench->link, "ping", &error));
   g_assert_no_error (error);
-  sim_expect_frame (bench.sim, "ping");
-  reply = link_transact (bench.link, "hello", 2000, &error);
+  sim_expect_frame (bench->sim, "ping");
+  reply = link_transact (bench->link, "hello", 2000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "hello");
-  sim_expect_frame (bench.sim, "hello");
+  sim_expect_frame (bench->sim, "hello");
 
-  history = link_get_history (bench.link, &error);
+  history = link_get_history (bench->link, &error);
   g_assert_no_error (error);
   g_assert_true (g_variant_is_of_type (history, G_VARIANT_TYPE ("aa{sv}")));
   g_assert_cmpuint (g_variant_n_children (history), >=, 1);
 
-  g_assert_true (link_disconnect (bench.link, &error));
+  g_assert_true (link_disconnect (bench->link, &error));
   g_assert_no_error (error);
-  json_object_unref (stm32_sim_wait_event (bench.sim, "released", WAIT_MS));
-  bench_stop (&bench);
+  json_object_unref (stm32_sim_wait_event (bench->sim, "released", WAIT_MS));
 }
 
 /* Diagnose, both ways: a passive report by default, a probe when asked, and
  * a bad option as a typed error. */
 static void
-test_diagnose (void)
+test_diagnose (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GVariant) passive = NULL, probed = NULL, bad = NULL, probe = NULL;
   GVariantDict options;
   gboolean healthy = FALSE;
 
-  bench_start (&bench, "echo");
-  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
-  stm32_client_link_diagnose (bench.link, NULL, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (state_is (bench->link, "connected"), WAIT_MS);
+  stm32_client_link_diagnose (bench->link, NULL, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, WAIT_MS);
-  passive = stm32_client_link_diagnose_finish (bench.link, result, &error);
+  passive = stm32_client_link_diagnose_finish (bench->link, result, &error);
   g_assert_no_error (error);
   g_assert_true (g_variant_is_of_type (passive, G_VARIANT_TYPE_VARDICT));
   g_assert_true (g_variant_lookup (passive, "healthy", "b", &healthy));
@@ -475,53 +491,49 @@ test_diagnose (void)
   g_variant_dict_insert (&options, "probe", "b", TRUE);
   g_variant_dict_insert (&options, "probe-max", "u", 1);
   probed =
-      stm32_client_link_diagnose_sync (bench.link, g_variant_dict_end (&options), NULL, &error);
+      stm32_client_link_diagnose_sync (bench->link, g_variant_dict_end (&options), NULL, &error);
   g_assert_no_error (error);
   probe = g_variant_lookup_value (probed, "probe", G_VARIANT_TYPE_VARDICT);
   g_assert_nonnull (probe);
 
   g_variant_dict_init (&options, NULL);
   g_variant_dict_insert (&options, "probe", "s", "yes");
-  bad = stm32_client_link_diagnose_sync (bench.link, g_variant_dict_end (&options), NULL, &error);
+  bad = stm32_client_link_diagnose_sync (bench->link, g_variant_dict_end (&options), NULL, &error);
   g_assert_null (bad);
   g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
-  bench_stop (&bench);
 }
 
 static void
-test_methods_sync (void)
+test_methods_sync (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) history = NULL;
   g_autoptr (GBytes) ping = text_bytes ("ping");
   g_autoptr (GBytes) hello = text_bytes ("hello");
   g_autoptr (GBytes) reply = NULL;
 
-  bench_start (&bench, "echo");
-  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
-  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, &error));
+  stm32_test_wait_until (state_is (bench->link, "connected"), WAIT_MS);
+  g_assert_true (stm32_client_link_disconnect_sync (bench->link, NULL, &error));
   g_assert_no_error (error);
-  json_object_unref (stm32_sim_wait_event (bench.sim, "released", WAIT_MS));
+  json_object_unref (stm32_sim_wait_event (bench->sim, "released", WAIT_MS));
 
-  g_assert_true (stm32_client_link_connect_sync (bench.link, NULL, &error));
+  g_assert_true (stm32_client_link_connect_sync (bench->link, NULL, &error));
   g_assert_no_error (error);
-  g_assert_true (stm32_client_link_send_sync (bench.link, ping, NULL, &error));
+  g_assert_true (stm32_client_link_send_sync (bench->link, ping, NULL, &error));
   g_assert_no_error (error);
-  sim_expect_frame (bench.sim, "ping");
-  reply = stm32_client_link_transact_sync (bench.link, hello, 2000, NULL, &error);
+  sim_expect_frame (bench->sim, "ping");
+  reply = stm32_client_link_transact_sync (bench->link, hello, 2000, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (g_bytes_equal (reply, hello));
 
-  history = stm32_client_link_get_history_sync (bench.link, NULL, &error);
+  history = stm32_client_link_get_history_sync (bench->link, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (g_variant_is_of_type (history, G_VARIANT_TYPE ("aa{sv}")));
   g_assert_cmpuint (g_variant_n_children (history), >=, 1);
 
-  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, &error));
+  g_assert_true (stm32_client_link_disconnect_sync (bench->link, NULL, &error));
   g_assert_no_error (error);
-  json_object_unref (stm32_sim_wait_event (bench.sim, "released", WAIT_MS));
-  bench_stop (&bench);
+  json_object_unref (stm32_sim_wait_event (bench->sim, "released", WAIT_MS));
 }
 
 static void
@@ -533,25 +545,23 @@ on_received (Stm32ClientLink *link, GBytes *frame, GPtrArray *frames)
 /* Fifty sends in flight: every frame comes back through "received", in order;
  * the transaction's reply before them went to its caller only. */
 static void
-test_received_order (void)
+test_received_order (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
   g_autoptr (GPtrArray) frames = g_ptr_array_new_with_free_func (g_free);
   GAsyncResult *sent[50] = { NULL };
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
 
-  bench_start (&bench, "echo");
-  g_signal_connect (bench.link, "received", G_CALLBACK (on_received), frames);
-  g_assert_true (link_connect (bench.link, &error));
-  reply = link_transact (bench.link, "first", 2000, &error);
+  g_signal_connect (bench->link, "received", G_CALLBACK (on_received), frames);
+  g_assert_true (link_connect (bench->link, &error));
+  reply = link_transact (bench->link, "first", 2000, &error);
   g_assert_no_error (error);
   for (guint i = 0; i < G_N_ELEMENTS (sent); i++)
     {
       g_autofree char *text = g_strdup_printf ("frame %u", i);
       g_autoptr (GBytes) frame = text_bytes (text);
 
-      stm32_client_link_send (bench.link, frame, NULL, stm32_test_store_result, &sent[i]);
+      stm32_client_link_send (bench->link, frame, NULL, stm32_test_store_result, &sent[i]);
     }
   g_assert_cmpstr (reply, ==, "first");
   stm32_test_wait_until (frames->len == G_N_ELEMENTS (sent), WAIT_MS);
@@ -560,60 +570,56 @@ test_received_order (void)
       g_autofree char *text = g_strdup_printf ("frame %u", i);
 
       stm32_test_wait_until (sent[i] != NULL, WAIT_MS);
-      g_assert_true (stm32_client_link_send_finish (bench.link, sent[i], &error));
+      g_assert_true (stm32_client_link_send_finish (bench->link, sent[i], &error));
       g_assert_no_error (error);
       g_object_unref (sent[i]);
       g_assert_cmpstr (frames->pdata[i], ==, text);
     }
-  g_signal_handlers_disconnect_by_data (bench.link, frames);
-  bench_stop (&bench);
+  g_signal_handlers_disconnect_by_data (bench->link, frames);
 }
 
 /* ---- errors ------------------------------------------------------------------------- */
 
 static void
-test_errors (void)
+test_errors (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) request = text_bytes ("2");
   g_autoptr (GBytes) reply = NULL;
   g_autoptr (GCancellable) cancelled = g_cancellable_new ();
   g_autofree char *text = NULL;
 
-  bench_start (&bench, "none");
-  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, NULL));
+  g_assert_true (stm32_client_link_disconnect_sync (bench->link, NULL, NULL));
 
-  g_assert_false (link_send (bench.link, "1", &error));
+  g_assert_false (link_send (bench->link, "1", &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
   g_clear_error (&error);
-  g_assert_false (stm32_client_link_send_sync (bench.link, request, NULL, &error));
+  g_assert_false (stm32_client_link_send_sync (bench->link, request, NULL, &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
   g_clear_error (&error);
 
   /* The board never answers. */
-  g_assert_true (link_connect (bench.link, NULL));
-  text = link_transact (bench.link, "1", 200, &error);
+  g_assert_true (link_connect (bench->link, NULL));
+  text = link_transact (bench->link, "1", 200, &error);
   g_assert_null (text);
   assert_client_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
   g_clear_error (&error);
-  reply = stm32_client_link_transact_sync (bench.link, request, 200, NULL, &error);
+  reply = stm32_client_link_transact_sync (bench->link, request, 200, NULL, &error);
   g_assert_null (reply);
   assert_client_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
   g_clear_error (&error);
-  reply = stm32_client_link_transact_sync (bench.link, request, 0, NULL, &error);
+  reply = stm32_client_link_transact_sync (bench->link, request, 0, NULL, &error);
   assert_client_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
   g_clear_error (&error);
 
   /* A link from --host has no file to reload. */
-  g_assert_false (client_reload (bench.client, &error));
+  g_assert_false (client_reload (bench->client, &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
   g_clear_error (&error);
 
   g_cancellable_cancel (cancelled);
-  g_assert_false (stm32_client_link_connect_sync (bench.link, cancelled, &error));
+  g_assert_false (stm32_client_link_connect_sync (bench->link, cancelled, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
-  bench_stop (&bench);
 }
 
 /* A missing link names the links there are. */
@@ -794,9 +800,8 @@ test_reload (void)
 /* The daemon stops: "running" goes FALSE, its links are removed and fail
  * with NOT_RUNNING. A new one starts: "running" goes TRUE with its links back. */
 static void
-test_running (void)
+test_running (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
   g_autofree char *port = NULL;
   g_autoptr (Stm32ClientLink) old = NULL;
   g_autoptr (GList) links = NULL;
@@ -805,21 +810,20 @@ test_running (void)
   LinkLog log = { 0 };
   Stm32ClientLink *renewed;
 
-  bench_start (&bench, "echo");
-  port = g_strdup_printf ("%u", stm32_sim_get_port (bench.sim));
-  old = g_object_ref (bench.link);
-  link_log_follow (&log, bench.client);
-  g_assert_true (stm32_client_is_running (bench.client));
+  port = g_strdup_printf ("%u", stm32_sim_get_port (bench->sim));
+  old = g_object_ref (bench->link);
+  link_log_follow (&log, bench->client);
+  g_assert_true (stm32_client_is_running (bench->client));
 
-  stm32_daemon_stop (bench.daemon);
-  stm32_test_wait_until (!stm32_client_is_running (bench.client), WAIT_MS);
+  stm32_daemon_stop (bench->daemon);
+  stm32_test_wait_until (!stm32_client_is_running (bench->client), WAIT_MS);
   g_assert_cmpuint (log.running_notifies, ==, 1);
   /* Gone before "running" changed: a client that is not running lists no links. */
   g_assert_cmpuint (log.removed->len, ==, 1);
   g_assert_true (log.removed->pdata[0] == old);
-  links = stm32_client_get_links (bench.client);
+  links = stm32_client_get_links (bench->client);
   g_assert_null (links);
-  g_assert_cmpuint (stm32_client_get_api_version (bench.client), ==, 0);
+  g_assert_cmpuint (stm32_client_get_api_version (bench->client), ==, 0);
   g_assert_false (stm32_client_link_connect_sync (old, NULL, &error));
   g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NOT_RUNNING);
   g_clear_error (&error);
@@ -830,14 +834,14 @@ test_running (void)
   /* The new daemon exports its links once it owns the name: they may cross
    * with the client asking for them, and the client must still follow the
    * one object it announced. */
-  bench.daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
-  stm32_test_wait_until (stm32_client_is_running (bench.client), WAIT_MS);
+  bench->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
+  stm32_test_wait_until (stm32_client_is_running (bench->client), WAIT_MS);
   g_assert_cmpuint (log.running_notifies, ==, 2);
-  renewed = wait_link (bench.client, "default");
+  renewed = wait_link (bench->client, "default");
   g_assert_cmpuint (log.added->len, ==, 1);
   g_assert_true (renewed == log.added->pdata[0]);
   g_assert_true (renewed != old);
-  stm32_test_wait_until (stm32_client_get_api_version (bench.client) == 1, WAIT_MS);
+  stm32_test_wait_until (stm32_client_get_api_version (bench->client) == 1, WAIT_MS);
   stm32_test_wait_until (state_is (renewed, "connected"), WAIT_MS);
   reply = link_transact (renewed, "back", 2000, &error);
   g_assert_no_error (error);
@@ -846,8 +850,7 @@ test_running (void)
   g_assert_false (stm32_client_link_connect_sync (old, NULL, &error));
   g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK);
 
-  link_log_clear (&log, bench.client);
-  bench_stop (&bench);
+  link_log_clear (&log, bench->client);
 }
 
 static void
@@ -858,37 +861,34 @@ on_autoconnect_notify (Stm32ClientLink *link, GParamSpec *pspec, guint *notifies
 
 /* Autoconnect goes to the daemon through Properties.Set and comes back as notify. */
 static void
-test_autoconnect (void)
+test_autoconnect (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
   Stm32DbusLink1 *daemon_side;
   g_autoptr (GError) error = NULL;
   guint notifies = 0;
 
-  bench_start (&bench, "echo");
-  daemon_side = stm32_daemon_get_link (bench.daemon, "default");
-  g_assert_true (stm32_client_link_get_autoconnect (bench.link));
-  g_signal_connect (bench.link, "notify::autoconnect", G_CALLBACK (on_autoconnect_notify),
+  daemon_side = stm32_daemon_get_link (bench->daemon, "default");
+  g_assert_true (stm32_client_link_get_autoconnect (bench->link));
+  g_signal_connect (bench->link, "notify::autoconnect", G_CALLBACK (on_autoconnect_notify),
                     &notifies);
 
-  g_assert_true (link_set_autoconnect (bench.link, FALSE, &error));
+  g_assert_true (link_set_autoconnect (bench->link, FALSE, &error));
   g_assert_no_error (error);
-  stm32_test_wait_until (!stm32_client_link_get_autoconnect (bench.link), WAIT_MS);
+  stm32_test_wait_until (!stm32_client_link_get_autoconnect (bench->link), WAIT_MS);
   g_assert_cmpuint (notifies, ==, 1);
   stm32_test_wait_until (!stm32_dbus_link1_get_autoconnect (daemon_side), WAIT_MS);
 
   /* Autoconnect brings a link that was taken down back up. */
-  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, &error));
-  stm32_test_wait_until (state_is (bench.link, "disconnected"), WAIT_MS);
-  g_assert_true (stm32_client_link_set_autoconnect_sync (bench.link, TRUE, NULL, &error));
+  g_assert_true (stm32_client_link_disconnect_sync (bench->link, NULL, &error));
+  stm32_test_wait_until (state_is (bench->link, "disconnected"), WAIT_MS);
+  g_assert_true (stm32_client_link_set_autoconnect_sync (bench->link, TRUE, NULL, &error));
   g_assert_no_error (error);
-  stm32_test_wait_until (stm32_client_link_get_autoconnect (bench.link), WAIT_MS);
+  stm32_test_wait_until (stm32_client_link_get_autoconnect (bench->link), WAIT_MS);
   g_assert_cmpuint (notifies, ==, 2);
   stm32_test_wait_until (stm32_dbus_link1_get_autoconnect (daemon_side), WAIT_MS);
-  stm32_test_wait_until (state_is (bench.link, "connected"), WAIT_MS);
+  stm32_test_wait_until (state_is (bench->link, "connected"), WAIT_MS);
 
-  g_signal_handlers_disconnect_by_data (bench.link, &notifies);
-  bench_stop (&bench);
+  g_signal_handlers_disconnect_by_data (bench->link, &notifies);
 }
 
 /* ---- AcquireStream ------------------------------------------------------------------ */
@@ -950,19 +950,16 @@ wait_stream_released (Stm32ClientLink *link)
 }
 
 static void
-test_acquire_stream (void)
+test_acquire_stream (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
   g_autoptr (GSocket) stream = NULL;
   g_autoptr (GError) error = NULL;
 
-  bench_start (&bench, "echo");
-  g_assert_true (link_connect (bench.link, NULL));
-  stream = link_acquire_stream (bench.link, &error);
+  g_assert_true (link_connect (bench->link, NULL));
+  stream = link_acquire_stream (bench->link, &error);
   if (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD))
     {
       g_test_skip ("this stm32d does not implement Link1.AcquireStream yet");
-      bench_stop (&bench);
       return;
     }
   g_assert_no_error (error);
@@ -971,25 +968,24 @@ test_acquire_stream (void)
 
   /* Raw bytes both ways: the line is the board's framing, not the daemon's. */
   socket_write_all (stream, "abc\n");
-  sim_expect_frame (bench.sim, "abc");
+  sim_expect_frame (bench->sim, "abc");
   socket_expect (stream, "abc\n");
-  g_assert_false (link_send (bench.link, "x", &error));
+  g_assert_false (link_send (bench->link, "x", &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_BUSY);
   g_clear_error (&error);
-  g_assert_null (stm32_client_link_acquire_stream_sync (bench.link, NULL, &error));
+  g_assert_null (stm32_client_link_acquire_stream_sync (bench->link, NULL, &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_BUSY);
   g_clear_error (&error);
 
   /* Closing it gives the link back; the sync form takes it again. */
   g_assert_true (g_socket_close (stream, NULL));
   g_clear_object (&stream);
-  wait_stream_released (bench.link);
-  stream = stm32_client_link_acquire_stream_sync (bench.link, NULL, &error);
+  wait_stream_released (bench->link);
+  stream = stm32_client_link_acquire_stream_sync (bench->link, NULL, &error);
   g_assert_no_error (error);
   socket_write_all (stream, "def\n");
   socket_expect (stream, "def\n");
   g_clear_object (&stream);
-  bench_stop (&bench);
 }
 
 /* ---- transaction channels: against a fake stm32d ------------------------------------- */
@@ -1321,30 +1317,16 @@ test_channel_fake_limits (void)
 
 /* A board that answers only what the script says: "silent" gets no reply. */
 static void
-channel_bench_start (Bench *bench, char **script_path)
+channel_bench_setup (Bench *bench, gconstpointer data)
 {
   g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
-  g_autofree char *port = NULL;
 
-  *script_path = g_build_filename (dir, "script", NULL);
-  stm32_test_write_file (*script_path, "hello\tworld\na\tA\nb\tB\nc\tC\ntwo\t2\nagain\tyes\n");
-  bench->sim = stm32_sim_start ("--reply", "none", "--script", *script_path, NULL);
-  port = g_strdup_printf ("%u", stm32_sim_get_port (bench->sim));
-  bench->daemon = stm32_daemon_start ("--host", "127.0.0.1", "--port", port, NULL);
-  bench->client = client_new ();
-  bench->link = wait_link (bench->client, "default");
+  bench->script = g_build_filename (dir, "script", NULL);
+  stm32_test_write_file (bench->script, "hello\tworld\na\tA\nb\tB\nc\tC\ntwo\t2\nagain\tyes\n");
+  bench->sim = stm32_sim_start ("--reply", "none", "--script", bench->script, NULL);
+  bench_start_daemon (bench);
+  bench_start_client (bench);
   stm32_test_wait_until (state_is (bench->link, "connected"), WAIT_MS);
-}
-
-static void
-channel_bench_stop (Bench *bench, char *script_path)
-{
-  g_autofree char *dir = g_path_get_dirname (script_path);
-
-  bench_stop (bench);
-  g_unlink (script_path);
-  g_rmdir (dir);
-  g_free (script_path);
 }
 
 static Stm32ClientChannel *
@@ -1360,29 +1342,25 @@ link_open_channel (Stm32ClientLink *link, GError **error)
 /* The request reaches the board as the frame it was, the reply is the
  * board's frame. */
 static void
-test_channel_sync (void)
+test_channel_sync (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
-  char *script = NULL;
   g_autoptr (Stm32ClientChannel) channel = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
 
-  channel_bench_start (&bench, &script);
-  channel = stm32_client_link_open_transact_channel_sync (bench.link, NULL, &error);
+  channel = stm32_client_link_open_transact_channel_sync (bench->link, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (STM32_IS_CLIENT_CHANNEL (channel));
   reply = channel_transact_sync (channel, "hello", 2000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "world");
-  sim_expect_frame (bench.sim, "hello");
+  sim_expect_frame (bench->sim, "hello");
   g_clear_pointer (&reply, g_free);
   reply = channel_transact_sync (channel, "again", 2000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "yes");
-  sim_expect_frame (bench.sim, "again");
+  sim_expect_frame (bench->sim, "again");
   g_clear_object (&channel);
-  channel_bench_stop (&bench, script);
 }
 
 typedef struct
@@ -1406,18 +1384,15 @@ on_logged_transact (GObject *source, GAsyncResult *result, gpointer user_data)
 /* Several transactions outstanding at once: each completes with its own
  * reply, in order. */
 static void
-test_channel_async_order (void)
+test_channel_async_order (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
-  char *script = NULL;
   g_autoptr (Stm32ClientChannel) channel = NULL;
   g_autoptr (GError) error = NULL;
   AsyncLog log = { NULL, g_ptr_array_new_with_free_func (g_free), NULL };
   const char *requests[] = { "a", "b", "c", "a", "c" };
   const char *expected[] = { "A", "B", "C", "A", "C" };
 
-  channel_bench_start (&bench, &script);
-  channel = link_open_channel (bench.link, &error);
+  channel = link_open_channel (bench->link, &error);
   g_assert_no_error (error);
   log.channel = channel;
   for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
@@ -1430,28 +1405,24 @@ test_channel_async_order (void)
   for (guint i = 0; i < G_N_ELEMENTS (requests); i++)
     {
       g_assert_cmpstr (log.replies->pdata[i], ==, expected[i]);
-      sim_expect_frame (bench.sim, requests[i]);
+      sim_expect_frame (bench->sim, requests[i]);
     }
   g_ptr_array_unref (log.replies);
   g_clear_object (&channel);
-  channel_bench_stop (&bench, script);
 }
 
 /* A cancelled transaction completes at once; stm32d's reply to it is
  * dropped, so the next transaction still gets its own. */
 static void
-test_channel_cancel (void)
+test_channel_cancel (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
-  char *script = NULL;
   g_autoptr (Stm32ClientChannel) channel = NULL;
   g_autoptr (GCancellable) cancellable = g_cancellable_new ();
   g_autoptr (GAsyncResult) first = NULL, second = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
 
-  channel_bench_start (&bench, &script);
-  channel = link_open_channel (bench.link, &error);
+  channel = link_open_channel (bench->link, &error);
   g_assert_no_error (error);
   /* The board does not answer "silent": stm32d replies Timeout after 1 s,
    * and only then starts "two". */
@@ -1465,8 +1436,8 @@ test_channel_cancel (void)
   reply = channel_transact_wait (channel, &second, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "2");
-  sim_expect_frame (bench.sim, "silent");
-  sim_expect_frame (bench.sim, "two");
+  sim_expect_frame (bench->sim, "silent");
+  sim_expect_frame (bench->sim, "two");
 
   /* Cancelled before it started: nothing is sent. */
   channel_transact_start (channel, "a", 1000, cancellable, &first);
@@ -1477,25 +1448,21 @@ test_channel_cancel (void)
   reply = channel_transact_sync (channel, "b", 2000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "B");
-  sim_expect_frame (bench.sim, "b");
+  sim_expect_frame (bench->sim, "b");
   g_clear_object (&channel);
-  channel_bench_stop (&bench, script);
 }
 
 /* The daemon's errors arrive typed, as from Transact over D-Bus; a sync call
  * with async ones outstanding is PENDING; the channel outlives a reconnect. */
 static void
-test_channel_errors (void)
+test_channel_errors (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
-  char *script = NULL;
   g_autoptr (Stm32ClientChannel) channel = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
 
-  channel_bench_start (&bench, &script);
-  channel = stm32_client_link_open_transact_channel_sync (bench.link, NULL, &error);
+  channel = stm32_client_link_open_transact_channel_sync (bench->link, NULL, &error);
   g_assert_no_error (error);
 
   g_assert_null (channel_transact_sync (channel, "silent", 200, &error));
@@ -1512,7 +1479,7 @@ test_channel_errors (void)
   assert_client_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
   g_clear_error (&error);
 
-  g_assert_true (stm32_client_link_disconnect_sync (bench.link, NULL, &error));
+  g_assert_true (stm32_client_link_disconnect_sync (bench->link, NULL, &error));
   g_assert_no_error (error);
   g_assert_null (channel_transact_sync (channel, "a", 2000, &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
@@ -1522,35 +1489,30 @@ test_channel_errors (void)
   assert_client_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
   g_clear_error (&error);
 
-  g_assert_true (stm32_client_link_connect_sync (bench.link, NULL, &error));
+  g_assert_true (stm32_client_link_connect_sync (bench->link, NULL, &error));
   g_assert_no_error (error);
   reply = channel_transact_sync (channel, "c", 2000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "C");
   g_clear_object (&channel);
-  channel_bench_stop (&bench, script);
 }
 
 /* stm32d stopping closes the channel: what it did not answer before it went
  * fails with CONNECTION_CLOSED, and so does everything later. */
 static void
-test_channel_daemon_stops (void)
+test_channel_daemon_stops (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
-  char *script = NULL;
   g_autoptr (Stm32ClientChannel) channel = NULL;
   GAsyncResult *results[3] = { NULL };
   g_autoptr (GAsyncResult) later = NULL;
   g_autoptr (GError) error = NULL;
-  g_autofree char *dir = NULL;
 
-  channel_bench_start (&bench, &script);
-  channel = link_open_channel (bench.link, &error);
+  channel = link_open_channel (bench->link, &error);
   g_assert_no_error (error);
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)
     channel_transact_start (channel, "silent", 60000, NULL, &results[i]);
-  sim_expect_frame (bench.sim, "silent");
-  stm32_daemon_stop (bench.daemon);
+  sim_expect_frame (bench->sim, "silent");
+  stm32_daemon_stop (g_steal_pointer (&bench->daemon));
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)
     {
       g_assert_null (channel_transact_wait (channel, &results[i], &error));
@@ -1571,12 +1533,6 @@ test_channel_daemon_stops (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
 
   g_clear_object (&channel);
-  g_clear_object (&bench.client);
-  stm32_sim_stop (bench.sim);
-  dir = g_path_get_dirname (script);
-  g_unlink (script);
-  g_rmdir (dir);
-  g_free (script);
 }
 
 /* Reload without the link closes its channel; the other link's stays. */
@@ -1698,41 +1654,35 @@ run_python_example (Bench *bench, const char *script_name, ...)
 
 /* examples/echo.py: one Transact, the way a GUI makes it. */
 static void
-test_example_python (void)
+test_example_python (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
   g_autofree char *out = NULL;
 
-  bench_start (&bench, "echo");
-  out = run_python_example (&bench, "echo.py", "default", "hello from python", NULL);
+  out = run_python_example (bench, "echo.py", "default", "hello from python", NULL);
   if (out != NULL)
     {
       g_assert_true (g_str_has_prefix (out, "link default: connected (127.0.0.1:"));
       g_assert_nonnull (strstr (out, "\nreply: hello from python\n"));
-      sim_expect_frame (bench.sim, "hello from python");
+      sim_expect_frame (bench->sim, "hello from python");
     }
-  bench_stop (&bench);
 }
 
 /* examples/poll.py: the same question again and again over a transaction
  * channel; every one reaches the board and every answer comes back. */
 static void
-test_example_python_poll (void)
+test_example_python_poll (Bench *bench, gconstpointer data)
 {
-  Bench bench = { 0 };
   g_autofree char *out = NULL;
 
-  bench_start (&bench, "echo");
-  out = run_python_example (&bench, "poll.py", "--count", "5", "default", "temperature?", NULL);
+  out = run_python_example (bench, "poll.py", "--count", "5", "default", "temperature?", NULL);
   if (out != NULL)
     {
       g_assert_true (g_str_has_prefix (out, "answer 1: temperature?\n"));
       g_assert_nonnull (strstr (out, "\nanswer 5: temperature?\nmedian round trip: "));
       g_assert_null (strstr (out, "answer 6"));
       for (guint i = 0; i < 5; i++)
-        sim_expect_frame (bench.sim, "temperature?");
+        sim_expect_frame (bench->sim, "temperature?");
     }
-  bench_stop (&bench);
 }
 
 #define PUBLIC(symbol)                                                                             \
@@ -1845,34 +1795,34 @@ int
 main (int argc, char **argv)
 {
   stm32_daemon_test_init (&argc, &argv);
-  g_test_add_func ("/client/new/async", test_new_async);
-  g_test_add_func ("/client/new/sync", test_new_sync);
+  add_test ("/client/new/async", "echo", board_setup, test_new_async);
+  add_test ("/client/new/sync", "echo", board_setup, test_new_sync);
   g_test_add_func ("/client/links", test_links);
-  g_test_add_func ("/client/properties", test_properties);
-  g_test_add_func ("/client/methods/async", test_methods_async);
-  g_test_add_func ("/client/methods/sync", test_methods_sync);
-  g_test_add_func ("/client/diagnose", test_diagnose);
-  g_test_add_func ("/client/received-order", test_received_order);
-  g_test_add_func ("/client/errors", test_errors);
+  add_test ("/client/properties", "echo", bench_setup, test_properties);
+  add_test ("/client/methods/async", "echo", bench_setup, test_methods_async);
+  add_test ("/client/methods/sync", "echo", bench_setup, test_methods_sync);
+  add_test ("/client/diagnose", "echo", bench_setup, test_diagnose);
+  add_test ("/client/received-order", "echo", bench_setup, test_received_order);
+  add_test ("/client/errors", "none", bench_setup, test_errors);
   g_test_add_func ("/client/find-link/no-such-link", test_find_link_no_such_link);
   g_test_add_func ("/client/find-link/not-running", test_find_link_not_running);
   g_test_add_func ("/client/reload", test_reload);
-  g_test_add_func ("/client/running", test_running);
-  g_test_add_func ("/client/autoconnect", test_autoconnect);
-  g_test_add_func ("/client/acquire-stream", test_acquire_stream);
+  add_test ("/client/running", "echo", bench_setup, test_running);
+  add_test ("/client/autoconnect", "echo", bench_setup, test_autoconnect);
+  add_test ("/client/acquire-stream", "echo", bench_setup, test_acquire_stream);
   g_test_add_func ("/client/channel/fake/wire", test_channel_fake_wire);
   g_test_add_func ("/client/channel/fake/stale", test_channel_fake_stale);
   g_test_add_func ("/client/channel/fake/invalid-reply", test_channel_fake_invalid_reply);
   g_test_add_func ("/client/channel/fake/eof", test_channel_fake_eof);
   g_test_add_func ("/client/channel/fake/limits", test_channel_fake_limits);
-  g_test_add_func ("/client/channel/sync", test_channel_sync);
-  g_test_add_func ("/client/channel/async-order", test_channel_async_order);
-  g_test_add_func ("/client/channel/cancel", test_channel_cancel);
-  g_test_add_func ("/client/channel/errors", test_channel_errors);
-  g_test_add_func ("/client/channel/daemon-stops", test_channel_daemon_stops);
+  add_test ("/client/channel/sync", NULL, channel_bench_setup, test_channel_sync);
+  add_test ("/client/channel/async-order", NULL, channel_bench_setup, test_channel_async_order);
+  add_test ("/client/channel/cancel", NULL, channel_bench_setup, test_channel_cancel);
+  add_test ("/client/channel/errors", NULL, channel_bench_setup, test_channel_errors);
+  add_test ("/client/channel/daemon-stops", NULL, channel_bench_setup, test_channel_daemon_stops);
   g_test_add_func ("/client/channel/link-removed", test_channel_link_removed);
-  g_test_add_func ("/client/example/python", test_example_python);
-  g_test_add_func ("/client/example/python-poll", test_example_python_poll);
+  add_test ("/client/example/python", "echo", bench_setup, test_example_python);
+  add_test ("/client/example/python-poll", "echo", bench_setup, test_example_python_poll);
   g_test_add_func ("/client/library/exports", test_library_exports);
   return stm32_daemon_test_run ();
 }
