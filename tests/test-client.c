@@ -1021,6 +1021,18 @@ fake_close (FakeChannel *fake)
   fake->fd = -1;
 }
 
+static void
+fake_setup (FakeChannel *fake, gconstpointer data)
+{
+  fake_open (fake);
+}
+
+static void
+fake_teardown (FakeChannel *fake, gconstpointer data)
+{
+  fake_close (fake);
+}
+
 /* The next request as stm32d reads it: a (ayu) in host byte order. */
 static char *
 fake_read_request (FakeChannel *fake, guint *timeout_ms)
@@ -1096,82 +1108,76 @@ channel_transact_sync (Stm32ClientChannel *channel, const char *text, guint time
 /* Requests go out as (ayu) packets; a reply's error name becomes the typed
  * error a D-Bus Transact gives, with stm32d's message as it is. */
 static void
-test_channel_fake_wire (void)
+test_channel_fake_wire (FakeChannel *fake, gconstpointer data)
 {
-  FakeChannel fake = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autofree char *reply = NULL, *request = NULL;
   guint timeout_ms = 0;
 
-  fake_open (&fake);
   /* The reply may well be there before the request: _sync reads it after writing. */
-  fake_reply (&fake, "pong", "", "");
-  reply = channel_transact_sync (fake.channel, "ping", 1234, &error);
+  fake_reply (fake, "pong", "", "");
+  reply = channel_transact_sync (fake->channel, "ping", 1234, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "pong");
-  request = fake_read_request (&fake, &timeout_ms);
+  request = fake_read_request (fake, &timeout_ms);
   g_assert_cmpstr (request, ==, "ping");
   g_assert_cmpuint (timeout_ms, ==, 1234);
 
-  fake_reply (&fake, "", "org.stm32d.Error.Timeout", "no frame from the board within 7 ms");
+  fake_reply (fake, "", "org.stm32d.Error.Timeout", "no frame from the board within 7 ms");
   g_clear_pointer (&reply, g_free);
-  reply = channel_transact_sync (fake.channel, "x", 7, &error);
+  reply = channel_transact_sync (fake->channel, "x", 7, &error);
   g_assert_null (reply);
   assert_client_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
   g_assert_cmpstr (error->message, ==, "no frame from the board within 7 ms");
   g_clear_error (&error);
   g_clear_pointer (&request, g_free);
-  request = fake_read_request (&fake, &timeout_ms);
+  request = fake_read_request (fake, &timeout_ms);
   g_assert_cmpstr (request, ==, "x");
   g_assert_cmpuint (timeout_ms, ==, 7);
 
-  channel_transact_start (fake.channel, "async", 9, NULL, &result);
+  channel_transact_start (fake->channel, "async", 9, NULL, &result);
   g_clear_pointer (&request, g_free);
-  request = fake_read_request (&fake, &timeout_ms);
+  request = fake_read_request (fake, &timeout_ms);
   g_assert_cmpstr (request, ==, "async");
   g_assert_cmpuint (timeout_ms, ==, 9);
-  fake_reply (&fake, "", "org.stm32d.Error.NotConnected", "the link is not connected");
-  g_assert_null (channel_transact_wait (fake.channel, &result, &error));
+  fake_reply (fake, "", "org.stm32d.Error.NotConnected", "the link is not connected");
+  g_assert_null (channel_transact_wait (fake->channel, &result, &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_NOT_CONNECTED);
-  fake_close (&fake);
 }
 
 /* A _sync call that stm32d does not answer in time leaves its slot behind:
  * the late reply is dropped, and the next call gets its own. */
 static void
-test_channel_fake_stale (void)
+test_channel_fake_stale (FakeChannel *fake, gconstpointer data)
 {
-  FakeChannel fake = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autofree char *reply = NULL;
   gint64 start = g_get_monotonic_time ();
 
-  fake_open (&fake);
-  g_assert_null (channel_transact_sync (fake.channel, "first", 1, &error));
+  g_assert_null (channel_transact_sync (fake->channel, "first", 1, &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
   g_clear_error (&error);
   /* Bounded: the request's own timeout plus a margin, not forever. */
   g_assert_cmpint (g_get_monotonic_time () - start, <, WAIT_MS * 1000);
-  fake_reply (&fake, "late", "", "");
-  fake_reply (&fake, "second", "", "");
-  reply = channel_transact_sync (fake.channel, "second", 1000, &error);
+  fake_reply (fake, "late", "", "");
+  fake_reply (fake, "second", "", "");
+  reply = channel_transact_sync (fake->channel, "second", 1000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "second");
 
   /* A sync call while an async one is outstanding would read its reply. */
-  channel_transact_start (fake.channel, "third", 1000, NULL, &result);
+  channel_transact_start (fake->channel, "third", 1000, NULL, &result);
   g_clear_pointer (&reply, g_free);
-  reply = channel_transact_sync (fake.channel, "never sent", 1000, &error);
+  reply = channel_transact_sync (fake->channel, "never sent", 1000, &error);
   g_assert_null (reply);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PENDING);
   g_clear_error (&error);
-  fake_reply (&fake, "third", "", "");
-  reply = channel_transact_wait (fake.channel, &result, &error);
+  fake_reply (fake, "third", "", "");
+  reply = channel_transact_wait (fake->channel, &result, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "third");
-  fake_close (&fake);
 }
 
 /* A reply that is not a (ayss) in normal form ends the channel: which
@@ -1217,36 +1223,32 @@ test_channel_fake_invalid_reply (void)
 
 /* stm32d closing its end fails what is outstanding and what comes later. */
 static void
-test_channel_fake_eof (void)
+test_channel_fake_eof (FakeChannel *fake, gconstpointer data)
 {
-  FakeChannel fake = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (GAsyncResult) first = NULL, second = NULL;
 
-  fake_open (&fake);
-  channel_transact_start (fake.channel, "one", 1000, NULL, &first);
-  channel_transact_start (fake.channel, "two", 1000, NULL, &second);
-  g_assert_no_errno (close (fake.fd));
-  fake.fd = -1;
-  g_assert_null (channel_transact_wait (fake.channel, &first, &error));
+  channel_transact_start (fake->channel, "one", 1000, NULL, &first);
+  channel_transact_start (fake->channel, "two", 1000, NULL, &second);
+  g_assert_no_errno (close (fake->fd));
+  fake->fd = -1;
+  g_assert_null (channel_transact_wait (fake->channel, &first, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
   g_assert_nonnull (strstr (error->message, "stm32d closed the transaction channel"));
   g_clear_error (&error);
-  g_assert_null (channel_transact_wait (fake.channel, &second, &error));
+  g_assert_null (channel_transact_wait (fake->channel, &second, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
   g_clear_error (&error);
-  g_assert_null (channel_transact_sync (fake.channel, "three", 1000, &error));
+  g_assert_null (channel_transact_sync (fake->channel, "three", 1000, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
-  fake_close (&fake);
 }
 
 /* A full socket buffer is QUEUE_FULL and a request too big for a packet is
  * FRAME_TOO_LARGE; neither harms the transactions already written. Closing
  * fails those, and is idempotent. */
 static void
-test_channel_fake_limits (void)
+test_channel_fake_limits (FakeChannel *fake, gconstpointer data)
 {
-  FakeChannel fake = { 0 };
   g_autoptr (GPtrArray) results = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) huge = g_bytes_new_take (g_malloc0 (8 * 1024 * 1024), 8 * 1024 * 1024);
@@ -1255,8 +1257,7 @@ test_channel_fake_limits (void)
   GAsyncResult **result = NULL;
   guint timeout_ms = 0;
 
-  fake_open (&fake);
-  g_assert_null (stm32_client_channel_transact_sync (fake.channel, huge, 1000, NULL, &error));
+  g_assert_null (stm32_client_channel_transact_sync (fake->channel, huge, 1000, NULL, &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_FRAME_TOO_LARGE);
   g_clear_error (&error);
 
@@ -1265,7 +1266,7 @@ test_channel_fake_limits (void)
     {
       result = g_new0 (GAsyncResult *, 1);
       g_ptr_array_add (results, result);
-      stm32_client_channel_transact (fake.channel, big, 1000, NULL, stm32_test_store_result,
+      stm32_client_channel_transact (fake->channel, big, 1000, NULL, stm32_test_store_result,
                                      result);
       while (g_main_context_iteration (NULL, FALSE))
         ;
@@ -1273,29 +1274,29 @@ test_channel_fake_limits (void)
         break;
     }
   g_assert_nonnull (*result);
-  g_assert_null (stm32_client_channel_transact_finish (fake.channel, *result, &error));
+  g_assert_null (stm32_client_channel_transact_finish (fake->channel, *result, &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_QUEUE_FULL);
   g_clear_error (&error);
   g_assert_cmpuint (results->len, >, 1);
   g_clear_object (result);
 
   /* The first request is intact, and answered. */
-  request = fake_read_request (&fake, &timeout_ms);
+  request = fake_read_request (fake, &timeout_ms);
   g_assert_cmpuint (strlen (request), ==, 0); /* 1024 nul bytes, as text */
-  fake_reply (&fake, "first", "", "");
+  fake_reply (fake, "first", "", "");
   stm32_test_wait_until (*(GAsyncResult **) results->pdata[0] != NULL, WAIT_MS);
   for (guint i = 1; i + 1 < results->len; i++)
     g_assert_null (*(GAsyncResult **) results->pdata[i]);
 
-  stm32_client_channel_close (fake.channel);
-  stm32_client_channel_close (fake.channel);
+  stm32_client_channel_close (fake->channel);
+  stm32_client_channel_close (fake->channel);
   for (guint i = 0; i + 1 < results->len; i++)
     {
       GAsyncResult **r = results->pdata[i];
       g_autoptr (GBytes) reply = NULL;
 
       stm32_test_wait_until (*r != NULL, WAIT_MS);
-      reply = stm32_client_channel_transact_finish (fake.channel, *r, &error);
+      reply = stm32_client_channel_transact_finish (fake->channel, *r, &error);
       if (i == 0)
         {
           g_assert_no_error (error);
@@ -1308,9 +1309,8 @@ test_channel_fake_limits (void)
         }
       g_clear_object (r);
     }
-  g_assert_null (channel_transact_sync (fake.channel, "closed", 1000, &error));
+  g_assert_null (channel_transact_sync (fake->channel, "closed", 1000, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
-  fake_close (&fake);
 }
 
 /* ---- transaction channels: against stm32d --------------------------------------------- */
@@ -1810,11 +1810,15 @@ main (int argc, char **argv)
   add_test ("/client/running", "echo", bench_setup, test_running);
   add_test ("/client/autoconnect", "echo", bench_setup, test_autoconnect);
   add_test ("/client/acquire-stream", "echo", bench_setup, test_acquire_stream);
-  g_test_add_func ("/client/channel/fake/wire", test_channel_fake_wire);
-  g_test_add_func ("/client/channel/fake/stale", test_channel_fake_stale);
+  g_test_add ("/client/channel/fake/wire", FakeChannel, NULL, fake_setup, test_channel_fake_wire,
+              fake_teardown);
+  g_test_add ("/client/channel/fake/stale", FakeChannel, NULL, fake_setup, test_channel_fake_stale,
+              fake_teardown);
   g_test_add_func ("/client/channel/fake/invalid-reply", test_channel_fake_invalid_reply);
-  g_test_add_func ("/client/channel/fake/eof", test_channel_fake_eof);
-  g_test_add_func ("/client/channel/fake/limits", test_channel_fake_limits);
+  g_test_add ("/client/channel/fake/eof", FakeChannel, NULL, fake_setup, test_channel_fake_eof,
+              fake_teardown);
+  g_test_add ("/client/channel/fake/limits", FakeChannel, NULL, fake_setup,
+              test_channel_fake_limits, fake_teardown);
   add_test ("/client/channel/sync", NULL, channel_bench_setup, test_channel_sync);
   add_test ("/client/channel/async-order", NULL, channel_bench_setup, test_channel_async_order);
   add_test ("/client/channel/cancel", NULL, channel_bench_setup, test_channel_cancel);
