@@ -88,6 +88,8 @@ typedef struct
   Stm32Client *client;
   Stm32ClientLink *link; /* "default", owned by the client */
   char *script;          /* channel_bench_setup's board script */
+  char *dir;             /* config_bench_setup's, holding @config */
+  char *config;
 } Bench;
 
 /* stm32d with one link "default" to the board (autoconnect). */
@@ -123,6 +125,17 @@ bench_setup (Bench *bench, gconstpointer reply)
   bench_start_client (bench);
 }
 
+/* A board that replies as the test's data says (none if NULL), and a place
+ * for the config file of the stm32d the test starts. */
+static void
+config_bench_setup (Bench *bench, gconstpointer reply)
+{
+  if (reply != NULL)
+    bench->sim = stm32_sim_start ("--reply", reply, NULL);
+  bench->dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
+  bench->config = g_build_filename (bench->dir, "stm32d.conf", NULL);
+}
+
 /* A test that stops stm32d itself takes it out of the fixture. */
 static void
 bench_teardown (Bench *bench, gconstpointer data)
@@ -131,7 +144,15 @@ bench_teardown (Bench *bench, gconstpointer data)
   g_clear_object (&bench->client);
   if (bench->daemon != NULL)
     stm32_daemon_stop (bench->daemon);
-  stm32_sim_stop (bench->sim);
+  if (bench->sim != NULL)
+    stm32_sim_stop (bench->sim);
+  if (bench->config != NULL)
+    {
+      g_unlink (bench->config);
+      g_rmdir (bench->dir);
+      g_free (bench->config);
+      g_free (bench->dir);
+    }
   if (bench->script != NULL)
     {
       g_autofree char *dir = g_path_get_dirname (bench->script);
@@ -276,52 +297,42 @@ test_new_sync (Bench *bench, gconstpointer data)
 /* ---- links and their properties --------------------------------------------------- */
 
 static void
-test_links (void)
+test_links (Bench *bench, gconstpointer data)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
-  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
-  g_autoptr (Stm32Client) client = NULL;
+  guint16 port = stm32_sim_get_port (bench->sim);
   g_autoptr (GList) links = NULL;
   g_autoptr (GError) error = NULL;
-  Stm32Daemon *daemon;
   const char *names[] = { "alpha", "beta", "gamma" };
   guint i = 0;
 
-  stm32_test_write_file (path,
+  stm32_test_write_file (bench->config,
                          "[Link gamma]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n"
                          "[Link alpha]\nHost=localhost\nPort=%u\nFraming=json\n"
                          "[Link beta]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n",
                          port, port, port);
-  daemon = stm32_daemon_start ("--config", path, NULL);
-  client = client_new ();
+  bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
+  bench->client = client_new ();
   for (i = 0; i < G_N_ELEMENTS (names); i++)
-    wait_link (client, names[i]);
+    wait_link (bench->client, names[i]);
 
   /* Sorted by name, whatever order the file and the bus had them in. */
-  links = stm32_client_get_links (client);
+  links = stm32_client_get_links (bench->client);
   g_assert_cmpuint (g_list_length (links), ==, G_N_ELEMENTS (names));
   i = 0;
   for (GList *l = links; l != NULL; l = l->next, i++)
     {
       g_assert_cmpstr (stm32_client_link_get_name (l->data), ==, names[i]);
-      g_assert_true (stm32_client_get_link (client, names[i]) == l->data);
-      g_assert_true (stm32_client_find_link (client, names[i], &error) == l->data);
+      g_assert_true (stm32_client_get_link (bench->client, names[i]) == l->data);
+      g_assert_true (stm32_client_find_link (bench->client, names[i], &error) == l->data);
       g_assert_no_error (error);
     }
-  g_assert_cmpstr (stm32_client_link_get_host (stm32_client_get_link (client, "alpha")), ==,
+  g_assert_cmpstr (stm32_client_link_get_host (stm32_client_get_link (bench->client, "alpha")), ==,
                    "localhost");
-  g_assert_cmpstr (stm32_client_link_get_framing (stm32_client_get_link (client, "alpha")), ==,
-                   "json");
-  g_assert_false (stm32_client_link_get_autoconnect (stm32_client_get_link (client, "beta")));
-  g_assert_null (stm32_client_get_link (client, "delta"));
-
-  g_clear_object (&client);
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
-  g_unlink (path);
-  g_rmdir (dir);
+  g_assert_cmpstr (stm32_client_link_get_framing (stm32_client_get_link (bench->client, "alpha")),
+                   ==, "json");
+  g_assert_false (
+      stm32_client_link_get_autoconnect (stm32_client_get_link (bench->client, "beta")));
+  g_assert_null (stm32_client_get_link (bench->client, "delta"));
 }
 
 typedef struct
@@ -624,40 +635,31 @@ test_errors (Bench *bench, gconstpointer data)
 
 /* A missing link names the links there are. */
 static void
-test_find_link_no_such_link (void)
+test_find_link_no_such_link (Bench *bench, gconstpointer data)
 {
-  g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
-  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
-  g_autoptr (Stm32Client) client = NULL;
   g_autoptr (GError) error = NULL;
-  Stm32Daemon *daemon;
 
-  stm32_test_write_file (path, "[Link bench]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n"
-                               "[Link arm]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n");
-  daemon = stm32_daemon_start ("--config", path, NULL);
-  client = client_new ();
-  wait_link (client, "arm");
-  wait_link (client, "bench");
-  g_assert_null (stm32_client_find_link (client, "oven", &error));
+  stm32_test_write_file (bench->config, "[Link bench]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n"
+                                        "[Link arm]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n");
+  bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
+  bench->client = client_new ();
+  wait_link (bench->client, "arm");
+  wait_link (bench->client, "bench");
+  g_assert_null (stm32_client_find_link (bench->client, "oven", &error));
   g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK);
   g_assert_cmpstr (error->message, ==, "stm32d has no link “oven”; its links are: arm, bench");
   g_clear_error (&error);
-  g_clear_object (&client);
-  stm32_daemon_stop (daemon);
+  g_clear_object (&bench->client);
+  stm32_daemon_stop (g_steal_pointer (&bench->daemon));
 
   /* A daemon with nothing to do. */
-  stm32_test_write_file (path, "# no boards yet\n");
-  daemon = stm32_daemon_start ("--config", path, NULL);
-  client = client_new ();
-  g_assert_true (stm32_client_is_running (client));
-  g_assert_null (stm32_client_find_link (client, "bench", &error));
+  stm32_test_write_file (bench->config, "# no boards yet\n");
+  bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
+  bench->client = client_new ();
+  g_assert_true (stm32_client_is_running (bench->client));
+  g_assert_null (stm32_client_find_link (bench->client, "bench", &error));
   g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK);
   g_assert_cmpstr (error->message, ==, "stm32d has no link “bench”; it has no links configured");
-
-  g_clear_object (&client);
-  stm32_daemon_stop (daemon);
-  g_unlink (path);
-  g_rmdir (dir);
 }
 
 /* No daemon: the client still comes up, and says what to do on every call. */
@@ -737,41 +739,36 @@ logged_name (GPtrArray *links, guint i)
 /* Reload adds and removes links: an existing client hears of both, and a
  * removed link's calls fail without reaching the daemon. */
 static void
-test_reload (void)
+test_reload (Bench *bench, gconstpointer data)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
-  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
-  g_autoptr (Stm32Client) client = NULL;
+  guint16 port = stm32_sim_get_port (bench->sim);
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
   LinkLog log = { 0 };
-  Stm32Daemon *daemon;
   Stm32ClientLink *c;
 
-  stm32_test_write_file (path,
+  stm32_test_write_file (bench->config,
                          "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link b]\nHost=127.0.0.1\n"
                          "Port=%u\n",
                          port, port);
-  daemon = stm32_daemon_start ("--config", path, NULL);
-  client = client_new ();
-  wait_link (client, "a");
-  wait_link (client, "b");
-  link_log_follow (&log, client);
-  stm32_test_write_file (path,
+  bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
+  bench->client = client_new ();
+  wait_link (bench->client, "a");
+  wait_link (bench->client, "b");
+  link_log_follow (&log, bench->client);
+  stm32_test_write_file (bench->config,
                          "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link c]\nHost=127.0.0.1\n"
                          "Port=%u\n",
                          port, port);
-  g_assert_true (stm32_client_reload_sync (client, NULL, &error));
+  g_assert_true (stm32_client_reload_sync (bench->client, NULL, &error));
   g_assert_no_error (error);
   stm32_test_wait_until (log.added->len == 1 && log.removed->len == 1, WAIT_MS);
   g_assert_cmpstr (logged_name (log.added, 0), ==, "c");
   g_assert_cmpstr (logged_name (log.removed, 0), ==, "b");
-  c = stm32_client_get_link (client, "c");
+  c = stm32_client_get_link (bench->client, "c");
   g_assert_true (c == log.added->pdata[0]);
-  g_assert_null (stm32_client_get_link (client, "b"));
-  g_assert_nonnull (stm32_client_get_link (client, "a"));
+  g_assert_null (stm32_client_get_link (bench->client, "b"));
+  g_assert_nonnull (stm32_client_get_link (bench->client, "a"));
   g_assert_false (stm32_client_link_connect_sync (log.removed->pdata[0], NULL, &error));
   g_assert_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK);
   g_clear_error (&error);
@@ -781,20 +778,15 @@ test_reload (void)
   g_assert_cmpstr (reply, ==, "to c");
 
   /* A bad file is refused, typed and saying where; nothing changes. */
-  stm32_test_write_file (path, "[Link a]\nHost=127.0.0.1\nPort=%u\nRetryMin=soon\n", port);
-  g_assert_false (client_reload (client, &error));
+  stm32_test_write_file (bench->config, "[Link a]\nHost=127.0.0.1\nPort=%u\nRetryMin=soon\n", port);
+  g_assert_false (client_reload (bench->client, &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
-  g_assert_true (g_str_has_prefix (error->message, path));
+  g_assert_true (g_str_has_prefix (error->message, bench->config));
   g_assert_nonnull (strstr (error->message, "stm32d.conf:4: [Link a] RetryMin:"));
-  g_assert_nonnull (stm32_client_get_link (client, "c"));
+  g_assert_nonnull (stm32_client_get_link (bench->client, "c"));
   g_assert_cmpuint (log.added->len + log.removed->len, ==, 2);
 
-  link_log_clear (&log, client);
-  g_clear_object (&client);
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
-  g_unlink (path);
-  g_rmdir (dir);
+  link_log_clear (&log, bench->client);
 }
 
 /* The daemon stops: "running" goes FALSE, its links are removed and fail
@@ -1537,26 +1529,22 @@ test_channel_daemon_stops (Bench *bench, gconstpointer data)
 
 /* Reload without the link closes its channel; the other link's stays. */
 static void
-test_channel_link_removed (void)
+test_channel_link_removed (Bench *bench, gconstpointer data)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  guint16 port = stm32_sim_get_port (sim);
-  g_autofree char *dir = g_dir_make_tmp ("stm32-client-test-XXXXXX", NULL);
-  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
-  g_autoptr (Stm32Client) client = NULL;
+  guint16 port = stm32_sim_get_port (bench->sim);
   g_autoptr (Stm32ClientChannel) to_a = NULL, to_b = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *reply = NULL;
-  Stm32Daemon *daemon;
   Stm32ClientLink *a, *b;
 
-  stm32_test_write_file (
-      path, "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link b]\nHost=127.0.0.1\nPort=%u\n", port, port);
-  daemon = stm32_daemon_start ("--config", path, NULL);
-  client = client_new ();
-  a = wait_link (client, "a");
-  b = wait_link (client, "b");
+  stm32_test_write_file (bench->config,
+                         "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link b]\nHost=127.0.0.1\nPort=%u\n",
+                         port, port);
+  bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
+  bench->client = client_new ();
+  a = wait_link (bench->client, "a");
+  b = wait_link (bench->client, "b");
   stm32_test_wait_until (state_is (a, "connected") && state_is (b, "connected"), WAIT_MS);
   to_a = stm32_client_link_open_transact_channel_sync (a, NULL, &error);
   g_assert_no_error (error);
@@ -1566,8 +1554,8 @@ test_channel_link_removed (void)
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "to b");
 
-  stm32_test_write_file (path, "[Link a]\nHost=127.0.0.1\nPort=%u\n", port);
-  g_assert_true (stm32_client_reload_sync (client, NULL, &error));
+  stm32_test_write_file (bench->config, "[Link a]\nHost=127.0.0.1\nPort=%u\n", port);
+  g_assert_true (stm32_client_reload_sync (bench->client, NULL, &error));
   g_assert_no_error (error);
   channel_transact_start (to_b, "anyone?", 2000, NULL, &result);
   g_assert_null (channel_transact_wait (to_b, &result, &error));
@@ -1583,11 +1571,6 @@ test_channel_link_removed (void)
 
   g_clear_object (&to_a);
   g_clear_object (&to_b);
-  g_clear_object (&client);
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
-  g_unlink (path);
-  g_rmdir (dir);
 }
 
 /* ---- the library as others load it --------------------------------------------------- */
@@ -1797,16 +1780,17 @@ main (int argc, char **argv)
   stm32_daemon_test_init (&argc, &argv);
   add_test ("/client/new/async", "echo", board_setup, test_new_async);
   add_test ("/client/new/sync", "echo", board_setup, test_new_sync);
-  g_test_add_func ("/client/links", test_links);
+  add_test ("/client/links", "echo", config_bench_setup, test_links);
   add_test ("/client/properties", "echo", bench_setup, test_properties);
   add_test ("/client/methods/async", "echo", bench_setup, test_methods_async);
   add_test ("/client/methods/sync", "echo", bench_setup, test_methods_sync);
   add_test ("/client/diagnose", "echo", bench_setup, test_diagnose);
   add_test ("/client/received-order", "echo", bench_setup, test_received_order);
   add_test ("/client/errors", "none", bench_setup, test_errors);
-  g_test_add_func ("/client/find-link/no-such-link", test_find_link_no_such_link);
+  add_test ("/client/find-link/no-such-link", NULL, config_bench_setup,
+            test_find_link_no_such_link);
   g_test_add_func ("/client/find-link/not-running", test_find_link_not_running);
-  g_test_add_func ("/client/reload", test_reload);
+  add_test ("/client/reload", "echo", config_bench_setup, test_reload);
   add_test ("/client/running", "echo", bench_setup, test_running);
   add_test ("/client/autoconnect", "echo", bench_setup, test_autoconnect);
   add_test ("/client/acquire-stream", "echo", bench_setup, test_acquire_stream);
@@ -1824,7 +1808,7 @@ main (int argc, char **argv)
   add_test ("/client/channel/cancel", NULL, channel_bench_setup, test_channel_cancel);
   add_test ("/client/channel/errors", NULL, channel_bench_setup, test_channel_errors);
   add_test ("/client/channel/daemon-stops", NULL, channel_bench_setup, test_channel_daemon_stops);
-  g_test_add_func ("/client/channel/link-removed", test_channel_link_removed);
+  add_test ("/client/channel/link-removed", "echo", config_bench_setup, test_channel_link_removed);
   add_test ("/client/example/python", "echo", bench_setup, test_example_python);
   add_test ("/client/example/python-poll", "echo", bench_setup, test_example_python_poll);
   g_test_add_func ("/client/library/exports", test_library_exports);
