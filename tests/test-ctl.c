@@ -69,6 +69,8 @@ typedef struct
   Stm32Sim *sim;
   Stm32Daemon *daemon;
   Stm32DbusLink1 *link;
+  char *dir; /* config_setup's, holding @config */
+  char *config;
 } Fixture;
 
 static void
@@ -83,6 +85,15 @@ fixture_setup (Fixture *fixture, gconstpointer reply)
   stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
 }
 
+/* The board, and a place for the config file of the stm32d the test starts. */
+static void
+config_setup (Fixture *fixture, gconstpointer reply)
+{
+  fixture->sim = stm32_sim_start ("--reply", reply, NULL);
+  fixture->dir = g_dir_make_tmp ("stm32ctl-test-XXXXXX", NULL);
+  fixture->config = g_build_filename (fixture->dir, "stm32d.conf", NULL);
+}
+
 /* A test that stops the board itself takes it out of the fixture. */
 static void
 fixture_teardown (Fixture *fixture, gconstpointer reply)
@@ -90,6 +101,13 @@ fixture_teardown (Fixture *fixture, gconstpointer reply)
   stm32_daemon_stop (fixture->daemon);
   if (fixture->sim != NULL)
     stm32_sim_stop (fixture->sim);
+  if (fixture->config != NULL)
+    {
+      g_unlink (fixture->config);
+      g_rmdir (fixture->dir);
+      g_free (fixture->config);
+      g_free (fixture->dir);
+    }
 }
 
 static void
@@ -136,25 +154,23 @@ test_status (Fixture *fixture, gconstpointer reply)
 }
 
 static void
-test_links (void)
+test_links (Fixture *fixture, gconstpointer reply)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autofree char *dir = g_dir_make_tmp ("stm32ctl-test-XXXXXX", NULL);
-  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
-  g_autofree char *config = g_strdup_printf ("[Link bench]\nHost=127.0.0.1\nPort=%u\n\n"
-                                             "[Link spare]\nHost=127.0.0.1\nPort=%u\n"
-                                             "Autoconnect=false\n",
-                                             stm32_sim_get_port (sim), stm32_sim_get_port (sim));
+  g_autofree char *text =
+      g_strdup_printf ("[Link bench]\nHost=127.0.0.1\nPort=%u\n\n"
+                       "[Link spare]\nHost=127.0.0.1\nPort=%u\n"
+                       "Autoconnect=false\n",
+                       stm32_sim_get_port (fixture->sim), stm32_sim_get_port (fixture->sim));
   g_autofree char *out = NULL, *json_out = NULL, *err = NULL;
   g_autoptr (JsonNode) root = NULL;
-  Stm32Daemon *daemon;
   JsonArray *links;
 
-  g_assert_true (g_file_set_contents (path, config, -1, NULL));
-  daemon = stm32_daemon_start ("--config", path, NULL);
+  g_assert_true (g_file_set_contents (fixture->config, text, -1, NULL));
+  fixture->daemon = stm32_daemon_start ("--config", fixture->config, NULL);
   stm32_test_wait_until (
-      stm32_daemon_link_state_is (stm32_daemon_get_link (daemon, "bench"), "connected"), WAIT_MS);
-  stm32_daemon_get_link (daemon, "spare");
+      stm32_daemon_link_state_is (stm32_daemon_get_link (fixture->daemon, "bench"), "connected"),
+      WAIT_MS);
+  stm32_daemon_get_link (fixture->daemon, "spare");
 
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "links", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "bench"));
@@ -175,10 +191,6 @@ test_links (void)
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (run_ctl (NULL, NULL, &err, "-l", "nope", "status", NULL), ==, 6);
   g_assert_nonnull (strstr (err, "bench"));
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
-  g_unlink (path);
-  g_rmdir (dir);
 }
 
 /* ---- control ----------------------------------------------------------------------- */
@@ -468,34 +480,26 @@ test_connect_no_wait (Fixture *fixture, gconstpointer reply)
 }
 
 static void
-test_reload (void)
+test_reload (Fixture *fixture, gconstpointer reply)
 {
-  Stm32Sim *sim = stm32_sim_start ("--reply", "echo", NULL);
-  g_autofree char *dir = g_dir_make_tmp ("stm32ctl-test-XXXXXX", NULL);
-  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
   g_autofree char *one =
-      g_strdup_printf ("[Link a]\nHost=127.0.0.1\nPort=%u\n", stm32_sim_get_port (sim));
-  g_autofree char *two =
-      g_strdup_printf ("%s\n[Link b]\nHost=127.0.0.1\nPort=%u\n", one, stm32_sim_get_port (sim));
+      g_strdup_printf ("[Link a]\nHost=127.0.0.1\nPort=%u\n", stm32_sim_get_port (fixture->sim));
+  g_autofree char *two = g_strdup_printf ("%s\n[Link b]\nHost=127.0.0.1\nPort=%u\n", one,
+                                          stm32_sim_get_port (fixture->sim));
   g_autofree char *out = NULL, *err = NULL;
-  Stm32Daemon *daemon;
 
-  g_assert_true (g_file_set_contents (path, one, -1, NULL));
-  daemon = stm32_daemon_start ("--config", path, NULL);
-  stm32_daemon_get_link (daemon, "a");
-  g_assert_true (g_file_set_contents (path, two, -1, NULL));
+  g_assert_true (g_file_set_contents (fixture->config, one, -1, NULL));
+  fixture->daemon = stm32_daemon_start ("--config", fixture->config, NULL);
+  stm32_daemon_get_link (fixture->daemon, "a");
+  g_assert_true (g_file_set_contents (fixture->config, two, -1, NULL));
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "reload", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "reloaded"));
-  stm32_daemon_get_link (daemon, "b");
+  stm32_daemon_get_link (fixture->daemon, "b");
   /* A bad file: refused, saying where, and nothing changes. */
-  g_assert_true (g_file_set_contents (path, "[Link a]\nPort=1\n", -1, NULL));
+  g_assert_true (g_file_set_contents (fixture->config, "[Link a]\nPort=1\n", -1, NULL));
   g_assert_cmpint (run_ctl (NULL, NULL, &err, "reload", NULL), ==, 1);
   g_assert_nonnull (strstr (err, "stm32d.conf:1: [Link a]"));
-  g_assert_nonnull (stm32_daemon_peek_link (daemon, "b"));
-  stm32_daemon_stop (daemon);
-  stm32_sim_stop (sim);
-  g_unlink (path);
-  g_rmdir (dir);
+  g_assert_nonnull (stm32_daemon_peek_link (fixture->daemon, "b"));
 }
 
 int
@@ -503,7 +507,7 @@ main (int argc, char **argv)
 {
   stm32_daemon_test_init (&argc, &argv);
   add_test ("/ctl/status", "echo", test_status);
-  g_test_add_func ("/ctl/links", test_links);
+  g_test_add ("/ctl/links", Fixture, "echo", config_setup, test_links, fixture_teardown);
   add_test ("/ctl/connect-disconnect", "echo", test_connect_disconnect);
   add_test ("/ctl/send-transact", "echo", test_send_transact);
   add_test ("/ctl/transact-timeout", "none", test_transact_timeout);
@@ -513,6 +517,6 @@ main (int argc, char **argv)
   add_test ("/ctl/monitor", "echo", test_monitor);
   add_test ("/ctl/status-watch", "echo", test_status_watch);
   add_test ("/ctl/connect-no-wait", "echo", test_connect_no_wait);
-  g_test_add_func ("/ctl/reload", test_reload);
+  g_test_add ("/ctl/reload", Fixture, "echo", config_setup, test_reload, fixture_teardown);
   return stm32_daemon_test_run ();
 }
