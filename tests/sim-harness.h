@@ -58,5 +58,8 @@ void stm32_sim_stop (Stm32Sim *sim);
 /* stm32_sim_start() with its options as a NULL-terminated array (NULL for
  * none), e.g. a GTest fixture's data. */
 Stm32Sim *stm32_sim_startv (const char *const *options);
+/* Such an array written in place; it lives as long as the enclosing block, so
+ * one made in main() serves as fixture data for the whole g_test_run(). */
+#define STM32_SIM_OPTIONS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
 G_END_DECLS

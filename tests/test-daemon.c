@@ -36,9 +36,6 @@ typedef struct
   Stm32DbusLink1 *link; /* "default", owned by the daemon */
 } Fixture;
 
-/* A test's simulator options, as fixture data: they live as long as main(). */
-#define OPTIONS(...) ((const char *const[]){ __VA_ARGS__, NULL })
-
 /* The board alone, for a test that starts stm32d its own way. */
 static void
 board_setup (Fixture *fixture, gconstpointer options)
@@ -543,23 +540,24 @@ int
 main (int argc, char **argv)
 {
   stm32_daemon_test_init (&argc, &argv);
-  add_test ("/daemon/properties", OPTIONS ("--reply", "echo"), fixture_setup, test_properties);
-  add_test ("/daemon/state-and-error-together", OPTIONS ("--reply", "echo"), fixture_setup,
-            test_state_and_error_together);
-  add_test ("/daemon/send-transact-received", OPTIONS ("--reply", "echo"), fixture_setup,
+  add_test ("/daemon/properties", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
+            test_properties);
+  add_test ("/daemon/state-and-error-together", STM32_SIM_OPTIONS ("--reply", "echo"),
+            fixture_setup, test_state_and_error_together);
+  add_test ("/daemon/send-transact-received", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_send_transact_received);
-  add_test ("/daemon/errors", OPTIONS ("--reply", "none"), board_setup, test_errors);
-  add_test ("/daemon/history", OPTIONS ("--mode", "leak"), fixture_setup, test_history);
-  add_test ("/daemon/vanishing-client", OPTIONS ("--reply", "echo"), fixture_setup,
+  add_test ("/daemon/errors", STM32_SIM_OPTIONS ("--reply", "none"), board_setup, test_errors);
+  add_test ("/daemon/history", STM32_SIM_OPTIONS ("--mode", "leak"), fixture_setup, test_history);
+  add_test ("/daemon/vanishing-client", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_vanishing_client);
-  add_test ("/daemon/sigterm-flushes", OPTIONS ("--reply", "none", "--mode", "good"), fixture_setup,
-            test_sigterm_flushes);
+  add_test ("/daemon/sigterm-flushes", STM32_SIM_OPTIONS ("--reply", "none", "--mode", "good"),
+            fixture_setup, test_sigterm_flushes);
   g_test_add_func ("/daemon/bad-command-line", test_bad_command_line);
-  add_test ("/daemon/second-daemon", OPTIONS ("--reply", "echo"), fixture_setup,
+  add_test ("/daemon/second-daemon", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_second_daemon_leaves_board_alone);
   g_test_add_func ("/daemon/reload", test_reload);
   g_test_add_func ("/daemon/bad-config-refused", test_bad_config_refused);
-  add_test ("/daemon/systemd-notify", OPTIONS ("--reply", "echo"), board_setup,
+  add_test ("/daemon/systemd-notify", STM32_SIM_OPTIONS ("--reply", "echo"), board_setup,
             test_systemd_notify);
   return stm32_daemon_test_run ();
 }

@@ -91,9 +91,6 @@ typedef struct
   Stm32LinkConfig *config;
 } Fixture;
 
-/* A test's simulator options, as fixture data: they live as long as main(). */
-#define OPTIONS(...) ((const char *const[]){ __VA_ARGS__, NULL })
-
 static void
 fixture_setup (Fixture *fixture, gconstpointer options)
 {
@@ -1070,45 +1067,51 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
 
   add_test ("/link/cycles/leaky-firmware",
-            OPTIONS ("--mode", "leak", "--slots", "2", "--when-full", "rst"),
+            STM32_SIM_OPTIONS ("--mode", "leak", "--slots", "2", "--when-full", "rst"),
             test_cycles_leaky_firmware);
   add_test ("/link/cycles/plain-close-fails",
-            OPTIONS ("--mode", "leak", "--slots", "2", "--when-full", "rst"),
+            STM32_SIM_OPTIONS ("--mode", "leak", "--slots", "2", "--when-full", "rst"),
             test_cycles_plain_close_fails);
-  add_test ("/link/classify/remote-closed-then-reconnect", OPTIONS ("--reply", "none"),
+  add_test ("/link/classify/remote-closed-then-reconnect", STM32_SIM_OPTIONS ("--reply", "none"),
             test_board_closes_then_reconnect);
   g_test_add_func ("/link/classify/refused-backoff", test_refused_backoff);
-  add_test ("/link/classify/server-busy", OPTIONS ("--slots", "1", "--when-full", "rst"),
+  add_test ("/link/classify/server-busy", STM32_SIM_OPTIONS ("--slots", "1", "--when-full", "rst"),
             test_server_busy);
-  add_test ("/link/classify/connect-timeout", OPTIONS ("--slots", "1", "--when-full", "drop"),
-            test_connect_timeout);
-  add_test ("/link/classify/reset", OPTIONS ("--blackhole-after", "0", "--reply", "none"),
+  add_test ("/link/classify/connect-timeout",
+            STM32_SIM_OPTIONS ("--slots", "1", "--when-full", "drop"), test_connect_timeout);
+  add_test ("/link/classify/reset", STM32_SIM_OPTIONS ("--blackhole-after", "0", "--reply", "none"),
             test_board_reset);
-  add_test ("/link/close/graceful", OPTIONS ("--mode", "good"), test_graceful_close_good_firmware);
-  add_test ("/link/dead-peer/heartbeat", OPTIONS ("--blackhole-after", "1"),
+  add_test ("/link/close/graceful", STM32_SIM_OPTIONS ("--mode", "good"),
+            test_graceful_close_good_firmware);
+  add_test ("/link/dead-peer/heartbeat", STM32_SIM_OPTIONS ("--blackhole-after", "1"),
             test_blackhole_heartbeat);
-  add_test ("/link/dead-peer/idle-timeout", OPTIONS ("--reply", "none"), test_idle_timeout);
-  add_test ("/link/send/errors", OPTIONS ("--framing", "json", "--reply", "none"),
+  add_test ("/link/dead-peer/idle-timeout", STM32_SIM_OPTIONS ("--reply", "none"),
+            test_idle_timeout);
+  add_test ("/link/send/errors", STM32_SIM_OPTIONS ("--framing", "json", "--reply", "none"),
             test_send_errors);
-  add_test ("/link/send/queue-full", OPTIONS ("--reply", "none"), test_queue_full);
-  add_test ("/link/transact/in-order", OPTIONS ("--reply", "echo"), test_transactions_in_order);
-  add_test ("/link/transact/timeout", OPTIONS ("--reply", "none"), test_transaction_timeout);
-  add_test ("/link/transact/late-reply", OPTIONS ("--reply", "echo"), test_transaction_late_reply);
-  add_test ("/link/transact/disconnect", OPTIONS ("--reply", "none"), test_transaction_disconnect);
-  add_test ("/link/transact/abandoned-reply", OPTIONS ("--reply", "echo"),
+  add_test ("/link/send/queue-full", STM32_SIM_OPTIONS ("--reply", "none"), test_queue_full);
+  add_test ("/link/transact/in-order", STM32_SIM_OPTIONS ("--reply", "echo"),
+            test_transactions_in_order);
+  add_test ("/link/transact/timeout", STM32_SIM_OPTIONS ("--reply", "none"),
+            test_transaction_timeout);
+  add_test ("/link/transact/late-reply", STM32_SIM_OPTIONS ("--reply", "echo"),
+            test_transaction_late_reply);
+  add_test ("/link/transact/disconnect", STM32_SIM_OPTIONS ("--reply", "none"),
+            test_transaction_disconnect);
+  add_test ("/link/transact/abandoned-reply", STM32_SIM_OPTIONS ("--reply", "echo"),
             test_transaction_abandoned_reply);
   g_test_add_func ("/link/receive/bad-frame", test_bad_frame_from_board);
   g_test_add_func ("/link/dead-peer/keepalive", test_dead_peer_keepalive);
   g_test_add_func ("/link/dead-peer/user-timeout", test_dead_peer_user_timeout);
-  add_test ("/link/close/connect-during-close", OPTIONS ("--mode", "leak"),
+  add_test ("/link/close/connect-during-close", STM32_SIM_OPTIONS ("--mode", "leak"),
             test_connect_during_close);
-  add_test ("/link/autoconnect", OPTIONS ("--reply", "echo"), test_autoconnect);
+  add_test ("/link/autoconnect", STM32_SIM_OPTIONS ("--reply", "echo"), test_autoconnect);
   g_test_add_func ("/link/backoff/network-change", test_network_change_resets_backoff);
-  add_test ("/link/transact/cancel-queued", OPTIONS ("--reply", "none"),
+  add_test ("/link/transact/cancel-queued", STM32_SIM_OPTIONS ("--reply", "none"),
             test_transaction_cancel_queued);
-  add_test ("/link/transact/cancel-written", OPTIONS ("--reply", "echo"),
+  add_test ("/link/transact/cancel-written", STM32_SIM_OPTIONS ("--reply", "echo"),
             test_transaction_cancel_written);
-  add_test ("/link/transact/after-heartbeat", OPTIONS ("--reply", "echo"),
+  add_test ("/link/transact/after-heartbeat", STM32_SIM_OPTIONS ("--reply", "echo"),
             test_transaction_after_heartbeat);
   return g_test_run ();
 }

@@ -273,9 +273,6 @@ typedef struct
   guint16 port;
 } Fixture;
 
-/* A test's simulator options, as fixture data: they live as long as main(). */
-#define OPTIONS(...) ((const char *const[]){ __VA_ARGS__, NULL })
-
 static void
 fixture_setup (Fixture *fixture, gconstpointer options)
 {
@@ -744,34 +741,40 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   add_test ("/sim/echo/line", NULL, test_echo_line);
-  add_test ("/sim/echo/u16be", OPTIONS ("--framing", "u16be"), test_u16be_echo);
-  add_test ("/sim/good/close-frees-slot", OPTIONS ("--slots", "1"), test_good_close_frees_slot);
-  add_test ("/sim/full/rst", OPTIONS ("--slots", "1"), test_full_rst);
-  add_test ("/sim/full/drop", OPTIONS ("--slots", "1", "--when-full", "drop"), test_full_drop);
-  add_test ("/sim/leak/fin-keeps-slot", OPTIONS ("--slots", "1", "--mode", "leak"),
+  add_test ("/sim/echo/u16be", STM32_SIM_OPTIONS ("--framing", "u16be"), test_u16be_echo);
+  add_test ("/sim/good/close-frees-slot", STM32_SIM_OPTIONS ("--slots", "1"),
+            test_good_close_frees_slot);
+  add_test ("/sim/full/rst", STM32_SIM_OPTIONS ("--slots", "1"), test_full_rst);
+  add_test ("/sim/full/drop", STM32_SIM_OPTIONS ("--slots", "1", "--when-full", "drop"),
+            test_full_drop);
+  add_test ("/sim/leak/fin-keeps-slot", STM32_SIM_OPTIONS ("--slots", "1", "--mode", "leak"),
             test_leak_fin_keeps_slot);
-  add_test ("/sim/leak/rst-frees-slot", OPTIONS ("--slots", "1", "--mode", "leak"),
+  add_test ("/sim/leak/rst-frees-slot", STM32_SIM_OPTIONS ("--slots", "1", "--mode", "leak"),
             test_leak_rst_frees_slot);
-  add_test ("/sim/idle-timeout/fires", OPTIONS ("--idle-timeout", "200"), test_idle_timeout);
-  add_test ("/sim/idle-timeout/traffic-defers", OPTIONS ("--idle-timeout", "1000"),
+  add_test ("/sim/idle-timeout/fires", STM32_SIM_OPTIONS ("--idle-timeout", "200"),
+            test_idle_timeout);
+  add_test ("/sim/idle-timeout/traffic-defers", STM32_SIM_OPTIONS ("--idle-timeout", "1000"),
             test_idle_timeout_traffic);
-  add_test ("/sim/blackhole-after", OPTIONS ("--blackhole-after", "2"), test_blackhole_after);
-  add_test ("/sim/rst-after", OPTIONS ("--rst-after", "1"), test_rst_after);
-  add_test ("/sim/close-after", OPTIONS ("--close-after", "1"), test_close_after);
-  add_test ("/sim/fin-wait-bound", OPTIONS ("--close-after", "0", "--fin-wait", "200"),
+  add_test ("/sim/blackhole-after", STM32_SIM_OPTIONS ("--blackhole-after", "2"),
+            test_blackhole_after);
+  add_test ("/sim/rst-after", STM32_SIM_OPTIONS ("--rst-after", "1"), test_rst_after);
+  add_test ("/sim/close-after", STM32_SIM_OPTIONS ("--close-after", "1"), test_close_after);
+  add_test ("/sim/fin-wait-bound", STM32_SIM_OPTIONS ("--close-after", "0", "--fin-wait", "200"),
             test_fin_wait_bound);
-  add_test ("/sim/refuse/startup", OPTIONS ("--refuse-for", "1000"), test_refuse_for);
+  add_test ("/sim/refuse/startup", STM32_SIM_OPTIONS ("--refuse-for", "1000"), test_refuse_for);
   add_test ("/sim/refuse/command", NULL, test_refuse_command);
   add_test ("/sim/restart", NULL, test_restart);
-  add_test ("/sim/malformed/close", OPTIONS ("--max-frame", "8"), test_malformed_close);
-  add_test ("/sim/malformed/rst", OPTIONS ("--framing", "json", "--on-malformed", "rst"),
+  add_test ("/sim/malformed/close", STM32_SIM_OPTIONS ("--max-frame", "8"), test_malformed_close);
+  add_test ("/sim/malformed/rst", STM32_SIM_OPTIONS ("--framing", "json", "--on-malformed", "rst"),
             test_malformed_rst);
-  add_test ("/sim/malformed/ignore", OPTIONS ("--max-frame", "8", "--on-malformed", "ignore"),
+  add_test ("/sim/malformed/ignore",
+            STM32_SIM_OPTIONS ("--max-frame", "8", "--on-malformed", "ignore"),
             test_malformed_ignore);
   g_test_add_func ("/sim/reply/script", test_script);
-  add_test ("/sim/reply/none", OPTIONS ("--reply", "none"), test_reply_none);
+  add_test ("/sim/reply/none", STM32_SIM_OPTIONS ("--reply", "none"), test_reply_none);
   add_test ("/sim/control/errors", NULL, test_control_errors);
-  add_test ("/sim/control/slots-and-mode", OPTIONS ("--slots", "0"), test_control_slots_and_mode);
+  add_test ("/sim/control/slots-and-mode", STM32_SIM_OPTIONS ("--slots", "0"),
+            test_control_slots_and_mode);
   add_test ("/sim/control/close-rst-all", NULL, test_control_close_rst_all);
   add_test ("/sim/control/blackhole", NULL, test_control_blackhole);
   return g_test_run ();

@@ -188,9 +188,6 @@ typedef struct
   char *config;
 } Fixture;
 
-/* A test's simulator options, as fixture data: they live as long as main(). */
-#define OPTIONS(...) ((const char *const[]){ __VA_ARGS__, NULL })
-
 static void
 on_received (Stm32DbusLink1 *link, GVariant *frame, Fixture *fixture)
 {
@@ -694,28 +691,31 @@ main (int argc, char **argv)
   stm32_daemon_test_init (&argc, &argv);
   /* A write to a stream the daemon closed must fail with EPIPE, not kill the test. */
   signal (SIGPIPE, SIG_IGN);
-  add_test ("/stream/bytes-both-ways", OPTIONS ("--reply", "echo"), fixture_setup,
+  add_test ("/stream/bytes-both-ways", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_bytes_both_ways);
-  add_test ("/stream/bulk", OPTIONS ("--reply", "echo", "--quiet"), config_fixture_setup,
+  add_test ("/stream/bulk", STM32_SIM_OPTIONS ("--reply", "echo", "--quiet"), config_fixture_setup,
             test_bulk);
-  add_test ("/stream/back-pressure", OPTIONS ("--reply", "none"), config_fixture_setup,
+  add_test ("/stream/back-pressure", STM32_SIM_OPTIONS ("--reply", "none"), config_fixture_setup,
             test_back_pressure);
-  add_test ("/stream/busy", OPTIONS ("--reply", "echo"), fixture_setup, test_busy);
-  add_test ("/stream/takes-transactions", OPTIONS ("--reply", "echo"), fixture_setup,
+  add_test ("/stream/busy", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup, test_busy);
+  add_test ("/stream/takes-transactions", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_takes_transactions);
-  add_test ("/stream/holder-closes", OPTIONS ("--reply", "echo"), fixture_setup,
+  add_test ("/stream/holder-closes", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_holder_closes);
-  add_test ("/stream/link-drops", OPTIONS ("--reply", "echo"), fixture_setup, test_link_drops);
-  add_test ("/stream/board-closes", OPTIONS ("--reply", "echo", "--quiet", "--close-after", "500"),
-            fixture_setup, test_board_closes);
-  add_test ("/stream/holder-leaves-bus", OPTIONS ("--reply", "echo"), fixture_setup,
+  add_test ("/stream/link-drops", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
+            test_link_drops);
+  add_test ("/stream/board-closes",
+            STM32_SIM_OPTIONS ("--reply", "echo", "--quiet", "--close-after", "500"), fixture_setup,
+            test_board_closes);
+  add_test ("/stream/holder-leaves-bus", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_holder_leaves_bus);
-  add_test ("/stream/not-connected", OPTIONS ("--reply", "echo"), fixture_setup,
+  add_test ("/stream/not-connected", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_not_connected);
-  add_test ("/stream/slow-holder", OPTIONS ("--reply", "echo", "--quiet"), fixture_setup,
+  add_test ("/stream/slow-holder", STM32_SIM_OPTIONS ("--reply", "echo", "--quiet"), fixture_setup,
             test_slow_holder);
-  add_test ("/stream/sigterm-while-held", OPTIONS ("--reply", "echo"), fixture_setup,
+  add_test ("/stream/sigterm-while-held", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_sigterm_while_held);
-  add_test ("/stream/no-fd-leak", OPTIONS ("--reply", "echo"), fixture_setup, test_no_fd_leak);
+  add_test ("/stream/no-fd-leak", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
+            test_no_fd_leak);
   return stm32_daemon_test_run ();
 }
