@@ -428,6 +428,20 @@ stm32_client_link_get_connect_failures (Stm32ClientLink *self)
   return stm32_dbus_link1_get_connect_failures (self->proxy);
 }
 
+/**
+ * stm32_client_link_get_late_replies:
+ * @self: a link
+ *
+ * Returns: replies that came after their transaction's caller stopped
+ *   waiting; each was received, never handed to another caller
+ */
+guint64
+stm32_client_link_get_late_replies (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_late_replies (self->proxy);
+}
+
 /* ---- what calls find once the link is gone ------------------------------------- */
 
 static void

@@ -47,6 +47,7 @@ STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_frames_received (Stm32ClientLi
 STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_connects (Stm32ClientLink *self);
 STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_disconnects (Stm32ClientLink *self);
 STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_connect_failures (Stm32ClientLink *self);
+STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_late_replies (Stm32ClientLink *self);
 
 /* Sets Autoconnect on the daemon; the property follows once it changed there. */
 STM32_CLIENT_PUBLIC void stm32_client_link_set_autoconnect (Stm32ClientLink *self,

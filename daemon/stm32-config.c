@@ -85,9 +85,11 @@ static const KeySpec key_specs[] = {
   { "UserTimeout", VALUE_UINT, FIELD (user_timeout), &in_milliseconds, 0, STM32_MAX_USER_TIMEOUT },
   { "IdleTimeout", VALUE_UINT, FIELD (idle_timeout), &in_milliseconds, 0, G_MAXUINT },
   { "Heartbeat", VALUE_HEARTBEAT, FIELD (heartbeat) },
+  { "HeartbeatReply", VALUE_HEARTBEAT, FIELD (heartbeat_reply) },
   { "HeartbeatInterval", VALUE_UINT, FIELD (heartbeat_interval), &in_milliseconds, 1, G_MAXUINT },
   { "HeartbeatTimeout", VALUE_UINT, FIELD (heartbeat_timeout), &in_milliseconds, 1, G_MAXUINT },
   { "SendQueueMax", VALUE_UINT, FIELD (send_queue_max), &in_bytes, 1, G_MAXUINT },
+  { "ReplyGrace", VALUE_UINT, FIELD (reply_grace), &in_milliseconds, 1, G_MAXUINT },
 };
 
 /* ---- where things are: GKeyFile keeps no line numbers ---- */

@@ -24,6 +24,7 @@
 #define STM32_DEFAULT_HEARTBEAT_INTERVAL 5000
 #define STM32_DEFAULT_HEARTBEAT_TIMEOUT 2000
 #define STM32_DEFAULT_SEND_QUEUE_MAX (1024 * 1024)
+#define STM32_DEFAULT_REPLY_GRACE 2000
 
 /* Not config keys: how much a link remembers and reads at once. */
 #define STM32_HISTORY_SIZE 64
@@ -31,6 +32,14 @@
 /* Longest pause between checks that the board acknowledged a Send: about
  * half lwIP's delayed-ACK timer, so a quiet board's ACK is seen promptly. */
 #define STM32_CONFIRM_POLL_MAX_MS 128
+/* Transact: the longest timeout a caller may ask for, and how many
+ * transactions may wait per link (each is a little memory and a D-Bus call
+ * kept open). */
+#define STM32_TRANSACT_TIMEOUT_MAX 600000
+#define STM32_TRANSACT_QUEUE_MAX 100000
+/* Written requests in a row that get no reply even ReplyGrace after their
+ * callers gave up, before the link stops trusting the pairing and reconnects. */
+#define STM32_OUT_OF_STEP_AFTER 3
 /* OpenTransactChannel: each open channel is an fd in the daemon. */
 #define STM32_TRANSACT_CHANNELS_MAX 64
 

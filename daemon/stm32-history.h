@@ -22,6 +22,7 @@ typedef struct
   guint64 bytes_received;
   guint64 frames_sent;
   guint64 frames_received;
+  guint64 late_replies; /* replies that came after their caller stopped waiting */
   Stm32ClosedBy closed_by;
   Stm32EndReason reason;
   gboolean aborted; /* ended with our RST (SO_LINGER 0) rather than a graceful close */

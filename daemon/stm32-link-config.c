@@ -31,6 +31,7 @@ stm32_link_config_new (const char *host, guint16 port)
   config->heartbeat_interval = STM32_DEFAULT_HEARTBEAT_INTERVAL;
   config->heartbeat_timeout = STM32_DEFAULT_HEARTBEAT_TIMEOUT;
   config->send_queue_max = STM32_DEFAULT_SEND_QUEUE_MAX;
+  config->reply_grace = STM32_DEFAULT_REPLY_GRACE;
   return config;
 }
 
@@ -41,6 +42,7 @@ stm32_link_config_copy (const Stm32LinkConfig *config)
 
   copy->host = g_strdup (config->host);
   copy->heartbeat = config->heartbeat ? g_bytes_ref (config->heartbeat) : NULL;
+  copy->heartbeat_reply = config->heartbeat_reply ? g_bytes_ref (config->heartbeat_reply) : NULL;
   return copy;
 }
 
@@ -51,6 +53,7 @@ stm32_link_config_free (Stm32LinkConfig *config)
     return;
   g_free (config->host);
   g_clear_pointer (&config->heartbeat, g_bytes_unref);
+  g_clear_pointer (&config->heartbeat_reply, g_bytes_unref);
   g_free (config);
 }
 
@@ -67,8 +70,31 @@ stm32_link_config_equal_but_autoconnect (const Stm32LinkConfig *a, const Stm32Li
          a->keepalive_count == b->keepalive_count && a->user_timeout == b->user_timeout &&
          a->idle_timeout == b->idle_timeout && (a->heartbeat == NULL) == (b->heartbeat == NULL) &&
          (a->heartbeat == NULL || g_bytes_equal (a->heartbeat, b->heartbeat)) &&
+         (a->heartbeat_reply == NULL) == (b->heartbeat_reply == NULL) &&
+         (a->heartbeat_reply == NULL || g_bytes_equal (a->heartbeat_reply, b->heartbeat_reply)) &&
          a->heartbeat_interval == b->heartbeat_interval &&
-         a->heartbeat_timeout == b->heartbeat_timeout && a->send_queue_max == b->send_queue_max;
+         a->heartbeat_timeout == b->heartbeat_timeout && a->send_queue_max == b->send_queue_max &&
+         a->reply_grace == b->reply_grace;
+}
+
+/* Whether @frame (if set) is a valid frame in the link's framing. */
+static gboolean
+frame_fits (const Stm32LinkConfig *config, GBytes *frame, const char *key, GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  g_autoptr (GBytes) wire = NULL;
+
+  if (frame == NULL)
+    return TRUE;
+  wire = stm32_frame_encode (config->framing, config->max_frame, frame, &local_error);
+  if (wire == NULL)
+    {
+      g_set_error (
+          error, STM32_ERROR, STM32_ERROR_INVALID_ARGS, "%s cannot be sent as a %s frame: %s", key,
+          stm32_enum_to_string (STM32_TYPE_FRAMING, config->framing), local_error->message);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 gboolean
@@ -137,22 +163,14 @@ stm32_link_config_validate (const Stm32LinkConfig *config, GError **error)
                            "HeartbeatInterval and HeartbeatTimeout must be at least 1 ms");
       return FALSE;
     }
-  /* A heartbeat the framing cannot carry would never be sent, and a dead
-   * board would go unnoticed. */
-  if (config->heartbeat != NULL)
+  if (config->heartbeat_reply != NULL && config->heartbeat == NULL)
     {
-      g_autoptr (GError) local_error = NULL;
-      g_autoptr (GBytes) wire =
-          stm32_frame_encode (config->framing, config->max_frame, config->heartbeat, &local_error);
-
-      if (wire == NULL)
-        {
-          g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
-                       "Heartbeat cannot be sent as a %s frame: %s",
-                       stm32_enum_to_string (STM32_TYPE_FRAMING, config->framing),
-                       local_error->message);
-          return FALSE;
-        }
+      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                           "HeartbeatReply is set but Heartbeat is not");
+      return FALSE;
     }
-  return TRUE;
+  /* A heartbeat the framing cannot carry would never be sent, and a dead
+   * board would go unnoticed; an answer it cannot carry would never come. */
+  return frame_fits (config, config->heartbeat, "Heartbeat", error) &&
+         frame_fits (config, config->heartbeat_reply, "HeartbeatReply", error);
 }

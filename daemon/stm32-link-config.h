@@ -33,11 +33,13 @@ typedef struct
   guint keepalive_interval_s;
   guint keepalive_count;
   guint user_timeout;
-  guint idle_timeout; /* 0 = off */
-  GBytes *heartbeat;  /* frame to send as a ping; NULL = off */
+  guint idle_timeout;      /* 0 = off */
+  GBytes *heartbeat;       /* frame to send as a ping; NULL = off */
+  GBytes *heartbeat_reply; /* the board's answer to it; NULL = whatever frame comes next */
   guint heartbeat_interval;
   guint heartbeat_timeout;
   guint send_queue_max;
+  guint reply_grace; /* how long a late reply is awaited before the next request */
 } Stm32LinkConfig;
 
 Stm32LinkConfig *stm32_link_config_new (const char *host, guint16 port);

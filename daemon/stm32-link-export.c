@@ -34,9 +34,9 @@ struct _Stm32LinkExport
 G_DEFINE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, G_TYPE_OBJECT)
 
 /* The link's counters, published together (same names on both sides). */
-static const char *const counters[] = { "bytes-sent",      "bytes-received", "frames-sent",
-                                        "frames-received", "connects",       "disconnects",
-                                        "connect-failures" };
+static const char *const counters[] = { "bytes-sent",       "bytes-received", "frames-sent",
+                                        "frames-received",  "connects",       "disconnects",
+                                        "connect-failures", "late-replies" };
 
 /* An answer owed to a D-Bus caller; holds the export so it outlives the call. */
 typedef struct
@@ -332,6 +332,7 @@ history_entry_to_variant (const Stm32HistoryEntry *entry)
   g_variant_dict_insert (&dict, "bytes-received", "t", entry->bytes_received);
   g_variant_dict_insert (&dict, "frames-sent", "t", entry->frames_sent);
   g_variant_dict_insert (&dict, "frames-received", "t", entry->frames_received);
+  g_variant_dict_insert (&dict, "late-replies", "t", entry->late_replies);
   g_variant_dict_insert (&dict, "closed-by", "s",
                          stm32_enum_to_string (STM32_TYPE_CLOSED_BY, entry->closed_by));
   g_variant_dict_insert (&dict, "reason", "s",

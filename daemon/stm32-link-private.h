@@ -34,6 +34,8 @@ typedef enum
   LINK_IO_CLOSED,     /* the fd is gone */
 } LinkIoPhase;
 
+typedef struct _LinkTransactions LinkTransactions;
+
 /*
  * One socket's life, from the first connect attempt to its fd being closed.
  * GIO always calls back, even after cancellation, so every callback holds a
@@ -97,10 +99,9 @@ struct _Stm32Link
   guint retry_timer;
   guint idle_timer;
   guint heartbeat_timer;
-  guint heartbeat_deadline; /* a heartbeat awaits its answer */
 
   Stm32SendQueue *send_queue;
-  GQueue transactions;
+  LinkTransactions *transactions;
   GPtrArray *connect_waiters;
   GPtrArray *disconnect_waiters;
   guint raw_serial; /* the last raw-mode token handed out */
@@ -112,6 +113,7 @@ struct _Stm32Link
   guint64 connects;
   guint64 disconnects;
   guint64 connect_failures;
+  guint64 late_replies;
 };
 
 enum
@@ -137,6 +139,7 @@ enum
   PROP_DISCONNECTS,
   PROP_CONNECT_FAILURES,
   PROP_RAW,
+  PROP_LATE_REPLIES,
   N_LINK_PROPS
 };
 
@@ -208,17 +211,23 @@ void stm32_link_io_abandon (LinkIo *io);
 
 /* ---- stm32-link-transactions.c: which frame answers which request ---------- */
 
-/* Gives @frame to the transaction it answers; FALSE if it answers none. */
+LinkTransactions *stm32_link_transactions_new (Stm32Link *link);
+void stm32_link_transactions_free (LinkTransactions *transactions);
+/* Gives @frame to the caller whose request it answers; FALSE if no caller
+ * waits for it (a frame of the board's own, a heartbeat's answer, a late
+ * reply): then it is received. */
 gboolean stm32_link_transactions_take_reply (Stm32Link *self, GBytes *frame);
-/* Queues the head transaction's request if nothing holds it back. */
+/* Sends the next transaction's request if none owes a reply. */
 void stm32_link_transactions_issue (Stm32Link *self);
 gboolean stm32_link_transactions_is_empty (Stm32Link *self);
-/* Every transaction ends with @end_error (a copy each): "not sent" or "no
- * reply", by how far its request got. */
+/* Every transaction ends with @end_error: "not sent" or "no reply", by how
+ * far its request got. */
 void stm32_link_transactions_fail_all (Stm32Link *self, const GError *end_error);
-/* Tail first, each with a copy of @error: finishing the head would start
- * writing the next request. */
+/* Every transaction ends with a copy of @error. */
 void stm32_link_transactions_fail_all_with (Stm32Link *self, const GError *error);
+/* Sends a heartbeat (@wire), which owes a reply like a transaction's request
+ * but answers no caller; no transaction may be under way. */
+void stm32_link_transactions_heartbeat (Stm32Link *self, GBytes *wire);
 /* What a frame that never went out whole is answered with. */
 GError *stm32_link_not_sent_error_new (const GError *end_error);
 
@@ -226,12 +235,8 @@ GError *stm32_link_not_sent_error_new (const GError *end_error);
 
 void stm32_link_watchdog_arm (Stm32Link *self);
 void stm32_link_watchdog_disarm (Stm32Link *self);
-/* Data came: the board is alive, and a heartbeat was answered. */
+/* Data came: the board is alive. */
 void stm32_link_watchdog_feed (Stm32Link *self);
-/* The heartbeat's answer will not come to us (raw mode takes every byte). */
-void stm32_link_watchdog_forget_heartbeat (Stm32Link *self);
-/* A heartbeat awaits its answer: the next frame is that, not a transaction's reply. */
-gboolean stm32_link_watchdog_awaits_heartbeat (Stm32Link *self);
 
 /* ---- stm32-link-raw.c: raw mode (AcquireStream) ---------------------------- */
 

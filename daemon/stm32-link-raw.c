@@ -56,10 +56,9 @@ stm32_link_acquire_raw (Stm32Link *self, GError **error)
       STM32_ERROR, STM32_ERROR_BUSY,
       "Link “%s” was taken for a raw stream (AcquireStream) before this transaction's reply came",
       self->name);
+  /* A heartbeat's answer too now belongs to the holder; heartbeats pause
+   * while held, and any byte still feeds the idle watchdog. */
   stm32_link_transactions_fail_all_with (self, busy);
-  /* The heartbeat's answer now belongs to the holder; heartbeats pause while
-   * held, and any byte still feeds the idle watchdog. */
-  stm32_link_watchdog_forget_heartbeat (self);
   link_reset_decoder (self);
   if (++self->raw_serial == 0)
     self->raw_serial = 1;

@@ -1,32 +1,73 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Transactions of a Stm32Link, and every rule that decides which frame
- * answers which request. Frames carry no request id, so replies are paired by
- * order alone: transactions go out one at a time, and the first frame after a
- * request started being written is its reply.
+ * answers which request.
+ *
+ * Frames carry no request id, so replies are paired by order alone: one
+ * request at a time is on the wire, and the first frame after it started
+ * being written is its reply. A request that went out keeps that place even
+ * when its caller stops waiting (timeout, cancel): it is "orphaned", and the
+ * requests behind it stay unwritten until its late reply came or ReplyGrace
+ * ran out, so no caller ever receives another request's reply. Requests that
+ * run out of time while still queued are withdrawn unwritten.
+ *
+ * Every queued transaction costs O(log n) at most: one timer serves all
+ * deadlines (a GSequence ordered by deadline), and one signal handler each
+ * cancellable, however many transactions share it.
  */
 #include "stm32-link-private.h"
 
 #include "stm32-error.h"
 
+typedef enum
+{
+  TRANSACTION_QUEUED,   /* waiting its turn; its request is not in the send queue */
+  TRANSACTION_ISSUED,   /* the current one: its request is queued, or went out */
+  TRANSACTION_ORPHANED, /* the current one, its caller answered after the request went out */
+} TransactionPhase;
+
 typedef struct
 {
-  Stm32Link *link;
-  GTask *task;               /* NULL once answered early: an orphan awaiting its reply */
-  Stm32SendRequest *request; /* its phase is how far the request got */
+  TransactionPhase phase;
+  GTask *task; /* NULL once its caller was answered, and for heartbeats */
+  gboolean heartbeat;
+  Stm32SendRequest *request;
   guint timeout_ms;
-  guint timer;
-  GSource *cancelled; /* dispatches the caller's cancellation from the main loop */
+  gint64 deadline;           /* monotonic µs at which its caller's time runs out */
+  guint64 serial;            /* orders equal deadlines by call order */
+  GList place;               /* its link in queued, while QUEUED */
+  GSequenceIter *timer;      /* in deadlines, while its caller waits */
+  GCancellable *cancellable; /* watched, while its caller waits */
 } Transaction;
 
-/* The request started being written: the next frame is the reply. */
-static gboolean
-transaction_is_armed (const Transaction *transaction)
+/* One handler per cancellable, whatever the number of transactions it cancels. */
+typedef struct
 {
-  Stm32SendPhase phase = stm32_send_request_get_phase (transaction->request);
+  LinkTransactions *owner;
+  GCancellable *cancellable;
+  gulong handler;
+  guint users;
+} Watch;
 
-  return phase == STM32_SEND_WRITING || phase == STM32_SEND_WRITTEN;
-}
+struct _LinkTransactions
+{
+  Stm32Link *link;
+  GMainContext *context;
+  GQueue queued;        /* QUEUED, in call order */
+  Transaction *current; /* ISSUED or ORPHANED: owes the next frame, or is about to */
+  GSequence *deadlines; /* transactions whose callers wait, soonest first */
+  guint deadline_timer; /* at the soonest deadline, or earlier */
+  gint64 deadline_timer_at;
+  guint current_timer;   /* ReplyGrace for an orphan, HeartbeatTimeout for a heartbeat */
+  GHashTable *watches;   /* GCancellable → Watch */
+  GSource *cancel_check; /* a cancellable fired: look at the callers in the main loop */
+  guint64 serial;
+  guint unanswered_in_row; /* orphans whose reply never came, since the last reply */
+};
+
+static void transactions_issue (LinkTransactions *self);
+
+/* ---- what a caller is told ------------------------------------------------------ */
 
 GError *
 stm32_link_not_sent_error_new (const GError *end_error)
@@ -44,163 +85,477 @@ no_reply_error_new (const GError *end_error)
                       end_error->message);
 }
 
-void
-stm32_link_transactions_issue (Stm32Link *self)
+/* The request started being written: the next frame is the reply. */
+static gboolean
+transaction_went_out (const Transaction *transaction)
 {
-  Transaction *head = g_queue_peek_head (&self->transactions);
+  Stm32SendPhase phase = stm32_send_request_get_phase (transaction->request);
 
-  /* While a heartbeat waits for its answer, the next frame is that answer,
-   * not a transaction's reply: the transaction goes out after it. */
-  if (stm32_link_watchdog_awaits_heartbeat (self))
-    return;
-  if (head != NULL && stm32_send_request_get_phase (head->request) == STM32_SEND_RESERVED)
-    stm32_link_enqueue (self, head->request);
+  return phase == STM32_SEND_WRITING || phase == STM32_SEND_WRITTEN;
 }
 
-/* Completes @transaction with @reply or @error (taken) and starts the next one. */
+/* ---- cancellables ------------------------------------------------------------------ */
+
+static gboolean on_cancel_check (gpointer user_data);
+
+/* Runs in whichever thread cancelled: only hands the news to the main loop. */
 static void
-transaction_finish (Stm32Link *self, Transaction *transaction, GBytes *reply, GError *error)
+on_cancelled (GCancellable *cancellable, Watch *watch)
 {
-  gboolean was_head = g_queue_peek_head (&self->transactions) == transaction;
+  LinkTransactions *self = watch->owner;
+  g_autoptr (GSource) source = g_idle_source_new ();
 
-  g_queue_remove (&self->transactions, transaction);
-  g_clear_handle_id (&transaction->timer, g_source_remove);
-  if (transaction->cancelled)
+  g_source_set_callback (source, on_cancel_check, g_object_ref (self->link), g_object_unref);
+  g_source_set_static_name (source, "[stm32d] transaction cancelled");
+  g_source_attach (source, self->context);
+}
+
+static void
+transactions_watch (LinkTransactions *self, GCancellable *cancellable)
+{
+  Watch *watch = g_hash_table_lookup (self->watches, cancellable);
+
+  if (watch == NULL)
     {
-      g_source_destroy (transaction->cancelled);
-      g_clear_pointer (&transaction->cancelled, g_source_unref);
+      watch = g_new0 (Watch, 1);
+      watch->owner = self;
+      watch->cancellable = g_object_ref (cancellable);
+      g_hash_table_insert (self->watches, cancellable, watch);
+      watch->handler = g_cancellable_connect (cancellable, G_CALLBACK (on_cancelled), watch, NULL);
     }
+  watch->users++;
+}
+
+static void
+transactions_unwatch (LinkTransactions *self, GCancellable *cancellable)
+{
+  Watch *watch = g_hash_table_lookup (self->watches, cancellable);
+
+  if (--watch->users > 0)
+    return;
+  g_hash_table_remove (self->watches, cancellable);
+  g_cancellable_disconnect (cancellable, watch->handler);
+  g_object_unref (watch->cancellable);
+  g_free (watch);
+}
+
+/* ---- deadlines --------------------------------------------------------------------- */
+
+static int
+compare_deadlines (gconstpointer a, gconstpointer b, gpointer user_data)
+{
+  const Transaction *x = a, *y = b;
+
+  if (x->deadline != y->deadline)
+    return x->deadline < y->deadline ? -1 : 1;
+  return x->serial < y->serial ? -1 : x->serial > y->serial;
+}
+
+static gboolean on_deadline_timer (gpointer user_data);
+
+/* The timer is moved only to an earlier deadline; firing early for a
+ * transaction that finished meanwhile costs one wake-up, not a re-arm per call. */
+static void
+transactions_arm_deadline_timer (LinkTransactions *self)
+{
+  GSequenceIter *first = g_sequence_get_begin_iter (self->deadlines);
+  Transaction *soonest;
+  gint64 now;
+
+  if (g_sequence_iter_is_end (first))
+    return;
+  soonest = g_sequence_get (first);
+  if (self->deadline_timer != 0 && self->deadline_timer_at <= soonest->deadline)
+    return;
+  g_clear_handle_id (&self->deadline_timer, g_source_remove);
+  now = g_get_monotonic_time ();
+  self->deadline_timer_at = soonest->deadline;
+  self->deadline_timer =
+      g_timeout_add (soonest->deadline > now ? (guint) ((soonest->deadline - now + 999) / 1000) : 0,
+                     on_deadline_timer, self);
+}
+
+/* The caller stops waiting: no deadline, no cancellable, no task. */
+static GTask *
+transaction_release_caller (LinkTransactions *self, Transaction *transaction)
+{
+  if (transaction->timer != NULL)
+    g_sequence_remove (g_steal_pointer (&transaction->timer));
+  if (transaction->cancellable != NULL)
+    {
+      transactions_unwatch (self, transaction->cancellable);
+      g_clear_object (&transaction->cancellable);
+    }
+  return g_steal_pointer (&transaction->task);
+}
+
+/* ---- the life of one transaction -------------------------------------------------- */
+
+static void
+transaction_free (LinkTransactions *self, Transaction *transaction)
+{
+  g_autoptr (GTask) task = transaction_release_caller (self, transaction);
+
   /* A request not yet written is withdrawn; one being written is finished. */
-  stm32_send_queue_withdraw (self->send_queue, transaction->request);
-  g_clear_pointer (&transaction->request, stm32_send_request_unref);
-  if (transaction->task == NULL)
-    g_clear_error (&error);
-  else if (reply)
-    g_task_return_pointer (transaction->task, g_bytes_ref (reply), (GDestroyNotify) g_bytes_unref);
-  else
-    g_task_return_error (transaction->task, error);
-  g_clear_object (&transaction->task);
+  stm32_send_queue_withdraw (self->link->send_queue, transaction->request);
+  stm32_send_request_unref (transaction->request);
   g_free (transaction);
-  if (was_head)
-    stm32_link_transactions_issue (self);
+}
+
+/* Answers the caller, if one still waits, with @reply or @error (taken). */
+static void
+transaction_answer (LinkTransactions *self, Transaction *transaction, GBytes *reply, GError *error)
+{
+  g_autoptr (GTask) task = transaction_release_caller (self, transaction);
+
+  if (task == NULL)
+    g_clear_error (&error);
+  else if (reply != NULL)
+    g_task_return_pointer (task, g_bytes_ref (reply), (GDestroyNotify) g_bytes_unref);
+  else
+    g_task_return_error (task, error);
+}
+
+/* The current transaction is done with: the next one may go. */
+static void
+transactions_end_current (LinkTransactions *self)
+{
+  Transaction *current = g_steal_pointer (&self->current);
+
+  g_clear_handle_id (&self->current_timer, g_source_remove);
+  transaction_free (self, current);
+  transactions_issue (self);
+}
+
+static gboolean
+on_grace_over (gpointer user_data)
+{
+  LinkTransactions *self = user_data;
+  Stm32Link *link = self->link;
+
+  self->current_timer = 0;
+  self->unanswered_in_row++;
+  LINK_LOG (link, G_LOG_LEVEL_MESSAGE,
+            "no reply to a transaction within ReplyGrace (%u ms) after its caller stopped "
+            "waiting (%u in a row)",
+            link->config->reply_grace, self->unanswered_in_row);
+  /* Once is a request the board dropped; again and again, no one can tell
+   * which reply answers what any more: only a new connection is clean. */
+  if (self->unanswered_in_row >= STM32_OUT_OF_STEP_AFTER)
+    {
+      stm32_link_end (link, STM32_END_REASON_OUT_OF_STEP, STM32_CLOSED_BY_PC, TRUE,
+                      stm32_link_error_new (link, STM32_END_REASON_OUT_OF_STEP,
+                                            "%u transactions in a row got no reply, even "
+                                            "ReplyGrace (%u ms) after their callers gave up: "
+                                            "replies can no longer be matched to requests",
+                                            self->unanswered_in_row, link->config->reply_grace));
+      return G_SOURCE_REMOVE;
+    }
+  transactions_end_current (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Its caller stopped waiting (timeout, cancel, gone) and was told so. A
+ * request that never went out is withdrawn; one that did keeps its place,
+ * so its reply, when it comes, answers nobody else. */
+static void
+transaction_abandon (LinkTransactions *self, Transaction *transaction, GError *error)
+{
+  transaction_answer (self, transaction, NULL, error);
+  if (transaction->phase == TRANSACTION_QUEUED)
+    {
+      g_queue_unlink (&self->queued, &transaction->place);
+      transaction_free (self, transaction);
+      return;
+    }
+  if (!transaction_went_out (transaction))
+    {
+      transactions_end_current (self);
+      return;
+    }
+  transaction->phase = TRANSACTION_ORPHANED;
+  self->current_timer = g_timeout_add (self->link->config->reply_grace, on_grace_over, self);
+}
+
+static gboolean
+on_deadline_timer (gpointer user_data)
+{
+  LinkTransactions *self = user_data;
+  gint64 now = g_get_monotonic_time ();
+  GSequenceIter *first;
+
+  self->deadline_timer = 0;
+  g_object_ref (self->link);
+  while (!g_sequence_iter_is_end (first = g_sequence_get_begin_iter (self->deadlines)) &&
+         ((Transaction *) g_sequence_get (first))->deadline <= now)
+    {
+      Transaction *transaction = g_sequence_get (first);
+
+      transaction_abandon (self, transaction,
+                           g_error_new (STM32_ERROR, STM32_ERROR_TIMEOUT,
+                                        "No reply from link “%s” within %u ms%s", self->link->name,
+                                        transaction->timeout_ms,
+                                        transaction->phase == TRANSACTION_QUEUED
+                                            ? " (not sent: it waited behind earlier transactions)"
+                                            : ""));
+    }
+  transactions_arm_deadline_timer (self);
+  g_object_unref (self->link);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_cancel_check (gpointer user_data)
+{
+  Stm32Link *link = user_data;
+  LinkTransactions *self = link->transactions;
+  g_autoptr (GPtrArray) cancelled = NULL;
+
+  if (self == NULL)
+    return G_SOURCE_REMOVE;
+  cancelled = g_ptr_array_new ();
+  if (self->current != NULL && self->current->task != NULL &&
+      g_cancellable_is_cancelled (self->current->cancellable))
+    g_ptr_array_add (cancelled, self->current);
+  for (GList *l = self->queued.head; l != NULL; l = l->next)
+    {
+      Transaction *transaction = l->data;
+
+      if (g_cancellable_is_cancelled (transaction->cancellable))
+        g_ptr_array_add (cancelled, transaction);
+    }
+  /* Queued ones first (tail first): abandoning the current one may issue the next. */
+  for (guint i = cancelled->len; i > 0; i--)
+    {
+      Transaction *transaction = g_ptr_array_index (cancelled, i - 1);
+      g_autoptr (GTask) task = transaction_release_caller (self, transaction);
+
+      g_task_return_error_if_cancelled (task);
+      transaction_abandon (self, transaction, NULL);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- the queue ---------------------------------------------------------------- */
+
+static void
+transactions_issue (LinkTransactions *self)
+{
+  Transaction *next;
+
+  if (self->current != NULL || g_queue_is_empty (&self->queued))
+    return;
+  next = g_queue_peek_head (&self->queued);
+  g_queue_unlink (&self->queued, &next->place);
+  next->phase = TRANSACTION_ISSUED;
+  self->current = next;
+  stm32_link_enqueue (self->link, next->request);
+}
+
+void
+stm32_link_transactions_issue (Stm32Link *link)
+{
+  transactions_issue (link->transactions);
 }
 
 gboolean
-stm32_link_transactions_take_reply (Stm32Link *self, GBytes *frame)
+stm32_link_transactions_take_reply (Stm32Link *link, GBytes *frame)
 {
-  Transaction *transaction = g_queue_peek_head (&self->transactions);
-  gboolean abandoned;
+  LinkTransactions *self = link->transactions;
+  Transaction *current = self->current;
 
-  if (transaction == NULL || !transaction_is_armed (transaction))
+  if (current == NULL || !transaction_went_out (current))
     return FALSE;
-  /* A reply is its caller's: broadcast, it would reach every client on the
-   * bus, the caller too, mixed with what the board says on its own. One
-   * whose caller gave up is nobody's, and is received like any other. */
-  abandoned = transaction->task == NULL;
-  transaction_finish (self, transaction, frame, NULL);
-  return !abandoned;
+  self->unanswered_in_row = 0;
+  if (current->heartbeat)
+    {
+      /* Without HeartbeatReply, whatever comes next answers the heartbeat: a
+       * frame the board sends on its own just then cannot be told apart. */
+      if (link->config->heartbeat_reply == NULL ||
+          g_bytes_equal (frame, link->config->heartbeat_reply))
+        transactions_end_current (self);
+      /* The board is alive; its answer is received like any frame of its own. */
+      return FALSE;
+    }
+  if (current->phase == TRANSACTION_ORPHANED)
+    {
+      /* Nobody's reply any more: counted, received like any other, and the
+       * request behind it is now free to go. */
+      link->attempt->late_replies++;
+      stm32_link_add_counter (link, &link->late_replies, 1, PROP_LATE_REPLIES);
+      LINK_LOG (link, G_LOG_LEVEL_DEBUG, "a late reply, after its caller stopped waiting");
+      transactions_end_current (self);
+      return FALSE;
+    }
+  transaction_answer (self, current, frame, NULL);
+  transactions_end_current (self);
+  return TRUE;
 }
 
 gboolean
-stm32_link_transactions_is_empty (Stm32Link *self)
+stm32_link_transactions_is_empty (Stm32Link *link)
 {
-  return g_queue_is_empty (&self->transactions);
+  return link->transactions->current == NULL && g_queue_is_empty (&link->transactions->queued);
 }
 
-void
-stm32_link_transactions_fail_all (Stm32Link *self, const GError *end_error)
-{
-  g_autoptr (GError) not_sent = stm32_link_not_sent_error_new (end_error);
-  Transaction *transaction;
-
-  while ((transaction = g_queue_peek_head (&self->transactions)) != NULL)
-    transaction_finish (self, transaction, NULL,
-                        stm32_send_request_get_phase (transaction->request) == STM32_SEND_WRITTEN
-                            ? no_reply_error_new (end_error)
-                            : g_error_copy (not_sent));
-}
-
-void
-stm32_link_transactions_fail_all_with (Stm32Link *self, const GError *error)
+/* Every transaction ends with @error_for (a new error each); the queued ones
+ * tail first, so that ending one never issues the next. */
+static void
+transactions_fail_all (LinkTransactions *self, const GError *end_error, const GError *error)
 {
   Transaction *transaction;
 
-  while ((transaction = g_queue_peek_tail (&self->transactions)) != NULL)
-    transaction_finish (self, transaction, NULL, g_error_copy (error));
+  while ((transaction = g_queue_peek_tail (&self->queued)) != NULL)
+    {
+      g_queue_unlink (&self->queued, &transaction->place);
+      transaction_answer (self, transaction, NULL,
+                          error ? g_error_copy (error) : stm32_link_not_sent_error_new (end_error));
+      transaction_free (self, transaction);
+    }
+  if (self->current != NULL)
+    {
+      transaction = g_steal_pointer (&self->current);
+      g_clear_handle_id (&self->current_timer, g_source_remove);
+      if (error != NULL)
+        transaction_answer (self, transaction, NULL, g_error_copy (error));
+      else
+        transaction_answer (self, transaction, NULL,
+                            stm32_send_request_get_phase (transaction->request) ==
+                                    STM32_SEND_WRITTEN
+                                ? no_reply_error_new (end_error)
+                                : stm32_link_not_sent_error_new (end_error));
+      transaction_free (self, transaction);
+    }
+  self->unanswered_in_row = 0;
+}
+
+void
+stm32_link_transactions_fail_all (Stm32Link *link, const GError *end_error)
+{
+  transactions_fail_all (link->transactions, end_error, NULL);
+}
+
+void
+stm32_link_transactions_fail_all_with (Stm32Link *link, const GError *error)
+{
+  transactions_fail_all (link->transactions, NULL, error);
 }
 
 static gboolean
-on_transaction_timeout (gpointer user_data)
+on_heartbeat_unanswered (gpointer user_data)
 {
-  Transaction *transaction = user_data;
-  Stm32Link *self = transaction->link;
+  LinkTransactions *self = user_data;
+  Stm32Link *link = self->link;
 
-  transaction->timer = 0;
-  transaction_finish (self, transaction, NULL,
-                      g_error_new (STM32_ERROR, STM32_ERROR_TIMEOUT,
-                                   "No reply from link “%s” within %u ms", self->name,
-                                   transaction->timeout_ms));
-  return G_SOURCE_REMOVE;
-}
-
-/* The caller gave up (or left the bus). A request not yet written is
- * withdrawn; one already written will still be answered by the board, so the
- * transaction stays queued without its caller and takes that reply, keeping
- * later transactions matched to their own replies. */
-static gboolean
-on_transaction_cancelled (GCancellable *cancellable, gpointer user_data)
-{
-  Transaction *transaction = user_data;
-  g_autoptr (GTask) task = g_steal_pointer (&transaction->task);
-
-  g_clear_pointer (&transaction->cancelled, g_source_unref);
-  g_task_return_error_if_cancelled (task);
-  if (!transaction_is_armed (transaction))
-    transaction_finish (transaction->link, transaction, NULL, NULL);
+  self->current_timer = 0;
+  stm32_link_end (link, STM32_END_REASON_DEAD_PEER, STM32_CLOSED_BY_PC, TRUE,
+                  stm32_link_error_new (link, STM32_END_REASON_DEAD_PEER,
+                                        "no reply to the heartbeat within %u ms (HeartbeatTimeout)",
+                                        link->config->heartbeat_timeout));
   return G_SOURCE_REMOVE;
 }
 
 void
-stm32_link_transact_async (Stm32Link *self, GBytes *request, guint timeout_ms,
+stm32_link_transactions_heartbeat (Stm32Link *link, GBytes *wire)
+{
+  LinkTransactions *self = link->transactions;
+  Transaction *heartbeat = g_new0 (Transaction, 1);
+
+  g_return_if_fail (self->current == NULL);
+  heartbeat->heartbeat = TRUE;
+  heartbeat->phase = TRANSACTION_ISSUED;
+  heartbeat->request = stm32_send_queue_reserve (link->send_queue, wire, NULL, FALSE);
+  self->current = heartbeat;
+  self->current_timer =
+      g_timeout_add (link->config->heartbeat_timeout, on_heartbeat_unanswered, self);
+  stm32_link_enqueue (link, heartbeat->request);
+}
+
+/* ---- the queue's own life -------------------------------------------------------- */
+
+LinkTransactions *
+stm32_link_transactions_new (Stm32Link *link)
+{
+  LinkTransactions *self = g_new0 (LinkTransactions, 1);
+
+  self->link = link;
+  self->context = g_main_context_ref_thread_default ();
+  self->deadlines = g_sequence_new (NULL);
+  self->watches = g_hash_table_new (NULL, NULL);
+  g_queue_init (&self->queued);
+  return self;
+}
+
+/* Every transaction must have ended first (stm32_link_transactions_fail_all). */
+void
+stm32_link_transactions_free (LinkTransactions *self)
+{
+  g_warn_if_fail (self->current == NULL && g_queue_is_empty (&self->queued));
+  g_clear_handle_id (&self->deadline_timer, g_source_remove);
+  g_clear_handle_id (&self->current_timer, g_source_remove);
+  g_sequence_free (self->deadlines);
+  g_hash_table_unref (self->watches);
+  g_main_context_unref (self->context);
+  g_free (self);
+}
+
+/* ---- Transact ------------------------------------------------------------------- */
+
+void
+stm32_link_transact_async (Stm32Link *link, GBytes *request, guint timeout_ms,
                            GCancellable *cancellable, GAsyncReadyCallback callback,
                            gpointer user_data)
 {
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr (GTask) task = g_task_new (link, cancellable, callback, user_data);
+  LinkTransactions *self;
   g_autoptr (GBytes) wire = NULL;
   Transaction *transaction;
   GError *error = NULL;
 
-  g_return_if_fail (STM32_IS_LINK (self));
+  g_return_if_fail (STM32_IS_LINK (link));
   g_return_if_fail (request != NULL);
   g_task_set_source_tag (task, stm32_link_transact_async);
-  if (timeout_ms == 0)
+  self = link->transactions;
+  if (timeout_ms == 0 || timeout_ms > STM32_TRANSACT_TIMEOUT_MAX)
     {
       g_task_return_new_error (task, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
-                               "A transaction needs a timeout of at least 1 ms");
+                               "A transaction's timeout must be 1 to %u ms, not %u",
+                               STM32_TRANSACT_TIMEOUT_MAX, timeout_ms);
       return;
     }
-  wire = stm32_link_prepare_frame (self, request, &error);
+  if (g_queue_get_length (&self->queued) >= STM32_TRANSACT_QUEUE_MAX)
+    {
+      g_task_return_new_error (task, STM32_ERROR, STM32_ERROR_QUEUE_FULL,
+                               "%u transactions already wait on link “%s”; wait for earlier "
+                               "ones to finish",
+                               STM32_TRANSACT_QUEUE_MAX, link->name);
+      return;
+    }
+  wire = stm32_link_prepare_frame (link, request, &error);
   if (wire == NULL)
     {
       g_task_return_error (task, error);
       return;
     }
   transaction = g_new0 (Transaction, 1);
-  transaction->link = self;
+  transaction->phase = TRANSACTION_QUEUED;
   transaction->task = g_steal_pointer (&task);
   /* Queued bytes are reserved now, so waiting transactions respect SendQueueMax too. */
-  transaction->request = stm32_send_queue_reserve (self->send_queue, wire, NULL, FALSE);
+  transaction->request = stm32_send_queue_reserve (link->send_queue, wire, NULL, FALSE);
   transaction->timeout_ms = timeout_ms;
-  transaction->timer = g_timeout_add (timeout_ms, on_transaction_timeout, transaction);
+  transaction->deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  transaction->serial = ++self->serial;
+  transaction->place.data = transaction;
+  transaction->timer =
+      g_sequence_insert_sorted (self->deadlines, transaction, compare_deadlines, NULL);
+  transactions_arm_deadline_timer (self);
   if (cancellable != NULL)
     {
-      transaction->cancelled = g_cancellable_source_new (cancellable);
-      g_source_set_callback (transaction->cancelled, G_SOURCE_FUNC (on_transaction_cancelled),
-                             transaction, NULL);
-      g_source_attach (transaction->cancelled, g_main_context_get_thread_default ());
+      transaction->cancellable = g_object_ref (cancellable);
+      transactions_watch (self, cancellable);
     }
-  g_queue_push_tail (&self->transactions, transaction);
-  stm32_link_transactions_issue (self);
+  g_queue_push_tail_link (&self->queued, &transaction->place);
+  transactions_issue (self);
 }
 
 GBytes *

@@ -60,6 +60,7 @@ stm32_end_reason_to_error_code (Stm32EndReason reason)
       return STM32_ERROR_UNREACHABLE;
     case STM32_END_REASON_PROTOCOL_ERROR:
       return STM32_ERROR_INVALID_FRAME;
+    case STM32_END_REASON_OUT_OF_STEP:
     case STM32_END_REASON_FAILED:
     default:
       return STM32_ERROR_FAILED;

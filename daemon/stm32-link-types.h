@@ -34,6 +34,8 @@ typedef enum
   STM32_END_REASON_UNREACHABLE,    /*< nick=unreachable >*/
   STM32_END_REASON_PROTOCOL_ERROR, /*< nick=protocol-error >*/
   STM32_END_REASON_FAILED,         /*< nick=failed >*/
+  /* replies could no longer be matched to requests */
+  STM32_END_REASON_OUT_OF_STEP, /*< nick=out-of-step >*/
 } Stm32EndReason;
 
 /* Which side ended a connection first. */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The watchdogs of a Stm32Link beyond TCP's own keepalive: IdleTimeout (no
- * data from the board for too long) and the application heartbeat. Either
- * ends the connection as a dead peer.
+ * data from the board for too long ends the connection as a dead peer), and
+ * the application heartbeat's timer (its answer is awaited like a
+ * transaction's reply, in stm32-link-transactions.c).
  */
 #include "stm32-link-private.h"
 
@@ -30,29 +31,15 @@ on_idle_check (gpointer user_data)
 }
 
 static gboolean
-on_heartbeat_deadline (gpointer user_data)
-{
-  Stm32Link *self = user_data;
-
-  self->heartbeat_deadline = 0;
-  stm32_link_end (self, STM32_END_REASON_DEAD_PEER, STM32_CLOSED_BY_PC, TRUE,
-                  stm32_link_error_new (self, STM32_END_REASON_DEAD_PEER,
-                                        "no reply to the heartbeat within %u ms (HeartbeatTimeout)",
-                                        self->config->heartbeat_timeout));
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
 on_heartbeat (gpointer user_data)
 {
   Stm32Link *self = user_data;
   g_autoptr (GBytes) wire = NULL;
   g_autoptr (GError) error = NULL;
-  g_autoptr (Stm32SendRequest) request = NULL;
 
-  /* A transaction under way proves liveness itself, and must not get the
-   * heartbeat's answer as its reply. */
-  if (!stm32_link_transactions_is_empty (self) || stm32_link_watchdog_awaits_heartbeat (self))
+  /* A transaction under way proves liveness itself (and an earlier heartbeat
+   * still owes its answer). */
+  if (!stm32_link_transactions_is_empty (self))
     return G_SOURCE_CONTINUE;
   wire = stm32_link_prepare_frame (self, self->config->heartbeat, &error);
   if (wire == NULL)
@@ -60,10 +47,7 @@ on_heartbeat (gpointer user_data)
       LINK_LOG (self, G_LOG_LEVEL_DEBUG, "heartbeat skipped: %s", error->message);
       return G_SOURCE_CONTINUE;
     }
-  request = stm32_send_queue_reserve (self->send_queue, wire, NULL, FALSE);
-  stm32_link_enqueue (self, request);
-  self->heartbeat_deadline =
-      g_timeout_add (self->config->heartbeat_timeout, on_heartbeat_deadline, self);
+  stm32_link_transactions_heartbeat (self, wire);
   return G_SOURCE_CONTINUE;
 }
 
@@ -81,24 +65,10 @@ stm32_link_watchdog_disarm (Stm32Link *self)
 {
   g_clear_handle_id (&self->idle_timer, g_source_remove);
   g_clear_handle_id (&self->heartbeat_timer, g_source_remove);
-  g_clear_handle_id (&self->heartbeat_deadline, g_source_remove);
 }
 
 void
 stm32_link_watchdog_feed (Stm32Link *self)
 {
   self->last_rx_mono = g_get_monotonic_time ();
-  stm32_link_watchdog_forget_heartbeat (self);
-}
-
-void
-stm32_link_watchdog_forget_heartbeat (Stm32Link *self)
-{
-  g_clear_handle_id (&self->heartbeat_deadline, g_source_remove);
-}
-
-gboolean
-stm32_link_watchdog_awaits_heartbeat (Stm32Link *self)
-{
-  return self->heartbeat_deadline != 0;
 }

@@ -631,6 +631,7 @@ stm32_link_finalize (GObject *object)
   g_clear_pointer (&self->attempt, stm32_history_entry_free);
   g_clear_pointer (&self->decoder, stm32_decoder_free);
   g_clear_pointer (&self->history, stm32_history_free);
+  g_clear_pointer (&self->transactions, stm32_link_transactions_free);
   g_clear_pointer (&self->send_queue, stm32_send_queue_free);
   g_clear_pointer (&self->config, stm32_link_config_free);
   g_clear_error (&self->end_error);
@@ -706,6 +707,9 @@ stm32_link_get_property (GObject *object, guint prop_id, GValue *value, GParamSp
     case PROP_CONNECT_FAILURES:
       g_value_set_uint64 (value, self->connect_failures);
       break;
+    case PROP_LATE_REPLIES:
+      g_value_set_uint64 (value, self->late_replies);
+      break;
     case PROP_RAW:
       g_value_set_boolean (value, stm32_link_get_raw (self));
       break;
@@ -740,7 +744,7 @@ stm32_link_init (Stm32Link *self)
   self->history = stm32_history_new (STM32_HISTORY_SIZE);
   self->connect_waiters = g_ptr_array_new_with_free_func (g_object_unref);
   self->disconnect_waiters = g_ptr_array_new_with_free_func (g_object_unref);
-  g_queue_init (&self->transactions);
+  self->transactions = stm32_link_transactions_new (self);
 }
 
 static GParamSpec *
@@ -794,6 +798,8 @@ stm32_link_class_init (Stm32LinkClass *klass)
   stm32_link_props[PROP_DISCONNECTS] = counter_param ("disconnects", "Connections ended");
   stm32_link_props[PROP_CONNECT_FAILURES] =
       counter_param ("connect-failures", "Attempts that failed");
+  stm32_link_props[PROP_LATE_REPLIES] =
+      counter_param ("late-replies", "Replies that came after their caller stopped waiting");
   stm32_link_props[PROP_RAW] =
       g_param_spec_boolean ("raw", NULL, "Held in raw mode (AcquireStream)", FALSE, ro);
   g_object_class_install_properties (object_class, N_LINK_PROPS, stm32_link_props);

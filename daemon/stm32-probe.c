@@ -4,7 +4,6 @@
 #include "stm32-deadline.h"
 #include "stm32-socket-options.h"
 
-
 Stm32ProbeResult *
 stm32_probe_result_new (guint max, guint held_by_link)
 {

@@ -8,7 +8,6 @@
 
 G_BEGIN_DECLS
 
-
 /* Why the capacity count stopped. The nicks (glib-mkenums,
  * STM32_TYPE_PROBE_LIMIT) are what the doctor's report says. */
 typedef enum

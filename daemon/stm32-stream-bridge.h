@@ -28,7 +28,6 @@ G_BEGIN_DECLS
 #define STM32_TYPE_STREAM_BRIDGE (stm32_stream_bridge_get_type ())
 G_DECLARE_FINAL_TYPE (Stm32StreamBridge, stm32_stream_bridge, STM32, STREAM_BRIDGE, GObject)
 
-
 /* Holds @link in raw mode; fails as stm32_link_acquire_raw() does. */
 Stm32StreamBridge *stm32_stream_bridge_new (Stm32Link *link, GError **error);
 /* The holder's end (blocking, close-on-exec), once; the caller owns it. -1 afterwards. */

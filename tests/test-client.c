@@ -399,7 +399,7 @@ assert_connected_properties (Bench *bench)
   g_assert_cmpstr (local, ==, stm32_client_link_get_local_address (bench->link));
   g_assert_cmpuint (connects, ==, 1);
   pspecs = g_object_class_list_properties (G_OBJECT_GET_CLASS (bench->link), &n_pspecs);
-  g_assert_cmpuint (n_pspecs, ==, 19);
+  g_assert_cmpuint (n_pspecs, ==, 20);
   for (guint i = 0; i < n_pspecs; i++)
     g_assert_false (pspecs[i]->flags & G_PARAM_WRITABLE);
 }
@@ -1715,6 +1715,7 @@ static const struct
   PUBLIC (stm32_client_link_get_connects),
   PUBLIC (stm32_client_link_get_disconnects),
   PUBLIC (stm32_client_link_get_connect_failures),
+  PUBLIC (stm32_client_link_get_late_replies),
   PUBLIC (stm32_client_link_set_autoconnect),
   PUBLIC (stm32_client_link_set_autoconnect_finish),
   PUBLIC (stm32_client_link_set_autoconnect_sync),

@@ -52,9 +52,25 @@ struct _SimConn
   GSource *watch;
   GIOCondition watch_condition;
   guint timer;
+  GQueue late;      /* LateReply: replies held back, in order (a serial firmware) */
+  guint late_timer; /* at the first one's time */
   guint64 frames;
   guint64 bytes;
 };
+
+/* A reply the firmware sends only at @due (monotonic µs). */
+typedef struct
+{
+  GBytes *wire;
+  gint64 due;
+} LateReply;
+
+static void
+late_reply_free (LateReply *late)
+{
+  g_bytes_unref (late->wire);
+  g_free (late);
+}
 
 static void transition (SimConn *self, SimConnState state);
 static void finish_draining (SimConn *self);
@@ -95,6 +111,8 @@ sim_conn_clear (SimConn *self)
     g_source_destroy (self->watch);
   g_clear_pointer (&self->watch, g_source_unref);
   g_clear_handle_id (&self->timer, g_source_remove);
+  g_clear_handle_id (&self->late_timer, g_source_remove);
+  g_queue_clear_full (&self->late, (GDestroyNotify) late_reply_free);
   /* Only reached unreleased when the board is torn down without an ending. */
   if (!g_socket_is_closed (self->socket))
     {
@@ -380,10 +398,47 @@ go_silent (SimConn *self)
 
 /* --- what the firmware does with what it reads ---------------------------- */
 
+static gboolean on_late_timer (gpointer user_data);
+
+static void
+arm_late_timer (SimConn *self)
+{
+  LateReply *first = g_queue_peek_head (&self->late);
+  gint64 now = g_get_monotonic_time ();
+
+  if (first != NULL && self->late_timer == 0)
+    self->late_timer = g_timeout_add (
+        first->due > now ? (guint) ((first->due - now + 999) / 1000) : 0, on_late_timer, self);
+}
+
+static gboolean
+on_late_timer (gpointer user_data)
+{
+  SimConn *self = user_data;
+  g_autoptr (SimConn) hold G_GNUC_UNUSED = sim_conn_ref (self);
+  gint64 now = g_get_monotonic_time ();
+  LateReply *late;
+
+  self->late_timer = 0;
+  while ((late = g_queue_peek_head (&self->late)) != NULL && late->due <= now)
+    {
+      g_queue_pop_head (&self->late);
+      g_byte_array_append (self->outbuf, g_bytes_get_data (late->wire, NULL),
+                           g_bytes_get_size (late->wire));
+      late_reply_free (late);
+    }
+  if (self->state == SIM_CONN_OPEN && flush (self))
+    update_watch (self);
+  if (self->state != SIM_CONN_RELEASED)
+    arm_late_timer (self);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 queue_reply (SimConn *self, GBytes *request)
 {
-  g_autoptr (GBytes) reply = sim_reply_answer (self->config->reply, request);
+  guint delay_ms;
+  g_autoptr (GBytes) reply = sim_reply_answer (self->config->reply, request, &delay_ms);
   g_autoptr (GBytes) wire = NULL;
   g_autoptr (GError) error = NULL;
 
@@ -394,6 +449,17 @@ queue_reply (SimConn *self, GBytes *request)
     {
       sim_event_error ("connection %" G_GUINT64_FORMAT ": cannot send reply: %s", self->id,
                        error->message);
+      return;
+    }
+  /* One request at a time: a late reply holds back the ones after it. */
+  if (delay_ms > 0 || !g_queue_is_empty (&self->late))
+    {
+      LateReply *late = g_new0 (LateReply, 1);
+
+      late->wire = g_steal_pointer (&wire);
+      late->due = g_get_monotonic_time () + (gint64) delay_ms * 1000;
+      g_queue_push_tail (&self->late, late);
+      arm_late_timer (self);
       return;
     }
   g_byte_array_append (self->outbuf, g_bytes_get_data (wire, NULL), g_bytes_get_size (wire));

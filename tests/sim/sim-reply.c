@@ -9,6 +9,7 @@
 struct _SimReply
 {
   gboolean echo;
+  gboolean delay_marks;
   GHashTable *script; /* GBytes request → GBytes reply */
 };
 
@@ -111,11 +112,12 @@ load_script (SimReply *self, const char *path, GError **error)
 }
 
 SimReply *
-sim_reply_new (gboolean echo, const char *script_path, GError **error)
+sim_reply_new (gboolean echo, const char *script_path, gboolean delay_marks, GError **error)
 {
   g_autoptr (SimReply) self = g_new0 (SimReply, 1);
 
   self->echo = echo;
+  self->delay_marks = delay_marks;
   self->script = g_hash_table_new_full (g_bytes_hash, g_bytes_equal, (GDestroyNotify) g_bytes_unref,
                                         (GDestroyNotify) g_bytes_unref);
   if (script_path != NULL && !load_script (self, script_path, error))
@@ -132,10 +134,35 @@ sim_reply_free (SimReply *self)
   g_free (self);
 }
 
+/* "~MS " or "~- " at the start of @request: FALSE for never, else @delay_ms. */
+static gboolean
+read_delay_mark (GBytes *request, guint *delay_ms)
+{
+  gsize size;
+  const char *data = g_bytes_get_data (request, &size);
+  const char *end = data != NULL ? memchr (data, ' ', size) : NULL;
+  g_autofree char *mark = NULL;
+  guint64 ms;
+
+  *delay_ms = 0;
+  if (size < 3 || data[0] != '~' || end == NULL)
+    return TRUE;
+  mark = g_strndup (data + 1, (gsize) (end - data - 1));
+  if (g_str_equal (mark, "-"))
+    return FALSE;
+  if (g_ascii_string_to_unsigned (mark, 10, 0, 600000, &ms, NULL))
+    *delay_ms = (guint) ms;
+  return TRUE;
+}
+
 GBytes *
-sim_reply_answer (SimReply *self, GBytes *request)
+sim_reply_answer (SimReply *self, GBytes *request, guint *delay_ms)
 {
   GBytes *reply = g_hash_table_lookup (self->script, request);
+
+  *delay_ms = 0;
+  if (self->delay_marks && !read_delay_mark (request, delay_ms))
+    return NULL;
 
   if (reply != NULL)
     return g_bytes_ref (reply);

@@ -55,6 +55,7 @@ typedef struct
   int refuse_for;
   int fin_wait;
   gboolean quiet;
+  gboolean delay_marks;
 } SimOptions;
 
 static void
@@ -107,7 +108,7 @@ make_config (const SimOptions *o, SimConfig *config, GError **error)
       (mode = sim_parse_choice ("--mode", o->mode, modes, error)) < 0 ||
       (on_malformed = sim_parse_choice ("--on-malformed", o->on_malformed, malformed, error)) < 0)
     return FALSE;
-  config->reply = sim_reply_new (reply == 0, o->script, error);
+  config->reply = sim_reply_new (reply == 0, o->script, o->delay_marks, error);
   if (config->reply == NULL)
     return FALSE;
   config->listen_address = g_strdup (o->listen != NULL ? o->listen : "127.0.0.1");
@@ -173,6 +174,8 @@ parse_options (int *argc, char ***argv, SimConfig *config, GError **error)
     { "fin-wait", 0, 0, G_OPTION_ARG_INT, &o.fin_wait,
       "After the board's FIN, wait MS for the PC's (2000)", "MS" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet, "No per-frame events", NULL },
+    { "delay-marks", 0, 0, G_OPTION_ARG_NONE, &o.delay_marks,
+      "Answer a frame starting \"~MS \" MS ms late, one starting \"~- \" never", NULL },
     { NULL },
   };
   g_autoptr (GOptionContext) context =
