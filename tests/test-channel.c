@@ -179,6 +179,14 @@ script_fixture_setup (Fixture *fixture, gconstpointer extra_config)
   fixture_setup (fixture, extra_config);
 }
 
+/* A board that answers a request marked "~MS " MS ms late. */
+static void
+slow_fixture_setup (Fixture *fixture, gconstpointer extra_config)
+{
+  fixture->sim = stm32_sim_start ("--reply", "echo", "--delay-marks", NULL);
+  fixture_setup (fixture, extra_config);
+}
+
 static void
 fixture_teardown (Fixture *fixture, gconstpointer extra_config)
 {
@@ -241,6 +249,24 @@ test_round_trip (Fixture *fixture, gconstpointer extra_config)
     }
   /* They are the link's transactions: counted like any other. */
   stm32_test_wait_until (stm32_dbus_link1_get_frames_received (fixture->link) == 4, WAIT_MS);
+  close (fd);
+}
+
+/* A reply slower than its request's timeout answers no later request of the
+ * channel: the pairing rules are the link's, whatever path a request took. */
+static void
+test_slow_reply (Fixture *fixture, gconstpointer extra_config)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *message = NULL;
+  int fd = stm32_daemon_link_open_channel (fixture->link, &error);
+
+  g_assert_no_error (error);
+  write_request (fd, "~500 slow-1", 200);
+  message = expect_error (fd, "org.stm32d.Error.Timeout");
+  write_request (fd, "fast-0", 2000);
+  expect_reply (fd, "fast-0");
+  stm32_test_wait_until (stm32_dbus_link1_get_late_replies (fixture->link) == 1, WAIT_MS);
   close (fd);
 }
 
@@ -481,6 +507,7 @@ main (int argc, char **argv)
   stm32_daemon_test_init (&argc, &argv);
   add_test ("/channel/round-trip", NULL, fixture_setup, test_round_trip);
   add_test ("/channel/errors", "MaxFrame=100\n", fixture_setup, test_errors);
+  add_test ("/channel/slow-reply", NULL, slow_fixture_setup, test_slow_reply);
   add_test ("/channel/client-closes", NULL, script_fixture_setup, test_client_closes);
   add_test ("/channel/empty-packet-ends", NULL, fixture_setup, test_empty_packet_ends);
   add_test ("/channel/slow-client", "SendQueueMax=64KiB\n", fixture_setup, test_slow_client);
