@@ -327,6 +327,31 @@ check_refused (Doctor *doctor)
 }
 
 static void
+check_late_replies (Doctor *doctor)
+{
+  guint out_of_step = doctor->reasons[STM32_END_REASON_OUT_OF_STEP];
+  guint64 late = 0;
+  Finding *finding;
+
+  for (guint i = 0; i < doctor->in->history->len; i++)
+    late += ((Stm32HistoryEntry *) doctor->in->history->pdata[i])->late_replies;
+  if (late == 0 && out_of_step == 0)
+    return;
+  finding = doctor_add (doctor, "late-replies", out_of_step ? SEVERITY_WARNING : SEVERITY_INFO,
+                        "pc", g_strdup ("The board answered after its callers stopped waiting"));
+  finding->evidence = g_strdup_printf (
+      "%" G_GUINT64_FORMAT " repl%s came after the transaction's timeout; %u connection(s) "
+      "ended out of step (requests that got no reply even ReplyGrace, %u ms, later).",
+      late, late == 1 ? "y" : "ies", out_of_step, doctor->config->reply_grace);
+  finding->fix = g_strdup (
+      "Give transactions a timeout above the board's slowest answer. Each late reply holds "
+      "the next request back until it comes (replies carry no request id, so that is the "
+      "only way none reaches the wrong caller); if the board is sometimes slower than "
+      "ReplyGrace, raise ReplyGrace too.");
+  finding->workaround = g_strdup ("On the board: answer every request, and faster.");
+}
+
+static void
 check_resets (Doctor *doctor)
 {
   guint resets = doctor->reasons[STM32_END_REASON_RESET];
@@ -878,6 +903,7 @@ stm32_doctor_report (const Stm32DoctorInput *input)
   check_connect_timeouts (&doctor);
   check_refused (&doctor);
   check_resets (&doctor);
+  check_late_replies (&doctor);
   check_rejects_frames (&doctor);
   check_idle_timeout (&doctor);
   check_dead_peer (&doctor);

@@ -33,9 +33,9 @@ typedef enum
   STM32_END_REASON_HOST_NOT_FOUND, /*< nick=host-not-found >*/
   STM32_END_REASON_UNREACHABLE,    /*< nick=unreachable >*/
   STM32_END_REASON_PROTOCOL_ERROR, /*< nick=protocol-error >*/
-  STM32_END_REASON_FAILED,         /*< nick=failed >*/
   /* replies could no longer be matched to requests */
   STM32_END_REASON_OUT_OF_STEP, /*< nick=out-of-step >*/
+  STM32_END_REASON_FAILED,      /*< nick=failed >*/
 } Stm32EndReason;
 
 /* Which side ended a connection first. */

@@ -242,6 +242,30 @@ test_refused_severity (void)
   case_clear (&c);
 }
 
+/* Replies after their callers' timeouts are worth knowing; connections that
+ * ended out of step because of them are worth a warning. */
+static void
+test_late_replies (void)
+{
+  Case c;
+  g_autoptr (GVariant) none = NULL, late = NULL, out_of_step = NULL;
+  g_autoptr (GVariant) late_finding = NULL, out_of_step_finding = NULL;
+
+  case_init (&c);
+  add_attempt (&c, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, 60 * S);
+  none = report (&c);
+  g_assert_null (find (none, "late-replies"));
+  add_attempt (&c, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, 60 * S)->late_replies = 2;
+  late = report (&c);
+  late_finding = find (late, "late-replies");
+  g_assert_cmpstr (severity (late_finding), ==, "info");
+  add_attempt (&c, STM32_END_REASON_OUT_OF_STEP, STM32_CLOSED_BY_PC, 60 * S);
+  out_of_step = report (&c);
+  out_of_step_finding = find (out_of_step, "late-replies");
+  g_assert_cmpstr (severity (out_of_step_finding), ==, "warning");
+  case_clear (&c);
+}
+
 /* Connect timeouts from a board that answered before: its PCB pool; from one
  * that never did: the path to it. */
 static void
@@ -303,5 +327,6 @@ main (int argc, char **argv)
   g_test_add_func ("/doctor-analysis/refused-severity", test_refused_severity);
   g_test_add_func ("/doctor-analysis/timeouts", test_timeouts);
   g_test_add_func ("/doctor-analysis/competing", test_competing);
+  g_test_add_func ("/doctor-analysis/late-replies", test_late_replies);
   return g_test_run ();
 }
