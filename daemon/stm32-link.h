@@ -71,8 +71,11 @@ void stm32_link_send_async (Stm32Link *self, GBytes *frame, GCancellable *cancel
 gboolean stm32_link_send_finish (Stm32Link *self, GAsyncResult *result, GError **error);
 
 /* Sends @request and returns the first frame received after it started being
- * written. Transactions run one at a time, in call order; @timeout_ms covers
- * the whole call, including waiting for earlier transactions. */
+ * written. Transactions run one at a time, in call order; @timeout_ms (1 to
+ * STM32_TRANSACT_TIMEOUT_MAX) covers the whole call, including waiting for
+ * earlier transactions. One that runs out of time unwritten is withdrawn; one
+ * that was written keeps its place until its late reply came or ReplyGrace
+ * ran out (stm32-link-transactions.c). */
 void stm32_link_transact_async (Stm32Link *self, GBytes *request, guint timeout_ms,
                                 GCancellable *cancellable, GAsyncReadyCallback callback,
                                 gpointer user_data);
