@@ -194,7 +194,11 @@ transaction_release_caller (LinkTransactions *self, Transaction *transaction)
 static void
 transaction_free (LinkTransactions *self, Transaction *transaction)
 {
-  g_autoptr (GTask) task = transaction_release_caller (self, transaction);
+  GTask *unanswered = transaction_release_caller (self, transaction);
+
+  /* Every caller is answered before its transaction goes. */
+  g_warn_if_fail (unanswered == NULL);
+  g_clear_object (&unanswered);
 
   /* A request not yet written is withdrawn; one being written is finished. */
   stm32_send_queue_withdraw (self->link->send_queue, transaction->request);

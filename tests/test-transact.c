@@ -230,6 +230,7 @@ test_out_of_step (Fixture *fixture, gconstpointer options)
     {
       g_autofree char *lost = stm32_test_link_transact (link, "~- lost", 100, &error);
 
+      g_assert_null (lost);
       g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
       g_clear_error (&error);
     }
