@@ -21,6 +21,16 @@ stm32_link_io_new (Stm32Link *link)
   return io;
 }
 
+/* A socket whose handshake may have completed, that nobody will use: a RST,
+ * so the board frees its control block and its slot (a FIN alone would leave
+ * firmware that ignores EOF holding both). */
+static void
+reset_and_close (GSocket *socket)
+{
+  stm32_socket_set_abortive_close (socket, NULL);
+  g_socket_close (socket, NULL);
+}
+
 static void
 link_io_clear (LinkIo *io)
 {
@@ -28,6 +38,10 @@ link_io_clear (LinkIo *io)
   g_clear_object (&io->cancellable);
   g_clear_object (&io->write_cancellable);
   g_clear_object (&io->addresses);
+  /* Only when the link is gone mid-connect: no one will reset it later. */
+  if (io->connecting != NULL)
+    reset_and_close (io->connecting);
+  g_clear_object (&io->connecting);
   g_clear_object (&io->connection);
   g_clear_error (&io->connect_error);
   g_clear_pointer (&io->writing, g_bytes_unref);
@@ -136,16 +150,14 @@ static void link_io_next_address (LinkIo *io);
 
 /* An operation of the connect came back after the link stopped waiting for it. */
 static gboolean
-link_io_connect_abandoned (LinkIo *io, GSocketConnection **connection)
+link_io_connect_abandoned (LinkIo *io)
 {
   if (io->link != NULL && io->phase < LINK_IO_ENDING && !io->connect_deadline.timed_out)
     return FALSE;
-  /* Connected just as we gave up: nothing was exchanged, reset it at once. */
-  if (connection != NULL && *connection != NULL)
-    {
-      stm32_socket_set_abortive_close (g_socket_connection_get_socket (*connection), NULL);
-      io->connection = g_steal_pointer (connection);
-    }
+  /* Connected, or about to be, just as we gave up: nothing was exchanged. */
+  if (io->connecting != NULL)
+    reset_and_close (io->connecting);
+  g_clear_object (&io->connecting);
   if (io->link != NULL && io->phase < LINK_IO_ENDING)
     stm32_link_on_connect_timeout (io->link);
   else
@@ -153,29 +165,80 @@ link_io_connect_abandoned (LinkIo *io, GSocketConnection **connection)
   return TRUE;
 }
 
+/* The address did not work: on to the next one, keeping why. */
 static void
-on_socket_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+link_io_address_failed (LinkIo *io, GError *error)
 {
-  g_autoptr (LinkIo) io = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GSocketConnection) connection =
-      g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
+  if (io->connecting != NULL)
+    g_socket_close (io->connecting, NULL);
+  g_clear_object (&io->connecting);
+  g_clear_error (&io->connect_error);
+  io->connect_error = error;
+  link_io_next_address (io);
+}
 
-  io->pending--;
-  if (link_io_connect_abandoned (io, &connection))
-    return;
-  if (connection == NULL)
-    {
-      /* Try the host's next address, one socket at a time. */
-      g_clear_error (&io->connect_error);
-      io->connect_error = g_steal_pointer (&error);
-      link_io_next_address (io);
-      return;
-    }
+static void
+link_io_connected (LinkIo *io)
+{
+  g_autoptr (GSocket) socket = g_steal_pointer (&io->connecting);
+  g_autoptr (GSocketConnection) connection = g_socket_connection_factory_create_connection (socket);
+
   stm32_deadline_stop (&io->connect_deadline);
   io->connection = g_object_ref (connection);
   io->phase = LINK_IO_OPEN;
   stm32_link_on_connected (io->link, connection);
+}
+
+static gboolean
+on_socket_writable (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  LinkIo *io = user_data;
+  GError *error = NULL;
+
+  io->pending--;
+  if (link_io_connect_abandoned (io))
+    return G_SOURCE_REMOVE;
+  if (!g_socket_check_connect_result (socket, &error))
+    link_io_address_failed (io, error);
+  else
+    link_io_connected (io);
+  return G_SOURCE_REMOVE;
+}
+
+/* GSocketClient is not used: cancelled just after the handshake completed,
+ * it closes the socket itself, with a FIN only. Owning the socket from its
+ * creation, the link ends every one that may have reached the board with
+ * its RST. */
+static void
+link_io_connect_to (LinkIo *io, GSocketAddress *address)
+{
+  GError *error = NULL;
+  g_autoptr (GSource) source = NULL;
+
+  io->connecting = g_socket_new (g_socket_address_get_family (address), G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_TCP, &error);
+  if (io->connecting == NULL)
+    {
+      link_io_address_failed (io, error);
+      return;
+    }
+  g_socket_set_blocking (io->connecting, FALSE);
+  if (g_socket_connect (io->connecting, address, NULL, &error))
+    {
+      link_io_connected (io);
+      return;
+    }
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PENDING))
+    {
+      link_io_address_failed (io, error);
+      return;
+    }
+  g_clear_error (&error);
+  io->pending++;
+  source = g_socket_create_source (io->connecting, G_IO_OUT, io->connect_deadline.cancellable);
+  g_source_set_callback (source, G_SOURCE_FUNC (on_socket_writable), stm32_link_io_ref (io),
+                         (GDestroyNotify) stm32_link_io_unref);
+  g_source_attach (source, g_main_context_get_thread_default ());
 }
 
 static void
@@ -187,14 +250,11 @@ on_next_address (GObject *source, GAsyncResult *result, gpointer user_data)
       G_SOCKET_ADDRESS_ENUMERATOR (source), result, &error);
 
   io->pending--;
-  if (link_io_connect_abandoned (io, NULL))
+  if (link_io_connect_abandoned (io))
     return;
   if (address != NULL)
     {
-      io->pending++;
-      g_socket_client_connect_async (io->link->client, G_SOCKET_CONNECTABLE (address),
-                                     io->connect_deadline.cancellable, on_socket_connected,
-                                     stm32_link_io_ref (io));
+      link_io_connect_to (io, address);
       return;
     }
   stm32_deadline_stop (&io->connect_deadline);
@@ -218,11 +278,10 @@ stm32_link_io_connect (LinkIo *io, const char *host, guint16 port, guint timeout
 {
   g_autoptr (GSocketConnectable) endpoint = g_network_address_new (host, port);
 
-  /* GSocketClient would race several addresses at once (happy eyeballs); the
-   * board has room for few connections, so we resolve and try one at a time. */
+  /* Addresses are tried one at a time, never raced (happy eyeballs): the
+   * board has room for few connections. */
   io->addresses = g_socket_connectable_enumerate (endpoint);
-  /* GSocketClient:timeout is an I/O timeout on the connected socket, not a
-   * connect timeout; ours is a timer that cancels the attempt. */
+  /* A timer that cancels the attempt: no socket option bounds a connect. */
   stm32_deadline_start (&io->connect_deadline, io->cancellable, timeout_ms);
   link_io_next_address (io);
 }

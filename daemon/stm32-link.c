@@ -619,7 +619,6 @@ stm32_link_dispose (GObject *object)
   complete_waiters (self->disconnect_waiters, NULL);
   g_clear_pointer (&self->disconnect_waiters, g_ptr_array_unref);
   g_clear_pointer (&self->connect_waiters, g_ptr_array_unref);
-  g_clear_object (&self->client);
   G_OBJECT_CLASS (stm32_link_parent_class)->dispose (object);
 }
 
@@ -739,8 +738,6 @@ stm32_link_set_property (GObject *object, guint prop_id, const GValue *value, GP
 static void
 stm32_link_init (Stm32Link *self)
 {
-  self->client = g_socket_client_new ();
-  g_socket_client_set_enable_proxy (self->client, FALSE);
   self->history = stm32_history_new (STM32_HISTORY_SIZE);
   self->connect_waiters = g_ptr_array_new_with_free_func (g_object_unref);
   self->disconnect_waiters = g_ptr_array_new_with_free_func (g_object_unref);

@@ -13,6 +13,7 @@
 #include "daemon-harness.h"
 #include "sim-harness.h"
 #include "stm32-error.h"
+#include "stm32-names.h"
 #include "test-util.h"
 
 #define WAIT_MS 10000
@@ -68,6 +69,73 @@ add_test (const char *path, const char *const *options, void (*setup) (Fixture *
           void (*test) (Fixture *, gconstpointer))
 {
   g_test_add (path, Fixture, options, setup, test, fixture_teardown);
+}
+
+/* ---- racing calls ------------------------------------------------------------ */
+
+static gint64
+board_slots_in_use (Stm32Sim *sim)
+{
+  g_autoptr (JsonObject) status = stm32_sim_status (sim);
+
+  return json_object_get_int_member (status, "slots_in_use");
+}
+
+/* Counts answers; only stm32d's own errors may come back, never the bus's. */
+static void
+on_call_counted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_proxy_call_finish (G_DBUS_PROXY (source), result, &error);
+  guint *count = user_data;
+
+  g_assert_true (reply != NULL || error->domain == STM32_ERROR);
+  (*count)++;
+}
+
+/* Connect, twenty other calls and Disconnect sent back to back, forty rounds,
+ * against firmware that ignores EOF: every socket that reached the board ends
+ * with our RST, so the board ends with every slot free. (Each round waits for
+ * its answers: dbus-daemon refuses more than 128 calls in flight.) */
+static void
+test_connect_disconnect_race (Fixture *fixture, gconstpointer options)
+{
+  const guint rounds = 40;
+  g_autofree char *dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
+  g_autofree char *config = g_build_filename (dir, "stm32d.conf", NULL);
+  GDBusProxy *proxy;
+  guint answered = 0, calls = 0;
+  g_autoptr (JsonObject) status = NULL;
+
+  stm32_test_write_file (config,
+                         "[Link default]\nHost=127.0.0.1\nPort=%s\nAutoconnect=false\n"
+                         "CloseTimeout=50\n",
+                         fixture->port);
+  fixture->daemon = stm32_daemon_start ("--config", config, NULL);
+  fixture->link = stm32_daemon_get_link (fixture->daemon, "default");
+  proxy = G_DBUS_PROXY (fixture->link);
+  for (guint round = 0; round < rounds; round++)
+    {
+      g_dbus_proxy_call (proxy, "Connect", NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_call_counted,
+                         &answered);
+      for (guint i = 0; i < 20; i++)
+        g_dbus_proxy_call (proxy, i % 2 ? "Transact" : "Send",
+                           i % 2 ? g_variant_new ("(@ayu)", stm32_daemon_bytes ("race"), 1000)
+                                 : g_variant_new ("(@ay)", stm32_daemon_bytes ("race")),
+                           G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_call_counted, &answered);
+      g_dbus_proxy_call (proxy, "Disconnect", NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                         on_call_counted, &answered);
+      calls += 22;
+      stm32_test_wait_until (answered == calls, WAIT_MS);
+    }
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "disconnected"), WAIT_MS);
+  /* A slot is released once the board has the RST: its own account says. */
+  stm32_test_poll_until (board_slots_in_use (fixture->sim) == 0, WAIT_MS);
+  status = stm32_sim_status (fixture->sim);
+  g_test_message ("the board accepted %" G_GINT64_FORMAT " connections",
+                  json_object_get_int_member (status, "accepted"));
+  g_assert_cmpint (g_unlink (config), ==, 0);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
 }
 
 /* ---- properties --------------------------------------------------------------- */
@@ -547,6 +615,9 @@ main (int argc, char **argv)
   add_test ("/daemon/send-transact-received", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_send_transact_received);
   add_test ("/daemon/errors", STM32_SIM_OPTIONS ("--reply", "none"), board_setup, test_errors);
+  add_test ("/daemon/connect-disconnect-race",
+            STM32_SIM_OPTIONS ("--mode", "leak", "--slots", "50"), board_setup,
+            test_connect_disconnect_race);
   add_test ("/daemon/history", STM32_SIM_OPTIONS ("--mode", "leak"), fixture_setup, test_history);
   add_test ("/daemon/vanishing-client", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_vanishing_client);

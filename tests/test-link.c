@@ -923,6 +923,54 @@ test_connect_during_close (Fixture *fixture, gconstpointer options)
 }
 
 static void
+on_answer_counted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  guint *count = user_data;
+
+  (*count)++;
+}
+
+/* Connect, calls and Disconnect back to back, round after round, against
+ * firmware that ignores EOF: whatever the link is doing when a socket reaches
+ * the board, that socket ends with our RST (nothing else frees the board's
+ * slot), and the board ends with every slot free. */
+static void
+test_connect_disconnect_race (Fixture *fixture, gconstpointer options)
+{
+  const guint rounds = 40;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (GBytes) frame = g_bytes_new_static ("race", 4);
+  g_autoptr (JsonObject) status = NULL;
+  guint connects = 0, calls = 0, disconnects = 0, sent = 0;
+
+  fixture->config->close_timeout = 50;
+  link = stm32_link_new ("race", fixture->config);
+  for (guint round = 0; round < rounds; round++)
+    {
+      stm32_link_connect_async (link, NULL, on_answer_counted, &connects);
+      for (guint i = 0; i < 20; i++, sent++)
+        if (i % 2 == 0)
+          stm32_link_send_async (link, frame, NULL, on_answer_counted, &calls);
+        else
+          stm32_link_transact_async (link, frame, 1000, NULL, on_answer_counted, &calls);
+      /* Each round gives the connect a few more of the main loop's turns
+       * (resolving, SYN, the handshake's completion) before Disconnect. */
+      for (guint turn = 0; turn < round % 8; turn++)
+        g_main_context_iteration (NULL, FALSE);
+      stm32_link_disconnect_async (link, NULL, on_answer_counted, &disconnects);
+      /* Let the next round race a connect that has not finished, now and then. */
+      if (round % 4 == 3)
+        stm32_test_wait_until (disconnects == round + 1, WAIT_MS);
+    }
+  stm32_test_wait_until (connects == rounds && calls == sent && disconnects == rounds, WAIT_MS);
+  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_DISCONNECTED);
+  status = stm32_sim_status (fixture->sim);
+  g_test_message ("the board accepted %" G_GINT64_FORMAT " connections",
+                  json_object_get_int_member (status, "accepted"));
+  wait_board_slots (fixture->sim, 0);
+}
+
+static void
 test_autoconnect (Fixture *fixture, gconstpointer options)
 {
   g_autoptr (Stm32Link) link = NULL;
@@ -1107,6 +1155,8 @@ main (int argc, char **argv)
   g_test_add_func ("/link/receive/bad-frame", test_bad_frame_from_board);
   g_test_add_func ("/link/dead-peer/keepalive", test_dead_peer_keepalive);
   g_test_add_func ("/link/dead-peer/user-timeout", test_dead_peer_user_timeout);
+  add_test ("/link/close/connect-disconnect-race",
+            STM32_SIM_OPTIONS ("--mode", "leak", "--slots", "50"), test_connect_disconnect_race);
   add_test ("/link/close/connect-during-close", STM32_SIM_OPTIONS ("--mode", "leak"),
             test_connect_during_close);
   add_test ("/link/autoconnect", STM32_SIM_OPTIONS ("--reply", "echo"), test_autoconnect);
