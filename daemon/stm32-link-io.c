@@ -7,6 +7,7 @@
  */
 #include "stm32-link-private.h"
 
+#include "stm32-connect.h"
 #include "stm32-socket-options.h"
 
 LinkIo *
@@ -21,16 +22,6 @@ stm32_link_io_new (Stm32Link *link)
   return io;
 }
 
-/* A socket whose handshake may have completed, that nobody will use: a RST,
- * so the board frees its control block and its slot (a FIN alone would leave
- * firmware that ignores EOF holding both). */
-static void
-reset_and_close (GSocket *socket)
-{
-  stm32_socket_set_abortive_close (socket, NULL);
-  g_socket_close (socket, NULL);
-}
-
 static void
 link_io_clear (LinkIo *io)
 {
@@ -38,10 +29,6 @@ link_io_clear (LinkIo *io)
   g_clear_object (&io->cancellable);
   g_clear_object (&io->write_cancellable);
   g_clear_object (&io->addresses);
-  /* Only when the link is gone mid-connect: no one will reset it later. */
-  if (io->connecting != NULL)
-    reset_and_close (io->connecting);
-  g_clear_object (&io->connecting);
   g_clear_object (&io->connection);
   g_clear_error (&io->connect_error);
   g_clear_pointer (&io->writing, g_bytes_unref);
@@ -150,14 +137,16 @@ static void link_io_next_address (LinkIo *io);
 
 /* An operation of the connect came back after the link stopped waiting for it. */
 static gboolean
-link_io_connect_abandoned (LinkIo *io)
+link_io_connect_abandoned (LinkIo *io, GSocketConnection **connection)
 {
   if (io->link != NULL && io->phase < LINK_IO_ENDING && !io->connect_deadline.timed_out)
     return FALSE;
-  /* Connected, or about to be, just as we gave up: nothing was exchanged. */
-  if (io->connecting != NULL)
-    reset_and_close (io->connecting);
-  g_clear_object (&io->connecting);
+  /* Connected just as we gave up: nothing was exchanged, reset it at once. */
+  if (connection != NULL && *connection != NULL)
+    {
+      stm32_socket_set_abortive_close (g_socket_connection_get_socket (*connection), NULL);
+      io->connection = g_steal_pointer (connection);
+    }
   if (io->link != NULL && io->phase < LINK_IO_ENDING)
     stm32_link_on_connect_timeout (io->link);
   else
@@ -165,80 +154,28 @@ link_io_connect_abandoned (LinkIo *io)
   return TRUE;
 }
 
-/* The address did not work: on to the next one, keeping why. */
 static void
-link_io_address_failed (LinkIo *io, GError *error)
+on_socket_connected (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  if (io->connecting != NULL)
-    g_socket_close (io->connecting, NULL);
-  g_clear_object (&io->connecting);
-  g_clear_error (&io->connect_error);
-  io->connect_error = error;
-  link_io_next_address (io);
-}
+  g_autoptr (LinkIo) io = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketConnection) connection = stm32_connect_finish (result, &error);
 
-static void
-link_io_connected (LinkIo *io)
-{
-  g_autoptr (GSocket) socket = g_steal_pointer (&io->connecting);
-  g_autoptr (GSocketConnection) connection = g_socket_connection_factory_create_connection (socket);
-
+  io->pending--;
+  if (link_io_connect_abandoned (io, &connection))
+    return;
+  if (connection == NULL)
+    {
+      /* Try the host's next address, one socket at a time. */
+      g_clear_error (&io->connect_error);
+      io->connect_error = g_steal_pointer (&error);
+      link_io_next_address (io);
+      return;
+    }
   stm32_deadline_stop (&io->connect_deadline);
   io->connection = g_object_ref (connection);
   io->phase = LINK_IO_OPEN;
   stm32_link_on_connected (io->link, connection);
-}
-
-static gboolean
-on_socket_writable (GSocket *socket, GIOCondition condition, gpointer user_data)
-{
-  LinkIo *io = user_data;
-  GError *error = NULL;
-
-  io->pending--;
-  if (link_io_connect_abandoned (io))
-    return G_SOURCE_REMOVE;
-  if (!g_socket_check_connect_result (socket, &error))
-    link_io_address_failed (io, error);
-  else
-    link_io_connected (io);
-  return G_SOURCE_REMOVE;
-}
-
-/* GSocketClient is not used: cancelled just after the handshake completed,
- * it closes the socket itself, with a FIN only. Owning the socket from its
- * creation, the link ends every one that may have reached the board with
- * its RST. */
-static void
-link_io_connect_to (LinkIo *io, GSocketAddress *address)
-{
-  GError *error = NULL;
-  g_autoptr (GSource) source = NULL;
-
-  io->connecting = g_socket_new (g_socket_address_get_family (address), G_SOCKET_TYPE_STREAM,
-                                 G_SOCKET_PROTOCOL_TCP, &error);
-  if (io->connecting == NULL)
-    {
-      link_io_address_failed (io, error);
-      return;
-    }
-  g_socket_set_blocking (io->connecting, FALSE);
-  if (g_socket_connect (io->connecting, address, NULL, &error))
-    {
-      link_io_connected (io);
-      return;
-    }
-  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PENDING))
-    {
-      link_io_address_failed (io, error);
-      return;
-    }
-  g_clear_error (&error);
-  io->pending++;
-  source = g_socket_create_source (io->connecting, G_IO_OUT, io->connect_deadline.cancellable);
-  g_source_set_callback (source, G_SOURCE_FUNC (on_socket_writable), stm32_link_io_ref (io),
-                         (GDestroyNotify) stm32_link_io_unref);
-  g_source_attach (source, g_main_context_get_thread_default ());
 }
 
 static void
@@ -250,11 +187,14 @@ on_next_address (GObject *source, GAsyncResult *result, gpointer user_data)
       G_SOCKET_ADDRESS_ENUMERATOR (source), result, &error);
 
   io->pending--;
-  if (link_io_connect_abandoned (io))
+  if (link_io_connect_abandoned (io, NULL))
     return;
   if (address != NULL)
     {
-      link_io_connect_to (io, address);
+      /* Not GSocketClient: see stm32-connect.h for the FIN it would leave. */
+      io->pending++;
+      stm32_connect_async (address, io->connect_deadline.cancellable, on_socket_connected,
+                           stm32_link_io_ref (io));
       return;
     }
   stm32_deadline_stop (&io->connect_deadline);

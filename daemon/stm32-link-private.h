@@ -48,7 +48,6 @@ typedef struct
   GCancellable *cancellable;       /* connect and read: cancelled when the connection ends */
   GCancellable *write_cancellable; /* cancelled only when the link itself goes away */
   GSocketAddressEnumerator *addresses;
-  GSocket *connecting; /* the socket of the connect under way: ours from its creation */
   GSocketConnection *connection;
   GError *connect_error; /* why the last address failed, reported if none works */
   guint pending;

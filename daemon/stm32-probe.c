@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "stm32-probe.h"
 
+#include "stm32-connect.h"
 #include "stm32-deadline.h"
 #include "stm32-socket-options.h"
 
@@ -221,7 +222,7 @@ on_open_connected (GObject *source, GAsyncResult *result, gpointer user_data)
   gboolean timed_out = op->deadline.timed_out;
   GInputStream *in;
 
-  op->connection = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
+  op->connection = stm32_connect_finish (result, &error);
   stm32_deadline_stop (&op->deadline);
   if (op->connection == NULL)
     {
@@ -244,8 +245,8 @@ on_open_connected (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
-probe_open_async (GSocketClient *client, GSocketAddress *address, const Stm32LinkConfig *config,
-                  GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+probe_open_async (GSocketAddress *address, const Stm32LinkConfig *config, GCancellable *cancellable,
+                  GAsyncReadyCallback callback, gpointer user_data)
 {
   GTask *task = g_task_new (NULL, cancellable, callback, user_data);
   OpenOp *op = g_new0 (OpenOp, 1);
@@ -253,10 +254,9 @@ probe_open_async (GSocketClient *client, GSocketAddress *address, const Stm32Lin
   op->config = config;
   op->started = g_get_monotonic_time ();
   g_task_set_task_data (task, op, (GDestroyNotify) open_op_free);
-  /* GSocketClient:timeout is no connect timeout; this deadline is. */
+  /* No socket option bounds a connect; this deadline does. */
   stm32_deadline_start (&op->deadline, cancellable, config->connect_timeout);
-  g_socket_client_connect_async (client, G_SOCKET_CONNECTABLE (address), op->deadline.cancellable,
-                                 on_open_connected, task);
+  stm32_connect_async (address, op->deadline.cancellable, on_open_connected, task);
 }
 
 /* The outcome; the connection (only if accepted) is the caller's. */
@@ -288,7 +288,6 @@ typedef struct
 {
   GSocketAddress *address;
   Stm32LinkConfig *config;
-  GSocketClient *client;
   Stm32ProbeResult *result;
   GArray *latencies; /* guint64 µs */
   GPtrArray *held;   /* GSocketConnection kept open by the count */
@@ -307,7 +306,6 @@ probe_free (Probe *probe)
   g_clear_handle_id (&probe->retry_timer, g_source_remove);
   g_clear_object (&probe->address);
   g_clear_pointer (&probe->config, stm32_link_config_free);
-  g_clear_object (&probe->client);
   g_clear_pointer (&probe->result, stm32_probe_result_free);
   g_array_unref (probe->latencies);
   g_ptr_array_unref (probe->held);
@@ -577,8 +575,7 @@ probe_next (GTask *task)
         }
       probe->phase = PHASE_COUNT;
     }
-  probe_open_async (probe->client, probe->address, probe->config, g_task_get_cancellable (task),
-                    on_opened, task);
+  probe_open_async (probe->address, probe->config, g_task_get_cancellable (task), on_opened, task);
 }
 
 void
@@ -593,8 +590,6 @@ stm32_probe_async (GSocketAddress *address, const Stm32LinkConfig *config, guint
   g_task_set_source_tag (task, stm32_probe_async);
   probe->address = g_object_ref (address);
   probe->config = stm32_link_config_copy (config);
-  probe->client = g_socket_client_new ();
-  g_socket_client_set_enable_proxy (probe->client, FALSE);
   probe->result = stm32_probe_result_new (CLAMP (max, 1, STM32_PROBE_MAX_MAX), held_by_link);
   probe->latencies = g_array_new (FALSE, FALSE, sizeof (guint64));
   probe->held = g_ptr_array_new_with_free_func (g_object_unref);
