@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# It must work on a fresh machine on its own, before or after tools/demo.sh.
+tools/deps.sh
+
 builddir=${BUILDDIR:-build-test}
 # The lwIP board's tests need root; where they can run (root, CI) the board
 # must be built, so a missing lwIP source fails the setup instead of
