@@ -53,6 +53,8 @@ describe_link (Stm32CtlOutput *output, Stm32ClientLink *link)
                         stm32_client_link_get_disconnects (link), NULL);
   stm32ctl_output_uint (output, "connect_failures", "Failed attempts",
                         stm32_client_link_get_connect_failures (link), NULL);
+  stm32ctl_output_uint (output, "late_replies", "Late replies",
+                        stm32_client_link_get_late_replies (link), NULL);
 }
 
 static void

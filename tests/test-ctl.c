@@ -149,6 +149,8 @@ test_status (Fixture *fixture, gconstpointer reply)
                    (gint64) stm32_dbus_link1_get_frames_sent (fixture->link));
   g_assert_cmpint (json_object_get_int_member (status, "frames_received"), ==, 1);
   g_assert_cmpint (json_object_get_int_member (status, "connects"), ==, 1);
+  g_assert_true (json_object_has_member (status, "late_replies"));
+  g_assert_cmpint (json_object_get_int_member (status, "late_replies"), ==, 0);
   g_assert_true (json_object_get_boolean_member (status, "autoconnect"));
   g_assert_cmpstr (json_object_get_string_member (status, "last_error"), ==, "none");
 }
