@@ -207,9 +207,10 @@ test_abandoned_longest_timeout (Fixture *fixture, gconstpointer options)
   reply = stm32_test_link_transact (link, "after", 5000, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (reply, ==, "after");
-  /* It waited out the grace (its request was on the board), and no more. */
+  /* It waited out the grace (its request was on the board); that it waited no
+   * longer is the reply having come within its own 5000 ms, not the 10 minutes
+   * of the abandoned one (no upper bound on wall time: ASan on 2 CPUs). */
   g_assert_cmpint (g_get_monotonic_time () - cancelled_at, >=, 300 * 1000);
-  g_assert_cmpint (g_get_monotonic_time () - cancelled_at, <, 3000 * 1000);
 }
 
 /* Request after request that the board never answers: after the third, the
