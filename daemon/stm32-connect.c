@@ -55,6 +55,8 @@ stm32_connect_async (GSocketAddress *address, GCancellable *cancellable,
       connect_return_error (task, NULL, error);
       return;
     }
+  /* Non-blocking: the connect only starts here, and says G_IO_ERROR_PENDING
+   * while the handshake runs (loopback may finish it at once). */
   g_socket_set_blocking (socket, FALSE);
   if (g_socket_connect (socket, address, NULL, &error))
     {
