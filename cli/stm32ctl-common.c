@@ -166,13 +166,30 @@ stm32ctl_quit (void)
     g_main_loop_quit (interrupt_loop);
 }
 
+/* What the user gave, for an error about it: quoted, valid UTF-8 (a byte cut
+ * out of a character would print as garbage) and short enough to read. */
+#define QUOTED_MAX_CHARS 40
+
+static char *
+quote_input (const char *text)
+{
+  glong length = g_utf8_strlen (text, -1);
+  g_autofree char *head = g_utf8_substring (text, 0, MIN (length, QUOTED_MAX_CHARS));
+
+  return g_strdup_printf ("“%s%s”", head, length > QUOTED_MAX_CHARS ? "…" : "");
+}
+
 GBytes *
 stm32ctl_parse_hex (const char *text, GError **error)
 {
+  g_autofree char *valid = g_utf8_make_valid (text, -1);
   g_autoptr (GByteArray) bytes = g_byte_array_new ();
+  g_autofree char *quoted = NULL;
   int high = -1;
+  guint position = 1;
 
-  for (const char *p = text; *p != '\0'; p++)
+  /* Hex digits are ASCII: whatever made @text invalid UTF-8 is rejected either way. */
+  for (const char *p = valid; *p != '\0'; p = g_utf8_next_char (p), position++)
     {
       int digit = g_ascii_xdigit_value (*p);
 
@@ -180,8 +197,13 @@ stm32ctl_parse_hex (const char *text, GError **error)
         continue;
       if (digit < 0)
         {
+          char character[7] = { 0 };
+
+          g_unichar_to_utf8 (g_utf8_get_char (p), character);
+          quoted = quote_input (valid);
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                       "“%c” at position %d is not a hex digit", *p, (int) (p - text) + 1);
+                       "%s is not hex: “%s” (character %u) is not a hex digit", quoted, character,
+                       position);
           return NULL;
         }
       if (high < 0)
@@ -196,8 +218,9 @@ stm32ctl_parse_hex (const char *text, GError **error)
     }
   if (high >= 0)
     {
-      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                           "odd number of hex digits");
+      quoted = quote_input (valid);
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "%s is not hex: odd number of hex digits", quoted);
       return NULL;
     }
   return g_byte_array_free_to_bytes (g_steal_pointer (&bytes));

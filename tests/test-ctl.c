@@ -260,6 +260,33 @@ test_send_transact (Fixture *fixture, gconstpointer reply)
   g_assert_nonnull (strstr (err, "odd number of hex digits"));
 }
 
+/* A bad --hex argument is quoted whole in the error, as readable text (not
+ * the first byte of a multi-byte character), and nothing is sent. */
+static void
+test_bad_hex (Fixture *fixture, gconstpointer reply)
+{
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "send", "--hex", "é", NULL), ==, 2);
+  g_assert_true (g_utf8_validate (err, -1, NULL));
+  g_assert_nonnull (strstr (err, "“é” is not hex: “é” (character 1) is not a hex digit"));
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "send", "--hex", "41 42 zé", NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "“41 42 zé” is not hex: “z” (character 7)"));
+  g_clear_pointer (&err, g_free);
+
+  /* Not even UTF-8: still printable, still the whole argument. */
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "send", "--hex", "41\xff", NULL), ==, 2);
+  g_assert_true (g_utf8_validate (err, -1, NULL));
+  g_assert_nonnull (strstr (err, "“41\xef\xbf\xbd” is not hex"));
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "transact", "--hex", "414", NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "“414” is not hex: odd number of hex digits"));
+  g_assert_cmpuint (stm32_sim_count_events (fixture->sim, "frame"), ==, 0);
+}
+
 static void
 expect_frame (Stm32Sim *sim, const char *data)
 {
@@ -512,6 +539,7 @@ main (int argc, char **argv)
   g_test_add ("/ctl/links", Fixture, "echo", config_setup, test_links, fixture_teardown);
   add_test ("/ctl/connect-disconnect", "echo", test_connect_disconnect);
   add_test ("/ctl/send-transact", "echo", test_send_transact);
+  add_test ("/ctl/bad-hex", "echo", test_bad_hex);
   add_test ("/ctl/transact-timeout", "none", test_transact_timeout);
   add_test ("/ctl/transact-lines", "echo", test_transact_lines);
   g_test_add_func ("/ctl/not-running", test_not_running);
