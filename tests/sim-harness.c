@@ -5,9 +5,11 @@
 
 #include "test-util.h"
 
-#define SIM_START_TIMEOUT_MS 5000
-#define SIM_REQUEST_TIMEOUT_MS 5000
-#define SIM_STOP_TIMEOUT_MS 5000
+/* Bounds against a hung simulator, not a measure of speed: on two cores
+ * shared with sanitized builds an answer can take seconds. */
+#define SIM_START_TIMEOUT_MS 30000
+#define SIM_REQUEST_TIMEOUT_MS 30000
+#define SIM_STOP_TIMEOUT_MS 30000
 
 struct _Stm32Sim
 {

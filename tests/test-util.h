@@ -23,6 +23,29 @@ void stm32_test_iterate (gint64 deadline_us);
   }                                                                                                \
   G_STMT_END
 
+/* For long runs whose length depends on the machine's load: fails only when
+ * @progress (an integer expression) stood still for @stall_ms, so a loaded
+ * machine slows the run without failing it; meson's timeout still bounds it. */
+#define stm32_test_wait_progressing(cond, progress, stall_ms)                                      \
+  G_STMT_START                                                                                     \
+  {                                                                                                \
+    guint64 _stm32_seen = (progress);                                                              \
+    gint64 _stm32_stall = g_get_monotonic_time () + (gint64) (stall_ms) *1000;                     \
+    while (!(cond))                                                                                \
+      {                                                                                            \
+        if (g_get_monotonic_time () >= _stm32_stall)                                               \
+          g_error ("%s:%d: no progress in %u ms (%s = %" G_GUINT64_FORMAT ") waiting for: %s",     \
+                   __FILE__, __LINE__, (guint) (stall_ms), #progress, _stm32_seen, #cond);         \
+        stm32_test_iterate (_stm32_stall);                                                         \
+        if ((guint64) (progress) != _stm32_seen)                                                   \
+          {                                                                                        \
+            _stm32_seen = (progress);                                                              \
+            _stm32_stall = g_get_monotonic_time () + (gint64) (stall_ms) *1000;                    \
+          }                                                                                        \
+      }                                                                                            \
+  }                                                                                                \
+  G_STMT_END
+
 /* For conditions no event announces (another process's fds, a release only
  * the daemon sees): a 10 ms timer keeps the main context turning while
  * stm32_test_wait_until checks, still bounded. */
