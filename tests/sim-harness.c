@@ -203,6 +203,12 @@ stm32_sim_get_port (Stm32Sim *sim)
   return sim->port;
 }
 
+void
+stm32_sim_send_signal (Stm32Sim *sim, int signum)
+{
+  g_subprocess_send_signal (sim->process, signum);
+}
+
 /* The oldest unconsumed event whose name is one of @names, removed from the queue. */
 static JsonObject *
 take_event (Stm32Sim *sim, const char *const *names)

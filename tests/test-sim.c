@@ -3,6 +3,7 @@
 /* The board simulator's own tests: each failure mode, seen from the PC's side
  * through plain GIO sockets, and from the board's side through its events. */
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -444,6 +445,55 @@ test_leak_rst_frees_slot (Fixture *fixture, gconstpointer options)
   expect_echo (second, "two\n");
 }
 
+/* The PC resets a leaked connection and connects again at once, while the
+ * board is not scheduled: when it runs, the RST and the new connection are
+ * both waiting. Like lwIP, which handles segments in order, it frees the slot
+ * first and admits the newcomer, and it never held two at once. */
+static void
+test_leak_rst_then_connect (Fixture *fixture, gconstpointer options)
+{
+  g_autoptr (GSocketConnection) first = connect_ok (fixture->port);
+  g_autoptr (GSocketConnection) second = NULL;
+  g_autoptr (GError) error = NULL;
+
+  expect_echo (first, "one\n");
+  g_socket_shutdown (socket_of (first), FALSE, TRUE, &error);
+  g_assert_no_error (error);
+  stm32_sim_expect (fixture->sim, "eof", WAIT_MS);
+  expect_silence (first);
+  stm32_sim_send_signal (fixture->sim, SIGSTOP);
+  close_reset (first);
+  /* The kernel completes the handshake from the listen queue, without the board. */
+  second = connect_ok (fixture->port);
+  stm32_sim_send_signal (fixture->sim, SIGCONT);
+  expect_echo (second, "two\n");
+  g_assert_cmpint (status_int (fixture->sim, "rejected"), ==, 0);
+  g_assert_cmpint (status_int (fixture->sim, "slots_in_use"), ==, 1);
+  g_assert_cmpint (status_int (fixture->sim, "slots_in_use_max"), ==, 1);
+}
+
+/* The status keeps the most slots ever taken at once, after they are freed:
+ * a test's proof that a client never held two connections together. */
+static void
+test_slots_in_use_max (Fixture *fixture, gconstpointer options)
+{
+  g_autoptr (GSocketConnection) a = connect_ok (fixture->port);
+  g_autoptr (GSocketConnection) b = connect_ok (fixture->port);
+
+  expect_echo (a, "a\n");
+  expect_echo (b, "b\n");
+  g_assert_cmpint (status_int (fixture->sim, "slots_in_use_max"), ==, 2);
+  close_reset (a);
+  close_reset (b);
+  expect_released (fixture->sim, "peer-reset", 1);
+  expect_released (fixture->sim, "peer-reset", 0);
+  g_assert_cmpint (status_int (fixture->sim, "slots_in_use_max"), ==, 2);
+  g_clear_object (&a);
+  a = connect_ok (fixture->port);
+  expect_echo (a, "again\n");
+  g_assert_cmpint (status_int (fixture->sim, "slots_in_use_max"), ==, 2);
+}
+
 static void
 test_idle_timeout (Fixture *fixture, gconstpointer options)
 {
@@ -751,6 +801,9 @@ main (int argc, char **argv)
             test_leak_fin_keeps_slot);
   add_test ("/sim/leak/rst-frees-slot", STM32_SIM_OPTIONS ("--slots", "1", "--mode", "leak"),
             test_leak_rst_frees_slot);
+  add_test ("/sim/slots-in-use-max", NULL, test_slots_in_use_max);
+  add_test ("/sim/leak/rst-then-connect", STM32_SIM_OPTIONS ("--slots", "1", "--mode", "leak"),
+            test_leak_rst_then_connect);
   add_test ("/sim/idle-timeout/fires", STM32_SIM_OPTIONS ("--idle-timeout", "200"),
             test_idle_timeout);
   add_test ("/sim/idle-timeout/traffic-defers", STM32_SIM_OPTIONS ("--idle-timeout", "1000"),

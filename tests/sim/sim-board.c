@@ -22,6 +22,7 @@ struct _SimBoard
   guint64 last_id;
   guint64 accepted;
   guint64 rejected;
+  guint slots_in_use_max; /* the most slots ever taken at once */
   guint64 released;
   guint64 released_how[SIM_RELEASE_N];
 };
@@ -83,6 +84,7 @@ admit (SimBoard *self, GSocket *socket)
 
   self->accepted++;
   g_ptr_array_add (self->conns, sim_conn_ref (conn));
+  self->slots_in_use_max = MAX (self->slots_in_use_max, self->conns->len);
   sim_event_add_int (event, "id", (gint64) self->last_id);
   sim_event_add_string (event, "peer", sim_conn_get_peer (conn));
   emit_with_slots (self, event);
@@ -117,11 +119,25 @@ on_listen_timer (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* A RST the kernel took before the SYN that queued a new connection is
+ * handled first, as lwIP handles segments in order: otherwise a leaked slot
+ * freed by the PC just before it connected again would still look taken to
+ * the newcomer, depending only on which of our sources the loop runs first. */
+static void
+settle_resets (SimBoard *self)
+{
+  g_autoptr (GPtrArray) conns = snapshot (self);
+
+  for (guint i = 0; i < conns->len; i++)
+    sim_conn_settle (conns->pdata[i]);
+}
+
 static void
 on_listener_ready (SimListener *listener, gpointer user_data)
 {
   SimBoard *self = user_data;
 
+  settle_resets (self);
   for (guint i = 0; i < SIM_ACCEPT_BURST && self->listener != NULL; i++)
     {
       g_autoptr (GError) error = NULL;
@@ -384,6 +400,7 @@ sim_board_emit_status (SimBoard *self)
                       self->listener != NULL && sim_listener_get_dropping (self->listener));
   sim_event_add_int (event, "slots", self->config->slots);
   sim_event_add_int (event, "slots_in_use", self->conns->len);
+  sim_event_add_int (event, "slots_in_use_max", self->slots_in_use_max);
   sim_event_add_int (event, "connections", active);
   sim_event_add_int (event, "leaked", leaked);
   sim_event_add_string (event, "mode", self->config->mode == SIM_MODE_LEAK ? "leak" : "good");

@@ -671,6 +671,14 @@ sim_conn_close (SimConn *self)
 }
 
 void
+sim_conn_settle (SimConn *self)
+{
+  if ((self->state == SIM_CONN_LEAKED || self->state == SIM_CONN_SILENT) &&
+      g_socket_condition_check (self->socket, G_IO_HUP | G_IO_ERR) != 0)
+    release (self, SIM_RELEASE_PEER_RESET, "reset by the PC");
+}
+
+void
 sim_conn_abort (SimConn *self, SimRelease how)
 {
   release (self, how, NULL);

@@ -49,6 +49,9 @@ gboolean sim_conn_is_leaked (SimConn *self);
 void sim_conn_set_silent (SimConn *self, gboolean silent);
 /* The firmware closes: FIN, then waits for the PC's FIN or RST (bounded). */
 void sim_conn_close (SimConn *self);
+/* Releases a connection that only waits for the PC's RST (leaked, silent)
+ * if the RST has arrived, without waiting for the main loop to report it. */
+void sim_conn_settle (SimConn *self);
 /* The firmware aborts: RST, released as @how at once. */
 void sim_conn_abort (SimConn *self, SimRelease how);
 
