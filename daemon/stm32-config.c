@@ -633,6 +633,31 @@ parse_link (GKeyFile *keyfile, const ScanGroup *group, const char *file, GError 
   return link;
 }
 
+/* Two links to one board would hold two of its few connection slots and
+ * fight over it; stm32_link_config_dup_endpoint() says what "one board" is. */
+static gboolean
+check_endpoint (GHashTable *endpoints, GPtrArray *groups, guint index, const Stm32ConfigLink *link,
+                const char *file, GError **error)
+{
+  const ScanGroup *group = g_ptr_array_index (groups, index);
+  g_autofree char *endpoint = stm32_link_config_dup_endpoint (link->config);
+  guint first = GPOINTER_TO_UINT (g_hash_table_lookup (endpoints, endpoint));
+  const ScanGroup *earlier;
+
+  if (first == 0)
+    {
+      g_hash_table_insert (endpoints, g_steal_pointer (&endpoint), GUINT_TO_POINTER (index + 1));
+      return TRUE;
+    }
+  earlier = g_ptr_array_index (groups, first - 1);
+  g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+               "reaches the same board as [%s] on line %u (%s): one link per board, as each "
+               "connection takes one of the board's few slots",
+               earlier->name, earlier->line, endpoint);
+  prefix_location (error, file, group->line, group->name, NULL);
+  return FALSE;
+}
+
 /* ---- public ---- */
 
 void
@@ -652,6 +677,8 @@ stm32_config_load_data (const char *data, gssize length, const char *display_nam
   g_autoptr (GPtrArray) groups = NULL;
   g_autoptr (GPtrArray) links =
       g_ptr_array_new_with_free_func ((GDestroyNotify) stm32_config_link_free);
+  /* endpoint -> index of the first group that reaches it, plus one */
+  g_autoptr (GHashTable) endpoints = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   gsize len;
 
   g_return_val_if_fail (data != NULL, NULL);
@@ -675,6 +702,8 @@ stm32_config_load_data (const char *data, gssize length, const char *display_nam
       if (link == NULL)
         return NULL;
       g_ptr_array_add (links, link);
+      if (!check_endpoint (endpoints, groups, i, link, display_name, error))
+        return NULL;
     }
   return g_steal_pointer (&links);
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "stm32-link-config.h"
 
+#include <gio/gio.h>
+
 #include "stm32-defaults.h"
 #include "stm32-error.h"
 #include "stm32-enum-types.h"
@@ -75,6 +77,37 @@ stm32_link_config_equal_but_autoconnect (const Stm32LinkConfig *a, const Stm32Li
          a->heartbeat_interval == b->heartbeat_interval &&
          a->heartbeat_timeout == b->heartbeat_timeout && a->send_queue_max == b->send_queue_max &&
          a->reply_grace == b->reply_grace;
+}
+
+char *
+stm32_link_config_dup_endpoint (const Stm32LinkConfig *config)
+{
+  g_autofree char *host = NULL;
+  g_autoptr (GInetAddress) address = NULL;
+  gsize len;
+
+  g_return_val_if_fail (config != NULL && config->host != NULL, NULL);
+  /* DNS names are case-insensitive and "board." is "board" made absolute. */
+  host = g_ascii_strdown (config->host, -1);
+  len = strlen (host);
+  if (len > 1 && host[len - 1] == '.')
+    host[len - 1] = '\0';
+  address = g_inet_address_new_from_string (host);
+  if (address != NULL)
+    {
+      g_free (host);
+      host = g_inet_address_to_string (address);
+    }
+  return g_strdup_printf ("%s port %u", host, config->port);
+}
+
+gboolean
+stm32_link_config_same_endpoint (const Stm32LinkConfig *a, const Stm32LinkConfig *b)
+{
+  g_autofree char *endpoint_a = stm32_link_config_dup_endpoint (a);
+  g_autofree char *endpoint_b = stm32_link_config_dup_endpoint (b);
+
+  return g_strcmp0 (endpoint_a, endpoint_b) == 0;
 }
 
 /* Whether @frame (if set) is a valid frame in the link's framing. */

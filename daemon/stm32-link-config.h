@@ -50,6 +50,13 @@ void stm32_link_config_free (Stm32LinkConfig *config);
 gboolean stm32_link_config_equal_but_autoconnect (const Stm32LinkConfig *a,
                                                   const Stm32LinkConfig *b);
 
+/* The board a config reaches, as one string: the host in lower case without
+ * a trailing dot (an IP literal in its canonical form) and the port. Two links
+ * to one board would each take one of its few connection slots. */
+char *stm32_link_config_dup_endpoint (const Stm32LinkConfig *config);
+/* Whether @a and @b reach the same board (same endpoint, as above). */
+gboolean stm32_link_config_same_endpoint (const Stm32LinkConfig *a, const Stm32LinkConfig *b);
+
 /* Checks values that are valid one by one but not together (e.g. RetryMin > RetryMax). */
 gboolean stm32_link_config_validate (const Stm32LinkConfig *config, GError **error);
 

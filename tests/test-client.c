@@ -306,9 +306,9 @@ test_links (Bench *bench, gconstpointer data)
   guint i = 0;
 
   stm32_test_write_file (bench->config,
-                         "[Link gamma]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n"
+                         "[Link gamma]\nHost=127.0.0.2\nPort=%u\nAutoconnect=false\n"
                          "[Link alpha]\nHost=localhost\nPort=%u\nFraming=json\n"
-                         "[Link beta]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n",
+                         "[Link beta]\nHost=127.0.0.3\nPort=%u\nAutoconnect=false\n",
                          port, port, port);
   bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
   bench->client = client_new ();
@@ -640,7 +640,7 @@ test_find_link_no_such_link (Bench *bench, gconstpointer data)
   g_autoptr (GError) error = NULL;
 
   stm32_test_write_file (bench->config, "[Link bench]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n"
-                                        "[Link arm]\nHost=127.0.0.1\nPort=9\nAutoconnect=false\n");
+                                        "[Link arm]\nHost=127.0.0.2\nPort=9\nAutoconnect=false\n");
   bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
   bench->client = client_new ();
   wait_link (bench->client, "arm");
@@ -747,8 +747,9 @@ test_reload (Bench *bench, gconstpointer data)
   LinkLog log = { 0 };
   Stm32ClientLink *c;
 
+  /* a's board is none: only b and c, never together, reach the simulator. */
   stm32_test_write_file (bench->config,
-                         "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link b]\nHost=127.0.0.1\n"
+                         "[Link a]\nHost=127.0.0.2\nPort=%u\n[Link b]\nHost=127.0.0.1\n"
                          "Port=%u\n",
                          port, port);
   bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
@@ -757,7 +758,7 @@ test_reload (Bench *bench, gconstpointer data)
   wait_link (bench->client, "b");
   link_log_follow (&log, bench->client);
   stm32_test_write_file (bench->config,
-                         "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link c]\nHost=127.0.0.1\n"
+                         "[Link a]\nHost=127.0.0.2\nPort=%u\n[Link c]\nHost=127.0.0.1\n"
                          "Port=%u\n",
                          port, port);
   g_assert_true (stm32_client_reload_sync (bench->client, NULL, &error));
@@ -778,7 +779,7 @@ test_reload (Bench *bench, gconstpointer data)
   g_assert_cmpstr (reply, ==, "to c");
 
   /* A bad file is refused, typed and saying where; nothing changes. */
-  stm32_test_write_file (bench->config, "[Link a]\nHost=127.0.0.1\nPort=%u\nRetryMin=soon\n", port);
+  stm32_test_write_file (bench->config, "[Link a]\nHost=127.0.0.2\nPort=%u\nRetryMin=soon\n", port);
   g_assert_false (client_reload (bench->client, &error));
   assert_client_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
   g_assert_true (g_str_has_prefix (error->message, bench->config));
@@ -1531,7 +1532,9 @@ test_channel_daemon_stops (Bench *bench, gconstpointer data)
 static void
 test_channel_link_removed (Bench *bench, gconstpointer data)
 {
-  guint16 port = stm32_sim_get_port (bench->sim);
+  /* One board each: two links to one board are refused. */
+  Stm32Sim *board_b = stm32_sim_start ("--reply", "echo", NULL);
+  guint16 port = stm32_sim_get_port (bench->sim), port_b = stm32_sim_get_port (board_b);
   g_autoptr (Stm32ClientChannel) to_a = NULL, to_b = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;
@@ -1540,7 +1543,7 @@ test_channel_link_removed (Bench *bench, gconstpointer data)
 
   stm32_test_write_file (bench->config,
                          "[Link a]\nHost=127.0.0.1\nPort=%u\n[Link b]\nHost=127.0.0.1\nPort=%u\n",
-                         port, port);
+                         port, port_b);
   bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
   bench->client = client_new ();
   a = wait_link (bench->client, "a");
@@ -1571,6 +1574,7 @@ test_channel_link_removed (Bench *bench, gconstpointer data)
 
   g_clear_object (&to_a);
   g_clear_object (&to_b);
+  stm32_sim_stop (board_b);
 }
 
 /* ---- the library as others load it --------------------------------------------------- */

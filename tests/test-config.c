@@ -197,9 +197,9 @@ test_layout (void)
 static void
 test_booleans (void)
 {
-  g_autoptr (GPtrArray) links = load_ok ("[Link a]\nHost=h\nAutoconnect=false\n"
-                                         "[Link b]\nHost=h\nAutoconnect=true\n"
-                                         "[Link c]\nHost=h\nAutoconnect=0\n",
+  g_autoptr (GPtrArray) links = load_ok ("[Link a]\nHost=ha\nAutoconnect=false\n"
+                                         "[Link b]\nHost=hb\nAutoconnect=true\n"
+                                         "[Link c]\nHost=hc\nAutoconnect=0\n",
                                          3);
 
   g_assert_false (link_config (links, 0)->autoconnect);
@@ -413,7 +413,7 @@ test_error_cross_field (void)
                                           "least 1 and not above RetryMax (30000 ms)" },
     { "[Link a]\nHost=h\nMaxFrame=2MiB\n",
       "3: [Link a] MaxFrame: SendQueueMax (1048576) must hold at least one MaxFrame (2097152)" },
-    { "[Link a]\nHost=h\nSendQueueMax=100\nMaxFrame=100\n\n[Link b]\nHost=h\nSendQueueMax=10\n",
+    { "[Link a]\nHost=ha\nSendQueueMax=100\nMaxFrame=100\n\n[Link b]\nHost=hb\nSendQueueMax=10\n",
       "8: [Link b] SendQueueMax: SendQueueMax (10) must hold at least one MaxFrame (65536)" },
   };
 
@@ -459,6 +459,63 @@ test_error_heartbeat (void)
                                 "json frame is not valid JSON: "));
 }
 
+/* @first: "NAME] on line N" */
+#define SAME_BOARD(first, endpoint)                                                                \
+  "reaches the same board as [Link " first " (" endpoint                                           \
+  "): one link per board, as each connection takes one of the board's few slots"
+
+/* Two links to one board: the same host (however its case or an address is
+ * written) and the same port. */
+static void
+test_error_same_endpoint (void)
+{
+  static const ErrorCase cases[] = {
+    { "[Link a]\nHost=board\n\n[Link b]\nHost=board\n",
+      "4: [Link b]: " SAME_BOARD ("a] on line 1", "board port 8080") },
+  };
+  static const struct
+  {
+    const char *a, *b;
+    guint16 port_a, port_b;
+    gboolean same;
+  } pairs[] = {
+    { "board", "board", 80, 80, TRUE },          { "Board.Lab", "board.lab.", 80, 80, TRUE },
+    { "127.0.0.1", "127.0.0.1", 80, 80, TRUE },  { "::1", "0:0:0:0::1", 80, 80, TRUE },
+    { "FE80::A", "fe80::a", 80, 80, TRUE },      { "board", "board", 80, 81, FALSE },
+    { "127.0.0.2", "127.0.0.3", 80, 80, FALSE }, { "board", "board.lab", 80, 80, FALSE },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (pairs); i++)
+    {
+      g_autoptr (Stm32LinkConfig) a = stm32_link_config_new (pairs[i].a, pairs[i].port_a);
+      g_autoptr (Stm32LinkConfig) b = stm32_link_config_new (pairs[i].b, pairs[i].port_b);
+      g_autofree char *text =
+          g_strdup_printf ("[Link a]\nHost=%s\nPort=%u\n"
+                           "[Link b]\nHost=%s\nPort=%u\n",
+                           pairs[i].a, pairs[i].port_a, pairs[i].b, pairs[i].port_b);
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GPtrArray) links = stm32_config_load_data (text, -1, FILE_NAME, &error);
+
+      g_test_message ("%s:%u and %s:%u", pairs[i].a, pairs[i].port_a, pairs[i].b, pairs[i].port_b);
+      g_assert_cmpint (stm32_link_config_same_endpoint (a, b), ==, pairs[i].same);
+      g_assert_cmpint (stm32_link_config_same_endpoint (b, a), ==, pairs[i].same);
+      g_assert_cmpint (links == NULL, ==, pairs[i].same);
+      if (pairs[i].same)
+        {
+          g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+          g_assert_true (g_str_has_prefix (error->message, FILE_NAME ":4: [Link b]: reaches the "
+                                                                     "same board as [Link a] on "
+                                                                     "line 1 ("));
+        }
+    }
+  assert_errors (cases, G_N_ELEMENTS (cases));
+  /* The first link that reaches it is named, whatever is in between; an
+   * address is shown in its usual form. */
+  assert_error ("[Link a]\nHost=10.0.0.1\n[Link b]\nHost=10.0.0.2\n"
+                "[Link c]\nHost=::ffff:10.0.0.3\n[Link d]\nHost=0::FFFF:10.0.0.3\nPort=8080\n",
+                -1, "7: [Link d]: " SAME_BOARD ("c] on line 5", "::ffff:10.0.0.3 port 8080"));
+}
+
 /* GKeyFile's own complaints, placed on their line. */
 static void
 test_error_syntax (void)
@@ -485,8 +542,8 @@ test_error_syntax (void)
 static void
 test_error_after_links (void)
 {
-  assert_error ("[Link a]\nHost=h\nHeartbeat=hex:01\n[Link b]\nHost=h\nHeartbeat=x\n"
-                "[Link c]\nHost=h\nPort=x\n",
+  assert_error ("[Link a]\nHost=ha\nHeartbeat=hex:01\n[Link b]\nHost=hb\nHeartbeat=x\n"
+                "[Link c]\nHost=hc\nPort=x\n",
                 -1, "9: [Link c] Port: “x” is not a port number (1 to 65535)");
 }
 
@@ -504,7 +561,7 @@ test_file (void)
 
   g_assert_no_error (error);
   g_assert_true (
-      g_file_set_contents (path, "[Link a]\nHost=h\n[Link b]\nHost=h\nPort=x\n", -1, &error));
+      g_file_set_contents (path, "[Link a]\nHost=ha\n[Link b]\nHost=hb\nPort=x\n", -1, &error));
   g_assert_no_error (error);
 
   links = stm32_config_load_file (path, &error);
@@ -587,6 +644,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/error/values", test_error_values);
   g_test_add_func ("/config/error/cross-field", test_error_cross_field);
   g_test_add_func ("/config/error/heartbeat", test_error_heartbeat);
+  g_test_add_func ("/config/error/same-endpoint", test_error_same_endpoint);
   g_test_add_func ("/config/error/syntax", test_error_syntax);
   g_test_add_func ("/config/error/after-links", test_error_after_links);
   g_test_add_func ("/config/file", test_file);

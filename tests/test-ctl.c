@@ -160,7 +160,7 @@ test_links (Fixture *fixture, gconstpointer reply)
 {
   g_autofree char *text =
       g_strdup_printf ("[Link bench]\nHost=127.0.0.1\nPort=%u\n\n"
-                       "[Link spare]\nHost=127.0.0.1\nPort=%u\n"
+                       "[Link spare]\nHost=127.0.0.2\nPort=%u\n"
                        "Autoconnect=false\n",
                        stm32_sim_get_port (fixture->sim), stm32_sim_get_port (fixture->sim));
   g_autofree char *out = NULL, *json_out = NULL, *err = NULL;
@@ -513,7 +513,7 @@ test_reload (Fixture *fixture, gconstpointer reply)
 {
   g_autofree char *one =
       g_strdup_printf ("[Link a]\nHost=127.0.0.1\nPort=%u\n", stm32_sim_get_port (fixture->sim));
-  g_autofree char *two = g_strdup_printf ("%s\n[Link b]\nHost=127.0.0.1\nPort=%u\n", one,
+  g_autofree char *two = g_strdup_printf ("%s\n[Link b]\nHost=127.0.0.2\nPort=%u\n", one,
                                           stm32_sim_get_port (fixture->sim));
   g_autofree char *out = NULL, *err = NULL;
 

@@ -510,6 +510,22 @@ test_reload (void)
   g_clear_error (&error);
   g_assert_nonnull (stm32_daemon_peek_link (daemon, "c"));
 
+  /* So is a file with two links to one board, naming both. */
+  stm32_test_write_file (path,
+                         "[Link a]\nHost=127.0.0.1\nPort=%u\n\n[Link c]\nHost=127.0.0.1\nPort=%u\n",
+                         port_a, port_a);
+  call_reload (daemon, &error);
+  stm32_daemon_assert_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
+  g_assert_nonnull (strstr (
+      error->message, "stm32d.conf:5: [Link c]: reaches the same board as [Link a] on line 1"));
+  g_clear_error (&error);
+  c = stm32_daemon_peek_link (daemon, "c");
+  g_assert_cmpuint (stm32_dbus_link1_get_port (c), ==, port_b);
+  g_assert_true (stm32_daemon_link_state_is (c, "connected"));
+  status = stm32_sim_status (board_a);
+  g_assert_cmpint (json_object_get_int_member (status, "accepted"), ==, 1);
+  g_clear_pointer (&status, json_object_unref);
+
   /* a changes board (by SIGHUP this time): recreated, connected to b's board. */
   stm32_test_write_file (path, "[Link a]\nHost=127.0.0.1\nPort=%u\n", port_b);
   stm32_daemon_send_signal (daemon, SIGHUP);
@@ -543,6 +559,11 @@ test_bad_config_refused (void)
   stm32_test_write_file (path, "[Link bench]\nHost=10.0.0.7\nColour=blue\n");
   g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", path, NULL), ==, 78);
   g_assert_nonnull (strstr (err, "stm32d.conf:3: [Link bench] Colour:"));
+  g_clear_pointer (&err, g_free);
+  stm32_test_write_file (path, "[Link bench]\nHost=10.0.0.7\n[Link arm]\nHost=10.0.0.7\n");
+  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", path, NULL), ==, 78);
+  g_assert_nonnull (
+      strstr (err, "stm32d.conf:3: [Link arm]: reaches the same board as [Link bench] on line 1"));
   g_clear_pointer (&err, g_free);
   g_unlink (path);
   g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", path, NULL), ==, 78);
