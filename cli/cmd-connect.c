@@ -84,8 +84,13 @@ stm32ctl_cmd_connect (Stm32Ctl *ctl, int argc, char **argv)
     return connect_no_wait (link);
   if (!stm32_client_link_connect_sync (link, NULL, &error))
     {
+      /* Only an attempt stm32d made leaves it retrying; a call that never
+       * reached it (refused by the bus, unanswered) asked nothing of it. */
+      gboolean attempted = error->domain == STM32_ERROR;
+
       status = stm32ctl_fail (error);
-      g_printerr ("stm32d keeps retrying in the background; “stm32ctl disconnect” stops it.\n");
+      if (attempted)
+        g_printerr ("stm32d keeps retrying in the background; “stm32ctl disconnect” stops it.\n");
       return status;
     }
   endpoint = stm32ctl_link_endpoint (link);

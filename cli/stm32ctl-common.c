@@ -7,6 +7,13 @@
 #include <unistd.h>
 
 static GMainLoop *interrupt_loop;
+static gboolean verbose;
+
+void
+stm32ctl_set_verbose (gboolean on)
+{
+  verbose = on;
+}
 
 static int
 exit_code_and_hint (const GError *error, const char **hint)
@@ -51,7 +58,17 @@ stm32ctl_fail (GError *error)
   int code = exit_code_and_hint (owned, &hint);
 
   g_dbus_error_strip_remote_error (owned);
-  g_printerr ("stm32ctl: error: %s\n", owned->message);
+  /* dbus-daemon's refusal lists its rule matching, which tells a user
+   * nothing: say what it means, and keep its words for -v. */
+  if (code == STM32CTL_EXIT_ACCESS_DENIED)
+    {
+      g_printerr ("stm32ctl: error: permission denied: the bus did not pass the request on to "
+                  "stm32d, so nothing was done\n");
+      if (verbose)
+        g_printerr ("The bus said: %s\n", owned->message);
+    }
+  else
+    g_printerr ("stm32ctl: error: %s\n", owned->message);
   if (hint != NULL)
     g_printerr ("%s\n", hint);
   return code;

@@ -45,13 +45,15 @@ int
 main (int argc, char **argv)
 {
   Stm32Ctl ctl = { .bus_type = G_BUS_TYPE_SYSTEM };
-  gboolean session = FALSE, system = FALSE, version = FALSE;
+  gboolean session = FALSE, system = FALSE, version = FALSE, verbose = FALSE;
   const GOptionEntry entries[] = {
     { "link", 'l', 0, G_OPTION_ARG_STRING, &ctl.link_name,
       "The link to act on (default: the only one)", "NAME" },
     { "system", 0, 0, G_OPTION_ARG_NONE, &system, "Talk to stm32d on the system bus (default)",
       NULL },
     { "session", 0, 0, G_OPTION_ARG_NONE, &session, "Talk to stm32d on the session bus", NULL },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
+      "Also show the bus's own words where an error rephrases them", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL }
   };
@@ -84,6 +86,7 @@ main (int argc, char **argv)
     }
   if (session)
     ctl.bus_type = G_BUS_TYPE_SESSION;
+  stm32ctl_set_verbose (verbose);
   if (argc < 2)
     {
       g_printerr ("stm32ctl: error: no command given\nTry “stm32ctl --help”.\n");

@@ -31,6 +31,10 @@ typedef struct
 
 typedef int (*Stm32CtlCommandFunc) (Stm32Ctl *ctl, int argc, char **argv);
 
+/* -v/--verbose: errors also carry the bus's own words where stm32ctl
+ * rephrases them. */
+void stm32ctl_set_verbose (gboolean on);
+
 /* Reports @error as "stm32ctl: error: …" plus what to do about it, and
  * returns the exit code that goes with it. Takes @error. */
 int stm32ctl_fail (GError *error);

@@ -67,6 +67,7 @@ Stm32Daemon *
 stm32_daemon_start (const char *first_arg, ...)
 {
   Stm32Daemon *daemon = g_new0 (Stm32Daemon, 1);
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
   g_autoptr (GPtrArray) argv = NULL;
   g_autoptr (GError) error = NULL;
   va_list args;
@@ -75,8 +76,9 @@ stm32_daemon_start (const char *first_arg, ...)
   argv = daemon_argv (first_arg, args);
   va_end (args);
   /* stderr is inherited: the daemon's log lands in the test log. */
+  launcher = stm32_test_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   daemon->process =
-      g_subprocess_newv ((const char *const *) argv->pdata, G_SUBPROCESS_FLAGS_NONE, &error);
+      g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   g_assert_no_error (error);
   daemon->objects = stm32_dbus_object_manager_client_new_for_bus_sync (
       G_BUS_TYPE_SESSION, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME,
@@ -196,6 +198,8 @@ stm32_daemon_free (Stm32Daemon *daemon)
 void
 stm32_daemon_stop (Stm32Daemon *daemon)
 {
+  /* A test may have stopped it (SIGSTOP); SIGTERM waits for it to run again. */
+  stm32_daemon_send_signal (daemon, SIGCONT);
   stm32_daemon_send_signal (daemon, SIGTERM);
   /* Exit status 0 also means the sanitizers found nothing in the daemon. */
   g_assert_cmpint (stm32_daemon_wait_exit (daemon), ==, 0);

@@ -16,31 +16,27 @@
 
 #define WAIT_MS 10000
 
-/* Runs `stm32ctl --session ARGS…` with @input on stdin; returns its exit status. */
-static int run_ctl (const char *input, char **out, char **err, const char *first_arg,
-                    ...) G_GNUC_NULL_TERMINATED;
-
+/* Runs stm32ctl with @args in the test's environment plus @env (NULL-terminated
+ * "NAME=VALUE" strings, or NULL), @input on stdin; returns its exit status. */
 static int
-run_ctl (const char *input, char **out, char **err, const char *first_arg, ...)
+run_ctl_argv (const char *const *env, const char *input, char **out, char **err,
+              const char *const *args)
 {
-  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GSubprocessLauncher) launcher =
+      stm32_test_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                               G_SUBPROCESS_FLAGS_STDERR_PIPE);
   g_autoptr (GSubprocess) process = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *ignored_out = NULL, *ignored_err = NULL;
-  va_list args;
 
-  g_ptr_array_add (argv, stm32_test_build_path ("cli/stm32ctl"));
-  g_ptr_array_add (argv, g_strdup ("--session"));
-  va_start (args, first_arg);
-  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
-    g_ptr_array_add (argv, g_strdup (arg));
-  va_end (args);
-  g_ptr_array_add (argv, NULL);
-  process = g_subprocess_newv ((const char *const *) argv->pdata,
-                               G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                   G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                               &error);
+  for (guint i = 0; env != NULL && env[i] != NULL; i++)
+    {
+      g_auto (GStrv) pair = g_strsplit (env[i], "=", 2);
+
+      g_subprocess_launcher_setenv (launcher, pair[0], pair[1], TRUE);
+    }
+  process = g_subprocess_launcher_spawnv (launcher, args, &error);
   g_assert_no_error (error);
   g_subprocess_communicate_utf8_async (process, input ? input : "", NULL, stm32_test_store_result,
                                        &result);
@@ -50,6 +46,53 @@ run_ctl (const char *input, char **out, char **err, const char *first_arg, ...)
   g_assert_no_error (error);
   g_assert_true (g_subprocess_get_if_exited (process));
   return g_subprocess_get_exit_status (process);
+}
+
+/* stm32ctl's argv: its path, @option unless NULL, then ARGS… */
+static GPtrArray *
+ctl_args (const char *option, const char *first_arg, va_list args)
+{
+  GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
+
+  g_ptr_array_add (argv, stm32_test_build_path ("cli/stm32ctl"));
+  if (option != NULL)
+    g_ptr_array_add (argv, g_strdup (option));
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, g_strdup (arg));
+  g_ptr_array_add (argv, NULL);
+  return argv;
+}
+
+/* Runs `stm32ctl ARGS…` (no bus option added) with @env, as run_ctl_argv(). */
+static int run_ctl_env (const char *const *env, char **err, const char *first_arg,
+                        ...) G_GNUC_NULL_TERMINATED;
+
+static int
+run_ctl_env (const char *const *env, char **err, const char *first_arg, ...)
+{
+  g_autoptr (GPtrArray) argv = NULL;
+  va_list args;
+
+  va_start (args, first_arg);
+  argv = ctl_args (NULL, first_arg, args);
+  va_end (args);
+  return run_ctl_argv (env, NULL, NULL, err, (const char *const *) argv->pdata);
+}
+
+/* Runs `stm32ctl --session ARGS…` with @input on stdin; returns its exit status. */
+static int run_ctl (const char *input, char **out, char **err, const char *first_arg,
+                    ...) G_GNUC_NULL_TERMINATED;
+
+static int
+run_ctl (const char *input, char **out, char **err, const char *first_arg, ...)
+{
+  g_autoptr (GPtrArray) argv = NULL;
+  va_list args;
+
+  va_start (args, first_arg);
+  argv = ctl_args ("--session", first_arg, args);
+  va_end (args);
+  return run_ctl_argv (NULL, input, out, err, (const char *const *) argv->pdata);
 }
 
 static JsonNode *
@@ -71,6 +114,8 @@ typedef struct
   Stm32DbusLink1 *link;
   char *dir; /* config_setup's, holding @config */
   char *config;
+  GSubprocess *bus;        /* a dbus-daemon of the test's own (private_bus_start) */
+  GSubprocess *bus_daemon; /* the stm32d on it */
 } Fixture;
 
 static void
@@ -94,16 +139,58 @@ config_setup (Fixture *fixture, gconstpointer reply)
   fixture->config = g_build_filename (fixture->dir, "stm32d.conf", NULL);
 }
 
+static void
+wait_exit (GSubprocess *process)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  g_subprocess_wait_async (process, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_true (g_subprocess_wait_finish (process, result, NULL));
+}
+
+/* The stm32d on the test's own bus, then that bus. */
+static void
+private_bus_stop (Fixture *fixture)
+{
+  if (fixture->bus_daemon != NULL)
+    {
+      g_subprocess_send_signal (fixture->bus_daemon, SIGTERM);
+      wait_exit (fixture->bus_daemon);
+      /* Exit status 0 also means the sanitizers found nothing in the daemon. */
+      g_assert_true (g_subprocess_get_if_exited (fixture->bus_daemon));
+      g_assert_cmpint (g_subprocess_get_exit_status (fixture->bus_daemon), ==, 0);
+      g_clear_object (&fixture->bus_daemon);
+    }
+  if (fixture->bus != NULL)
+    {
+      g_subprocess_send_signal (fixture->bus, SIGTERM);
+      wait_exit (fixture->bus);
+      g_clear_object (&fixture->bus);
+    }
+}
+
 /* A test that stops the board itself takes it out of the fixture. */
 static void
 fixture_teardown (Fixture *fixture, gconstpointer reply)
 {
-  stm32_daemon_stop (fixture->daemon);
+  private_bus_stop (fixture);
+  if (fixture->daemon != NULL)
+    stm32_daemon_stop (fixture->daemon);
   if (fixture->sim != NULL)
     stm32_sim_stop (fixture->sim);
   if (fixture->config != NULL)
     {
-      g_unlink (fixture->config);
+      g_autoptr (GDir) dir = g_dir_open (fixture->dir, 0, NULL);
+      const char *name;
+
+      /* The config file, and a private bus's configuration and socket. */
+      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *path = g_build_filename (fixture->dir, name, NULL);
+
+          g_unlink (path);
+        }
       g_rmdir (fixture->dir);
       g_free (fixture->config);
       g_free (fixture->dir);
@@ -531,6 +618,104 @@ test_reload (Fixture *fixture, gconstpointer reply)
   g_assert_nonnull (stm32_daemon_peek_link (fixture->daemon, "b"));
 }
 
+/* ---- a bus that refuses ------------------------------------------------------------ */
+
+/* Starts a dbus-daemon whose policy refuses Link1.Connect to everyone (as the
+ * system bus refuses it to users outside group stm32), and stm32d on it;
+ * returns the bus's address. */
+static char *
+private_bus_start (Fixture *fixture)
+{
+  g_autofree char *conf = g_build_filename (fixture->dir, "bus.conf", NULL);
+  g_autofree char *socket = g_build_filename (fixture->dir, "bus", NULL);
+  g_autofree char *daemon_path = stm32_test_build_path ("daemon/stm32d");
+  g_autofree char *port = g_strdup_printf ("%u", stm32_sim_get_port (fixture->sim));
+  g_autoptr (GSubprocessLauncher) bus_launcher =
+      stm32_test_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_autoptr (GSubprocessLauncher) daemon_launcher =
+      stm32_test_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_autoptr (GDataInputStream) bus_out = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GDBusConnection) connection = NULL;
+  g_autoptr (GError) error = NULL;
+  char *address;
+  gboolean owned = FALSE;
+  guint watch;
+
+  stm32_test_write_file (
+      conf,
+      "<busconfig>\n"
+      "  <type>session</type>\n"
+      "  <listen>unix:path=%s</listen>\n"
+      "  <auth>EXTERNAL</auth>\n"
+      "  <policy context=\"default\">\n"
+      "    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n"
+      "    <allow eavesdrop=\"true\"/>\n"
+      "    <allow own=\"*\"/>\n"
+      "    <deny send_destination=\"org.stm32d\" send_interface=\"org.stm32d.Link1\"\n"
+      "          send_member=\"Connect\"/>\n"
+      "  </policy>\n"
+      "</busconfig>\n",
+      socket);
+  fixture->bus =
+      g_subprocess_launcher_spawn (bus_launcher, &error, "dbus-daemon", "--nofork", "--nopidfile",
+                                   "--print-address", "--config-file", conf, NULL);
+  g_assert_no_error (error);
+  bus_out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (fixture->bus));
+  g_data_input_stream_read_line_async (bus_out, G_PRIORITY_DEFAULT, NULL, stm32_test_store_result,
+                                       &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  address = g_data_input_stream_read_line_finish_utf8 (bus_out, result, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (address);
+
+  g_subprocess_launcher_setenv (daemon_launcher, "DBUS_SESSION_BUS_ADDRESS", address, TRUE);
+  fixture->bus_daemon =
+      g_subprocess_launcher_spawn (daemon_launcher, &error, daemon_path, "--session", "--host",
+                                   "127.0.0.1", "--port", port, NULL);
+  g_assert_no_error (error);
+  connection =
+      g_dbus_connection_new_for_address_sync (address,
+                                              G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                  G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                              NULL, NULL, &error);
+  g_assert_no_error (error);
+  watch = g_bus_watch_name_on_connection (connection, "org.stm32d", G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                          stm32_test_name_appeared, NULL, &owned, NULL);
+  stm32_test_wait_until (owned, WAIT_MS);
+  g_bus_unwatch_name (watch);
+  return address;
+}
+
+/* A call the bus refuses: what happened and what to do, in the user's words
+ * (the bus's own with -v), exit 7; and no claim that stm32d is retrying,
+ * since nothing reached it. */
+static void
+test_access_denied (Fixture *fixture, gconstpointer reply)
+{
+  g_autofree char *address = private_bus_start (fixture);
+  g_autofree char *bus_env = g_strconcat ("DBUS_SESSION_BUS_ADDRESS=", address, NULL);
+  const char *const env[] = { bus_env, NULL };
+  g_autofree char *err = NULL;
+
+  /* Reading is allowed: stm32d is there and answers. */
+  g_assert_cmpint (run_ctl_env (env, NULL, "--session", "status", NULL), ==, 0);
+
+  g_assert_cmpint (run_ctl_env (env, &err, "--session", "connect", NULL), ==, 7);
+  g_assert_nonnull (strstr (err, "stm32ctl: error: permission denied"));
+  g_assert_nonnull (strstr (err, "nothing was done"));
+  g_assert_nonnull (strstr (err, "group “stm32”"));
+  g_assert_null (strstr (err, "Rejected send message"));
+  g_assert_null (strstr (err, "matched rules"));
+  g_assert_null (strstr (err, "retrying"));
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run_ctl_env (env, &err, "--session", "-v", "connect", NULL), ==, 7);
+  g_assert_nonnull (strstr (err, "permission denied"));
+  g_assert_nonnull (strstr (err, "The bus said: Rejected send message"));
+  g_assert_null (strstr (err, "retrying"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -548,5 +733,7 @@ main (int argc, char **argv)
   add_test ("/ctl/status-watch", "echo", test_status_watch);
   add_test ("/ctl/connect-no-wait", "echo", test_connect_no_wait);
   g_test_add ("/ctl/reload", Fixture, "echo", config_setup, test_reload, fixture_teardown);
+  g_test_add ("/ctl/access-denied", Fixture, "echo", config_setup, test_access_denied,
+              fixture_teardown);
   return stm32_daemon_test_run ();
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "test-util.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static gboolean
@@ -62,6 +64,32 @@ stm32_test_count_fds (void)
 {
   /* The directory handle we read them through is one of them. */
   return stm32_test_count_process_fds (getpid ()) - 1;
+}
+
+void
+stm32_test_name_appeared (GDBusConnection *connection, const char *name, const char *owner,
+                          gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+}
+
+static void
+die_with_parent (gpointer user_data)
+{
+  /* Runs in the child between fork and exec: async-signal-safe calls only.
+   * A parent that died before prctl() took effect left us reparented. */
+  if (prctl (PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid () != GPOINTER_TO_INT (user_data))
+    _exit (127);
+}
+
+GSubprocessLauncher *
+stm32_test_launcher_new (GSubprocessFlags flags)
+{
+  GSubprocessLauncher *launcher = g_subprocess_launcher_new (flags);
+
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, GINT_TO_POINTER (getpid ()),
+                                         NULL);
+  return launcher;
 }
 
 char *

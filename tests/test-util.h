@@ -63,6 +63,10 @@ guint stm32_test_tick_start (void);
  * GAsyncResult * that @user_data points to, for bounded waits on it. */
 void stm32_test_store_result (GObject *source, GAsyncResult *result, gpointer user_data);
 
+/* A GBusNameAppearedCallback that sets the gboolean @user_data points to. */
+void stm32_test_name_appeared (GDBusConnection *connection, const char *name, const char *owner,
+                               gpointer user_data);
+
 /* Writes the formatted text to @path, failing the test if it cannot. */
 void stm32_test_write_file (const char *path, const char *format, ...) G_GNUC_PRINTF (2, 3);
 
@@ -83,6 +87,11 @@ typedef struct
 } Stm32ProcessStat;
 
 gboolean stm32_test_read_process_stat (GPid pid, Stm32ProcessStat *stat, GError **error);
+
+/* A launcher whose children get SIGKILL when the test process dies (even by
+ * abort()): a child the test stopped (SIGSTOP) or failed to end never
+ * outlives it. */
+GSubprocessLauncher *stm32_test_launcher_new (GSubprocessFlags flags);
 
 /* Path of a built program, from G_TEST_BUILDDIR-relative @relpath under the build root. */
 char *stm32_test_build_path (const char *relpath);
