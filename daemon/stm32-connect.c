@@ -2,7 +2,34 @@
 /* A TCP connect that never leaves a half-used socket to a FIN (stm32-connect.h). */
 #include "stm32-connect.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "stm32-socket-options.h"
+
+/* GIO folds two errnos that name a shortage on the PC into G_IO_ERROR_FAILED:
+ * they get the codes of their kin (stm32-connect.h). */
+static GIOErrorEnum
+connect_error_code (int errsv)
+{
+  switch (errsv)
+    {
+    case EADDRNOTAVAIL:
+      return G_IO_ERROR_ADDRESS_IN_USE;
+    case ENOBUFS:
+      return G_IO_ERROR_NO_SPACE;
+    default:
+      return g_io_error_from_errno (errsv);
+    }
+}
+
+static GError *
+connect_error_new (const char *what, int errsv)
+{
+  return g_error_new (G_IO_ERROR, connect_error_code (errsv), "%s: %s", what, g_strerror (errsv));
+}
 
 /* A socket whose handshake may have completed, that nobody will use: a RST,
  * so the board frees its control block and its slot. */
@@ -21,19 +48,55 @@ connect_return_error (GTask *task, GSocket *socket, GError *error)
   g_task_return_error (task, error);
 }
 
+static void
+connect_return_connected (GTask *task, GSocket *socket)
+{
+  GError *error = NULL;
+
+  /* Only marks @socket connected: SO_ERROR was 0. */
+  if (!g_socket_check_connect_result (socket, &error))
+    connect_return_error (task, socket, error);
+  else
+    g_task_return_pointer (task, g_socket_connection_factory_create_connection (socket),
+                           g_object_unref);
+}
+
 static gboolean
 on_writable (GSocket *socket, GIOCondition condition, gpointer user_data)
 {
   GTask *task = user_data;
   GError *error = NULL;
+  int errsv = 0;
 
-  if (g_cancellable_set_error_if_cancelled (g_task_get_cancellable (task), &error) ||
-      !g_socket_check_connect_result (socket, &error))
+  if (g_cancellable_set_error_if_cancelled (g_task_get_cancellable (task), &error))
     connect_return_error (task, socket, error);
+  /* SO_ERROR read here, not by g_socket_check_connect_result(), to keep the errno. */
+  else if (!g_socket_get_option (socket, SOL_SOCKET, SO_ERROR, &errsv, &error))
+    connect_return_error (task, socket, error);
+  else if (errsv != 0)
+    connect_return_error (task, socket, connect_error_new ("Could not connect", errsv));
   else
-    g_task_return_pointer (task, g_socket_connection_factory_create_connection (socket),
-                           g_object_unref);
+    connect_return_connected (task, socket);
   return G_SOURCE_REMOVE;
+}
+
+/* socket() itself, for its errno: GIO reports ENOBUFS as G_IO_ERROR_FAILED. */
+static GSocket *
+connect_socket_new (GSocketFamily family, GError **error)
+{
+  int fd = socket (family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  int errsv = errno;
+  GSocket *socket;
+
+  if (fd < 0)
+    {
+      g_propagate_error (error, connect_error_new ("Could not create a socket", errsv));
+      return NULL;
+    }
+  socket = g_socket_new_from_fd (fd, error);
+  if (socket == NULL)
+    close (fd);
+  return socket;
 }
 
 void
@@ -43,33 +106,44 @@ stm32_connect_async (GSocketAddress *address, GCancellable *cancellable,
   g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
   g_autoptr (GSocket) socket = NULL;
   g_autoptr (GSource) source = NULL;
+  struct sockaddr_storage native;
+  gssize native_len = g_socket_address_get_native_size (address);
   GError *error = NULL;
+  int errsv;
 
   g_task_set_source_tag (task, stm32_connect_async);
   /* The caller decides what a connection it gets after a late cancel becomes. */
   g_task_set_check_cancellable (task, FALSE);
-  socket = g_socket_new (g_socket_address_get_family (address), G_SOCKET_TYPE_STREAM,
-                         G_SOCKET_PROTOCOL_TCP, &error);
+  if (native_len < 0 || !g_socket_address_to_native (address, &native, sizeof native, &error))
+    {
+      connect_return_error (task, NULL,
+                            error ? error
+                                  : g_error_new_literal (G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                                                         "Not a socket address"));
+      return;
+    }
+  socket = connect_socket_new (g_socket_address_get_family (address), &error);
   if (socket == NULL)
     {
       connect_return_error (task, NULL, error);
       return;
     }
-  /* Non-blocking: the connect only starts here, and says G_IO_ERROR_PENDING
-   * while the handshake runs (loopback may finish it at once). */
   g_socket_set_blocking (socket, FALSE);
-  if (g_socket_connect (socket, address, NULL, &error))
+  /* connect() itself, for its errno: GIO reports EADDRNOTAVAIL (no free local
+   * port) as G_IO_ERROR_FAILED. Non-blocking: EINPROGRESS while the handshake
+   * runs (loopback may finish it at once). */
+  if (connect (g_socket_get_fd (socket), (struct sockaddr *) &native, (socklen_t) native_len) == 0)
     {
-      g_task_return_pointer (task, g_socket_connection_factory_create_connection (socket),
-                             g_object_unref);
+      connect_return_connected (task, socket);
       return;
     }
-  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PENDING))
+  errsv = errno;
+  /* EINTR: the handshake goes on as with EINPROGRESS. */
+  if (errsv != EINPROGRESS && errsv != EINTR)
     {
-      connect_return_error (task, socket, error);
+      connect_return_error (task, socket, connect_error_new ("Could not connect", errsv));
       return;
     }
-  g_clear_error (&error);
   /* Dispatched once writable, or at once when @cancellable is cancelled. */
   source = g_socket_create_source (socket, G_IO_OUT, cancellable);
   g_source_set_callback (source, G_SOURCE_FUNC (on_writable), g_object_ref (task), g_object_unref);

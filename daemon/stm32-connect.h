@@ -15,6 +15,12 @@ G_BEGIN_DECLS
  * Cancelling @cancellable ends the connect at once with G_IO_ERROR_CANCELLED.
  * A connection this returned is the caller's even if @cancellable was
  * cancelled meanwhile: the caller resets what it will not use.
+ *
+ * Errors are G_IO_ERROR, as g_io_error_from_errno() names the errno, except
+ * two that GIO folds into G_IO_ERROR_FAILED although they name a shortage on
+ * the PC: EADDRNOTAVAIL (no free local port) comes as
+ * G_IO_ERROR_ADDRESS_IN_USE, ENOBUFS as G_IO_ERROR_NO_SPACE like ENOMEM.
+ * EMFILE and ENFILE are G_IO_ERROR_TOO_MANY_OPEN_FILES.
  */
 void stm32_connect_async (GSocketAddress *address, GCancellable *cancellable,
                           GAsyncReadyCallback callback, gpointer user_data);

@@ -60,6 +60,10 @@ stm32_end_reason_to_error_code (Stm32EndReason reason)
       return STM32_ERROR_UNREACHABLE;
     case STM32_END_REASON_PROTOCOL_ERROR:
       return STM32_ERROR_INVALID_FRAME;
+    case STM32_END_REASON_PC_NO_PORTS:
+    case STM32_END_REASON_PC_NO_FDS:
+    case STM32_END_REASON_PC_NO_MEMORY:
+      return STM32_ERROR_OUT_OF_RESOURCES;
     case STM32_END_REASON_OUT_OF_STEP:
     case STM32_END_REASON_FAILED:
     default:
@@ -83,6 +87,13 @@ stm32_classify_connect_error (const GError *error)
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_HOST_UNREACHABLE) ||
       g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NETWORK_UNREACHABLE))
     return STM32_END_REASON_UNREACHABLE;
+  /* The codes stm32-connect.c gives a shortage on the PC. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE))
+    return STM32_END_REASON_PC_NO_PORTS;
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES))
+    return STM32_END_REASON_PC_NO_FDS;
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE))
+    return STM32_END_REASON_PC_NO_MEMORY;
   return STM32_END_REASON_FAILED;
 }
 

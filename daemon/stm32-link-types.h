@@ -35,7 +35,12 @@ typedef enum
   STM32_END_REASON_PROTOCOL_ERROR, /*< nick=protocol-error >*/
   /* replies could no longer be matched to requests */
   STM32_END_REASON_OUT_OF_STEP, /*< nick=out-of-step >*/
-  STM32_END_REASON_FAILED,      /*< nick=failed >*/
+  /* The PC, not the board, ran short: no free local port (EADDRNOTAVAIL), no
+   * file descriptor (EMFILE, ENFILE), no kernel memory (ENOBUFS, ENOMEM). */
+  STM32_END_REASON_PC_NO_PORTS,  /*< nick=pc-no-ports >*/
+  STM32_END_REASON_PC_NO_FDS,    /*< nick=pc-no-fds >*/
+  STM32_END_REASON_PC_NO_MEMORY, /*< nick=pc-no-memory >*/
+  STM32_END_REASON_FAILED,       /*< nick=failed >*/
 } Stm32EndReason;
 
 /* Which side ended a connection first. */

@@ -268,15 +268,41 @@ stm32_link_end (Stm32Link *self, Stm32EndReason reason, Stm32ClosedBy closed_by,
 
 /* ---- connecting ------------------------------------------------------------ */
 
+/* A shortage on the PC: what ran out and what fixes it, so that nobody looks
+ * for the fault on the board. */
+static const char *
+pc_shortage_advice (Stm32EndReason reason)
+{
+  switch (reason)
+    {
+    case STM32_END_REASON_PC_NO_PORTS:
+      return "this PC has no free local port to connect from, not the board's fault: too many "
+             "recent connections (TIME_WAIT) or open ones use them all; widen "
+             "net.ipv4.ip_local_port_range or make fewer connections";
+    case STM32_END_REASON_PC_NO_FDS:
+      return "stm32d has no file descriptor left, not the board's fault: raise LimitNOFILE= of "
+             "stm32d.service (fs.file-max if the whole PC is out), or see what holds them in "
+             "/proc/PID/fd";
+    case STM32_END_REASON_PC_NO_MEMORY:
+      return "this PC's kernel has no memory for another socket, not the board's fault: free "
+             "memory on the PC";
+    default:
+      return NULL;
+    }
+}
+
 void
 stm32_link_on_connect_failed (Stm32Link *self, const GError *error)
 {
   Stm32EndReason reason = stm32_classify_connect_error (error);
+  const char *advice = pc_shortage_advice (reason);
 
   stm32_link_end (self, reason,
                   reason == STM32_END_REASON_SERVER_BUSY ? STM32_CLOSED_BY_BOARD
                                                          : STM32_CLOSED_BY_NONE,
-                  FALSE, stm32_link_error_new (self, reason, "%s", error->message));
+                  FALSE,
+                  advice ? stm32_link_error_new (self, reason, "%s (%s)", advice, error->message)
+                         : stm32_link_error_new (self, reason, "%s", error->message));
 }
 
 void

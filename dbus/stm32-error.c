@@ -21,9 +21,10 @@ static const GDBusErrorEntry stm32_error_entries[] = {
   { STM32_ERROR_INVALID_ARGS, STM32_DBUS_ERROR_PREFIX "InvalidArgs" },
   { STM32_ERROR_BUSY, STM32_DBUS_ERROR_PREFIX "Busy" },
   { STM32_ERROR_UNREACHABLE, STM32_DBUS_ERROR_PREFIX "Unreachable" },
+  { STM32_ERROR_OUT_OF_RESOURCES, STM32_DBUS_ERROR_PREFIX "OutOfResources" },
 };
 
-G_STATIC_ASSERT (G_N_ELEMENTS (stm32_error_entries) == STM32_ERROR_UNREACHABLE + 1);
+G_STATIC_ASSERT (G_N_ELEMENTS (stm32_error_entries) == STM32_ERROR_OUT_OF_RESOURCES + 1);
 
 GQuark
 stm32_error_quark (void)

@@ -29,6 +29,8 @@ typedef enum
   STM32_ERROR_INVALID_ARGS,    /* a caller's argument is out of range */
   STM32_ERROR_BUSY,            /* the link is held by another user (AcquireStream) */
   STM32_ERROR_UNREACHABLE,     /* no route to the board's network or host */
+  /* the PC, not the board, ran out of local ports, file descriptors or memory */
+  STM32_ERROR_OUT_OF_RESOURCES,
 } Stm32Error;
 
 #define STM32_ERROR (stm32_error_quark ())

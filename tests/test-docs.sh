@@ -7,7 +7,8 @@
 #               option of cli/stm32ctl.c and cli/cmd-*.c, every --json key and
 #               every exit code with its meaning from the --help text
 #   stm32d      stm32d(8) has every option of daemon/main.c, every signal it
-#               handles and exit status 78
+#               handles, every way a connection ends (daemon/stm32-link-types.h)
+#               and exit status 78
 #   conf        stm32d.conf(5) has every key of the parser and of the example
 #               config, with the example's default
 #   completion  cli/stm32ctl.bash-completion offers the commands, global and
@@ -70,6 +71,14 @@ ctl_commands() {
 json_keys_of() {
   one_line "$1" | grep -oE 'stm32ctl_output_[a-z_]+ *\( *output, *"[a-z_]+"' |
     sed -E 's/.*"([a-z_]+)"$/\1/' || true
+}
+
+# The nicks of Stm32EndReason (how a connection ended) but "none" and
+# "local" (no failure): what LastError and the history show.
+end_reasons() {
+  awk '/^typedef enum/ { nicks = "" } /nick=/ { n = $0; sub(/.*nick=/, "", n); sub(/ .*/, "", n); nicks = nicks n "\n" }
+    /^} Stm32EndReason;/ { printf "%s", nicks }' "$src/daemon/stm32-link-types.h" |
+    grep -vxE 'none|local'
 }
 
 # ---- reading a page ----
@@ -254,7 +263,16 @@ mode_stm32d() {
   [[ -n $config_status ]] || fail "no STM32D_EXIT_CONFIG in daemon/main.c"
   section "$page" "EXIT STATUS" | tags | grep -x -- "$config_status" >/dev/null ||
     fail "stm32d(8): exit status $config_status (bad configuration) is not documented"
-  echo "stm32d(8): $count options and signals, exit status $config_status documented"
+  # Every way a connection can end is explained where LastError is.
+  local reason reasons=0
+  section "$page" "How a connection ends" SS >"$tmp/endings"
+  while read -r reason; do
+    tags <"$tmp/endings" | has_word "$reason" ||
+      fail "stm32d(8): ending \"$reason\" is not in \"How a connection ends\""
+    reasons=$((reasons + 1))
+  done < <(end_reasons)
+  ((reasons > 0)) || fail "no end reasons found in daemon/stm32-link-types.h"
+  echo "stm32d(8): $count options and signals, $reasons endings, exit status $config_status documented"
 }
 
 mode_conf() {
