@@ -31,6 +31,9 @@ packages=(
   # libstm32client's introspection data: g-ir-scanner, gobject-introspection-1.0.pc
   # and the Gio GIR it includes; PyGObject for examples/echo.py and its test
   gobject-introspection libgirepository1.0-dev gir1.2-glib-2.0 python3-gi
+  # Qt 5 and 6's qdbusxml2cpp and QtDBus: the interface XML must give Qt GUIs
+  # clean typed proxies (tests/test-qt-proxy.sh)
+  g++ qtbase5-dev qtbase5-dev-tools qt6-base-dev qt6-base-dev-tools
   # the lwIP board (tests/lwip-board): `apt-get source lwip` unpacks with dpkg-source
   dpkg-dev
 )
