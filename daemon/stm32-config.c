@@ -22,6 +22,7 @@ typedef enum
   VALUE_HOST,
   VALUE_BOOLEAN,
   VALUE_FRAMING,
+  VALUE_CLOSE_MODE,
   VALUE_HEARTBEAT,
   VALUE_UINT,
   VALUE_UINT16,
@@ -72,6 +73,7 @@ static const KeySpec key_specs[] = {
   { "MaxFrame", VALUE_UINT, FIELD (max_frame), &in_bytes, 1, G_MAXUINT },
   { "ConnectTimeout", VALUE_UINT, FIELD (connect_timeout), &in_milliseconds, 1, G_MAXUINT },
   { "CloseTimeout", VALUE_UINT, FIELD (close_timeout), &in_milliseconds, 1, G_MAXUINT },
+  { "CloseMode", VALUE_CLOSE_MODE, FIELD (close_mode) },
   { "RetryMin", VALUE_UINT, FIELD (retry_min), &in_milliseconds, 1, MAX_RETRY },
   { "RetryMax", VALUE_UINT, FIELD (retry_max), &in_milliseconds, 1, MAX_RETRY },
   { "RetryResetAfter", VALUE_UINT, FIELD (retry_reset_after), &in_milliseconds, 0, G_MAXUINT },
@@ -441,6 +443,8 @@ parse_value (GKeyFile *keyfile, const char *group, const KeySpec *spec, Stm32Lin
       return parse_boolean (keyfile, group, spec, value, field, error);
     case VALUE_FRAMING:
       return stm32_enum_from_string (STM32_TYPE_FRAMING, value, field, error);
+    case VALUE_CLOSE_MODE:
+      return stm32_enum_from_string (STM32_TYPE_CLOSE_MODE, value, field, error);
     case VALUE_UINT:
     case VALUE_UINT16:
     default:

@@ -25,6 +25,7 @@
 #define STM32_DEFAULT_HEARTBEAT_TIMEOUT 2000
 #define STM32_DEFAULT_SEND_QUEUE_MAX (1024 * 1024)
 #define STM32_DEFAULT_REPLY_GRACE 2000
+#define STM32_DEFAULT_CLOSE_MODE STM32_CLOSE_MODE_AUTO
 
 /* Not config keys: how much a link remembers and reads at once. */
 #define STM32_HISTORY_SIZE 64
@@ -66,3 +67,16 @@
 
 /* Backoff jitter: each delay is scaled by a random factor in [1 - J, 1 + J]. */
 #define STM32_RETRY_JITTER 0.2
+
+/* CloseMode=auto (stm32-close-learner.h): graceful closes in a row the board
+ * left without a FIN before it is taken for firmware that ignores EOF; the
+ * learned close that re-checks first, and the longest interval doubling gets
+ * to; how many FIN delays the adaptive wait looks at, its factor and floor. */
+#define STM32_CLOSE_LEARN_AFTER 3
+#define STM32_CLOSE_RECHECK_FIRST 16
+#define STM32_CLOSE_RECHECK_MAX 256
+#define STM32_CLOSE_FIN_SAMPLES 8
+#define STM32_CLOSE_WAIT_FACTOR 4
+#define STM32_CLOSE_WAIT_FLOOR 50
+/* How often a learned reset looks whether the board acknowledged everything. */
+#define STM32_CLOSE_ACK_POLL_MS 1

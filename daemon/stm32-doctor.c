@@ -3,6 +3,7 @@
 
 #include <netinet/tcp.h>
 
+#include "stm32-defaults.h"
 #include "stm32-enum-types.h"
 #include "stm32-history.h"
 #include "stm32-sock-census.h"
@@ -139,7 +140,7 @@ static void
 check_ignores_eof (Doctor *doctor)
 {
   const Stm32ProbeResult *probe = doctor->in->probe;
-  guint ours = 0, unanswered = 0, others = 0;
+  guint ours = 0, unanswered = 0, learned = 0, others = 0;
   g_autoptr (GString) evidence = g_string_new (NULL);
   Finding *finding;
 
@@ -149,13 +150,19 @@ check_ignores_eof (Doctor *doctor)
 
       if (entry->reason != STM32_END_REASON_LOCAL || entry->connected == 0)
         continue;
-      ours++;
-      unanswered += entry->aborted;
+      /* A reset that did not wait for a FIN says nothing about the board. */
+      if (entry->close_kind == STM32_CLOSE_KIND_LEARNED_RESET)
+        learned++;
+      else if (entry->close_kind != STM32_CLOSE_KIND_RESET)
+        {
+          ours++;
+          unanswered += entry->aborted;
+        }
     }
   /* Another client closed (FIN sent and acknowledged) and the board never closed back. */
   for (guint i = 0; doctor->in->census && i < doctor->in->census->len; i++)
     others += ((Stm32SockEntry *) doctor->in->census->pdata[i])->state == TCP_FIN_WAIT2;
-  if (unanswered == 0 && (probe == NULL || probe->closes_reset == 0))
+  if (unanswered == 0 && learned == 0 && (probe == NULL || probe->closes_reset == 0))
     return;
 
   if (unanswered > 0)
@@ -163,6 +170,12 @@ check_ignores_eof (Doctor *doctor)
                             "%u of %u closes stm32d started got no FIN back within "
                             "CloseTimeout (%u ms) and had to end with a RST. ",
                             unanswered, ours, doctor->config->close_timeout);
+  if (learned > 0)
+    g_string_append_printf (evidence,
+                            "Having learned that, stm32d closed %u more connections with a "
+                            "learned reset (RST once the board acknowledged everything, no "
+                            "FIN wait). ",
+                            learned);
   if (probe != NULL && probe->closes_reset > 0)
     g_string_append_printf (evidence, "The probe: %u of %u closes needed a RST. ",
                             probe->closes_reset, probe->closes_reset + probe->closes_graceful);
@@ -180,10 +193,12 @@ check_ignores_eof (Doctor *doctor)
       "netconn_delete(). stm32d's RST frees the board's TCP control block, but not its "
       "netconn/socket slot (MEMP_NUM_NETCONN): only the firmware's close() does that.");
   finding->workaround = g_strdup_printf (
-      "stm32d already resets such connections after CloseTimeout (%u ms). Keep every other "
-      "client off the board (use stm32ctl or libstm32client): each one that merely closes leaves "
-      "a slot taken.",
-      doctor->config->close_timeout);
+      "stm32d already resets such connections: with CloseMode=auto, after %u closes without "
+      "the board's FIN, as soon as the board acknowledged everything sent (a learned reset, "
+      "about a round trip; re-checked now and then), else after CloseTimeout (%u ms). Keep "
+      "every other client off the board (use stm32ctl or libstm32client): each one that merely "
+      "closes leaves a slot taken.",
+      STM32_CLOSE_LEARN_AFTER, doctor->config->close_timeout);
 }
 
 static char *

@@ -20,6 +20,7 @@ stm32_link_config_new (const char *host, guint16 port)
   config->max_frame = STM32_DEFAULT_MAX_FRAME;
   config->connect_timeout = STM32_DEFAULT_CONNECT_TIMEOUT;
   config->close_timeout = STM32_DEFAULT_CLOSE_TIMEOUT;
+  config->close_mode = STM32_DEFAULT_CLOSE_MODE;
   config->retry_min = STM32_DEFAULT_RETRY_MIN;
   config->retry_max = STM32_DEFAULT_RETRY_MAX;
   config->retry_reset_after = STM32_DEFAULT_RETRY_RESET_AFTER;
@@ -64,10 +65,10 @@ stm32_link_config_equal_but_autoconnect (const Stm32LinkConfig *a, const Stm32Li
 {
   return g_strcmp0 (a->host, b->host) == 0 && a->port == b->port && a->framing == b->framing &&
          a->max_frame == b->max_frame && a->connect_timeout == b->connect_timeout &&
-         a->close_timeout == b->close_timeout && a->retry_min == b->retry_min &&
-         a->retry_max == b->retry_max && a->retry_reset_after == b->retry_reset_after &&
-         a->busy_window == b->busy_window && a->busy_backoff == b->busy_backoff &&
-         a->keepalive_idle_s == b->keepalive_idle_s &&
+         a->close_timeout == b->close_timeout && a->close_mode == b->close_mode &&
+         a->retry_min == b->retry_min && a->retry_max == b->retry_max &&
+         a->retry_reset_after == b->retry_reset_after && a->busy_window == b->busy_window &&
+         a->busy_backoff == b->busy_backoff && a->keepalive_idle_s == b->keepalive_idle_s &&
          a->keepalive_interval_s == b->keepalive_interval_s &&
          a->keepalive_count == b->keepalive_count && a->user_timeout == b->user_timeout &&
          a->idle_timeout == b->idle_timeout && (a->heartbeat == NULL) == (b->heartbeat == NULL) &&

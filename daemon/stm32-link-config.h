@@ -24,6 +24,7 @@ typedef struct
   guint max_frame;
   guint connect_timeout;
   guint close_timeout;
+  Stm32CloseMode close_mode;
   guint retry_min;
   guint retry_max;
   guint retry_reset_after;

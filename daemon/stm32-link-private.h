@@ -11,6 +11,7 @@
  */
 
 #include "stm32-backoff.h"
+#include "stm32-close-learner.h"
 #include "stm32-deadline.h"
 #include "stm32-defaults.h"
 #include "stm32-framer.h"
@@ -53,6 +54,7 @@ typedef struct
   guint pending;
   Stm32Deadline connect_deadline; /* ConnectTimeout, for every address tried in all */
   gboolean fin_sent; /* our FIN takes a sequence number: SIOCOUTQ counts it until ACKed */
+  gint64 fin_sent_mono;
   gboolean abortive; /* close with SO_LINGER {1, 0}: a RST, so the board keeps no PCB */
   /* Raw mode (AcquireStream) belongs to one connection and dies with it. @raw
    * sends received bytes past the decoder until released, to the end of the
@@ -94,7 +96,15 @@ struct _Stm32Link
   char *remote_address;
   gint64 connected_since;
 
+  /* The close on request under way (stm32-link-close.c). */
+  Stm32CloseLearner close_learner;
+  Stm32CloseKind close_kind; /* NONE unless closing on request */
+  guint close_wait;          /* ms: the FIN wait, or the bound of the whole close */
+  guint close_armed;         /* ms: what close_timer was last armed with */
+  gint64 close_started_mono;
+  gint64 fin_delay; /* µs from our FIN to the board's; -1 if none came */
   guint close_timer;
+  guint close_poll_timer;
   guint retry_timer;
   guint idle_timer;
   guint heartbeat_timer;
@@ -139,6 +149,9 @@ enum
   PROP_CONNECT_FAILURES,
   PROP_RAW,
   PROP_LATE_REPLIES,
+  PROP_CLOSE_STRATEGY,
+  PROP_CLOSE_STRATEGY_REASON,
+  PROP_CLOSE_WAIT,
   N_LINK_PROPS
 };
 
@@ -182,6 +195,18 @@ void stm32_link_on_io_error (Stm32Link *self, const GError *error);
 void stm32_link_on_written (Stm32Link *self, gboolean complete, const GError *error);
 /* The fd is gone: record the attempt, then wait, retry or rest. */
 void stm32_link_finish_attempt (Stm32Link *self);
+
+/* ---- stm32-link-close.c: closing on request --------------------------------- */
+
+/* Disconnect() on a connected link: picks the close, arms its bound, starts it. */
+void stm32_link_close_begin (Stm32Link *self);
+/* Everything queued was written: our FIN, or the RST once the board owes nothing. */
+void stm32_link_close_drained (Stm32Link *self);
+/* The board's EOF came while closing. */
+void stm32_link_close_on_eof (Stm32Link *self);
+void stm32_link_close_clear_timers (Stm32Link *self);
+/* The attempt ended: records how it was closed in @entry and in the learner. */
+void stm32_link_close_record (Stm32Link *self, Stm32HistoryEntry *entry);
 
 /* ---- stm32-link-io.c: one socket's life ------------------------------------ */
 

@@ -109,7 +109,10 @@ stm32_link_on_eof (Stm32Link *self)
       stm32_link_on_io_error (self, reset);
     }
   else if (self->state == STM32_LINK_STATE_CLOSING)
-    stm32_link_end (self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, FALSE, NULL);
+    {
+      stm32_link_close_on_eof (self);
+      stm32_link_end (self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, FALSE, NULL);
+    }
   else if (link_in_busy_window (self))
     stm32_link_end (
         self, STM32_END_REASON_SERVER_BUSY, STM32_CLOSED_BY_BOARD, FALSE,

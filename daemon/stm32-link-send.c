@@ -71,7 +71,7 @@ stm32_link_kick_writer (Stm32Link *self)
   if (next != NULL)
     stm32_link_io_write (self->io, next);
   else if (self->state == STM32_LINK_STATE_CLOSING)
-    stm32_link_io_shutdown_write (self->io);
+    stm32_link_close_drained (self);
 }
 
 void

@@ -51,6 +51,26 @@ typedef enum
   STM32_CLOSED_BY_BOARD, /*< nick=board >*/
 } Stm32ClosedBy;
 
+/* CloseMode: how a link closes a connection it ends on request. */
+typedef enum
+{
+  STM32_CLOSE_MODE_AUTO,     /*< nick=auto >*/
+  STM32_CLOSE_MODE_GRACEFUL, /*< nick=graceful >*/
+  STM32_CLOSE_MODE_RESET,    /*< nick=reset >*/
+} Stm32CloseMode;
+
+/* How one close on request is (or will be) done. */
+typedef enum
+{
+  STM32_CLOSE_KIND_NONE,     /*< nick=none >*/
+  STM32_CLOSE_KIND_GRACEFUL, /*< nick=graceful >*/
+  /* graceful, to see whether a board learned to ignore EOF answers again */
+  STM32_CLOSE_KIND_RECHECK, /*< nick=recheck >*/
+  /* the board ignores EOF: RST once it acknowledged everything, no FIN wait */
+  STM32_CLOSE_KIND_LEARNED_RESET, /*< nick=learned-reset >*/
+  STM32_CLOSE_KIND_RESET,         /*< nick=reset >*/
+} Stm32CloseKind;
+
 typedef enum
 {
   STM32_FRAMING_RAW,   /*< nick=raw >*/

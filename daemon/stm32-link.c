@@ -164,7 +164,7 @@ link_schedule_retry (Stm32Link *self, const Stm32HistoryEntry *ended)
 static void
 link_clear_timers (Stm32Link *self)
 {
-  g_clear_handle_id (&self->close_timer, g_source_remove);
+  stm32_link_close_clear_timers (self);
   stm32_link_watchdog_disarm (self);
 }
 
@@ -187,6 +187,7 @@ stm32_link_finish_attempt (Stm32Link *self)
   entry->closed_by = self->end_closed_by;
   entry->aborted = io->abortive;
   entry->error = end_error ? g_strdup (end_error->message) : NULL;
+  stm32_link_close_record (self, entry);
   LINK_LOG (self, G_LOG_LEVEL_MESSAGE, "connection ended: %s%s%s%s",
             stm32_enum_to_string (STM32_TYPE_END_REASON, entry->reason), entry->error ? " (" : "",
             entry->error ? entry->error : "", entry->error ? ")" : "");
@@ -371,20 +372,6 @@ link_start_attempt (Stm32Link *self)
                          self->config->connect_timeout);
 }
 
-static gboolean
-on_close_timeout (gpointer user_data)
-{
-  Stm32Link *self = user_data;
-
-  self->close_timer = 0;
-  stm32_link_end (
-      self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, TRUE,
-      stm32_link_error_new (self, STM32_END_REASON_LOCAL,
-                            "the board did not close within %u ms (CloseTimeout); reset instead",
-                            self->config->close_timeout));
-  return G_SOURCE_REMOVE;
-}
-
 /* ---- public API -------------------------------------------------------------- */
 
 void
@@ -451,8 +438,7 @@ stm32_link_disconnect_async (Stm32Link *self, GCancellable *cancellable,
     case STM32_LINK_STATE_CONNECTED:
       g_ptr_array_add (self->disconnect_waiters, g_steal_pointer (&task));
       link_transition (self, STM32_LINK_STATE_CLOSING, STM32_END_REASON_NONE, NULL);
-      self->close_timer = g_timeout_add (self->config->close_timeout, on_close_timeout, self);
-      stm32_link_kick_writer (self);
+      stm32_link_close_begin (self);
       return;
     case STM32_LINK_STATE_CLOSING:
     default:
@@ -596,6 +582,7 @@ stm32_link_new_idle (const char *name, const Stm32LinkConfig *config)
   self->send_queue =
       stm32_send_queue_new (config->send_queue_max, link_get_acknowledged, link_on_confirmed, self);
   stm32_backoff_init (&self->backoff, config->retry_min, config->retry_max, g_random_int ());
+  stm32_close_learner_init (&self->close_learner, config->close_mode, config->close_timeout);
   g_signal_connect_object (g_network_monitor_get_default (), "network-changed",
                            G_CALLBACK (on_network_changed), self, 0);
   return self;
@@ -738,6 +725,15 @@ stm32_link_get_property (GObject *object, guint prop_id, GValue *value, GParamSp
     case PROP_RAW:
       g_value_set_boolean (value, stm32_link_get_raw (self));
       break;
+    case PROP_CLOSE_STRATEGY:
+      g_value_set_enum (value, stm32_close_learner_next_kind (&self->close_learner));
+      break;
+    case PROP_CLOSE_STRATEGY_REASON:
+      g_value_take_string (value, stm32_close_learner_describe (&self->close_learner));
+      break;
+    case PROP_CLOSE_WAIT:
+      g_value_set_uint (value, stm32_close_learner_next_wait (&self->close_learner));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -768,6 +764,7 @@ stm32_link_init (Stm32Link *self)
   self->connect_waiters = g_ptr_array_new_with_free_func (g_object_unref);
   self->disconnect_waiters = g_ptr_array_new_with_free_func (g_object_unref);
   self->transactions = stm32_link_transactions_new (self);
+  self->fin_delay = -1;
 }
 
 static GParamSpec *
@@ -825,6 +822,13 @@ stm32_link_class_init (Stm32LinkClass *klass)
       counter_param ("late-replies", "Replies that came after their caller stopped waiting");
   stm32_link_props[PROP_RAW] =
       g_param_spec_boolean ("raw", NULL, "Held in raw mode (AcquireStream)", FALSE, ro);
+  stm32_link_props[PROP_CLOSE_STRATEGY] =
+      g_param_spec_enum ("close-strategy", NULL, "How the next close on request is done",
+                         STM32_TYPE_CLOSE_KIND, STM32_CLOSE_KIND_GRACEFUL, ro);
+  stm32_link_props[PROP_CLOSE_STRATEGY_REASON] = g_param_spec_string (
+      "close-strategy-reason", NULL, "Why the next close is done so", NULL, ro);
+  stm32_link_props[PROP_CLOSE_WAIT] = g_param_spec_uint (
+      "close-wait", NULL, "Longest wait of the next close, ms", 0, G_MAXUINT, 0, ro);
   g_object_class_install_properties (object_class, N_LINK_PROPS, stm32_link_props);
 
   /**

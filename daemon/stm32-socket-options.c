@@ -52,6 +52,30 @@ stm32_socket_eof_was_reset (GSocket *socket)
 }
 
 gboolean
+stm32_socket_peer_closed (GSocket *socket)
+{
+  struct tcp_info info = { 0 };
+  socklen_t len = sizeof info;
+
+  if (getsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
+    return FALSE;
+  /* The states a connection reaches only once the other side's FIN came. */
+  return info.tcpi_state == TCP_CLOSE_WAIT || info.tcpi_state == TCP_LAST_ACK ||
+         info.tcpi_state == TCP_CLOSING || info.tcpi_state == TCP_TIME_WAIT;
+}
+
+gboolean
+stm32_socket_fin_unacknowledged (GSocket *socket)
+{
+  struct tcp_info info = { 0 };
+  socklen_t len = sizeof info;
+
+  if (getsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
+    return FALSE;
+  return info.tcpi_state == TCP_FIN_WAIT1;
+}
+
+gboolean
 stm32_socket_get_unacknowledged (GSocket *socket, gsize *unacknowledged)
 {
   int queued = 0;

@@ -23,6 +23,11 @@ gboolean stm32_socket_set_abortive_close (GSocket *socket, GError **error);
  * CLOSE_WAIT, a RST in CLOSE. */
 gboolean stm32_socket_eof_was_reset (GSocket *socket);
 
+/* Whether the board's FIN has reached the kernel, read or not. */
+gboolean stm32_socket_peer_closed (GSocket *socket);
+/* Whether our FIN is still waiting for the board's acknowledgement (FIN_WAIT_1). */
+gboolean stm32_socket_fin_unacknowledged (GSocket *socket);
+
 /* How many bytes written to @socket the peer has not acknowledged yet
  * (SIOCOUTQ: unsent plus unacknowledged, a FIN counting as one). */
 gboolean stm32_socket_get_unacknowledged (GSocket *socket, gsize *unacknowledged);

@@ -67,6 +67,7 @@ assert_defaults (const Stm32LinkConfig *config)
   g_assert_cmpuint (config->max_frame, ==, STM32_DEFAULT_MAX_FRAME);
   g_assert_cmpuint (config->connect_timeout, ==, STM32_DEFAULT_CONNECT_TIMEOUT);
   g_assert_cmpuint (config->close_timeout, ==, STM32_DEFAULT_CLOSE_TIMEOUT);
+  g_assert_cmpint (config->close_mode, ==, STM32_CLOSE_MODE_AUTO);
   g_assert_cmpuint (config->retry_min, ==, STM32_DEFAULT_RETRY_MIN);
   g_assert_cmpuint (config->retry_max, ==, STM32_DEFAULT_RETRY_MAX);
   g_assert_cmpuint (config->retry_reset_after, ==, STM32_DEFAULT_RETRY_RESET_AFTER);
@@ -102,6 +103,7 @@ static const char every_key[] = "[Link all]\n"
                                 "MaxFrame=1001\n"
                                 "ConnectTimeout=1002\n"
                                 "CloseTimeout=1003\n"
+                                "CloseMode=reset\n"
                                 "RetryMin=1004\n"
                                 "RetryMax=1005\n"
                                 "RetryResetAfter=1006\n"
@@ -130,6 +132,7 @@ test_every_key (void)
   g_assert_cmpuint (config->max_frame, ==, 1001);
   g_assert_cmpuint (config->connect_timeout, ==, 1002);
   g_assert_cmpuint (config->close_timeout, ==, 1003);
+  g_assert_cmpint (config->close_mode, ==, STM32_CLOSE_MODE_RESET);
   g_assert_cmpuint (config->retry_min, ==, 1004);
   g_assert_cmpuint (config->retry_max, ==, 1005);
   g_assert_cmpuint (config->retry_reset_after, ==, 1006);
@@ -382,6 +385,8 @@ test_error_values (void)
       "3: [Link a] Autoconnect: “yes” is not a boolean (true or false)" },
     { "[Link a]\nHost=h\nFraming=LINE\n",
       "3: [Link a] Framing: “LINE” is not one of: raw, line, u16be, u32be, json" },
+    { "[Link a]\nHost=h\nCloseMode=fast\n",
+      "3: [Link a] CloseMode: “fast” is not one of: auto, graceful, reset" },
     { "[Link a]\nHost=\n", "2: [Link a] Host: is empty; give the board's host name or IP address" },
     { "[Link a]\nHost=board:8080\n",
       "2: [Link a] Host: “board:8080” is not a host name or IP address (the port goes in Port, "

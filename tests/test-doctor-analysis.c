@@ -6,6 +6,7 @@
  * and how the same symptom gets a different finding in a different context.
  */
 #include <netinet/tcp.h>
+#include <string.h>
 
 #include "stm32-doctor.h"
 #include "stm32-history.h"
@@ -316,6 +317,71 @@ test_competing (void)
   case_clear (&c);
 }
 
+/* Closes on request, @kind each; @fin: whether the board's FIN came. */
+static void
+add_closes (Case *c, guint n, Stm32CloseKind kind, gboolean fin)
+{
+  for (guint i = 0; i < n; i++)
+    {
+      Stm32HistoryEntry *entry =
+          add_attempt (c, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, 20 * MS);
+
+      entry->close_kind = kind;
+      entry->fin_delay = fin ? 300 : -1;
+      entry->aborted = !fin;
+    }
+}
+
+static const char *
+lookup_string (GVariant *finding, const char *key)
+{
+  const char *value = NULL;
+
+  g_assert_true (g_variant_lookup (finding, key, "&s", &value));
+  return value;
+}
+
+/* After learning, the finding counts the graceful closes the board left
+ * unanswered, says the link now resets at once, and still names the
+ * firmware fix. */
+static void
+test_learned_reset (void)
+{
+  Case c;
+  g_autoptr (GVariant) r = NULL, finding = NULL;
+
+  case_init (&c);
+  add_closes (&c, 3, STM32_CLOSE_KIND_GRACEFUL, FALSE);
+  add_closes (&c, 15, STM32_CLOSE_KIND_LEARNED_RESET, FALSE);
+  add_closes (&c, 1, STM32_CLOSE_KIND_RECHECK, FALSE);
+  r = report (&c);
+  finding = find (r, "board-ignores-eof");
+  g_assert_nonnull (finding);
+  g_assert_nonnull (strstr (lookup_string (finding, "evidence"), "4 of 4 closes"));
+  g_assert_nonnull (strstr (lookup_string (finding, "evidence"), "15 more connections with a "
+                                                                 "learned reset"));
+  g_assert_nonnull (strstr (lookup_string (finding, "fix"), "Only the firmware can fix this"));
+  g_assert_nonnull (strstr (lookup_string (finding, "workaround"), "learned reset"));
+  case_clear (&c);
+}
+
+/* CloseMode=reset resets every close without asking the board: no
+ * evidence against a board that answers. */
+static void
+test_configured_reset (void)
+{
+  Case c;
+  g_autoptr (GVariant) r = NULL;
+
+  case_init (&c);
+  add_closes (&c, 2, STM32_CLOSE_KIND_GRACEFUL, TRUE);
+  add_closes (&c, 10, STM32_CLOSE_KIND_RESET, FALSE);
+  r = report (&c);
+  g_assert_null (find (r, "board-ignores-eof"));
+  g_assert_true (healthy (r));
+  case_clear (&c);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -328,5 +394,7 @@ main (int argc, char **argv)
   g_test_add_func ("/doctor-analysis/timeouts", test_timeouts);
   g_test_add_func ("/doctor-analysis/competing", test_competing);
   g_test_add_func ("/doctor-analysis/late-replies", test_late_replies);
+  g_test_add_func ("/doctor-analysis/learned-reset", test_learned_reset);
+  g_test_add_func ("/doctor-analysis/configured-reset", test_configured_reset);
   return g_test_run ();
 }

@@ -23,6 +23,7 @@
 #include "link-harness.h"
 #include "netns-harness.h"
 #include "sim-harness.h"
+#include "stm32-defaults.h"
 #include "stm32-error.h"
 #include "test-util.h"
 
@@ -771,6 +772,218 @@ test_cut_link (void)
   stm32_sim_stop (board);
 }
 
+/* ---- CloseMode=auto on the real stack --------------------------------------- */
+
+/* Frames each learned-close cycle Sends without waiting before Disconnect. */
+#define CLOSE_BURST 5
+#define LEARNED_CYCLES 1000
+
+static gint64
+board_released_how (Stm32Sim *board, const char *how)
+{
+  g_autoptr (JsonObject) status = stm32_sim_status (board);
+  JsonObject *counts = json_object_get_object_member (status, "released_how");
+
+  return json_object_has_member (counts, how) ? json_object_get_int_member (counts, how) : 0;
+}
+
+static void
+on_close_burst_sent (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  guint *sent = user_data;
+  g_autoptr (GError) error = NULL;
+
+  stm32_link_send_finish (STM32_LINK (source), result, &error);
+  g_assert_no_error (error);
+  (*sent)++;
+}
+
+/* Connect, a transaction, CLOSE_BURST frames sent without waiting and
+ * Disconnect at once; every Send must be answered as sent. Returns the
+ * history entry of this connection. */
+static Stm32HistoryEntry *
+close_cycle (Stm32Link *link, guint n)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *request = g_strdup_printf ("cycle %u", n);
+  g_autofree char *reply = NULL;
+  guint sent = 0;
+
+  if (!stm32_test_link_connect (link, &error) ||
+      (reply = stm32_test_link_transact (link, request, WAIT_MS, &error)) == NULL)
+    g_error ("cycle %u failed: %s", n, error->message);
+  g_assert_cmpstr (reply, ==, request);
+  for (guint i = 0; i < CLOSE_BURST; i++)
+    {
+      g_autofree char *text = g_strdup_printf ("cycle %u frame %u", n, i);
+      g_autoptr (GBytes) frame = g_bytes_new (text, strlen (text));
+
+      stm32_link_send_async (link, frame, NULL, on_close_burst_sent, &sent);
+    }
+  stm32_test_link_disconnect (link);
+  stm32_test_wait_until (sent == CLOSE_BURST, WAIT_MS);
+  return stm32_test_link_last_history_entry (link);
+}
+
+/* The board's own count of the frames it received: all of them, once. */
+static void
+wait_board_frames (Stm32Sim *board, guint expected)
+{
+  stm32_test_wait_until (stm32_sim_count_events (board, "frame") >= expected, WAIT_MS);
+  g_assert_cmpuint (stm32_sim_count_events (board, "frame"), ==, expected);
+}
+
+static void
+assert_board_empty (Stm32Sim *board)
+{
+  g_autoptr (JsonObject) status = NULL;
+
+  wait_pcbs_used (board, 0);
+  status = stm32_sim_status (board);
+  g_assert_cmpint (json_object_get_int_member (status, "slots_in_use"), ==, 0);
+}
+
+static Stm32LinkConfig *
+default_close_config (Stm32Sim *board)
+{
+  Stm32LinkConfig *config = stm32_link_config_new (BOARD_IP, stm32_sim_get_port (board));
+
+  /* Everything at its default (CloseMode=auto, CloseTimeout 1 s) but the
+   * link is driven by the test. */
+  config->autoconnect = FALSE;
+  return config;
+}
+
+/* Firmware that ignores EOF, default config: three closes that wait out
+ * CloseTimeout, then learned resets — every frame reaches the board's
+ * application, and lwIP ends with no control block and no slot taken. */
+static void
+test_learned_close_cycles (void)
+{
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  Stm32Sim *board;
+  guint graceful = 0, learned = 0, rechecks = 0;
+  gint64 started;
+
+  board = board_start ("--firmware", "leak", NULL);
+  config = default_close_config (board);
+  link = stm32_link_new ("leak", config);
+  started = g_get_monotonic_time ();
+  for (guint i = 0; i < LEARNED_CYCLES; i++)
+    {
+      g_autoptr (Stm32HistoryEntry) entry = close_cycle (link, i);
+
+      g_assert_cmpstr (stm32_test_reason_nick (entry->reason), ==, "local");
+      /* Never a FIN from this firmware: every connection ends with our RST. */
+      g_assert_true (entry->aborted);
+      g_assert_cmpint (entry->fin_delay, ==, -1);
+      switch (entry->close_kind)
+        {
+        case STM32_CLOSE_KIND_GRACEFUL:
+          graceful++;
+          g_assert_cmpuint (i, <, STM32_CLOSE_LEARN_AFTER);
+          break;
+        case STM32_CLOSE_KIND_RECHECK:
+          rechecks++;
+          break;
+        case STM32_CLOSE_KIND_LEARNED_RESET:
+          learned++;
+          /* Reset once acknowledged, never after a timeout. */
+          g_assert_null (strstr (entry->error, "CloseTimeout"));
+          g_assert_null (strstr (entry->error, "did not"));
+          break;
+        default:
+          g_assert_not_reached ();
+        }
+      if ((i + 1) % 100 == 0)
+        stm32_sim_discard_events (board);
+    }
+  g_test_message ("%u cycles in %.1f s: %u graceful, %u learned resets, %u re-checks",
+                  LEARNED_CYCLES, (g_get_monotonic_time () - started) / 1e6, graceful, learned,
+                  rechecks);
+  g_assert_cmpuint (graceful, ==, STM32_CLOSE_LEARN_AFTER);
+  /* The 16th learned close, then every 32nd, 64th, … 256th. */
+  g_assert_cmpuint (rechecks, ==, 6);
+  wait_board_frames (board, LEARNED_CYCLES * (1 + CLOSE_BURST));
+  assert_board_empty (board);
+  g_assert_cmpint (board_released_how (board, "peer-reset"), ==, LEARNED_CYCLES);
+  stm32_sim_stop (board);
+}
+
+/* The firmware is fixed while stm32d runs: the re-check sees lwIP's FIN,
+ * and the link closes gracefully from then on. */
+static void
+test_learned_close_firmware_fixed (void)
+{
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  Stm32Sim *board;
+  guint cycle = 0, resets_before;
+  gboolean rechecked = FALSE;
+
+  board = board_start ("--firmware", "leak", "-q", NULL);
+  config = default_close_config (board);
+  link = stm32_link_new ("fixed", config);
+  for (; cycle < STM32_CLOSE_LEARN_AFTER; cycle++)
+    stm32_history_entry_free (close_cycle (link, cycle));
+  stm32_sim_command (board, "mode good");
+  while (!rechecked)
+    {
+      g_autoptr (Stm32HistoryEntry) entry = close_cycle (link, cycle++);
+
+      g_assert_cmpuint (cycle, <=, STM32_CLOSE_LEARN_AFTER + STM32_CLOSE_RECHECK_FIRST);
+      rechecked = entry->close_kind == STM32_CLOSE_KIND_RECHECK;
+      if (rechecked)
+        {
+          g_assert_false (entry->aborted);
+          g_assert_cmpint (entry->fin_delay, >=, 0);
+        }
+      else
+        g_assert_cmpint (entry->close_kind, ==, STM32_CLOSE_KIND_LEARNED_RESET);
+    }
+  resets_before = (guint) board_released_how (board, "peer-reset");
+  for (guint i = 0; i < 20; i++)
+    {
+      g_autoptr (Stm32HistoryEntry) entry = close_cycle (link, cycle++);
+
+      g_assert_cmpint (entry->close_kind, ==, STM32_CLOSE_KIND_GRACEFUL);
+      g_assert_false (entry->aborted);
+    }
+  assert_board_empty (board);
+  g_assert_cmpint (board_released_how (board, "peer-reset"), ==, resets_before);
+  stm32_sim_stop (board);
+}
+
+/* Firmware that closes on EOF never gets a RST in auto mode. */
+static void
+test_learned_close_good_firmware (void)
+{
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  Stm32Sim *board;
+
+  board = board_start ("--firmware", "good", NULL);
+  config = default_close_config (board);
+  link = stm32_link_new ("good", config);
+  for (guint i = 0; i < LEARNED_CYCLES; i++)
+    {
+      g_autoptr (Stm32HistoryEntry) entry = close_cycle (link, i);
+
+      if (entry->aborted)
+        g_error ("cycle %u ended with a RST: %s", i, entry->error);
+      g_assert_cmpint (entry->close_kind, ==, STM32_CLOSE_KIND_GRACEFUL);
+      g_assert_cmpint (entry->fin_delay, >=, 0);
+      if ((i + 1) % 100 == 0)
+        stm32_sim_discard_events (board);
+    }
+  wait_board_frames (board, LEARNED_CYCLES * (1 + CLOSE_BURST));
+  assert_board_empty (board);
+  g_assert_cmpint (board_released_how (board, "peer-reset"), ==, 0);
+  g_assert_cmpint (board_released_how (board, "closed-after-eof"), ==, LEARNED_CYCLES);
+  stm32_sim_stop (board);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -797,5 +1010,8 @@ main (int argc, char **argv)
   g_test_add_func ("/lwip/classify/evicted-reset", test_classify_evicted);
   g_test_add_func ("/lwip/restart", test_restart);
   g_test_add_func ("/lwip/cut-link", test_cut_link);
+  g_test_add_func ("/lwip/learned-close/cycles", test_learned_close_cycles);
+  g_test_add_func ("/lwip/learned-close/firmware-fixed", test_learned_close_firmware_fixed);
+  g_test_add_func ("/lwip/learned-close/good-firmware", test_learned_close_good_firmware);
   return stm32_daemon_test_run ();
 }
