@@ -48,6 +48,10 @@
  * link would otherwise signal every frame to every client. */
 #define STM32_COUNTER_PUBLISH_MS 200
 
+/* A bus caller stays tracked this long after its last request ended, so a
+ * client making call after call is not looked up on the bus each time. */
+#define STM32_CALLER_WATCH_LINGER_MS 2000
+
 /* AcquireStream: bytes from the board that may wait for the holder to read
  * them, and the most taken from the holder at once (less if SendQueueMax is
  * smaller). */

@@ -3,6 +3,7 @@
 
 #include <gio/gunixfdlist.h>
 
+#include "stm32-bus-callers.h"
 #include "stm32-dbus-generated.h"
 #include "stm32-defaults.h"
 #include "stm32-diagnosis.h"
@@ -24,11 +25,9 @@ struct _Stm32LinkExport
   /* Stm32StreamBridge → watch on its holder's bus name. More than one while
    * an ended stream still writes the board's last bytes to its holder. */
   GHashTable *streams;
-  /* Unique bus name → Caller, for whoever has called Transact and is still on
-   * the bus: one match rule per caller, not one per call. */
-  GHashTable *callers;
-  GPtrArray *channels; /* open Stm32TransactChannels */
-  gboolean probing;    /* a Diagnose probe is under way: the board gets one at a time */
+  Stm32BusCallers *callers; /* shared by every link: who has calls waiting */
+  GPtrArray *channels;      /* open Stm32TransactChannels */
+  gboolean probing;         /* a Diagnose probe is under way: the board gets one at a time */
 };
 
 G_DEFINE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, G_TYPE_OBJECT)
@@ -43,26 +42,9 @@ typedef struct
 {
   Stm32LinkExport *self;
   GDBusMethodInvocation *invocation;
-  GCancellable *cancellable; /* watched calls only: cancelled if the caller leaves the bus */
-} PendingCall;
-
-/* A client on the bus with calls that may wait long: its pending calls share
- * one cancellable, cancelled when it leaves. */
-typedef struct
-{
-  GDBusConnection *connection;
-  guint subscription;
+  /* Watched calls from a bus caller only: cancelled if it leaves the bus. */
   GCancellable *cancellable;
-} Caller;
-
-static void
-caller_free (Caller *caller)
-{
-  g_dbus_connection_signal_unsubscribe (caller->connection, caller->subscription);
-  g_object_unref (caller->cancellable);
-  g_object_unref (caller->connection);
-  g_free (caller);
-}
+} PendingCall;
 
 static PendingCall *
 pending_call_new (Stm32LinkExport *self, GDBusMethodInvocation *invocation)
@@ -77,55 +59,23 @@ pending_call_new (Stm32LinkExport *self, GDBusMethodInvocation *invocation)
 static void
 pending_call_free (PendingCall *call)
 {
+  if (call->cancellable != NULL)
+    stm32_bus_callers_release (call->self->callers,
+                               g_dbus_method_invocation_get_sender (call->invocation));
   g_clear_object (&call->cancellable);
   g_object_unref (call->self);
   g_object_unref (call->invocation);
   g_free (call);
 }
 
-static void
-on_caller_owner_changed (GDBusConnection *connection, const char *sender, const char *path,
-                         const char *iface, const char *signal, GVariant *parameters,
-                         gpointer user_data)
-{
-  Stm32LinkExport *self = user_data;
-  const char *name = NULL, *new_owner = NULL;
-  Caller *caller;
-
-  g_variant_get (parameters, "(&s&s&s)", &name, NULL, &new_owner);
-  caller = g_hash_table_lookup (self->callers, name);
-  if (new_owner[0] != '\0' || caller == NULL)
-    return;
-  g_cancellable_cancel (caller->cancellable);
-  g_hash_table_remove (self->callers, name);
-}
-
-/* For calls that may wait long (Transact): whoever leaves the bus stops
- * holding a place in the link's queue. */
+/* For calls that may wait long (Transact, Diagnose): whoever leaves the bus
+ * stops holding a place in the link's queue. */
 static PendingCall *
 pending_call_new_watched (Stm32LinkExport *self, GDBusMethodInvocation *invocation)
 {
   PendingCall *call = pending_call_new (self, invocation);
-  const char *sender = g_dbus_method_invocation_get_sender (invocation);
-  Caller *caller;
 
-  /* A peer-to-peer caller has no name to watch. */
-  if (sender == NULL)
-    return call;
-  caller = g_hash_table_lookup (self->callers, sender);
-  if (caller == NULL)
-    {
-      caller = g_new0 (Caller, 1);
-      caller->connection = g_object_ref (g_dbus_method_invocation_get_connection (invocation));
-      caller->cancellable = g_cancellable_new ();
-      /* Unique names are never reused, so the watch lasts until it leaves. */
-      caller->subscription = g_dbus_connection_signal_subscribe (
-          caller->connection, "org.freedesktop.DBus", "org.freedesktop.DBus", "NameOwnerChanged",
-          "/org/freedesktop/DBus", sender, G_DBUS_SIGNAL_FLAGS_NONE, on_caller_owner_changed, self,
-          NULL);
-      g_hash_table_insert (self->callers, g_strdup (sender), caller);
-    }
-  g_set_object (&call->cancellable, caller->cancellable);
+  call->cancellable = stm32_bus_callers_hold (self->callers, invocation);
   return call;
 }
 
@@ -578,15 +528,17 @@ on_received (Stm32Link *link, GBytes *frame, Stm32LinkExport *self)
 /* ---- object ------------------------------------------------------------------- */
 
 Stm32LinkExport *
-stm32_link_export_new (Stm32Link *link)
+stm32_link_export_new (Stm32Link *link, Stm32BusCallers *callers)
 {
   Stm32LinkExport *self;
   g_autofree char *path = NULL;
 
   g_return_val_if_fail (STM32_IS_LINK (link), NULL);
+  g_return_val_if_fail (STM32_IS_BUS_CALLERS (callers), NULL);
 
   self = g_object_new (STM32_TYPE_LINK_EXPORT, NULL);
   self->link = g_object_ref (link);
+  self->callers = g_object_ref (callers);
   path = g_strconcat (STM32_DBUS_LINK_PATH_PREFIX, stm32_link_get_name (link), NULL);
   self->object = stm32_dbus_object_skeleton_new (path);
   self->iface = stm32_dbus_link1_skeleton_new ();
@@ -629,8 +581,6 @@ stm32_link_export_dispose (GObject *object)
   Stm32LinkExport *self = STM32_LINK_EXPORT (object);
 
   g_clear_handle_id (&self->counter_timer, g_source_remove);
-  /* Their match rules go; the calls still pending keep their cancellables. */
-  g_clear_pointer (&self->callers, g_hash_table_unref);
   if (self->streams != NULL)
     {
       GHashTableIter iter;
@@ -656,16 +606,24 @@ stm32_link_export_dispose (GObject *object)
 }
 
 static void
+stm32_link_export_finalize (GObject *object)
+{
+  Stm32LinkExport *self = STM32_LINK_EXPORT (object);
+
+  g_object_unref (self->callers);
+  G_OBJECT_CLASS (stm32_link_export_parent_class)->finalize (object);
+}
+
+static void
 stm32_link_export_class_init (Stm32LinkExportClass *klass)
 {
   G_OBJECT_CLASS (klass)->dispose = stm32_link_export_dispose;
+  G_OBJECT_CLASS (klass)->finalize = stm32_link_export_finalize;
 }
 
 static void
 stm32_link_export_init (Stm32LinkExport *self)
 {
   self->streams = g_hash_table_new_full (NULL, NULL, g_object_unref, unwatch_name);
-  self->callers =
-      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) caller_free);
   self->channels = g_ptr_array_new_with_free_func (g_object_unref);
 }

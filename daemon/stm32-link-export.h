@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "stm32-bus-callers.h"
 #include "stm32-defaults.h"
 #include "stm32-link.h"
 
@@ -19,7 +20,8 @@ G_BEGIN_DECLS
 #define STM32_TYPE_LINK_EXPORT (stm32_link_export_get_type ())
 G_DECLARE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, STM32, LINK_EXPORT, GObject)
 
-Stm32LinkExport *stm32_link_export_new (Stm32Link *link);
+/* @callers tracks the bus clients whose calls wait; one for all links. */
+Stm32LinkExport *stm32_link_export_new (Stm32Link *link, Stm32BusCallers *callers);
 Stm32Link *stm32_link_export_get_link (Stm32LinkExport *self);
 /* The object to add to the GDBusObjectManagerServer, at /org/stm32d/link/NAME. */
 GDBusObjectSkeleton *stm32_link_export_get_object (Stm32LinkExport *self);

@@ -19,6 +19,7 @@ struct _Stm32Manager
   Stm32DbusManager1 *iface;
   GHashTable *exports; /* link name → Stm32LinkExport */
   GHashTable *applied; /* link name → the Stm32LinkConfig the file gave it */
+  Stm32BusCallers *callers;
   gboolean started;    /* links may touch their boards (we own the bus name) */
 };
 
@@ -53,7 +54,7 @@ static void
 manager_add_link (Stm32Manager *self, const char *name, const Stm32LinkConfig *config)
 {
   g_autoptr (Stm32Link) link = stm32_link_new_idle (name, config);
-  Stm32LinkExport *export = stm32_link_export_new (link);
+  Stm32LinkExport *export = stm32_link_export_new (link, self->callers);
 
   MANAGER_LOG (G_LOG_LEVEL_MESSAGE, "Link %s: %s:%u", name, config->host, config->port);
   g_hash_table_insert (self->exports, g_strdup (name), export);
@@ -264,6 +265,7 @@ stm32_manager_dispose (GObject *object)
     g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (self->iface));
   g_clear_pointer (&self->exports, g_hash_table_unref);
   g_clear_pointer (&self->applied, g_hash_table_unref);
+  g_clear_object (&self->callers);
   g_clear_object (&self->object_manager);
   g_clear_object (&self->iface);
   G_OBJECT_CLASS (stm32_manager_parent_class)->dispose (object);
@@ -289,4 +291,5 @@ stm32_manager_init (Stm32Manager *self)
   self->exports = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->applied = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                          (GDestroyNotify) stm32_link_config_free);
+  self->callers = stm32_bus_callers_new ();
 }

@@ -142,6 +142,31 @@ stm32_daemon_get_manager (Stm32Daemon *daemon)
   return daemon->manager;
 }
 
+guint
+stm32_daemon_count_match_rules (Stm32Daemon *daemon)
+{
+  g_autofree char *owner =
+      g_dbus_object_manager_client_get_name_owner (G_DBUS_OBJECT_MANAGER_CLIENT (daemon->objects));
+  g_autoptr (GDBusConnection) bus = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) stats = NULL;
+  g_autoptr (GError) error = NULL;
+  guint rules = 0;
+
+  g_assert_nonnull (owner);
+  bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
+  g_assert_no_error (error);
+  /* The bus itself answers: a sync call cannot wait on stm32d. */
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus.Debug.Stats", "GetConnectionStats",
+                                       g_variant_new ("(s)", owner), G_VARIANT_TYPE ("(a{sv})"),
+                                       G_DBUS_CALL_FLAGS_NONE, DAEMON_WAIT_MS, NULL, &error);
+  g_assert_no_error (error);
+  stats = g_variant_get_child_value (reply, 0);
+  g_assert_true (g_variant_lookup (stats, "MatchRules", "u", &rules));
+  return rules;
+}
+
 GPid
 stm32_daemon_get_pid (Stm32Daemon *daemon)
 {

@@ -54,6 +54,10 @@ int stm32_daemon_link_open_channel (Stm32DbusLink1 *link, GError **error);
 /* Asserts @error came over the wire as @remote_name and maps back to @code. */
 void stm32_daemon_assert_error (const GError *error, const char *remote_name, Stm32Error code);
 
+/* The match rules stm32d's bus connection holds, as the bus counts them
+ * (org.freedesktop.DBus.Debug.Stats.GetConnectionStats, "MatchRules"). */
+guint stm32_daemon_count_match_rules (Stm32Daemon *daemon);
+
 void stm32_daemon_send_signal (Stm32Daemon *daemon, int signum);
 /* The daemon's process id, for looking at it in /proc. */
 GPid stm32_daemon_get_pid (Stm32Daemon *daemon);

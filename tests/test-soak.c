@@ -3,7 +3,8 @@
  * The hygiene contract held for a long time under contention: two bus
  * clients race Connect, Send, Transact and Disconnect for thousands of
  * rounds against firmware that ignores EOF. At the end the board has every
- * slot back and stm32d holds exactly the fds it held before.
+ * slot back and stm32d holds exactly the fds and bus match rules it held
+ * before.
  */
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -91,7 +92,7 @@ test_racing_cycles (void)
   Stm32DbusLink1 *link;
   g_autoptr (GDBusProxy) first = NULL;
   g_autoptr (GDBusProxy) second = NULL;
-  guint answered = 0, calls = 0, idle_fds;
+  guint answered = 0, calls = 0, idle_fds, idle_rules;
 
   stm32_test_write_file (config,
                          "[Link default]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n"
@@ -102,6 +103,7 @@ test_racing_cycles (void)
   first = link_proxy_on_own_connection ();
   second = link_proxy_on_own_connection ();
   idle_fds = stm32_test_count_process_fds (stm32_daemon_get_pid (daemon));
+  idle_rules = stm32_daemon_count_match_rules (daemon);
 
   for (guint round = 0; round < ROUNDS; round++)
     {
@@ -120,6 +122,9 @@ test_racing_cycles (void)
    * says disconnected: wait for it, bounded. */
   stm32_test_poll_until (stm32_test_count_process_fds (stm32_daemon_get_pid (daemon)) == idle_fds,
                          WAIT_MS);
+  /* Both clients are still on the bus; once their calls have ended and
+   * lingered, stm32d watches neither. */
+  stm32_test_poll_until (stm32_daemon_count_match_rules (daemon) == idle_rules, WAIT_MS);
   stm32_daemon_stop (daemon);
   stm32_sim_stop (sim);
   g_assert_cmpint (g_unlink (config), ==, 0);
