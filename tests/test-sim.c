@@ -4,6 +4,7 @@
  * through plain GIO sockets, and from the board's side through its events. */
 
 #include <signal.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -786,6 +787,121 @@ test_control_blackhole (Fixture *fixture, gconstpointer options)
   expect_echo (client, "after\n");
 }
 
+/* Reads until @len bytes have arrived, whatever the segmentation. */
+static GByteArray *
+read_exactly (GSocketConnection *connection, gsize len)
+{
+  GByteArray *got = g_byte_array_new ();
+
+  while (got->len < len)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GBytes) bytes = try_read (connection, WAIT_MS, &error);
+      gsize size;
+      const guint8 *data;
+
+      g_assert_no_error (error);
+      data = g_bytes_get_data (bytes, &size);
+      g_assert_cmpuint (size, >, 0);
+      g_byte_array_append (got, data, (guint) size);
+    }
+  g_assert_cmpuint (got->len, ==, len);
+  return got;
+}
+
+/* Asserts that @frame is flood frame number @seq of @size bytes: [SEQ,"xx…x"]. */
+static void
+assert_flood_frame (const guint8 *frame, gsize size, guint64 seq, gsize expected_size)
+{
+  g_autofree char *head = g_strdup_printf ("[%" G_GUINT64_FORMAT ",\"", seq);
+  gsize head_len = strlen (head);
+
+  g_assert_cmpuint (size, ==, expected_size);
+  g_assert_cmpmem (frame, head_len, head, head_len);
+  for (gsize i = head_len; i < size - 2; i++)
+    g_assert_cmpint (frame[i], ==, 'x');
+  g_assert_cmpmem (frame + size - 2, 2, "\"]", 2);
+}
+
+static void
+expect_flood_done (Stm32Sim *sim, gint64 frames, gint64 bytes, gint64 wire_bytes)
+{
+  g_autoptr (JsonObject) done = stm32_sim_wait_event (sim, "flood-done", WAIT_MS);
+
+  g_assert_cmpint (json_object_get_int_member (done, "frames"), ==, frames);
+  g_assert_cmpint (json_object_get_int_member (done, "bytes"), ==, bytes);
+  g_assert_cmpint (json_object_get_int_member (done, "wire_bytes"), ==, wire_bytes);
+  g_assert_true (json_object_get_boolean_member (done, "complete"));
+}
+
+/* 2,000 lines of 100 bytes, numbered, with an echo among them at a frame
+ * boundary: a board that streams and still answers. */
+static void
+test_flood_command (Fixture *fixture, gconstpointer options)
+{
+  static const char *const bad[] = { "flood", "flood 0 100", "flood 1000 23", "flood 1000 70000",
+                                     "flood x 100" };
+  g_autoptr (GSocketConnection) client = NULL;
+  g_autoptr (JsonObject) no_connection = stm32_sim_request (fixture->sim, "flood 1000 100");
+  g_autoptr (GByteArray) got = NULL;
+  guint64 seq = 0;
+  guint echoes = 0;
+  gsize at = 0;
+
+  g_assert_cmpstr (json_object_get_string_member (no_connection, "event"), ==, "error");
+  client = connect_ok (fixture->port);
+  stm32_sim_expect (fixture->sim, "accepted", WAIT_MS);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (JsonObject) answer = stm32_sim_request (fixture->sim, bad[i]);
+
+      g_assert_cmpstr (json_object_get_string_member (answer, "event"), ==, "error");
+    }
+  stm32_sim_command (fixture->sim, "flood 200000 100");
+  send_text (client, "ping\n");
+  got = read_exactly (client, 2000 * 101 + 5);
+  while (at < got->len)
+    {
+      const guint8 *line = got->data + at;
+      const guint8 *end = memchr (line, '\n', got->len - at);
+
+      g_assert_nonnull (end);
+      if (end - line == 4 && memcmp (line, "ping", 4) == 0)
+        echoes++;
+      else
+        assert_flood_frame (line, (gsize) (end - line), ++seq, 100);
+      at += (gsize) (end - line) + 1;
+    }
+  g_assert_cmpuint (seq, ==, 2000);
+  g_assert_cmpuint (echoes, ==, 1);
+  expect_flood_done (fixture->sim, 2000, 200000, 2000 * 101);
+  /* Numbering goes on across floods of one connection. */
+  stm32_sim_command (fixture->sim, "flood 100 100");
+  g_clear_pointer (&got, g_byte_array_unref);
+  got = read_exactly (client, 101);
+  assert_flood_frame (got->data, 100, 2001, 100);
+}
+
+/* --flood-bytes: every connection floods from its accept, the last frame
+ * whole; u16be frames decode to the same numbered payloads. */
+static void
+test_flood_option (Fixture *fixture, gconstpointer options)
+{
+  g_autoptr (GSocketConnection) client = connect_ok (fixture->port);
+  g_autoptr (GByteArray) got = read_exactly (client, 101 * (2 + 500));
+
+  for (guint i = 0; i < 101; i++)
+    {
+      const guint8 *frame = got->data + i * (2 + 500);
+
+      g_assert_cmpuint ((frame[0] << 8) | frame[1], ==, 500);
+      assert_flood_frame (frame + 2, 500, i + 1, 500);
+    }
+  expect_flood_done (fixture->sim, 101, 101 * 500, 101 * 502);
+  send_data (client, "\x00\x02hi", 4);
+  expect_data (client, "\x00\x02hi", 4);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -830,5 +946,10 @@ main (int argc, char **argv)
             test_control_slots_and_mode);
   add_test ("/sim/control/close-rst-all", NULL, test_control_close_rst_all);
   add_test ("/sim/control/blackhole", NULL, test_control_blackhole);
+  add_test ("/sim/flood/command", NULL, test_flood_command);
+  add_test ("/sim/flood/option",
+            STM32_SIM_OPTIONS ("--framing", "u16be", "--flood-bytes", "50001",
+                               "--flood-frame-size", "500"),
+            test_flood_option);
   return g_test_run ();
 }

@@ -363,6 +363,30 @@ sim_board_set_mode (SimBoard *self, SimMode mode)
   self->config->mode = mode;
 }
 
+gboolean
+sim_board_flood (SimBoard *self, guint64 bytes, gsize frame_size, GError **error)
+{
+  g_autoptr (GPtrArray) conns = snapshot (self);
+  guint flooding = 0;
+
+  if (bytes == 0 || frame_size < SIM_FLOOD_FRAME_MIN || frame_size > self->config->max_frame)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "flood: BYTES must be > 0 and SIZE %u to %" G_GSIZE_FORMAT " (--max-frame)",
+                   SIM_FLOOD_FRAME_MIN, self->config->max_frame);
+      return FALSE;
+    }
+  for (guint i = 0; i < conns->len; i++)
+    flooding += sim_conn_flood (conns->pdata[i], bytes, frame_size);
+  if (flooding == 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+                           "flood: no open connection");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 add_connection_list (SimBoard *self, JsonBuilder *builder)
 {

@@ -27,6 +27,8 @@ void sim_board_rst_all (SimBoard *self);
 void sim_board_set_slots (SimBoard *self, guint slots);
 void sim_board_set_mode (SimBoard *self, SimMode mode);
 void sim_board_emit_status (SimBoard *self);
+/* Every open connection floods @bytes in frames of @frame_size (sim_conn_flood). */
+gboolean sim_board_flood (SimBoard *self, guint64 bytes, gsize frame_size, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SimBoard, sim_board_free)
 

@@ -50,6 +50,8 @@ typedef struct
   guint refuse_for_ms;
   guint fin_wait_ms;
   gboolean quiet; /* no per-frame events */
+  guint64 flood_bytes;    /* each connection floods this much from its accept; 0 = off */
+  gsize flood_frame_size; /* payload bytes of each flood frame */
 } SimConfig;
 
 G_END_DECLS

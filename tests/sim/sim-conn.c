@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "sim-conn.h"
 
+#include <string.h>
+
 #include "stm32-framer.h"
 #include "sim-events.h"
 #include "sim-listener.h"
@@ -11,6 +13,12 @@
 #define SIM_OUTBUF_HIGH (1024 * 1024)
 /* Frames larger than this are reported by size only. */
 #define SIM_EVENT_PAYLOAD_MAX 1024
+/* A flood is encoded this far ahead of what the kernel took: far below
+ * SIM_OUTBUF_HIGH, so a flood never stops the board reading requests. */
+#define SIM_FLOOD_AHEAD (64 * 1024)
+/* Refills and sends per wake-up while flooding: fast, yet other
+ * connections and commands get their turn. */
+#define SIM_FLOOD_BURST 16
 
 typedef enum
 {
@@ -35,6 +43,19 @@ typedef enum
   SIM_END_CLOSE_AFTER_EOF,
 } SimEnd;
 
+/* Frames the firmware sends on its own, as fast as the socket takes them. */
+typedef struct
+{
+  gboolean on;
+  guint64 left;      /* payload bytes still to encode */
+  gsize frame_size;  /* payload bytes per frame */
+  guint64 seq;       /* the last frame's number, per connection across floods */
+  guint64 frames;    /* this flood's frames so far */
+  guint64 bytes;     /* and their payload bytes */
+  guint64 wire;      /* and their bytes on the wire */
+  gint64 started;    /* monotonic µs */
+} SimFlood;
+
 struct _SimConn
 {
   guint64 id;
@@ -56,6 +77,7 @@ struct _SimConn
   guint late_timer; /* at the first one's time */
   guint64 frames;
   guint64 bytes;
+  SimFlood flood;
 };
 
 /* A reply the firmware sends only at @due (monotonic µs). */
@@ -205,7 +227,7 @@ wanted_condition (SimConn *self)
     case SIM_CONN_OPEN:
       if (self->outbuf->len < SIM_OUTBUF_HIGH)
         condition |= G_IO_IN;
-      if (self->outbuf->len > 0)
+      if (self->outbuf->len > 0 || self->flood.on)
         condition |= G_IO_OUT;
       break;
     case SIM_CONN_DRAINING:
@@ -283,6 +305,85 @@ flush (SimConn *self)
   return TRUE;
 }
 
+/* --- flooding ------------------------------------------------------------ */
+
+static void
+flood_end (SimConn *self, gboolean complete)
+{
+  SimFlood *flood = &self->flood;
+  JsonBuilder *event;
+
+  if (!flood->on)
+    return;
+  flood->on = FALSE;
+  event = conn_event_new (self, "flood-done");
+  sim_event_add_int (event, "frames", (gint64) flood->frames);
+  sim_event_add_int (event, "bytes", (gint64) flood->bytes);
+  sim_event_add_int (event, "wire_bytes", (gint64) flood->wire);
+  sim_event_add_int (event, "ms", (g_get_monotonic_time () - flood->started) / 1000);
+  sim_event_add_bool (event, "complete", complete);
+  sim_event_emit (event);
+}
+
+/* Encodes the next frames until SIM_FLOOD_AHEAD bytes wait for the kernel. */
+static void
+flood_refill (SimConn *self)
+{
+  SimFlood *flood = &self->flood;
+  gsize size = flood->frame_size;
+  g_autofree char *payload = NULL;
+
+  if (flood->left == 0 || self->outbuf->len >= SIM_FLOOD_AHEAD)
+    return;
+  payload = g_malloc (size + 1);
+  while (flood->left > 0 && self->outbuf->len < SIM_FLOOD_AHEAD)
+    {
+      g_autoptr (GBytes) frame = NULL;
+      g_autoptr (GBytes) wire = NULL;
+      g_autoptr (GError) error = NULL;
+      int head = g_snprintf (payload, size + 1, "[%" G_GUINT64_FORMAT ",\"", flood->seq + 1);
+
+      memset (payload + head, 'x', size - (gsize) head - 2);
+      memcpy (payload + size - 2, "\"]", 2);
+      frame = g_bytes_new (payload, size);
+      wire = stm32_frame_encode (self->config->framing, self->config->max_frame, frame, &error);
+      if (wire == NULL)
+        {
+          sim_event_error ("connection %" G_GUINT64_FORMAT ": cannot flood: %s", self->id,
+                           error->message);
+          flood->left = 0;
+          return;
+        }
+      g_byte_array_append (self->outbuf, g_bytes_get_data (wire, NULL), g_bytes_get_size (wire));
+      flood->seq++;
+      flood->frames++;
+      flood->bytes += size;
+      flood->wire += g_bytes_get_size (wire);
+      flood->left -= MIN (flood->left, size);
+    }
+}
+
+/* Keeps the kernel fed while it takes more, a burst at a time. FALSE if the
+ * connection was released. */
+static gboolean
+flood_send (SimConn *self)
+{
+  for (guint i = 0; i < SIM_FLOOD_BURST && self->flood.on; i++)
+    {
+      guint before;
+
+      flood_refill (self);
+      before = self->outbuf->len;
+      if (!flush (self))
+        return FALSE;
+      if (self->flood.left == 0 && self->outbuf->len == 0)
+        flood_end (self, TRUE);
+      else if (self->outbuf->len == before)
+        break;
+    }
+  return TRUE;
+}
+
 /* --- state machine ------------------------------------------------------- */
 
 static gboolean
@@ -343,6 +444,8 @@ static void
 transition (SimConn *self, SimConnState state)
 {
   self->state = state;
+  if (state != SIM_CONN_OPEN)
+    flood_end (self, FALSE);
   switch (state)
     {
     case SIM_CONN_OPEN:
@@ -590,7 +693,7 @@ on_socket_ready (GSocket *socket, GIOCondition condition, gpointer user_data)
   switch (self->state)
     {
     case SIM_CONN_OPEN:
-      if ((condition & G_IO_OUT) && !flush (self))
+      if ((condition & G_IO_OUT) && !(self->flood.on ? flood_send (self) : flush (self)))
         break;
       if (condition & (G_IO_IN | G_IO_HUP | G_IO_ERR))
         read_some (self);
@@ -628,6 +731,26 @@ sim_conn_start (SimConn *self)
     transition (self, SIM_CONN_FIN_WAIT);
   else if (config->blackhole_after == 0)
     go_silent (self);
+  else if (config->flood_bytes > 0)
+    sim_conn_flood (self, config->flood_bytes, config->flood_frame_size);
+}
+
+gboolean
+sim_conn_flood (SimConn *self, guint64 bytes, gsize frame_size)
+{
+  g_return_val_if_fail (bytes > 0, FALSE);
+  g_return_val_if_fail (frame_size >= SIM_FLOOD_FRAME_MIN, FALSE);
+
+  if (self->state != SIM_CONN_OPEN)
+    return FALSE;
+  flood_end (self, FALSE);
+  self->flood.on = TRUE;
+  self->flood.left = bytes;
+  self->flood.frame_size = frame_size;
+  self->flood.frames = self->flood.bytes = self->flood.wire = 0;
+  self->flood.started = g_get_monotonic_time ();
+  update_watch (self);
+  return TRUE;
 }
 
 void

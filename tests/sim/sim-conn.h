@@ -47,6 +47,15 @@ gboolean sim_conn_is_leaked (SimConn *self);
 
 /* A hung firmware: stops reading and answering; the stack still handles a RST. */
 void sim_conn_set_silent (SimConn *self, gboolean silent);
+/* The smallest flood frame: "[SEQ,\"\"]" with any 64-bit SEQ. */
+#define SIM_FLOOD_FRAME_MIN 24
+/* The firmware sends @bytes of frames of @frame_size payload bytes each (the
+ * last one whole, so at least @bytes), as fast as the socket takes them,
+ * beside its replies, and emits "flood-done". Frame payloads are
+ * [SEQ,"xxx…"], SEQ counting from 1 per connection across floods; a flood
+ * under way is replaced. FALSE if the connection is not open. */
+gboolean sim_conn_flood (SimConn *self, guint64 bytes, gsize frame_size);
+
 /* The firmware closes: FIN, then waits for the PC's FIN or RST (bounded). */
 void sim_conn_close (SimConn *self);
 /* Releases a connection that only waits for the PC's RST (leaked, silent)

@@ -100,6 +100,15 @@ cmd_mode (SimControl *self, char **args, GError **error)
 }
 
 static gboolean
+cmd_flood (SimControl *self, char **args, GError **error)
+{
+  guint bytes, size;
+
+  return sim_parse_uint (args[0], &bytes, error) && sim_parse_uint (args[1], &size, error) &&
+         sim_board_flood (self->board, bytes, size, error);
+}
+
+static gboolean
 cmd_quit (SimControl *self, char **args, GError **error)
 {
   g_main_loop_quit (self->loop);
@@ -115,6 +124,7 @@ static const SimCommand commands[] = {
   { "rst-all", 0, "rst-all", cmd_rst_all },
   { "slots", 1, "slots N", cmd_slots },
   { "mode", 1, "mode good|leak", cmd_mode },
+  { "flood", 2, "flood BYTES SIZE", cmd_flood },
   { "quit", 0, "quit", cmd_quit },
 };
 

@@ -10,17 +10,20 @@
 
 #include "sim-args.h"
 #include "sim-board.h"
+#include "sim-conn.h"
 #include "sim-control.h"
 #include "sim-events.h"
 
 #define SIM_DEFAULT_SLOTS 4
 #define SIM_DEFAULT_BACKLOG 4
 #define SIM_DEFAULT_FIN_WAIT_MS 2000
+/* Like the 1,000-byte lines of a board streaming measurements. */
+#define SIM_DEFAULT_FLOOD_FRAME_SIZE 1000
 
 static const char description[] =
     "Events are written to stdout, one JSON object per line: listening, accepted,\n"
     "rejected, drop-on, drop-off, frame, eof, malformed, idle-timeout, blackhole,\n"
-    "released, refusing, listener-open, restart, status, ok, error.\n"
+    "released, refusing, listener-open, restart, flood-done, status, ok, error.\n"
     "\n"
     "Commands are read from stdin, one per line; each is answered by one event\n"
     "(status, ok or error). EOF on stdin quits.\n"
@@ -32,6 +35,7 @@ static const char description[] =
     "  rst-all           abort every connection (RST)\n"
     "  slots N           resize the connection table (0 = unlimited)\n"
     "  mode good|leak    how the firmware handles EOF from now on\n"
+    "  flood BYTES SIZE  open connections send BYTES in frames of SIZE, at once\n"
     "  quit              reset every connection and exit\n";
 
 /* The options as typed, before validation. */
@@ -56,6 +60,8 @@ typedef struct
   int fin_wait;
   gboolean quiet;
   gboolean delay_marks;
+  gint64 flood_bytes;
+  int flood_frame_size;
 } SimOptions;
 
 static void
@@ -73,6 +79,19 @@ sim_options_clear (SimOptions *options)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (SimOptions, sim_options_clear)
 
 static gboolean
+check_flood (const SimOptions *o, GError **error)
+{
+  if (o->flood_bytes < 0)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--flood-bytes: %" G_GINT64_FORMAT " is negative", o->flood_bytes);
+      return FALSE;
+    }
+  return o->flood_bytes == 0 || sim_check_range ("--flood-frame-size", o->flood_frame_size,
+                                                 SIM_FLOOD_FRAME_MIN, o->max_frame, error);
+}
+
+static gboolean
 check_numbers (const SimOptions *o, GError **error)
 {
   return sim_check_range ("--port", o->port, 0, G_MAXUINT16, error) &&
@@ -84,7 +103,8 @@ check_numbers (const SimOptions *o, GError **error)
          sim_check_range ("--rst-after", o->rst_after, -1, G_MAXINT, error) &&
          sim_check_range ("--close-after", o->close_after, -1, G_MAXINT, error) &&
          sim_check_range ("--refuse-for", o->refuse_for, 0, G_MAXINT, error) &&
-         sim_check_range ("--fin-wait", o->fin_wait, 1, G_MAXINT, error);
+         sim_check_range ("--fin-wait", o->fin_wait, 1, G_MAXINT, error) &&
+         check_flood (o, error);
 }
 
 /* Turns validated options into the board's configuration. */
@@ -127,6 +147,8 @@ make_config (const SimOptions *o, SimConfig *config, GError **error)
   config->refuse_for_ms = (guint) o->refuse_for;
   config->fin_wait_ms = (guint) o->fin_wait;
   config->quiet = o->quiet;
+  config->flood_bytes = (guint64) o->flood_bytes;
+  config->flood_frame_size = (gsize) o->flood_frame_size;
   return TRUE;
 }
 
@@ -143,6 +165,7 @@ parse_options (int *argc, char ***argv, SimConfig *config, GError **error)
     .rst_after = -1,
     .close_after = -1,
     .fin_wait = SIM_DEFAULT_FIN_WAIT_MS,
+    .flood_frame_size = SIM_DEFAULT_FLOOD_FRAME_SIZE,
   };
   const GOptionEntry entries[] = {
     { "listen", 0, 0, G_OPTION_ARG_STRING, &o.listen, "Address to listen on (127.0.0.1)", "ADDR" },
@@ -174,6 +197,10 @@ parse_options (int *argc, char ***argv, SimConfig *config, GError **error)
     { "fin-wait", 0, 0, G_OPTION_ARG_INT, &o.fin_wait,
       "After the board's FIN, wait MS for the PC's (2000)", "MS" },
     { "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet, "No per-frame events", NULL },
+    { "flood-bytes", 0, 0, G_OPTION_ARG_INT64, &o.flood_bytes,
+      "Each connection sends N bytes of frames from its accept, at once (0 = off)", "N" },
+    { "flood-frame-size", 0, 0, G_OPTION_ARG_INT, &o.flood_frame_size,
+      "Payload bytes of each flood frame (1000)", "N" },
     { "delay-marks", 0, 0, G_OPTION_ARG_NONE, &o.delay_marks,
       "Answer a frame starting \"~MS \" MS ms late, one starting \"~- \" never", NULL },
     { NULL },
