@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "stm32-config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
 
 #include "stm32-defaults.h"
 #include "stm32-enum-types.h"
@@ -13,6 +18,11 @@
 #define LINK_GROUP "Link"
 #define LINK_GROUP_PREFIX LINK_GROUP " "
 #define HEX_PREFIX "hex:"
+/* Some editors start a UTF-8 file with it; it is invisible in them. */
+#define UTF8_BOM "\xef\xbb\xbf"
+/* RFC 1123 host names */
+#define HOST_NAME_MAX_LEN 253
+#define HOST_LABEL_MAX_LEN 63
 
 /* The backoff stretches a delay by up to 1 + jitter; the result must still fit a guint. */
 #define MAX_RETRY ((guint64) (G_MAXUINT / (1.0 + STM32_RETRY_JITTER)))
@@ -106,7 +116,8 @@ typedef struct
 {
   char *name;
   guint line;
-  GArray *keys; /* of ScanKey, in file order */
+  GArray *keys;            /* of ScanKey, in file order */
+  GHashTable *first_lines; /* key -> line where it is first set, so a lookup costs no scan */
 } ScanGroup;
 
 static void
@@ -120,6 +131,7 @@ scan_group_free (ScanGroup *group)
 {
   g_free (group->name);
   g_array_unref (group->keys);
+  g_hash_table_unref (group->first_lines);
   g_free (group);
 }
 
@@ -132,53 +144,63 @@ scan_group_new (const char *name, gsize name_len, guint line)
   group->line = line;
   group->keys = g_array_new (FALSE, FALSE, sizeof (ScanKey));
   g_array_set_clear_func (group->keys, (GDestroyNotify) scan_key_clear);
+  group->first_lines = g_hash_table_new (g_str_hash, g_str_equal);
   return group;
 }
 
+/* One line, from @p to @end (its newline excluded); returns the group that
+ * lines below it belong to. */
+static ScanGroup *
+scan_line (GPtrArray *groups, ScanGroup *current, const char *p, const char *end, guint line)
+{
+  const char *mark;
+
+  while (p < end && g_ascii_isspace (*p))
+    p++;
+  if (p < end && *p == '[' && (mark = memchr (p, ']', end - p)) != NULL)
+    {
+      current = scan_group_new (p + 1, mark - (p + 1), line);
+      g_ptr_array_add (groups, current);
+    }
+  else if (p < end && *p != '#' && current != NULL && (mark = memchr (p, '=', end - p)) != NULL)
+    {
+      ScanKey key = { g_strchomp (g_strndup (p, mark - p)), line };
+
+      g_array_append_val (current->keys, key);
+      /* The array owns the names; only a key's first line is recorded. */
+      if (!g_hash_table_contains (current->first_lines, key.key))
+        g_hash_table_insert (current->first_lines, key.key, GUINT_TO_POINTER (line));
+    }
+  return current;
+}
+
 /* Runs on text GKeyFile has accepted, so every line is a comment, a group
- * header or a key; splits lines and trims whitespace the way GKeyFile does. */
+ * header or a key; splits lines and trims whitespace the way GKeyFile does.
+ * Not g_strsplit(): under ASan each of its strstr() calls measures the rest
+ * of the text, which made a large file quadratic in the tests. */
 static GPtrArray *
 scan_groups (const char *data, gsize length)
 {
-  g_autofree char *text = g_strndup (data, length);
-  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
   GPtrArray *groups = g_ptr_array_new_with_free_func ((GDestroyNotify) scan_group_free);
   ScanGroup *current = NULL;
+  const char *p = data, *end = data + length;
 
-  for (guint i = 0; lines[i] != NULL; i++)
+  for (guint line = 1;; line++)
     {
-      char *p = lines[i];
-      char *end;
+      const char *eol = memchr (p, '\n', end - p);
 
-      while (g_ascii_isspace (*p))
-        p++;
-      if (*p == '[' && (end = strchr (p, ']')) != NULL)
-        {
-          current = scan_group_new (p + 1, end - (p + 1), i + 1);
-          g_ptr_array_add (groups, current);
-        }
-      else if (*p != '#' && current != NULL && (end = strchr (p, '=')) != NULL)
-        {
-          ScanKey key = { g_strchomp (g_strndup (p, end - p)), i + 1 };
-
-          g_array_append_val (current->keys, key);
-        }
+      current = scan_line (groups, current, p, eol != NULL ? eol : end, line);
+      if (eol == NULL)
+        return groups;
+      p = eol + 1;
     }
-  return groups;
 }
 
 /* Line where @key is first set in @group, or 0 if it is not. */
 static guint
 scan_key_line (const ScanGroup *group, const char *key)
 {
-  for (guint i = 0; i < group->keys->len; i++)
-    {
-      const ScanKey *k = &g_array_index (group->keys, ScanKey, i);
-
-      if (strcmp (k->key, key) == 0)
-        return k->line;
-    }
-  return 0;
+  return GPOINTER_TO_UINT (g_hash_table_lookup (group->first_lines, key));
 }
 
 /* ---- messages: "FILE:LINE: [GROUP] KEY: why" ---- */
@@ -322,9 +344,49 @@ parse_integer (const char *value, const KeySpec *spec, gpointer field, GError **
   return TRUE;
 }
 
+/* Why @host (not empty) is no host name, or NULL: dot-separated labels of 1
+ * to 63 letters, digits and hyphens, neither starting nor ending with a
+ * hyphen, at most 253 characters; a final dot makes the name absolute. */
+static char *
+describe_bad_host_name (const char *host)
+{
+  gsize len = strlen (host);
+  const char *end, *label = host;
+
+  if (host[len - 1] == '.')
+    len--;
+  if (len > HOST_NAME_MAX_LEN)
+    return g_strdup_printf ("it is %" G_GSIZE_FORMAT " characters long (at most %d)", len,
+                            HOST_NAME_MAX_LEN);
+  end = host + len;
+  for (;;)
+    {
+      const char *dot = memchr (label, '.', end - label);
+      const char *label_end = dot != NULL ? dot : end;
+      gsize label_len = label_end - label;
+
+      if (label_len == 0)
+        return g_strdup ("it has an empty label (two dots in a row, or a dot first)");
+      for (const char *p = label; p < label_end; p++)
+        if (!g_ascii_isalnum (*p) && *p != '-')
+          return g_strdup_printf ("“%.*s” is not allowed in it (letters, digits and “-” only)",
+                                  (int) (g_utf8_next_char (p) - p), p);
+      if (label_len > HOST_LABEL_MAX_LEN)
+        return g_strdup_printf ("its label “%.*s” is %" G_GSIZE_FORMAT
+                                " characters long (at most %d)",
+                                (int) label_len, label, label_len, HOST_LABEL_MAX_LEN);
+      if (*label == '-' || label_end[-1] == '-')
+        return g_strdup_printf ("its label “%.*s” starts or ends with “-”", (int) label_len, label);
+      if (dot == NULL)
+        return NULL;
+      label = dot + 1;
+    }
+}
+
 static gboolean
 parse_host (const char *value, char **field, GError **error)
 {
+  g_autofree char *why = NULL;
   gboolean has_space = FALSE;
 
   for (const char *p = value; *p != '\0'; p++)
@@ -342,6 +404,13 @@ parse_host (const char *value, char **field, GError **error)
                    "“%s” is not a host name or IP address (the port goes in Port, an IPv6 "
                    "address has no brackets)",
                    value);
+      return FALSE;
+    }
+  /* Caught here, a typo is an error with its line, not a connect that fails for ever. */
+  if (!g_hostname_is_ip_address (value) && (why = describe_bad_host_name (value)) != NULL)
+    {
+      g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                   "“%s” is not an IP address or a valid host name: %s", value, why);
       return FALSE;
     }
   g_free (*field);
@@ -596,21 +665,19 @@ describe_bad_group (const char *group_name, const char **name)
   return NULL;
 }
 
-/* NAME of [Link NAME], or NULL if the group is no valid, new link. */
+/* NAME of [Link NAME], or NULL if the group is no valid, new link.
+ * @seen holds the groups before it, by name. */
 static const char *
-check_group (GPtrArray *groups, guint index, const char *file, GError **error)
+check_group (GHashTable *seen, const ScanGroup *group, const char *file, GError **error)
 {
-  const ScanGroup *group = g_ptr_array_index (groups, index);
   const char *name = NULL;
   g_autofree char *why = describe_bad_group (group->name, &name);
+  const ScanGroup *earlier;
 
-  for (guint i = 0; why == NULL && i < index; i++)
-    {
-      const ScanGroup *earlier = g_ptr_array_index (groups, i);
-
-      if (strcmp (earlier->name, group->name) == 0)
-        why = g_strdup_printf ("link “%s” is defined twice; first on line %u", name, earlier->line);
-    }
+  if (why == NULL && (earlier = g_hash_table_lookup (seen, group->name)) != NULL)
+    why = g_strdup_printf ("link “%s” is defined twice; first on line %u", name, earlier->line);
+  if (why == NULL)
+    g_hash_table_insert (seen, group->name, (gpointer) group);
   if (why != NULL)
     {
       g_set_error_literal (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS, why);
@@ -679,6 +746,7 @@ stm32_config_load_data (const char *data, gssize length, const char *display_nam
 {
   g_autoptr (GKeyFile) keyfile = g_key_file_new ();
   g_autoptr (GPtrArray) groups = NULL;
+  g_autoptr (GHashTable) seen = NULL;
   g_autoptr (GPtrArray) links =
       g_ptr_array_new_with_free_func ((GDestroyNotify) stm32_config_link_free);
   /* endpoint -> index of the first group that reaches it, plus one */
@@ -690,14 +758,21 @@ stm32_config_load_data (const char *data, gssize length, const char *display_nam
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   len = length < 0 ? strlen (data) : (gsize) length;
+  /* It sits on line 1, so skipping it moves no line number. */
+  if (len >= strlen (UTF8_BOM) && memcmp (data, UTF8_BOM, strlen (UTF8_BOM)) == 0)
+    {
+      data += strlen (UTF8_BOM);
+      len -= strlen (UTF8_BOM);
+    }
   if (!load_keyfile (keyfile, data, len, display_name, error))
     return NULL;
 
   groups = scan_groups (data, len);
+  seen = g_hash_table_new (g_str_hash, g_str_equal);
   /* GKeyFile merges a repeated group into the first one, so a repeat must be
    * caught before the first one's keys are read. */
   for (guint i = 0; i < groups->len; i++)
-    if (check_group (groups, i, display_name, error) == NULL)
+    if (check_group (seen, groups->pdata[i], display_name, error) == NULL)
       return NULL;
   for (guint i = 0; i < groups->len; i++)
     {
@@ -712,6 +787,58 @@ stm32_config_load_data (const char *data, gssize length, const char *display_nam
   return g_steal_pointer (&links);
 }
 
+static void
+set_file_error (GError **error, int saved_errno, const char *what, const char *path)
+{
+  g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (saved_errno),
+               "Failed to %s file “%s”: %s", what, path, g_strerror (saved_errno));
+}
+
+/* g_file_get_contents() reads until the end, and /dev/zero or a pipe has
+ * none: at most STM32_CONFIG_FILE_MAX + 1 bytes are read, whatever the file
+ * is, so a wrong --config fails at once instead of filling memory. */
+static char *
+read_bounded (const char *path, gsize *length, GError **error)
+{
+  g_autofree char *data = g_malloc (STM32_CONFIG_FILE_MAX + 2);
+  gsize size = 0;
+  int fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
+
+  if (fd < 0)
+    {
+      set_file_error (error, errno, "open", path);
+      return NULL;
+    }
+  while (size <= STM32_CONFIG_FILE_MAX)
+    {
+      gssize n = read (fd, data + size, STM32_CONFIG_FILE_MAX + 1 - size);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          set_file_error (error, errno, "read", path);
+          g_close (fd, NULL);
+          return NULL;
+        }
+      if (n == 0)
+        break;
+      size += n;
+    }
+  g_close (fd, NULL);
+  if (size > STM32_CONFIG_FILE_MAX)
+    {
+      g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                   "%s: is larger than %u bytes (%u KiB), the most stm32d reads as a config file; "
+                   "is it the right file?",
+                   path, (guint) STM32_CONFIG_FILE_MAX, (guint) STM32_CONFIG_FILE_MAX / 1024);
+      return NULL;
+    }
+  data[size] = '\0';
+  *length = size;
+  return g_steal_pointer (&data);
+}
+
 GPtrArray *
 stm32_config_load_file (const char *path, GError **error)
 {
@@ -721,7 +848,8 @@ stm32_config_load_file (const char *path, GError **error)
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!g_file_get_contents (path, &data, &length, error))
+  data = read_bounded (path, &length, error);
+  if (data == NULL)
     return NULL;
   return stm32_config_load_data (data, (gssize) length, path, error);
 }

@@ -24,8 +24,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (Stm32ConfigLink, stm32_config_link_free)
  *
  * Nothing is guessed: any unknown group or key, duplicate, or bad value fails
  * the whole file with STM32_ERROR_INVALID_ARGS and a message of the form
- * "FILE:LINE: [Link NAME] KEY: why". A file that cannot be read fails with
- * its G_FILE_ERROR (so a caller can treat G_FILE_ERROR_NOENT specially). */
+ * "FILE:LINE: [Link NAME] KEY: why". A UTF-8 byte order mark at the start is
+ * skipped. A file that cannot be read fails with its G_FILE_ERROR (so a
+ * caller can treat G_FILE_ERROR_NOENT specially); one larger than
+ * STM32_CONFIG_FILE_MAX, whatever it is (/dev/zero, a pipe), with
+ * STM32_ERROR_INVALID_ARGS once that much has been read. Time is linear in
+ * the size of the text. */
 GPtrArray *stm32_config_load_file (const char *path, GError **error);
 
 /* Same for text in memory; @display_name stands for the file in messages.

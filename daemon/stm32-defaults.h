@@ -27,6 +27,11 @@
 #define STM32_DEFAULT_REPLY_GRACE 2000
 #define STM32_DEFAULT_CLOSE_MODE STM32_CLOSE_MODE_AUTO
 
+/* The largest config file stm32d reads: a board takes a few hundred bytes,
+ * so anything near this is the wrong file (a log, /dev/zero), refused at
+ * once rather than read whole. */
+#define STM32_CONFIG_FILE_MAX (1024 * 1024)
+
 /* Not config keys: how much a link remembers and reads at once. */
 #define STM32_HISTORY_SIZE 64
 #define STM32_READ_CHUNK 16384

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
+#include <sys/stat.h>
 
-#include <glib.h>
+#include <gio/gio.h>
 #include <glib/gstdio.h>
 
 #include "stm32-config.h"
@@ -521,6 +522,66 @@ test_error_same_endpoint (void)
                 -1, "7: [Link d]: " SAME_BOARD ("c] on line 5", "::ffff:10.0.0.3 port 8080"));
 }
 
+/* A host is an IP address or a DNS name, checked when the file is read:
+ * a typo is an error with its line, not a connect that fails for ever. */
+static void
+test_error_host (void)
+{
+  static const ErrorCase cases[] = {
+    { "[Link a]\nHost=-bad..host_name!\n",
+      "2: [Link a] Host: “-bad..host_name!” is not an IP address or a valid host name: its label "
+      "“-bad” starts or ends with “-”" },
+    { "[Link a]\nHost=bad..host\n", "2: [Link a] Host: “bad..host” is not an IP address or a "
+                                    "valid host name: it has an empty label (two dots in a row, "
+                                    "or a dot first)" },
+    { "[Link a]\nHost=.board\n", "2: [Link a] Host: “.board” is not an IP address or a valid "
+                                 "host name: it has an empty label (two dots in a row, or a dot "
+                                 "first)" },
+    { "[Link a]\nHost=board_1\n", "2: [Link a] Host: “board_1” is not an IP address or a valid "
+                                  "host name: “_” is not allowed in it (letters, digits and “-” "
+                                  "only)" },
+    { "[Link a]\nHost=böard\n", "2: [Link a] Host: “böard” is not an IP address or a valid host "
+                                "name: “ö” is not allowed in it (letters, digits and “-” only)" },
+    { "[Link a]\nHost=lab.board-\n", "2: [Link a] Host: “lab.board-” is not an IP address or a "
+                                     "valid host name: its label “board-” starts or ends with "
+                                     "“-”" },
+    { "[Link a]\nHost=board!\n", "2: [Link a] Host: “board!” is not an IP address or a valid "
+                                 "host name: “!” is not allowed in it (letters, digits and “-” "
+                                 "only)" },
+  };
+  g_autofree char *label63 = g_strnfill (63, 'a');
+  g_autofree char *label64 = g_strnfill (64, 'a');
+  /* 4 × 63 + 3 dots = 255; less 2 = 253 */
+  g_autofree char *name253 = g_strdup_printf ("%s.%s.%s.%.61s", label63, label63, label63, label63);
+  g_autofree char *name254 = g_strdup_printf ("%s.%s.%s.%.62s", label63, label63, label63, label63);
+  const char *good[] = { "board",     "board.",       "Lab-3.example.org",
+                         "1e100.net", "192.168.1.50", "fe80::1%eth0",
+                         "::1",       label63,        name253 };
+  g_autofree char *text = NULL, *message = NULL;
+
+  assert_errors (cases, G_N_ELEMENTS (cases));
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      g_autofree char *good_text = g_strdup_printf ("[Link a]\nHost=%s\n", good[i]);
+      g_autoptr (GPtrArray) links = load_ok (good_text, 1);
+
+      g_assert_cmpstr (link_config (links, 0)->host, ==, good[i]);
+    }
+
+  text = g_strdup_printf ("[Link a]\nHost=x.%s\n", label64);
+  message = g_strdup_printf ("2: [Link a] Host: “x.%s” is not an IP address or a valid host name: "
+                             "its label “%s” is 64 characters long (at most 63)",
+                             label64, label64);
+  assert_error (text, -1, message);
+  g_free (text);
+  g_free (message);
+  text = g_strdup_printf ("[Link a]\nHost=%s\n", name254);
+  message = g_strdup_printf ("2: [Link a] Host: “%s” is not an IP address or a valid host name: "
+                             "it is 254 characters long (at most 253)",
+                             name254);
+  assert_error (text, -1, message);
+}
+
 /* GKeyFile's own complaints, placed on their line. */
 static void
 test_error_syntax (void)
@@ -552,7 +613,198 @@ test_error_after_links (void)
                 -1, "9: [Link c] Port: “x” is not a port number (1 to 65535)");
 }
 
+/* Editors that start UTF-8 with a byte order mark: it is skipped, and lines
+ * keep their numbers. */
+static void
+test_bom (void)
+{
+  g_autoptr (GPtrArray) links = load_ok ("\xef\xbb\xbf[Link a]\nHost=board\n", 1);
+
+  g_assert_cmpstr (((Stm32ConfigLink *) links->pdata[0])->name, ==, "a");
+  g_assert_cmpstr (link_config (links, 0)->host, ==, "board");
+  assert_error ("\xef\xbb\xbf# lab\n[Link a]\nHost=board\nPort=x\n", -1,
+                "4: [Link a] Port: “x” is not a port number (1 to 65535)");
+}
+
+/* ---- large files ---- */
+
+typedef void (*AppendLine) (GString *text, guint index);
+
+static void
+append_key (GString *text, guint index)
+{
+  g_string_append_printf (text, "Key_%06u=value\n", index);
+}
+
+static void
+append_link (GString *text, guint index)
+{
+  g_string_append_printf (text, "[Link l%06u]\nHost=10.%u.%u.%u\n", index, index / 65536,
+                          index / 256 % 256, index % 256);
+}
+
+static void
+append_comment (GString *text, guint index)
+{
+  g_string_append (text, "# a comment\n");
+}
+
+/* Text of @size bytes: @head, then as many lines from @append as fit (their
+ * number in @n_lines), then @tail, then a "#" comment as padding. */
+static char *
+large_text (gsize size, const char *head, AppendLine append, const char *tail, guint *n_lines)
+{
+  GString *text = g_string_new (head);
+  gsize reserve = strlen (tail) + 2;
+
+  for (*n_lines = 0;; ++*n_lines)
+    {
+      gsize before = text->len;
+
+      append (text, *n_lines);
+      if (text->len + reserve > size)
+        {
+          g_string_truncate (text, before);
+          break;
+        }
+    }
+  g_string_append (text, tail);
+  g_string_append_c (text, '#');
+  while (text->len < size - 1)
+    g_string_append_c (text, '#');
+  g_string_append_c (text, '\n');
+  g_assert_cmpuint (text->len, ==, size);
+  return g_string_free (text, FALSE);
+}
+
+/* Just under the size limit, as many keys as fit in one group: checking
+ * them costs time in proportion to the file (quadratic, this took minutes). */
+static void
+test_large_many_keys (void)
+{
+  g_autofree char *unknown = NULL, *repeated = NULL, *expected = NULL, *tail = NULL;
+  guint n;
+
+  unknown = large_text (STM32_CONFIG_FILE_MAX - 1, "[Link a]\nHost=h\n", append_key, "", &n);
+  g_assert_cmpuint (n, >, 60000);
+  assert_error (unknown, -1, "3: [Link a] Key_000000: unknown key");
+
+  /* Every key is seen: the last line sets the first key again. */
+  tail = g_strdup ("Key_000000=again\n");
+  repeated = large_text (STM32_CONFIG_FILE_MAX - 1, "[Link a]\nHost=h\n", append_key, tail, &n);
+  expected =
+      g_strdup_printf ("%u: [Link a] Key_000000: set again; it was first set on line 3", n + 3);
+  assert_error (repeated, -1, expected);
+}
+
+/* Just under the size limit, as many links as fit, each to its own board. */
+static void
+test_large_many_links (void)
+{
+  g_autofree char *text = NULL, *twice = NULL, *same = NULL, *expected = NULL, *last = NULL;
+  g_autoptr (GPtrArray) links = NULL;
+  guint n;
+
+  text = large_text (STM32_CONFIG_FILE_MAX - 1, "", append_link, "", &n);
+  g_assert_cmpuint (n, >, 30000);
+  links = load_ok (text, n);
+  last = g_strdup_printf ("l%06u", n - 1);
+  g_assert_cmpstr (((Stm32ConfigLink *) links->pdata[n - 1])->name, ==, last);
+  g_assert_cmpstr (link_config (links, 0)->host, ==, "10.0.0.0");
+
+  /* The first link again at the end; then the first board again. */
+  twice = large_text (STM32_CONFIG_FILE_MAX - 1, "", append_link, "[Link l000000]\nHost=h\n", &n);
+  expected = g_strdup_printf ("%u: [Link l000000]: link “l000000” is defined twice; first on "
+                              "line 1",
+                              2 * n + 1);
+  assert_error (twice, -1, expected);
+  g_free (expected);
+  same =
+      large_text (STM32_CONFIG_FILE_MAX - 1, "", append_link, "[Link last]\nHost=10.0.0.0\n", &n);
+  expected = g_strdup_printf ("%u: [Link last]: reaches the same board as [Link l000000] on line 1 "
+                              "(10.0.0.0 port 8080): one link per board, as each connection takes "
+                              "one of the board's few slots",
+                              2 * n + 1);
+  assert_error (same, -1, expected);
+}
+
 /* ---- files ---- */
+
+static void
+assert_too_large (const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) links = stm32_config_load_file (path, &error);
+  g_autofree char *expected =
+      g_strdup_printf ("%s: is larger than %u bytes (%u KiB), the most stm32d reads as a config "
+                       "file; is it the right file?",
+                       path, (guint) STM32_CONFIG_FILE_MAX, (guint) STM32_CONFIG_FILE_MAX / 1024);
+
+  g_assert_null (links);
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+  g_assert_cmpstr (error->message, ==, expected);
+}
+
+/* Loads @fifo while `sh -c SCRIPT FIFO` writes into it. */
+static GPtrArray *
+load_fifo (const char *fifo, const char *script, GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  g_autoptr (GSubprocess) writer = g_subprocess_new (G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                                                     &local_error, "sh", "-c", script, fifo, NULL);
+  GPtrArray *links;
+
+  g_assert_no_error (local_error);
+  links = stm32_config_load_file (fifo, error);
+  /* Ends at once: on its own, or by SIGPIPE once the reader is gone. */
+  g_assert_true (g_subprocess_wait (writer, NULL, &local_error));
+  g_assert_no_error (local_error);
+  return links;
+}
+
+/* A file is read up to the limit and no further, whatever it is: a regular
+ * file at the limit loads, one byte more is refused, and /dev/zero and a
+ * pipe that never ends are refused as soon as the limit is passed. */
+static void
+test_file_limit (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("stm32-config-XXXXXX", &error);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autofree char *fifo = g_build_filename (dir, "fifo", NULL);
+  g_autofree char *text = NULL, *larger = NULL;
+  g_autoptr (GPtrArray) links = NULL;
+  guint n;
+
+  g_assert_no_error (error);
+  text = large_text (STM32_CONFIG_FILE_MAX, "[Link a]\nHost=h\n", append_comment, "", &n);
+  g_assert_true (g_file_set_contents (path, text, -1, &error));
+  g_assert_no_error (error);
+  links = stm32_config_load_file (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (links->len, ==, 1);
+  g_clear_pointer (&links, g_ptr_array_unref);
+
+  larger = g_strconcat (text, "#", NULL);
+  g_assert_true (g_file_set_contents (path, larger, -1, &error));
+  assert_too_large (path);
+  assert_too_large ("/dev/zero");
+
+  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
+  links = load_fifo (fifo, "yes '# more' > \"$0\"", &error);
+  g_assert_null (links);
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
+  g_assert_nonnull (strstr (error->message, "is larger than"));
+  g_clear_error (&error);
+  /* A pipe that ends in time is a config file like any other. */
+  links = load_fifo (fifo, "printf '[Link a]\\nHost=h\\n' > \"$0\"", &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (links->len, ==, 1);
+
+  g_assert_cmpint (g_unlink (fifo), ==, 0);
+  g_assert_cmpint (g_unlink (path), ==, 0);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+}
 
 static void
 test_file (void)
@@ -650,9 +902,14 @@ main (int argc, char **argv)
   g_test_add_func ("/config/error/cross-field", test_error_cross_field);
   g_test_add_func ("/config/error/heartbeat", test_error_heartbeat);
   g_test_add_func ("/config/error/same-endpoint", test_error_same_endpoint);
+  g_test_add_func ("/config/error/host", test_error_host);
   g_test_add_func ("/config/error/syntax", test_error_syntax);
   g_test_add_func ("/config/error/after-links", test_error_after_links);
+  g_test_add_func ("/config/bom", test_bom);
+  g_test_add_func ("/config/large/many-keys", test_large_many_keys);
+  g_test_add_func ("/config/large/many-links", test_large_many_links);
   g_test_add_func ("/config/file", test_file);
+  g_test_add_func ("/config/file-limit", test_file_limit);
   g_test_add_func ("/config/example", test_example);
 
   return g_test_run ();

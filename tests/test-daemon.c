@@ -568,6 +568,10 @@ test_bad_config_refused (void)
   g_unlink (path);
   g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", path, NULL), ==, 78);
   g_assert_nonnull (strstr (err, path));
+  g_clear_pointer (&err, g_free);
+  /* A wrong path that never ends is refused once past the size limit. */
+  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", "/dev/zero", NULL), ==, 78);
+  g_assert_nonnull (strstr (err, "stm32d: /dev/zero: is larger than 1048576 bytes"));
   g_rmdir (dir);
 }
 
