@@ -17,7 +17,7 @@ static gboolean
 link_sync_done (Stm32ClientLink *self, gboolean ok, GError **error)
 {
   if (!ok && error != NULL)
-    *error = stm32_client_link_call_error (self, *error);
+    *error = stm32_client_link_call_error (self, *error, stm32_client_link_get_call_timeout (self));
   return ok;
 }
 
@@ -40,7 +40,10 @@ link_task_start (Stm32ClientLink *self, gpointer source_tag, GCancellable *cance
 static void
 link_task_return_error (GTask *task, GError *error)
 {
-  g_task_return_error (task, stm32_client_link_call_error (g_task_get_source_object (task), error));
+  Stm32ClientLink *self = g_task_get_source_object (task);
+
+  g_task_return_error (
+      task, stm32_client_link_call_error (self, error, stm32_client_link_get_call_timeout (self)));
 }
 
 /* Ends @task with @ok, what its call's _finish returned, or with @error (taken). */
@@ -385,10 +388,25 @@ stm32_client_link_send_sync (Stm32ClientLink *self, GBytes *frame, GCancellable 
 
 /* ---- Transact, GetHistory, Diagnose ----------------------------------------------- */
 
+/* A transaction waits for stm32d as long as any call, after the board had
+ * its @timeout_ms to reply. */
+static guint
+transact_call_timeout (Stm32ClientLink *self, guint timeout_ms)
+{
+  return stm32_client_call_timeout_plus (stm32_client_link_get_call_timeout (self), timeout_ms);
+}
+
+static GVariant *
+transact_args (GBytes *request, guint timeout_ms)
+{
+  return g_variant_new ("(@ayu)", frame_variant (request), timeout_ms);
+}
+
 static void
 on_transacted (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (GTask) task = user_data;
+  Stm32ClientLink *self = g_task_get_source_object (task);
   g_autoptr (GVariant) reply = NULL;
   GError *error = NULL;
 
@@ -396,15 +414,17 @@ on_transacted (GObject *source, GAsyncResult *result, gpointer user_data)
     g_task_return_pointer (task, g_variant_get_data_as_bytes (reply),
                            (GDestroyNotify) g_bytes_unref);
   else
-    link_task_return_error (task, error);
+    g_task_return_error (task, stm32_client_link_call_error (
+                                   self, error, GPOINTER_TO_UINT (g_task_get_task_data (task))));
 }
 
 /**
  * stm32_client_link_transact:
  * @self: a link
  * @request: the frame to send
- * @timeout_ms: how long to wait for the reply, including the wait for earlier
- *   transactions; at least 1
+ * @timeout_ms: how long stm32d waits for the board's reply, including the
+ *   wait for earlier transactions; at least 1. The call itself waits that plus
+ *   #Stm32Client:call-timeout for stm32d's answer.
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): called with the reply or an error
  * @user_data: (closure): data for @callback
@@ -420,13 +440,19 @@ stm32_client_link_transact (Stm32ClientLink *self, GBytes *request, guint timeou
                             gpointer user_data)
 {
   GTask *task;
+  guint call_timeout;
 
   g_return_if_fail (STM32_IS_CLIENT_LINK (self));
   g_return_if_fail (request != NULL);
   task = link_task_start (self, stm32_client_link_transact, cancellable, callback, user_data);
-  if (task != NULL)
-    stm32_dbus_link1_call_transact (stm32_client_link_get_proxy (self), frame_variant (request),
-                                    timeout_ms, cancellable, on_transacted, task);
+  if (task == NULL)
+    return;
+  call_timeout = transact_call_timeout (self, timeout_ms);
+  g_task_set_task_data (task, GUINT_TO_POINTER (call_timeout), NULL);
+  /* By name: the generated call has no timeout of its own. */
+  g_dbus_proxy_call (G_DBUS_PROXY (stm32_client_link_get_proxy (self)), "Transact",
+                     transact_args (request, timeout_ms), G_DBUS_CALL_FLAGS_NONE,
+                     (int) call_timeout, cancellable, on_transacted, task);
 }
 
 /**
@@ -448,7 +474,8 @@ stm32_client_link_transact_finish (Stm32ClientLink *self, GAsyncResult *result, 
  * stm32_client_link_transact_sync:
  * @self: a link
  * @request: the frame to send
- * @timeout_ms: how long to wait for the reply; at least 1
+ * @timeout_ms: how long stm32d waits for the board's reply; at least 1 (the
+ *   call waits that plus #Stm32Client:call-timeout)
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for an error
  *
@@ -460,17 +487,25 @@ GBytes *
 stm32_client_link_transact_sync (Stm32ClientLink *self, GBytes *request, guint timeout_ms,
                                  GCancellable *cancellable, GError **error)
 {
+  g_autoptr (GVariant) result = NULL;
   g_autoptr (GVariant) reply = NULL;
+  GError *local_error = NULL;
+  guint call_timeout;
 
   g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
   g_return_val_if_fail (request != NULL, NULL);
-  if (!stm32_client_link_may_call (self, error) ||
-      !link_sync_done (self,
-                       stm32_dbus_link1_call_transact_sync (stm32_client_link_get_proxy (self),
-                                                            frame_variant (request), timeout_ms,
-                                                            &reply, cancellable, error),
-                       error))
+  if (!stm32_client_link_may_call (self, error))
     return NULL;
+  call_timeout = transact_call_timeout (self, timeout_ms);
+  result = g_dbus_proxy_call_sync (G_DBUS_PROXY (stm32_client_link_get_proxy (self)), "Transact",
+                                   transact_args (request, timeout_ms), G_DBUS_CALL_FLAGS_NONE,
+                                   (int) call_timeout, cancellable, &local_error);
+  if (result == NULL)
+    {
+      g_propagate_error (error, stm32_client_link_call_error (self, local_error, call_timeout));
+      return NULL;
+    }
+  g_variant_get (result, "(@ay)", &reply);
   return g_variant_get_data_as_bytes (reply);
 }
 
@@ -688,7 +723,7 @@ on_stream_acquired (GObject *source, GAsyncResult *result, gpointer user_data)
                                                    &error))
     socket = socket_from_reply ("AcquireStream", handle, fds, &error);
   else
-    error = stm32_client_link_call_error (self, error);
+    error = stm32_client_link_call_error (self, error, stm32_client_link_get_call_timeout (self));
   if (socket == NULL)
     g_task_return_error (task, error);
   else
@@ -801,7 +836,7 @@ on_channel_opened (GObject *source, GAsyncResult *result, gpointer user_data)
                                                           result, &error))
     channel = channel_from_reply (handle, fds, &error);
   else
-    error = stm32_client_link_call_error (self, error);
+    error = stm32_client_link_call_error (self, error, stm32_client_link_get_call_timeout (self));
   if (channel == NULL)
     g_task_return_error (task, error);
   else

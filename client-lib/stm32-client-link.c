@@ -16,6 +16,7 @@ struct _Stm32ClientLink
   Stm32DbusLink1 *proxy;
   GDBusObjectManager *objects;
   gboolean removed;
+  guint call_timeout; /* ms, the client's call-timeout */
 };
 
 /* The Link1 properties, read-only (see install_properties()). */
@@ -150,7 +151,7 @@ stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy)
   if (self->proxy != NULL)
     g_signal_handlers_disconnect_by_data (self->proxy, self);
   g_set_object (&self->proxy, proxy);
-  stm32_client_proxy_disable_timeout (G_DBUS_PROXY (proxy));
+  stm32_client_proxy_set_call_timeout (G_DBUS_PROXY (proxy), self->call_timeout);
   g_signal_connect_object (proxy, "notify", G_CALLBACK (on_proxy_notify), self, 0);
   g_signal_connect_object (proxy, "received", G_CALLBACK (on_proxy_received), self, 0);
   /* A new proxy brings the daemon's current values, whatever the old one had. */
@@ -161,13 +162,27 @@ stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy)
 }
 
 Stm32ClientLink *
-stm32_client_link_new (Stm32DbusLink1 *proxy, GDBusObjectManager *objects)
+stm32_client_link_new (Stm32DbusLink1 *proxy, GDBusObjectManager *objects, guint call_timeout)
 {
   Stm32ClientLink *self = g_object_new (STM32_TYPE_CLIENT_LINK, NULL);
 
   self->objects = g_object_ref (objects);
+  self->call_timeout = call_timeout;
   stm32_client_link_set_proxy (self, proxy);
   return self;
+}
+
+void
+stm32_client_link_set_call_timeout (Stm32ClientLink *self, guint call_timeout)
+{
+  self->call_timeout = call_timeout;
+  stm32_client_proxy_set_call_timeout (G_DBUS_PROXY (self->proxy), call_timeout);
+}
+
+guint
+stm32_client_link_get_call_timeout (Stm32ClientLink *self)
+{
+  return self->call_timeout;
 }
 
 void
@@ -464,9 +479,9 @@ on_link_gone (gpointer user_data, GError **error)
 }
 
 GError *
-stm32_client_link_call_error (Stm32ClientLink *self, GError *error)
+stm32_client_link_call_error (Stm32ClientLink *self, GError *error, guint timeout_ms)
 {
-  return stm32_client_call_error (error, on_link_gone, self);
+  return stm32_client_call_error (error, timeout_ms, on_link_gone, self);
 }
 
 gboolean

@@ -9,8 +9,13 @@
 G_BEGIN_DECLS
 
 /* Wraps @proxy, one of @objects' interfaces; @objects also says afterwards
- * whether the daemon still runs when a call finds the link gone. */
-Stm32ClientLink *stm32_client_link_new (Stm32DbusLink1 *proxy, GDBusObjectManager *objects);
+ * whether the daemon still runs when a call finds the link gone. Its calls
+ * wait @call_timeout ms for stm32d's answer. */
+Stm32ClientLink *stm32_client_link_new (Stm32DbusLink1 *proxy, GDBusObjectManager *objects,
+                                        guint call_timeout);
+/* The client's call-timeout changed. */
+void stm32_client_link_set_call_timeout (Stm32ClientLink *self, guint call_timeout);
+guint stm32_client_link_get_call_timeout (Stm32ClientLink *self);
 /* The object manager replaced the link's interface proxy: follow the new one
  * (properties notify, as their values may differ). */
 void stm32_client_link_set_proxy (Stm32ClientLink *self, Stm32DbusLink1 *proxy);
@@ -22,24 +27,37 @@ Stm32DbusLink1 *stm32_client_link_get_proxy (Stm32ClientLink *self);
 /* Whether a call may go out; once the link was removed, FALSE with the error
  * saying why it is gone. */
 gboolean stm32_client_link_may_call (Stm32ClientLink *self, GError **error);
-/* stm32_client_call_error() for a call on the link. */
-GError *stm32_client_link_call_error (Stm32ClientLink *self, GError *error);
+/* stm32_client_call_error() for a call on the link that waited @timeout_ms. */
+GError *stm32_client_link_call_error (Stm32ClientLink *self, GError *error, guint timeout_ms);
 
 /* A channel on @socket (taken), stm32d's end of OpenTransactChannel. */
 Stm32ClientChannel *stm32_client_channel_new (GSocket *socket);
 
 void stm32_client_set_not_running_error (GError **error);
-/* Lets calls through @proxy (including those of generated wrappers) wait for
- * the daemon's answer however long it takes. */
-void stm32_client_proxy_disable_timeout (GDBusProxy *proxy);
+/* STM32_CLIENT_ERROR_NO_ANSWER for a call that waited @timeout_ms. */
+GError *stm32_client_no_answer_error (guint timeout_ms);
+/* Makes calls through @proxy (including those of generated wrappers) wait
+ * @timeout_ms for the daemon's answer. */
+void stm32_client_proxy_set_call_timeout (GDBusProxy *proxy, guint timeout_ms);
+/* Saturating @call_timeout + @extra_ms, as a GDBus timeout. */
+guint stm32_client_call_timeout_plus (guint call_timeout, guint extra_ms);
+
+/* Cancels @cancellable when @timeout_ms have passed, from a thread of its
+ * own: a _sync call blocks its caller's thread inside GDBus, where no timer of
+ * ours could run. */
+typedef struct _Stm32ClientAlarm Stm32ClientAlarm;
+Stm32ClientAlarm *stm32_client_alarm_start (GCancellable *cancellable, guint timeout_ms);
+/* Stops and frees @alarm; returns whether it went off. */
+gboolean stm32_client_alarm_stop (Stm32ClientAlarm *alarm);
 
 /* Sets the error for a call that went to a daemon that is gone. */
 typedef void (*Stm32ClientGoneFunc) (gpointer user_data, GError **error);
-/* Takes @error, a failed call's, and returns it as callers see it: the
- * daemon's code without the "GDBus.Error:org.stm32d.Error.Name: " prefix on
- * the message, or, when nobody owns the name the call went to (any more),
- * what @set_gone_error sets instead. */
-GError *stm32_client_call_error (GError *error, Stm32ClientGoneFunc set_gone_error,
-                                 gpointer user_data);
+/* Takes @error, a failed call's that waited @timeout_ms, and returns it as
+ * callers see it: the daemon's code without the
+ * "GDBus.Error:org.stm32d.Error.Name: " prefix on the message;
+ * STM32_CLIENT_ERROR_NO_ANSWER when it timed out; or, when nobody owns the
+ * name the call went to (any more), what @set_gone_error sets instead. */
+GError *stm32_client_call_error (GError *error, guint timeout_ms,
+                                 Stm32ClientGoneFunc set_gone_error, gpointer user_data);
 
 G_END_DECLS

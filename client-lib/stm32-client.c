@@ -13,6 +13,8 @@ struct _Stm32Client
   GObject parent_instance;
 
   GBusType bus_type;
+  guint call_timeout; /* ms */
+  GDBusConnection *connection;
   GDBusObjectManager *objects;
   /* Manager1 is exported at /org/stm32d itself, not as a managed object. */
   Stm32DbusManager1 *manager;
@@ -24,6 +26,7 @@ enum
 {
   PROP_0,
   PROP_BUS_TYPE,
+  PROP_CALL_TIMEOUT,
   PROP_RUNNING,
   N_PROPS
 };
@@ -56,7 +59,9 @@ G_DEFINE_QUARK (stm32-client-error-quark, stm32_client_error)
 /* A registered enum: introspection pairs it with its quark only then. */
 G_DEFINE_ENUM_TYPE (Stm32ClientError, stm32_client_error,
                     G_DEFINE_ENUM_VALUE (STM32_CLIENT_ERROR_NOT_RUNNING, "not-running"),
-                    G_DEFINE_ENUM_VALUE (STM32_CLIENT_ERROR_NO_SUCH_LINK, "no-such-link"))
+                    G_DEFINE_ENUM_VALUE (STM32_CLIENT_ERROR_NO_SUCH_LINK, "no-such-link"),
+                    G_DEFINE_ENUM_VALUE (STM32_CLIENT_ERROR_NO_ANSWER, "no-answer"),
+                    G_DEFINE_ENUM_VALUE (STM32_CLIENT_ERROR_NO_BUS, "no-bus"))
 
 static void
 client_set_gone_error (gpointer user_data, GError **error)
@@ -65,9 +70,9 @@ client_set_gone_error (gpointer user_data, GError **error)
 }
 
 static GError *
-client_call_error (GError *error)
+client_call_error (Stm32Client *self, GError *error)
 {
-  return stm32_client_call_error (error, client_set_gone_error, NULL);
+  return stm32_client_call_error (error, self->call_timeout, client_set_gone_error, NULL);
 }
 
 /* ---- following the daemon ------------------------------------------------------------ */
@@ -102,7 +107,7 @@ client_sync_link (Stm32Client *self, GDBusObject *object, gboolean announce)
     stm32_client_link_set_proxy (link, proxy);
   else
     {
-      link = stm32_client_link_new (proxy, self->objects);
+      link = stm32_client_link_new (proxy, self->objects, self->call_timeout);
       g_hash_table_insert (self->links, g_strdup (path), link);
       if (announce)
         g_signal_emit (self, signals[LINK_ADDED], 0, link);
@@ -177,34 +182,154 @@ client_follow_daemon (Stm32Client *self)
   for (GList *l = objects; l != NULL; l = l->next)
     client_sync_link (self, l->data, FALSE);
   self->running = client_has_owner (self);
+  stm32_client_proxy_set_call_timeout (G_DBUS_PROXY (self->manager), self->call_timeout);
 }
 
 /* ---- construction --------------------------------------------------------------------- */
+
+/* What GDBus waits for the calls GDBusObjectManagerClient and GDBusProxy
+ * make while they are constructed (a timeout of -1): construction ends at
+ * the earlier of this and the call-timeout. */
+#define GDBUS_DEFAULT_TIMEOUT_MS 25000
+
+static const char *
+client_bus_name (Stm32Client *self)
+{
+  g_autoptr (GEnumClass) bus_types = g_type_class_ref (G_TYPE_BUS_TYPE);
+  GEnumValue *value = g_enum_get_value (bus_types, self->bus_type);
+
+  return value ? value->value_nick : "message";
+}
+
+/* A failed construction as callers see it: stm32d (or the bus) silent past
+ * the call-timeout (@fired: our alarm or timer cancelled it) or GDBus's own
+ * timeout; a bus that cannot be reached; anything else as it came. Takes
+ * @error. */
+static GError *
+client_init_error (Stm32Client *self, GError *error, gboolean fired)
+{
+  GError *mapped;
+
+  if (fired || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    {
+      guint waited = fired ? self->call_timeout : GDBUS_DEFAULT_TIMEOUT_MS;
+
+      mapped = self->connection != NULL
+                   ? stm32_client_no_answer_error (waited)
+                   : g_error_new (STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_ANSWER,
+                                  "the %s bus did not answer within %u ms", client_bus_name (self),
+                                  waited);
+    }
+  else if (self->connection == NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    mapped = g_error_new (STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_BUS,
+                          "cannot reach the %s bus, where stm32d would be: %s",
+                          client_bus_name (self), error->message);
+  else
+    return error;
+  g_error_free (error);
+  return mapped;
+}
+
+static void
+on_caller_cancelled (GCancellable *caller, GCancellable *bounded)
+{
+  g_cancellable_cancel (bounded);
+}
+
+static gboolean
+client_init_steps_sync (Stm32Client *self, GCancellable *cancellable, GError **error)
+{
+  self->connection = g_bus_get_sync (self->bus_type, cancellable, error);
+  if (self->connection == NULL)
+    return FALSE;
+  self->objects = stm32_dbus_object_manager_client_new_sync (
+      self->connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME,
+      STM32_DBUS_PATH, cancellable, error);
+  if (self->objects == NULL)
+    return FALSE;
+  self->manager =
+      stm32_dbus_manager1_proxy_new_sync (self->connection, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
+                                          STM32_DBUS_NAME, STM32_DBUS_PATH, cancellable, error);
+  if (self->manager == NULL)
+    return FALSE;
+  client_follow_daemon (self);
+  return TRUE;
+}
 
 static gboolean
 stm32_client_initable_init (GInitable *initable, GCancellable *cancellable, GError **error)
 {
   Stm32Client *self = STM32_CLIENT (initable);
+  g_autoptr (GCancellable) bounded = g_cancellable_new ();
+  gulong chained =
+      cancellable
+          ? g_cancellable_connect (cancellable, G_CALLBACK (on_caller_cancelled), bounded, NULL)
+          : 0;
+  Stm32ClientAlarm *alarm = stm32_client_alarm_start (bounded, self->call_timeout);
+  GError *local_error = NULL;
+  gboolean ok = client_init_steps_sync (self, bounded, &local_error);
+  gboolean fired = stm32_client_alarm_stop (alarm);
 
-  self->objects = stm32_dbus_object_manager_client_new_for_bus_sync (
-      self->bus_type, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME,
-      STM32_DBUS_PATH, cancellable, error);
-  if (self->objects == NULL)
-    return FALSE;
-  self->manager = stm32_dbus_manager1_proxy_new_for_bus_sync (
-      self->bus_type, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME, STM32_DBUS_PATH,
-      cancellable, error);
-  if (self->manager == NULL)
-    return FALSE;
-  stm32_client_proxy_disable_timeout (G_DBUS_PROXY (self->manager));
-  client_follow_daemon (self);
-  return TRUE;
+  g_cancellable_disconnect (cancellable, chained);
+  if (!ok)
+    g_propagate_error (error, client_init_error (self, local_error, fired));
+  return ok;
 }
 
 static void
 stm32_client_initable_iface_init (GInitableIface *iface)
 {
   iface->init = stm32_client_initable_init;
+}
+
+/* The async construction's state: its steps run with @bounded, which the
+ * caller's cancellable and the call-timeout's timer both cancel. */
+typedef struct
+{
+  GCancellable *bounded;
+  GCancellable *caller;
+  gulong chained;
+  GSource *timer;
+  gboolean fired;
+} InitData;
+
+static void
+init_data_free (InitData *data)
+{
+  g_cancellable_disconnect (data->caller, data->chained);
+  g_clear_object (&data->caller);
+  g_object_unref (data->bounded);
+  g_free (data);
+}
+
+static gboolean
+on_init_timeout (gpointer user_data)
+{
+  InitData *data = g_task_get_task_data (user_data);
+
+  data->fired = TRUE;
+  g_cancellable_cancel (data->bounded);
+  return G_SOURCE_REMOVE;
+}
+
+/* Ends the construction with @error (taken), or with success if NULL. */
+static void
+client_init_return (GTask *task, GError *error)
+{
+  Stm32Client *self = g_task_get_source_object (task);
+  InitData *data = g_task_get_task_data (task);
+
+  /* The timer holds a reference to the task. */
+  if (data->timer != NULL)
+    g_source_destroy (data->timer);
+  g_clear_pointer (&data->timer, g_source_unref);
+  if (error == NULL)
+    {
+      client_follow_daemon (self);
+      g_task_return_boolean (task, TRUE);
+    }
+  else
+    g_task_return_error (task, client_init_error (self, error, data->fired));
 }
 
 static void
@@ -214,15 +339,8 @@ on_manager_ready (GObject *source, GAsyncResult *result, gpointer user_data)
   Stm32Client *self = g_task_get_source_object (task);
   GError *error = NULL;
 
-  self->manager = stm32_dbus_manager1_proxy_new_for_bus_finish (result, &error);
-  if (self->manager == NULL)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-  stm32_client_proxy_disable_timeout (G_DBUS_PROXY (self->manager));
-  client_follow_daemon (self);
-  g_task_return_boolean (task, TRUE);
+  self->manager = stm32_dbus_manager1_proxy_new_finish (result, &error);
+  client_init_return (task, error);
 }
 
 static void
@@ -230,18 +348,37 @@ on_objects_ready (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (GTask) task = user_data;
   Stm32Client *self = g_task_get_source_object (task);
-  GCancellable *cancellable = g_task_get_cancellable (task);
+  InitData *data = g_task_get_task_data (task);
   GError *error = NULL;
 
-  self->objects = stm32_dbus_object_manager_client_new_for_bus_finish (result, &error);
+  self->objects = stm32_dbus_object_manager_client_new_finish (result, &error);
   if (self->objects == NULL)
     {
-      g_task_return_error (task, error);
+      client_init_return (task, error);
       return;
     }
-  stm32_dbus_manager1_proxy_new_for_bus (self->bus_type, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
-                                         STM32_DBUS_NAME, STM32_DBUS_PATH, cancellable,
-                                         on_manager_ready, g_steal_pointer (&task));
+  stm32_dbus_manager1_proxy_new (self->connection, G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
+                                 STM32_DBUS_NAME, STM32_DBUS_PATH, data->bounded, on_manager_ready,
+                                 g_steal_pointer (&task));
+}
+
+static void
+on_bus_ready (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  Stm32Client *self = g_task_get_source_object (task);
+  InitData *data = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  self->connection = g_bus_get_finish (result, &error);
+  if (self->connection == NULL)
+    {
+      client_init_return (task, error);
+      return;
+    }
+  stm32_dbus_object_manager_client_new (
+      self->connection, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME,
+      STM32_DBUS_PATH, data->bounded, on_objects_ready, g_steal_pointer (&task));
 }
 
 static void
@@ -250,12 +387,21 @@ stm32_client_init_async (GAsyncInitable *initable, int io_priority, GCancellable
 {
   Stm32Client *self = STM32_CLIENT (initable);
   GTask *task = g_task_new (self, cancellable, callback, user_data);
+  InitData *data = g_new0 (InitData, 1);
 
   g_task_set_source_tag (task, stm32_client_init_async);
   g_task_set_priority (task, io_priority);
-  stm32_dbus_object_manager_client_new_for_bus (
-      self->bus_type, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME,
-      STM32_DBUS_PATH, cancellable, on_objects_ready, task);
+  data->bounded = g_cancellable_new ();
+  if (cancellable != NULL)
+    {
+      data->caller = g_object_ref (cancellable);
+      data->chained = g_cancellable_connect (cancellable, G_CALLBACK (on_caller_cancelled),
+                                             data->bounded, NULL);
+    }
+  g_task_set_task_data (task, data, (GDestroyNotify) init_data_free);
+  data->timer = g_timeout_source_new (self->call_timeout);
+  g_task_attach_source (task, data->timer, on_init_timeout);
+  g_bus_get (self->bus_type, data->bounded, on_bus_ready, task);
 }
 
 static gboolean
@@ -282,6 +428,9 @@ stm32_client_get_property (GObject *object, guint prop_id, GValue *value, GParam
     case PROP_BUS_TYPE:
       g_value_set_enum (value, self->bus_type);
       break;
+    case PROP_CALL_TIMEOUT:
+      g_value_set_uint (value, self->call_timeout);
+      break;
     case PROP_RUNNING:
       g_value_set_boolean (value, self->running);
       break;
@@ -300,6 +449,9 @@ stm32_client_set_property (GObject *object, guint prop_id, const GValue *value, 
     case PROP_BUS_TYPE:
       self->bus_type = g_value_get_enum (value);
       break;
+    case PROP_CALL_TIMEOUT:
+      stm32_client_set_call_timeout (self, g_value_get_uint (value));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -313,6 +465,7 @@ stm32_client_dispose (GObject *object)
   g_clear_pointer (&self->links, g_hash_table_unref);
   g_clear_object (&self->manager);
   g_clear_object (&self->objects);
+  g_clear_object (&self->connection);
   G_OBJECT_CLASS (stm32_client_parent_class)->dispose (object);
 }
 
@@ -335,6 +488,19 @@ stm32_client_class_init (Stm32ClientClass *klass)
   props[PROP_BUS_TYPE] =
       g_param_spec_enum ("bus-type", NULL, NULL, G_TYPE_BUS_TYPE, G_BUS_TYPE_SYSTEM,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /**
+   * Stm32Client:call-timeout:
+   *
+   * How long, in milliseconds, each call waits for stm32d's answer before it
+   * fails with %STM32_CLIENT_ERROR_NO_ANSWER; a transaction waits this plus
+   * its own timeout. Construction is bounded by it too (and, for each call
+   * GDBus makes to set up, by GDBus's own 25 s). stm32d bounds every call
+   * itself, so only a daemon that stopped answering reaches it. Changing it
+   * applies to the calls made after.
+   */
+  props[PROP_CALL_TIMEOUT] = g_param_spec_uint (
+      "call-timeout", NULL, NULL, 1, G_MAXINT, STM32_CLIENT_CALL_TIMEOUT_DEFAULT,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   /**
    * Stm32Client:running:
    *
@@ -371,6 +537,7 @@ static void
 stm32_client_init (Stm32Client *self)
 {
   self->bus_type = G_BUS_TYPE_SYSTEM;
+  self->call_timeout = STM32_CLIENT_CALL_TIMEOUT_DEFAULT;
   self->links = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
 }
 
@@ -425,6 +592,47 @@ stm32_client_new_sync (GBusType bus_type, GCancellable *cancellable, GError **er
 }
 
 /* ---- queries --------------------------------------------------------------------------- */
+
+/**
+ * stm32_client_get_call_timeout:
+ * @self: a client
+ *
+ * Returns: how long each call waits for stm32d's answer, in milliseconds
+ *   (#Stm32Client:call-timeout)
+ */
+guint
+stm32_client_get_call_timeout (Stm32Client *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT (self), 0);
+  return self->call_timeout;
+}
+
+/**
+ * stm32_client_set_call_timeout:
+ * @self: a client
+ * @timeout_ms: how long each later call waits for stm32d's answer, in
+ *   milliseconds; at least 1
+ *
+ * Sets #Stm32Client:call-timeout.
+ */
+void
+stm32_client_set_call_timeout (Stm32Client *self, guint timeout_ms)
+{
+  GHashTableIter iter;
+  gpointer link;
+
+  g_return_if_fail (STM32_IS_CLIENT (self));
+  g_return_if_fail (timeout_ms >= 1 && timeout_ms <= G_MAXINT);
+  if (timeout_ms == self->call_timeout)
+    return;
+  self->call_timeout = timeout_ms;
+  if (self->manager != NULL)
+    stm32_client_proxy_set_call_timeout (G_DBUS_PROXY (self->manager), timeout_ms);
+  g_hash_table_iter_init (&iter, self->links);
+  while (g_hash_table_iter_next (&iter, NULL, &link))
+    stm32_client_link_set_call_timeout (link, timeout_ms);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CALL_TIMEOUT]);
+}
 
 /**
  * stm32_client_is_running:
@@ -554,7 +762,7 @@ on_reloaded (GObject *source, GAsyncResult *result, gpointer user_data)
   if (stm32_dbus_manager1_call_reload_finish (STM32_DBUS_MANAGER1 (source), result, &error))
     g_task_return_boolean (task, TRUE);
   else
-    g_task_return_error (task, client_call_error (error));
+    g_task_return_error (task, client_call_error (g_task_get_source_object (task), error));
 }
 
 /**
@@ -628,6 +836,6 @@ stm32_client_reload_sync (Stm32Client *self, GCancellable *cancellable, GError *
     }
   if (stm32_dbus_manager1_call_reload_sync (self->manager, cancellable, &local_error))
     return TRUE;
-  g_propagate_error (error, client_call_error (local_error));
+  g_propagate_error (error, client_call_error (self, local_error));
   return FALSE;
 }

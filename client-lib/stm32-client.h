@@ -19,15 +19,36 @@ G_BEGIN_DECLS
  * (also across daemon restarts). Errors from the daemon arrive as STM32_ERROR
  * codes; a daemon that is not running is STM32_CLIENT_ERROR_NOT_RUNNING
  * on the first call that needs it.
+ *
+ * Every call to stm32d, the ones construction makes included, waits at most
+ * #Stm32Client:call-timeout for its answer (a transaction: that plus its
+ * own timeout), then fails with STM32_CLIENT_ERROR_NO_ANSWER: a daemon that
+ * stopped answering never blocks a caller for long.
  */
 #define STM32_TYPE_CLIENT (stm32_client_get_type ())
 STM32_CLIENT_PUBLIC
 G_DECLARE_FINAL_TYPE (Stm32Client, stm32_client, STM32, CLIENT, GObject)
 
 /**
+ * STM32_CLIENT_CALL_TIMEOUT_DEFAULT:
+ *
+ * How long, in milliseconds, a call waits for stm32d's answer unless
+ * #Stm32Client:call-timeout says otherwise: one minute. stm32d bounds every
+ * call itself (ConnectTimeout, CloseTimeout, the bounded send queue), far
+ * below this with its defaults, so only a daemon that stopped answering
+ * (stopped, hung, swapped out) reaches it.
+ */
+#define STM32_CLIENT_CALL_TIMEOUT_DEFAULT 60000
+
+/**
  * Stm32ClientError:
  * @STM32_CLIENT_ERROR_NOT_RUNNING: stm32d does not own its bus name
  * @STM32_CLIENT_ERROR_NO_SUCH_LINK: no link of that name
+ * @STM32_CLIENT_ERROR_NO_ANSWER: stm32d (or the bus) did not answer a call
+ *   within #Stm32Client:call-timeout; a call that reached it may still be
+ *   carried out
+ * @STM32_CLIENT_ERROR_NO_BUS: the bus stm32d would be on cannot be reached
+ *   (on the system bus: dbus is not running)
  *
  * Errors of the client side itself (the daemon's are STM32_ERROR).
  */
@@ -35,6 +56,8 @@ typedef enum
 {
   STM32_CLIENT_ERROR_NOT_RUNNING,
   STM32_CLIENT_ERROR_NO_SUCH_LINK,
+  STM32_CLIENT_ERROR_NO_ANSWER,
+  STM32_CLIENT_ERROR_NO_BUS,
 } Stm32ClientError;
 
 #define STM32_TYPE_CLIENT_ERROR (stm32_client_error_get_type ())
@@ -51,6 +74,13 @@ STM32_CLIENT_PUBLIC void stm32_client_new (GBusType bus_type, GCancellable *canc
 STM32_CLIENT_PUBLIC Stm32Client *stm32_client_new_finish (GAsyncResult *result, GError **error);
 STM32_CLIENT_PUBLIC Stm32Client *stm32_client_new_sync (GBusType bus_type,
                                                         GCancellable *cancellable, GError **error);
+
+/* How long each call waits for stm32d's answer, in ms (property
+ * "call-timeout"; STM32_CLIENT_CALL_TIMEOUT_DEFAULT unless set). Construct
+ * with g_initable_new() or g_async_initable_new_async() and "call-timeout" to
+ * bound construction too. */
+STM32_CLIENT_PUBLIC guint stm32_client_get_call_timeout (Stm32Client *self);
+STM32_CLIENT_PUBLIC void stm32_client_set_call_timeout (Stm32Client *self, guint timeout_ms);
 
 /* Whether stm32d owns its name now (property "running", with notify). */
 STM32_CLIENT_PUBLIC gboolean stm32_client_is_running (Stm32Client *self);

@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <gmodule.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <json-glib/json-glib.h>
@@ -292,6 +293,118 @@ test_new_sync (Bench *bench, gconstpointer data)
   links = stm32_client_get_links (client);
   g_assert_cmpuint (g_list_length (links), ==, 1);
   g_assert_cmpuint (stm32_client_link_get_port (links->data), ==, stm32_sim_get_port (bench->sim));
+}
+
+/* ---- calls that end ---------------------------------------------------------------- */
+
+static void
+assert_no_answer (const GError *error, guint timeout_ms)
+{
+  g_autofree char *message = g_strdup_printf ("stm32d did not answer within %u ms", timeout_ms);
+
+  assert_client_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_ANSWER);
+  g_assert_cmpstr (error->message, ==, message);
+}
+
+/* A stm32d that stops answering (SIGSTOP): every call, construction's own
+ * included, ends after the client's call-timeout with NO_ANSWER, sync and
+ * async alike; the default is bounded; the caller's cancel is still a cancel. */
+static void
+test_call_timeout (Bench *bench, gconstpointer data)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) history = NULL;
+  g_autoptr (GObject) late = NULL;
+  guint call_timeout = 0;
+
+  g_object_get (bench->client, "call-timeout", &call_timeout, NULL);
+  g_assert_cmpuint (call_timeout, ==, STM32_CLIENT_CALL_TIMEOUT_DEFAULT);
+  g_assert_cmpuint (STM32_CLIENT_CALL_TIMEOUT_DEFAULT, ==, 60000);
+  stm32_client_set_call_timeout (bench->client, 300);
+  g_assert_cmpuint (stm32_client_get_call_timeout (bench->client), ==, 300);
+
+  stm32_daemon_send_signal (bench->daemon, SIGSTOP);
+  history = stm32_client_link_get_history_sync (bench->link, NULL, &error);
+  g_assert_null (history);
+  assert_no_answer (error, 300);
+  g_clear_error (&error);
+  history = link_get_history (bench->link, &error);
+  g_assert_null (history);
+  assert_no_answer (error, 300);
+  g_clear_error (&error);
+  g_assert_false (client_reload (bench->client, &error));
+  assert_no_answer (error, 300);
+  g_clear_error (&error);
+
+  /* Construction asks stm32d for its objects: bounded the same way. */
+  late = g_initable_new (STM32_TYPE_CLIENT, NULL, &error, "bus-type", G_BUS_TYPE_SESSION,
+                         "call-timeout", 200, NULL);
+  g_assert_null (late);
+  assert_no_answer (error, 200);
+  g_clear_error (&error);
+  g_async_initable_new_async (STM32_TYPE_CLIENT, G_PRIORITY_DEFAULT, NULL, stm32_test_store_result,
+                              &result, "bus-type", G_BUS_TYPE_SESSION, "call-timeout", 200, NULL);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_null (stm32_client_new_finish (result, &error));
+  assert_no_answer (error, 200);
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  /* The caller's cancellable, not the timeout, ends this one. */
+  g_async_initable_new_async (STM32_TYPE_CLIENT, G_PRIORITY_DEFAULT, cancellable,
+                              stm32_test_store_result, &result, "bus-type", G_BUS_TYPE_SESSION,
+                              "call-timeout", G_MAXINT, NULL);
+  g_cancellable_cancel (cancellable);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_null (stm32_client_new_finish (result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  /* Answering again, it is the same client. */
+  stm32_daemon_send_signal (bench->daemon, SIGCONT);
+  stm32_client_set_call_timeout (bench->client, STM32_CLIENT_CALL_TIMEOUT_DEFAULT);
+  history = stm32_client_link_get_history_sync (bench->link, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (history);
+}
+
+/* A transaction's call waits its own timeout plus the call-timeout: the
+ * board's silence is stm32d's TIMEOUT answer, not a call that gave up;
+ * stm32d's own silence is NO_ANSWER after the sum. */
+static void
+test_call_timeout_transact (Bench *bench, gconstpointer data)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GBytes) request = text_bytes ("anyone?");
+  g_autoptr (GBytes) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) async_error = NULL;
+
+  /* Far longer than the call-timeout: a client that waited only that long
+   * would give up before stm32d answers. */
+  stm32_client_set_call_timeout (bench->client, 2000);
+  stm32_client_link_transact (bench->link, request, 4000, NULL, stm32_test_store_result, &result);
+  reply = stm32_client_link_transact_sync (bench->link, request, 4000, NULL, &error);
+  g_assert_null (reply);
+  assert_client_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_null (stm32_client_link_transact_finish (bench->link, result, &async_error));
+  assert_client_error (async_error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_clear_error (&error);
+  g_clear_error (&async_error);
+  g_clear_object (&result);
+
+  stm32_client_set_call_timeout (bench->client, 200);
+  stm32_daemon_send_signal (bench->daemon, SIGSTOP);
+  reply = stm32_client_link_transact_sync (bench->link, request, 300, NULL, &error);
+  g_assert_null (reply);
+  assert_no_answer (error, 500);
+  stm32_client_link_transact (bench->link, request, 300, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_null (stm32_client_link_transact_finish (bench->link, result, &async_error));
+  assert_no_answer (async_error, 500);
 }
 
 /* ---- links and their properties --------------------------------------------------- */
@@ -1692,6 +1805,8 @@ static const struct
   PUBLIC (stm32_client_new_sync),
   PUBLIC (stm32_client_is_running),
   PUBLIC (stm32_client_get_api_version),
+  PUBLIC (stm32_client_get_call_timeout),
+  PUBLIC (stm32_client_set_call_timeout),
   PUBLIC (stm32_client_get_links),
   PUBLIC (stm32_client_get_link),
   PUBLIC (stm32_client_find_link),
@@ -1792,6 +1907,8 @@ main (int argc, char **argv)
   add_test ("/client/diagnose", "echo", bench_setup, test_diagnose);
   add_test ("/client/received-order", "echo", bench_setup, test_received_order);
   add_test ("/client/errors", "none", bench_setup, test_errors);
+  add_test ("/client/call-timeout", "echo", bench_setup, test_call_timeout);
+  add_test ("/client/call-timeout-transact", "none", bench_setup, test_call_timeout_transact);
   add_test ("/client/find-link/no-such-link", NULL, config_bench_setup,
             test_find_link_no_such_link);
   g_test_add_func ("/client/find-link/not-running", test_find_link_not_running);
