@@ -17,7 +17,7 @@ describe_attempt (Stm32CtlOutput *output, GVariant *attempt)
 {
   gint64 started = 0, connected = 0, closed = 0;
   guint64 sent = 0, received = 0;
-  const char *closed_by = "", *reason = "", *error = "";
+  const char *closed_by = "", *reason = "", *detector = "none", *error = "";
   gboolean aborted = FALSE;
   g_autofree char *started_text = NULL, *lasted = NULL;
 
@@ -28,6 +28,7 @@ describe_attempt (Stm32CtlOutput *output, GVariant *attempt)
   g_variant_lookup (attempt, "bytes-received", "t", &received);
   g_variant_lookup (attempt, "closed-by", "&s", &closed_by);
   g_variant_lookup (attempt, "reason", "&s", &reason);
+  g_variant_lookup (attempt, "detector", "&s", &detector);
   g_variant_lookup (attempt, "aborted", "b", &aborted);
   g_variant_lookup (attempt, "error", "&s", &error);
   started_text = format_time (started);
@@ -38,6 +39,7 @@ describe_attempt (Stm32CtlOutput *output, GVariant *attempt)
   stm32ctl_output_int (output, "connected", "Connected", connected, connected ? "yes" : "no");
   stm32ctl_output_int (output, "closed", "Lasted", closed, lasted);
   stm32ctl_output_string (output, "reason", "Reason", reason);
+  stm32ctl_output_string (output, "detector", "Detected by", detector);
   stm32ctl_output_string (output, "closed_by", "Closed by", closed_by);
   stm32ctl_output_bool (output, "aborted", "RST", aborted);
   stm32ctl_output_uint (output, "bytes_sent", "Sent", sent, NULL);
@@ -59,7 +61,8 @@ stm32ctl_cmd_history (Stm32Ctl *ctl, int argc, char **argv)
 
   if (!stm32ctl_parse ("history", NULL,
                        "Show the link's recent connection attempts, oldest first: how long each "
-                       "lasted, why it ended and who closed it (RST: ended by our reset).",
+                       "lasted, why it ended, what noticed it, who closed it (RST: ended by our "
+                       "reset).",
                        entries, &argc, &argv, &status))
     return status;
   if (argc > 1)

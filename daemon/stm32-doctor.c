@@ -530,6 +530,38 @@ check_idle_timeout (Doctor *doctor)
                                   "connections).");
 }
 
+/* What each detector of a dead peer says about the board. The heartbeat and
+ * the idle watchdog fire while the kernel still gets ACKs: the stack lives
+ * and the firmware above it does not. Keepalive and TCP_USER_TIMEOUT give up
+ * only when nothing on the board answers at all. */
+static const struct
+{
+  gboolean stack_alive;
+  const char *how;
+} detectors[] = {
+  [STM32_DETECTOR_NONE] = { FALSE, "the socket's own error" },
+  [STM32_DETECTOR_CONNECT_TIMEOUT] = { FALSE, "no answer to a connect within ConnectTimeout" },
+  [STM32_DETECTOR_KEEPALIVE] = { FALSE, "the PC's TCP got no ACK (keepalive or UserTimeout)" },
+  [STM32_DETECTOR_IDLE_TIMEOUT] = { TRUE, "no data within IdleTimeout while TCP still ACKed" },
+  [STM32_DETECTOR_HEARTBEAT] = { TRUE, "no heartbeat reply within HeartbeatTimeout while TCP "
+                                       "still ACKed" },
+  [STM32_DETECTOR_REPLY_GRACE] = { TRUE, "no reply even ReplyGrace after a transaction's "
+                                         "timeout" },
+};
+G_STATIC_ASSERT (G_N_ELEMENTS (detectors) == STM32_DETECTOR_N);
+
+static gboolean
+detector_sees_stack_alive (Stm32Detector detector)
+{
+  return detector < STM32_DETECTOR_N && detectors[detector].stack_alive;
+}
+
+static const char *
+detector_how (Stm32Detector detector)
+{
+  return detector < STM32_DETECTOR_N ? detectors[detector].how : "?";
+}
+
 static void
 check_dead_peer (Doctor *doctor)
 {
@@ -544,9 +576,7 @@ check_dead_peer (Doctor *doctor)
   for (guint i = 0; i < doctor->in->history->len; i++)
     if (((Stm32HistoryEntry *) doctor->in->history->pdata[i])->reason == STM32_END_REASON_DEAD_PEER)
       latest = doctor->in->history->pdata[i];
-  /* Heartbeat and idle watchdog fire while the kernel still gets ACKs: the
-   * stack lives and the firmware above it does not. */
-  hung = latest->error && (strstr (latest->error, "Heartbeat") || strstr (latest->error, "Idle"));
+  hung = detector_sees_stack_alive (latest->detector);
   times = reason_times (doctor, STM32_END_REASON_DEAD_PEER);
   finding = doctor_add (
       doctor, "dead-peer",
@@ -554,8 +584,10 @@ check_dead_peer (Doctor *doctor)
       g_strdup (hung ? "The board's firmware stopped answering while its TCP "
                        "stack kept the connection up"
                      : "The board stopped answering altogether"));
-  finding->evidence = g_strdup_printf ("%u connection(s) were declared dead%s; last: %s.", dead,
-                                       times, latest->error ? latest->error : "no message");
+  finding->evidence = g_strdup_printf (
+      "%u connection(s) were declared dead%s; the last one detected by %s (%s): %s.", dead, times,
+      stm32_enum_to_string (STM32_TYPE_DETECTOR, latest->detector), detector_how (latest->detector),
+      latest->error ? latest->error : "no message");
   finding->fix = g_strdup (
       hung ? "The firmware hung (a blocked task, a full queue, a deadlock) while lwIP still "
              "acknowledged: find what blocks the TCP task and give the firmware a watchdog "

@@ -25,10 +25,11 @@ typedef struct
   guint64 late_replies; /* replies that came after their caller stopped waiting */
   Stm32ClosedBy closed_by;
   Stm32EndReason reason;
-  gboolean aborted; /* ended with our RST (SO_LINGER 0) rather than a graceful close */
+  Stm32Detector detector;    /* what noticed the end, when the socket did not say */
+  gboolean aborted;          /* ended with our RST (SO_LINGER 0) rather than a graceful close */
   Stm32CloseKind close_kind; /* how we closed it on request; NONE if we did not */
   gint64 fin_delay;          /* µs from our FIN to the board's; -1 if none came */
-  char *error;      /* what went wrong, for people; NULL after a clean close */
+  char *error;               /* what went wrong, for people; NULL after a clean close */
   char *local_address;
   char *remote_address;
 } Stm32HistoryEntry;

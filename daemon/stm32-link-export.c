@@ -287,6 +287,8 @@ history_entry_to_variant (const Stm32HistoryEntry *entry)
                          stm32_enum_to_string (STM32_TYPE_CLOSED_BY, entry->closed_by));
   g_variant_dict_insert (&dict, "reason", "s",
                          stm32_enum_to_string (STM32_TYPE_END_REASON, entry->reason));
+  g_variant_dict_insert (&dict, "detector", "s",
+                         stm32_enum_to_string (STM32_TYPE_DETECTOR, entry->detector));
   g_variant_dict_insert (&dict, "aborted", "b", entry->aborted);
   g_variant_dict_insert (&dict, "error", "s", entry->error ? entry->error : "");
   g_variant_dict_insert (&dict, "local-address", "s",

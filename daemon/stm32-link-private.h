@@ -87,6 +87,7 @@ struct _Stm32Link
   /* How the current attempt ends; the first reason given wins. */
   Stm32EndReason end_reason;
   Stm32ClosedBy end_closed_by;
+  Stm32Detector end_detector;
   GError *end_error;
 
   Stm32EndReason last_error;
@@ -174,6 +175,10 @@ void stm32_link_add_counter (Stm32Link *self, guint64 *counter, guint64 amount, 
 /* Ends the current attempt or connection, whatever stage it is in. Takes @error. */
 void stm32_link_end (Stm32Link *self, Stm32EndReason reason, Stm32ClosedBy closed_by,
                      gboolean abortive, GError *error);
+/* The same, for an ending that @detector noticed (a timer, the kernel's
+ * keepalive) rather than one the board or a caller made. */
+void stm32_link_end_detected (Stm32Link *self, Stm32Detector detector, Stm32EndReason reason,
+                              Stm32ClosedBy closed_by, gboolean abortive, GError *error);
 gboolean stm32_link_check_connected (Stm32Link *self, GError **error);
 gboolean stm32_link_check_queue_room (Stm32Link *self, gsize size, GError **error);
 /* Checks that @frame may be queued now, and encodes it. */

@@ -87,8 +87,11 @@ stm32_link_on_io_error (Stm32Link *self, const GError *error)
                               "the board accepted and reset the connection at once (its "
                               "connection table is probably full)"));
   else
-    stm32_link_end (self, reason, closed_by, FALSE,
-                    stm32_link_error_new (self, reason, "%s", error->message));
+    /* ETIMEDOUT and unreachable on an established connection: the kernel's
+     * keepalive or TCP_USER_TIMEOUT gave up on a board that ACKs nothing. */
+    stm32_link_end_detected (
+        self, reason == STM32_END_REASON_DEAD_PEER ? STM32_DETECTOR_KEEPALIVE : STM32_DETECTOR_NONE,
+        reason, closed_by, FALSE, stm32_link_error_new (self, reason, "%s", error->message));
 }
 
 void

@@ -247,12 +247,14 @@ on_grace_over (gpointer user_data)
    * which reply answers what any more: only a new connection is clean. */
   if (self->unanswered_in_row >= STM32_OUT_OF_STEP_AFTER)
     {
-      stm32_link_end (link, STM32_END_REASON_OUT_OF_STEP, STM32_CLOSED_BY_PC, TRUE,
-                      stm32_link_error_new (link, STM32_END_REASON_OUT_OF_STEP,
-                                            "%u transactions in a row got no reply, even "
-                                            "ReplyGrace (%u ms) after their callers gave up: "
-                                            "replies can no longer be matched to requests",
-                                            self->unanswered_in_row, link->config->reply_grace));
+      stm32_link_end_detected (
+          link, STM32_DETECTOR_REPLY_GRACE, STM32_END_REASON_OUT_OF_STEP, STM32_CLOSED_BY_PC, TRUE,
+          stm32_link_error_new (link, STM32_END_REASON_OUT_OF_STEP,
+                                "%u transactions in a row got no reply, "
+                                "even ReplyGrace (%u ms) after their "
+                                "callers gave up: replies can no longer "
+                                "be matched to requests",
+                                self->unanswered_in_row, link->config->reply_grace));
       return G_SOURCE_REMOVE;
     }
   transactions_end_current (self);
@@ -452,10 +454,12 @@ on_heartbeat_unanswered (gpointer user_data)
   Stm32Link *link = self->link;
 
   self->current_timer = 0;
-  stm32_link_end (link, STM32_END_REASON_DEAD_PEER, STM32_CLOSED_BY_PC, TRUE,
-                  stm32_link_error_new (link, STM32_END_REASON_DEAD_PEER,
-                                        "no reply to the heartbeat within %u ms (HeartbeatTimeout)",
-                                        link->config->heartbeat_timeout));
+  stm32_link_end_detected (link, STM32_DETECTOR_HEARTBEAT, STM32_END_REASON_DEAD_PEER,
+                           STM32_CLOSED_BY_PC, TRUE,
+                           stm32_link_error_new (link, STM32_END_REASON_DEAD_PEER,
+                                                 "no reply to the heartbeat within %u ms "
+                                                 "(HeartbeatTimeout)",
+                                                 link->config->heartbeat_timeout));
   return G_SOURCE_REMOVE;
 }
 

@@ -43,6 +43,22 @@ typedef enum
   STM32_END_REASON_FAILED,       /*< nick=failed >*/
 } Stm32EndReason;
 
+/* What noticed that a connection or an attempt was over, when the socket
+ * itself did not say so (FIN, RST, an error from connect): the doctor tells
+ * a hung firmware (its TCP stack still ACKs) from a gone board by it. */
+typedef enum
+{
+  STM32_DETECTOR_NONE,            /*< nick=none >*/
+  STM32_DETECTOR_CONNECT_TIMEOUT, /*< nick=connect-timeout >*/
+  /* the kernel gave up: keepalive probes or data unacknowledged for UserTimeout */
+  STM32_DETECTOR_KEEPALIVE,    /*< nick=keepalive >*/
+  STM32_DETECTOR_IDLE_TIMEOUT, /*< nick=idle-timeout >*/
+  STM32_DETECTOR_HEARTBEAT,    /*< nick=heartbeat >*/
+  /* transactions that got no reply even ReplyGrace after their timeout */
+  STM32_DETECTOR_REPLY_GRACE, /*< nick=reply-grace >*/
+  STM32_DETECTOR_N            /*< skip >*/
+} Stm32Detector;
+
 /* Which side ended a connection first. */
 typedef enum
 {

@@ -18,10 +18,12 @@ on_idle_check (gpointer user_data)
     {
       /* The board's TCP stack still answers but its firmware does not: reset
        * frees its control block, waiting for a FIN would not. */
-      stm32_link_end (self, STM32_END_REASON_DEAD_PEER, STM32_CLOSED_BY_PC, TRUE,
-                      stm32_link_error_new (self, STM32_END_REASON_DEAD_PEER,
-                                            "no data from the board for %u ms (IdleTimeout)",
-                                            self->config->idle_timeout));
+      stm32_link_end_detected (self, STM32_DETECTOR_IDLE_TIMEOUT, STM32_END_REASON_DEAD_PEER,
+                               STM32_CLOSED_BY_PC, TRUE,
+                               stm32_link_error_new (self, STM32_END_REASON_DEAD_PEER,
+                                                     "no data from the board for %u ms "
+                                                     "(IdleTimeout)",
+                                                     self->config->idle_timeout));
       return G_SOURCE_REMOVE;
     }
   /* Re-armed only when it fires, so a busy link costs no timer churn per read. */

@@ -185,6 +185,7 @@ stm32_link_finish_attempt (Stm32Link *self)
   entry->closed = g_get_real_time ();
   entry->reason = self->end_reason;
   entry->closed_by = self->end_closed_by;
+  entry->detector = self->end_detector;
   entry->aborted = io->abortive;
   entry->error = end_error ? g_strdup (end_error->message) : NULL;
   stm32_link_close_record (self, entry);
@@ -244,8 +245,8 @@ link_fail_pending (Stm32Link *self, const GError *end_error, gboolean including_
 }
 
 void
-stm32_link_end (Stm32Link *self, Stm32EndReason reason, Stm32ClosedBy closed_by, gboolean abortive,
-                GError *error)
+stm32_link_end_detected (Stm32Link *self, Stm32Detector detector, Stm32EndReason reason,
+                         Stm32ClosedBy closed_by, gboolean abortive, GError *error)
 {
   g_autoptr (GError) owned_error = error;
   LinkIo *io = self->io;
@@ -254,6 +255,7 @@ stm32_link_end (Stm32Link *self, Stm32EndReason reason, Stm32ClosedBy closed_by,
     return;
   self->end_reason = reason;
   self->end_closed_by = closed_by;
+  self->end_detector = detector;
   if (owned_error == NULL)
     owned_error = stm32_link_error_new (self, reason, "disconnected");
   self->end_error = g_error_copy (owned_error);
@@ -265,6 +267,13 @@ stm32_link_end (Stm32Link *self, Stm32EndReason reason, Stm32ClosedBy closed_by,
   link_fail_pending (self, owned_error, FALSE);
   stm32_link_io_maybe_close (io);
   g_object_unref (self);
+}
+
+void
+stm32_link_end (Stm32Link *self, Stm32EndReason reason, Stm32ClosedBy closed_by, gboolean abortive,
+                GError *error)
+{
+  stm32_link_end_detected (self, STM32_DETECTOR_NONE, reason, closed_by, abortive, error);
 }
 
 /* ---- connecting ------------------------------------------------------------ */
@@ -309,11 +318,13 @@ stm32_link_on_connect_failed (Stm32Link *self, const GError *error)
 void
 stm32_link_on_connect_timeout (Stm32Link *self)
 {
-  stm32_link_end (self, STM32_END_REASON_TIMEOUT, STM32_CLOSED_BY_NONE, FALSE,
-                  stm32_link_error_new (self, STM32_END_REASON_TIMEOUT,
-                                        "no answer to connect within %u ms (board unreachable, or "
-                                        "its TCP control-block pool exhausted?)",
-                                        self->config->connect_timeout));
+  stm32_link_end_detected (self, STM32_DETECTOR_CONNECT_TIMEOUT, STM32_END_REASON_TIMEOUT,
+                           STM32_CLOSED_BY_NONE, FALSE,
+                           stm32_link_error_new (self, STM32_END_REASON_TIMEOUT,
+                                                 "no answer to connect within %u ms (board "
+                                                 "unreachable, or its TCP control-block pool "
+                                                 "exhausted?)",
+                                                 self->config->connect_timeout));
 }
 
 void
@@ -367,6 +378,7 @@ link_start_attempt (Stm32Link *self)
   self->attempt->started = g_get_real_time ();
   self->end_reason = STM32_END_REASON_NONE;
   self->end_closed_by = STM32_CLOSED_BY_NONE;
+  self->end_detector = STM32_DETECTOR_NONE;
   link_transition (self, STM32_LINK_STATE_CONNECTING, self->last_error, self->last_error_message);
   stm32_link_io_connect (self->io, self->config->host, self->config->port,
                          self->config->connect_timeout);

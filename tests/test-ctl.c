@@ -468,6 +468,7 @@ test_history (Fixture *fixture, gconstpointer reply)
   attempt = json_array_get_object_element (json_node_get_array (root), 0);
   g_assert_cmpstr (json_object_get_string_member (attempt, "reason"), ==, "local");
   g_assert_cmpstr (json_object_get_string_member (attempt, "closed_by"), ==, "pc");
+  g_assert_cmpstr (json_object_get_string_member (attempt, "detector"), ==, "none");
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "history", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "REASON"));
   g_assert_nonnull (strstr (out, "local"));

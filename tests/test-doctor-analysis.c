@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "stm32-doctor.h"
+#include "stm32-enum-types.h"
 #include "stm32-history.h"
 #include "stm32-sock-census.h"
 
@@ -382,6 +383,49 @@ test_configured_reset (void)
   case_clear (&c);
 }
 
+/* Whether the doctor calls a dead peer that @detector noticed, with
+ * @error as its message, a hung firmware (TRUE) or a gone board (FALSE). */
+static gboolean
+reported_hung (Stm32Detector detector, const char *error)
+{
+  Case c;
+  g_autoptr (GVariant) r = NULL, finding = NULL;
+  Stm32HistoryEntry *entry;
+  const char *title = NULL;
+  gboolean hung;
+
+  case_init (&c);
+  entry = add_attempt (&c, STM32_END_REASON_DEAD_PEER, STM32_CLOSED_BY_PC, 20 * S);
+  entry->detector = detector;
+  entry->error = g_strdup (error);
+  r = report (&c);
+  finding = find (r, "dead-peer");
+  g_assert_nonnull (finding);
+  g_assert_true (g_variant_lookup (finding, "title", "&s", &title));
+  hung = strstr (title, "firmware stopped answering") != NULL;
+  g_assert_true (hung || strstr (title, "stopped answering altogether") != NULL);
+  case_clear (&c);
+  return hung;
+}
+
+/* A hung firmware or a gone board, by what detected the end, whatever the
+ * message says: messages are for people, and their wording changes. */
+static void
+test_dead_peer_detector (void)
+{
+  GEnumClass *detectors = g_type_class_ref (STM32_TYPE_DETECTOR);
+
+  /* Every detector has its nick; the sentinel is not one. */
+  g_assert_cmpuint (detectors->n_values, ==, STM32_DETECTOR_N);
+  g_type_class_unref (detectors);
+
+  g_assert_true (reported_hung (STM32_DETECTOR_HEARTBEAT, "kein Herzschlag"));
+  g_assert_true (reported_hung (STM32_DETECTOR_IDLE_TIMEOUT, "silence"));
+  g_assert_true (reported_hung (STM32_DETECTOR_IDLE_TIMEOUT, NULL));
+  /* The kernel gave up: nothing on the board ACKs, whatever the text says. */
+  g_assert_false (reported_hung (STM32_DETECTOR_KEEPALIVE, "no Heartbeat, Idle: timed out"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -396,5 +440,6 @@ main (int argc, char **argv)
   g_test_add_func ("/doctor-analysis/late-replies", test_late_replies);
   g_test_add_func ("/doctor-analysis/learned-reset", test_learned_reset);
   g_test_add_func ("/doctor-analysis/configured-reset", test_configured_reset);
+  g_test_add_func ("/doctor-analysis/dead-peer-detector", test_dead_peer_detector);
   return g_test_run ();
 }

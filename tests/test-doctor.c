@@ -93,6 +93,9 @@ add_test (const char *path, const BenchSpec *spec, void (*test) (Bench *, gconst
   g_test_add (path, Bench, spec, bench_setup, test, bench_teardown);
 }
 
+/* Runs stm32ctl --session ARGS…; its exit status, and its stdout in @out. */
+static int run_ctl (char **out, const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
+
 static GVariant *
 diagnose (Stm32DbusLink1 *link, GVariant *options, GError **error)
 {
@@ -368,19 +371,32 @@ test_rejects_frames (Bench *bench, gconstpointer spec)
   g_assert_null (find_finding (report, "board-idle-timeout"));
 }
 
-/* A hung firmware: the stack ACKs, nothing answers; the heartbeat notices. */
+/* A hung firmware: the stack ACKs, nothing answers; the heartbeat notices,
+ * and the history says so: that, not the message, is how the doctor tells. */
 static void
 test_blackhole (Bench *bench, gconstpointer spec)
 {
-  g_autoptr (GVariant) report = NULL, finding = NULL;
+  g_autoptr (GVariant) report = NULL, finding = NULL, history = NULL, last = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *table = NULL;
+  const char *detector = NULL;
 
   stm32_test_wait_until (link_disconnects (bench->link) >= 1, WAIT_MS);
+  g_assert_true (stm32_dbus_link1_call_get_history_sync (bench->link, &history, NULL, &error));
+  g_assert_no_error (error);
+  last = g_variant_get_child_value (history, 0);
+  g_assert_true (g_variant_lookup (last, "detector", "&s", &detector));
+  g_assert_cmpstr (detector, ==, "heartbeat");
+  g_assert_cmpint (run_ctl (&table, "history", NULL), ==, 0);
+  g_assert_nonnull (strstr (table, "DETECTED BY"));
+  g_assert_nonnull (strstr (table, "heartbeat"));
 
   report = diagnose_ok (bench->link, NULL);
   finding = find_finding (report, "dead-peer");
   g_assert_nonnull (finding);
   assert_contains (finding, "title", "firmware stopped answering");
   assert_contains (finding, "evidence", "HeartbeatTimeout");
+  assert_contains (finding, "evidence", "detected by heartbeat");
   assert_contains (finding, "fix", "watchdog");
 }
 
@@ -636,8 +652,6 @@ test_invalid_args (Bench *bench, gconstpointer spec)
 }
 
 /* ---- stm32ctl doctor ------------------------------------------------------------------------ */
-
-static int run_ctl (char **out, const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
 
 static int
 run_ctl (char **out, const char *first_arg, ...)

@@ -244,6 +244,7 @@ test_board_closes_then_reconnect (Fixture *fixture, gconstpointer options)
   ended = stm32_test_link_last_history_entry (link);
   g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "remote-closed");
   g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
+  g_assert_cmpint (ended->detector, ==, STM32_DETECTOR_NONE);
 
   /* Reconnects by itself, after the backoff and not before. */
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
@@ -366,6 +367,7 @@ test_connect_timeout (Fixture *fixture, gconstpointer options)
   g_assert_nonnull (strstr (error->message, "control-block"));
   ended = stm32_test_link_last_history_entry (link);
   g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "timeout");
+  g_assert_cmpint (ended->detector, ==, STM32_DETECTOR_CONNECT_TIMEOUT);
   g_assert_cmpint (ended->connected, ==, 0);
   stm32_test_link_disconnect (link);
 }
@@ -474,6 +476,7 @@ test_blackhole_heartbeat (Fixture *fixture, gconstpointer options)
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_DEAD_PEER);
   ended = stm32_test_link_last_history_entry (link);
   g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "dead-peer");
+  g_assert_cmpint (ended->detector, ==, STM32_DETECTOR_HEARTBEAT);
   g_assert_true (ended->aborted);
   /* Our RST freed the silent board's slot. */
   released = stm32_sim_wait_event (fixture->sim, "released", WAIT_MS);
@@ -496,6 +499,7 @@ test_idle_timeout (Fixture *fixture, gconstpointer options)
   g_assert_cmpint (g_get_monotonic_time () - connected_at, >=, 300 * 1000);
   ended = stm32_test_link_last_history_entry (link);
   g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "dead-peer");
+  g_assert_cmpint (ended->detector, ==, STM32_DETECTOR_IDLE_TIMEOUT);
   g_assert_nonnull (strstr (ended->error, "IdleTimeout"));
   stm32_test_link_disconnect (link);
 }
@@ -797,6 +801,7 @@ wait_dead_peer (Stm32Link *link, gint64 cut_at)
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_DEAD_PEER);
   ended = stm32_test_link_last_history_entry (link);
   g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "dead-peer");
+  g_assert_cmpint (ended->detector, ==, STM32_DETECTOR_KEEPALIVE);
   return (g_get_monotonic_time () - cut_at) / 1000;
 }
 

@@ -247,6 +247,7 @@ test_out_of_step (Fixture *fixture, gconstpointer options)
   stm32_test_wait_until (stm32_test_link_history_length (link) == 1, WAIT_MS);
   entry = stm32_test_link_last_history_entry (link);
   g_assert_cmpstr (stm32_test_reason_nick (entry->reason), ==, "out-of-step");
+  g_assert_cmpint (entry->detector, ==, STM32_DETECTOR_REPLY_GRACE);
   g_assert_true (entry->aborted);
   /* Wanted since Connect(): it reconnects, and pairs again from a clean start. */
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
