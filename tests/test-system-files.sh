@@ -8,7 +8,8 @@
 #   security   systemd-analyze security rates the unit at exposure <= 2.0
 #   install    meson install --destdir puts each file where pkg-config says
 #   policy     a real dbus-daemon enforces the policy, with the owner running in
-#              a user namespace mapped like the unit's PrivateUsers=yes (root only)
+#              a user namespace mapped like the unit's PrivateUsers=yes (root only);
+#              everyone gets PropertiesChanged, only root and group stm32 Received
 # Environment (set by tests/meson.build): STM32_SRCDIR, STM32_BUILDDIR,
 # STM32_PREFIX, STM32_SBINDIR, STM32_DATADIR, STM32_UNITDIR, STM32_SYSUSERSDIR,
 # STM32_DBUS_SERVICESDIR, STM32_DBUS_POLICYDIR (the raw options), MESON.
@@ -243,7 +244,7 @@ time.sleep(60)
 
 mode_policy() {
   ((EUID == 0)) || skip "needs root (mount namespace for test users, setuid)"
-  need unshare setpriv dbus-daemon dbus-send systemd-sysusers
+  need unshare setpriv dbus-daemon dbus-send systemd-sysusers stdbuf gdbus
   /usr/bin/python3 -c 'import dbus' 2>/dev/null || skip "python3-dbus not installed"
   # Containers may forbid namespaces even to root.
   unshare --mount --fork -- true 2>/dev/null || skip "cannot create a mount namespace here"
@@ -466,6 +467,48 @@ ctl_policy() {
   ctl_as stm32test-member disconnect >/dev/null || fail "a member of group stm32 cannot disconnect"
   ctl_as stm32test-member connect >/dev/null || fail "a member of group stm32 cannot connect"
   echo "stm32ctl: state for everyone, control for group stm32, others told how (exit 7)"
+
+  # Everyone sees the links change (PropertiesChanged); only root and group
+  # stm32 get the board's frames (Received). Each watcher is a plain client.
+  local who
+  local -a watchers=(root stm32test-member stm32test-other) monitor_pids=()
+  for who in "${watchers[@]}"; do
+    setpriv --reuid="$who" --regid="$who" --init-groups stdbuf -oL gdbus monitor \
+      --address "$address" --dest "$bus_name" >"$tmp/monitor.$who" 2>&1 &
+    monitor_pids+=($!)
+  done
+  # shellcheck disable=SC2064 # expand now: the pids are fixed
+  trap "kill ${monitor_pids[*]} $daemon_pid $sim_pid $bus_pid 2>/dev/null" EXIT
+  # It says who owns the name once its match rule is in place.
+  for who in "${watchers[@]}"; do
+    for _ in $(seq 100); do
+      grep "is owned by" "$tmp/monitor.$who" >/dev/null && break
+      sleep 0.1
+    done
+    grep "is owned by" "$tmp/monitor.$who" >/dev/null ||
+      fail "gdbus monitor as $who did not start: $(cat "$tmp/monitor.$who")"
+  done
+  # The echo board sends the frame back: a Received for whoever may have it.
+  ctl_as stm32test-member send "for group stm32" >/dev/null || fail "a member of group stm32 cannot send"
+  # The counters that count the echoed frame go out after its Received, in
+  # order: once a watcher has them, it also has the Received if it may.
+  for who in "${watchers[@]}"; do
+    for _ in $(seq 100); do
+      grep -E "'FramesReceived': <uint64 [1-9]" "$tmp/monitor.$who" >/dev/null && break
+      sleep 0.1
+    done
+    grep -E "'FramesReceived': <uint64 [1-9]" "$tmp/monitor.$who" >/dev/null ||
+      fail "$who did not see the link's counters change: $(cat "$tmp/monitor.$who")"
+  done
+  for who in root stm32test-member; do
+    grep -F "org.stm32d.Link1.Received" "$tmp/monitor.$who" >/dev/null ||
+      fail "$who did not receive the board's frame: $(cat "$tmp/monitor.$who")"
+  done
+  if grep -F "org.stm32d.Link1.Received" "$tmp/monitor.stm32test-other"; then
+    fail "a user outside group stm32 received the board's frame"
+  fi
+  kill "${monitor_pids[@]}"
+  echo "signals: PropertiesChanged for everyone, Received only for root and group stm32"
 }
 
 case ${1:-} in
