@@ -36,6 +36,7 @@ gboolean bench_cycles (const BenchConfig *config, GError **error);
 gboolean bench_recovery (const BenchConfig *config, GError **error);
 gboolean bench_footprint (const BenchConfig *config, GError **error);
 gboolean bench_queue (const BenchConfig *config, GError **error);
+gboolean bench_config (const BenchConfig *config, GError **error);
 
 /* bench-report.c */
 /* One figure beside its baseline (NAN: nothing to compare with). */

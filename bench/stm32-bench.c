@@ -22,6 +22,7 @@ typedef struct
 static const Section sections[] = {
   { "latency", bench_latency },   { "throughput", bench_throughput }, { "cycle", bench_cycles },
   { "recovery", bench_recovery }, { "footprint", bench_footprint },   { "queue", bench_queue },
+  { "config", bench_config },
 };
 
 static int
@@ -57,7 +58,7 @@ main (int argc, char **argv)
     { "smoke", 0, 0, G_OPTION_ARG_NONE, &opt_smoke, "Tiny sizes: does it all work", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "One JSON object per figure", NULL },
     { "only", 0, 0, G_OPTION_ARG_STRING, &opt_only,
-      "One section: latency, throughput, cycle, recovery, footprint, queue", "SECTION" },
+      "One section: latency, throughput, cycle, recovery, footprint, queue, config", "SECTION" },
     { "board-cpu", 0, 0, G_OPTION_ARG_INT, &opt_board_cpu,
       "Run the simulator on CPU N alone, as a board is another machine (run.sh picks the last "
       "CPU and keeps everything else off it)",
