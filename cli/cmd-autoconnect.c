@@ -4,6 +4,7 @@
 int
 stm32ctl_cmd_autoconnect (Stm32Ctl *ctl, int argc, char **argv)
 {
+  g_autoptr (GAsyncResult) result = NULL;
   Stm32ClientLink *link;
   GError *error = NULL;
   gboolean on;
@@ -20,7 +21,9 @@ stm32ctl_cmd_autoconnect (Stm32Ctl *ctl, int argc, char **argv)
   link = stm32ctl_link (ctl, &error);
   if (link == NULL)
     return stm32ctl_fail (error);
-  if (!stm32_client_link_set_autoconnect_sync (link, on, NULL, &error))
+  stm32_client_link_set_autoconnect (link, on, ctl->cancellable, stm32ctl_store_result, &result);
+  stm32ctl_wait (ctl, &result);
+  if (!stm32_client_link_set_autoconnect_finish (link, result, &error))
     return stm32ctl_fail (error);
   g_print ("Autoconnect %s for %s\n", on ? "on" : "off", stm32_client_link_get_name (link));
   return STM32CTL_EXIT_OK;

@@ -64,6 +64,7 @@ stm32ctl_cmd_connect (Stm32Ctl *ctl, int argc, char **argv)
                                      "Return once the attempt has started, not when it succeeded",
                                      NULL },
                                    { NULL } };
+  g_autoptr (GAsyncResult) result = NULL;
   Stm32ClientLink *link;
   GError *error = NULL;
   g_autofree char *endpoint = NULL;
@@ -82,7 +83,9 @@ stm32ctl_cmd_connect (Stm32Ctl *ctl, int argc, char **argv)
     return stm32ctl_fail (error);
   if (no_wait)
     return connect_no_wait (link);
-  if (!stm32_client_link_connect_sync (link, NULL, &error))
+  stm32_client_link_connect (link, ctl->cancellable, stm32ctl_store_result, &result);
+  stm32ctl_wait (ctl, &result);
+  if (!stm32_client_link_connect_finish (link, result, &error))
     {
       /* Only an attempt stm32d made leaves it retrying; a call that never
        * reached it (refused by the bus, unanswered) asked nothing of it. */

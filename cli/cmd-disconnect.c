@@ -4,6 +4,7 @@
 int
 stm32ctl_cmd_disconnect (Stm32Ctl *ctl, int argc, char **argv)
 {
+  g_autoptr (GAsyncResult) result = NULL;
   Stm32ClientLink *link;
   GError *error = NULL;
   int status;
@@ -18,7 +19,9 @@ stm32ctl_cmd_disconnect (Stm32Ctl *ctl, int argc, char **argv)
   link = stm32ctl_link (ctl, &error);
   if (link == NULL)
     return stm32ctl_fail (error);
-  if (!stm32_client_link_disconnect_sync (link, NULL, &error))
+  stm32_client_link_disconnect (link, ctl->cancellable, stm32ctl_store_result, &result);
+  stm32ctl_wait (ctl, &result);
+  if (!stm32_client_link_disconnect_finish (link, result, &error))
     return stm32ctl_fail (error);
   g_print ("Disconnected %s\n", stm32_client_link_get_name (link));
   return STM32CTL_EXIT_OK;

@@ -397,6 +397,7 @@ stm32ctl_cmd_doctor (Stm32Ctl *ctl, int argc, char **argv)
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
     { NULL }
   };
+  g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GVariant) report = NULL;
   Stm32ClientLink *link;
   GError *error = NULL;
@@ -424,8 +425,10 @@ stm32ctl_cmd_doctor (Stm32Ctl *ctl, int argc, char **argv)
     return stm32ctl_fail (error);
   if ((probe || max > 0) && !json)
     g_printerr ("Probing %s for a few seconds…\n", stm32_client_link_get_name (link));
-  report = stm32_client_link_diagnose_sync (link, diagnose_options (probe || max > 0, max), NULL,
-                                            &error);
+  stm32_client_link_diagnose (link, diagnose_options (probe || max > 0, max), ctl->cancellable,
+                              stm32ctl_store_result, &result);
+  stm32ctl_wait (ctl, &result);
+  report = stm32_client_link_diagnose_finish (link, result, &error);
   if (report == NULL)
     return stm32ctl_fail (error);
   return print_report (link, report, json);

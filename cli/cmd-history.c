@@ -54,6 +54,7 @@ stm32ctl_cmd_history (Stm32Ctl *ctl, int argc, char **argv)
   const GOptionEntry entries[] = { { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
                                    { NULL } };
   g_autoptr (Stm32CtlOutput) output = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GVariant) history = NULL;
   Stm32ClientLink *link;
   GError *error = NULL;
@@ -70,7 +71,9 @@ stm32ctl_cmd_history (Stm32Ctl *ctl, int argc, char **argv)
   link = stm32ctl_link (ctl, &error);
   if (link == NULL)
     return stm32ctl_fail (error);
-  history = stm32_client_link_get_history_sync (link, NULL, &error);
+  stm32_client_link_get_history (link, ctl->cancellable, stm32ctl_store_result, &result);
+  stm32ctl_wait (ctl, &result);
+  history = stm32_client_link_get_history_finish (link, result, &error);
   if (history == NULL)
     return stm32ctl_fail (error);
   output = stm32ctl_output_new (json);

@@ -4,6 +4,7 @@
 int
 stm32ctl_cmd_reload (Stm32Ctl *ctl, int argc, char **argv)
 {
+  g_autoptr (GAsyncResult) result = NULL;
   Stm32Client *client;
   GError *error = NULL;
   int status;
@@ -16,7 +17,11 @@ stm32ctl_cmd_reload (Stm32Ctl *ctl, int argc, char **argv)
   if (argc > 1)
     return stm32ctl_usage ("reload", "unexpected argument “%s”", argv[1]);
   client = stm32ctl_client (ctl, &error);
-  if (client == NULL || !stm32_client_reload_sync (client, NULL, &error))
+  if (client == NULL)
+    return stm32ctl_fail (error);
+  stm32_client_reload (client, ctl->cancellable, stm32ctl_store_result, &result);
+  stm32ctl_wait (ctl, &result);
+  if (!stm32_client_reload_finish (client, result, &error))
     return stm32ctl_fail (error);
   g_print ("Configuration reloaded\n");
   return STM32CTL_EXIT_OK;

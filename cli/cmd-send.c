@@ -11,6 +11,7 @@ stm32ctl_cmd_send (Stm32Ctl *ctl, int argc, char **argv)
     { "file", 'f', 0, G_OPTION_ARG_FILENAME, &file, "Send the contents of FILE", "FILE" },
     { NULL }
   };
+  g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GBytes) frame = NULL;
   Stm32ClientLink *link;
   GError *error = NULL;
@@ -27,7 +28,9 @@ stm32ctl_cmd_send (Stm32Ctl *ctl, int argc, char **argv)
   link = stm32ctl_link (ctl, &error);
   if (link == NULL)
     return stm32ctl_fail (error);
-  if (!stm32_client_link_send_sync (link, frame, NULL, &error))
+  stm32_client_link_send (link, frame, ctl->cancellable, stm32ctl_store_result, &result);
+  stm32ctl_wait (ctl, &result);
+  if (!stm32_client_link_send_finish (link, result, &error))
     return stm32ctl_fail (error);
   return STM32CTL_EXIT_OK;
 }

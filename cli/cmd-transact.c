@@ -8,14 +8,38 @@
 /* Each line of @in a request, each reply a line of output, in order; the
  * first failure ends the run with its exit status. One transaction channel
  * carries them all: a socket round trip each instead of a D-Bus call. */
+/* One transaction, over @channel if there is one, else as a D-Bus call. */
+static GBytes *
+transact_one (Stm32Ctl *ctl, Stm32ClientLink *link, Stm32ClientChannel *channel, GBytes *request,
+              guint timeout_ms, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+
+  if (channel == NULL)
+    {
+      stm32_client_link_transact (link, request, timeout_ms, ctl->cancellable,
+                                  stm32ctl_store_result, &result);
+      stm32ctl_wait (ctl, &result);
+      return stm32_client_link_transact_finish (link, result, error);
+    }
+  stm32_client_channel_transact (channel, request, timeout_ms, ctl->cancellable,
+                                 stm32ctl_store_result, &result);
+  stm32ctl_wait (ctl, &result);
+  return stm32_client_channel_transact_finish (channel, result, error);
+}
+
 static int
-transact_lines (Stm32ClientLink *link, GInputStream *in, gboolean hex, guint timeout_ms)
+transact_lines (Stm32Ctl *ctl, Stm32ClientLink *link, GInputStream *in, gboolean hex,
+                guint timeout_ms)
 {
   g_autoptr (GDataInputStream) lines = g_data_input_stream_new (in);
   g_autoptr (Stm32ClientChannel) channel = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
   GError *error = NULL;
 
-  channel = stm32_client_link_open_transact_channel_sync (link, NULL, &error);
+  stm32_client_link_open_transact_channel (link, ctl->cancellable, stm32ctl_store_result, &result);
+  stm32ctl_wait (ctl, &result);
+  channel = stm32_client_link_open_transact_channel_finish (link, result, &error);
   /* Every channel of the link taken: the bus still carries transactions. */
   if (channel == NULL && !g_error_matches (error, STM32_ERROR, STM32_ERROR_BUSY))
     return stm32ctl_fail (error);
@@ -45,9 +69,7 @@ transact_lines (Stm32ClientLink *link, GInputStream *in, gboolean hex, guint tim
           g_prefix_error (&error, "line %u: ", number);
           return stm32ctl_fail_command ("transact", error);
         }
-      reply = channel != NULL
-                  ? stm32_client_channel_transact_sync (channel, request, timeout_ms, NULL, &error)
-                  : stm32_client_link_transact_sync (link, request, timeout_ms, NULL, &error);
+      reply = transact_one (ctl, link, channel, request, timeout_ms, &error);
       if (reply == NULL)
         {
           g_prefix_error (&error, "line %u: ", number);
@@ -110,7 +132,7 @@ stm32ctl_cmd_transact (Stm32Ctl *ctl, int argc, char **argv)
       link = stm32ctl_link (ctl, &error);
       if (link == NULL)
         return stm32ctl_fail (error);
-      return transact_lines (link, in, hex, (guint) timeout_ms);
+      return transact_lines (ctl, link, in, hex, (guint) timeout_ms);
     }
   request = stm32ctl_read_frame (argc, argv, hex, file, &error);
   if (request == NULL)
@@ -118,7 +140,7 @@ stm32ctl_cmd_transact (Stm32Ctl *ctl, int argc, char **argv)
   link = stm32ctl_link (ctl, &error);
   if (link == NULL)
     return stm32ctl_fail (error);
-  reply = stm32_client_link_transact_sync (link, request, (guint) timeout_ms, NULL, &error);
+  reply = transact_one (ctl, link, NULL, request, (guint) timeout_ms, &error);
   if (reply == NULL)
     return stm32ctl_fail (error);
   text = stm32ctl_format_frame (reply, hex);

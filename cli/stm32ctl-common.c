@@ -19,6 +19,18 @@ static int
 exit_code_and_hint (const GError *error, const char **hint)
 {
   *hint = NULL;
+  if (g_error_matches (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_ANSWER))
+    {
+      *hint = "stm32d may be stopped or overloaded (“systemctl status stm32d”); "
+              "“stm32ctl --timeout MS …” waits longer.";
+      return STM32CTL_EXIT_TIMEOUT;
+    }
+  if (g_error_matches (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_BUS))
+    {
+      *hint = "Is D-Bus running (“systemctl status dbus”)? For a development stm32d on your "
+              "session bus, use “stm32ctl --session …”.";
+      return STM32CTL_EXIT_NOT_RUNNING;
+    }
   if (g_error_matches (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NOT_RUNNING) ||
       g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
       g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER))
@@ -57,6 +69,12 @@ stm32ctl_fail (GError *error)
   const char *hint;
   int code = exit_code_and_hint (owned, &hint);
 
+  /* Only the user's SIGINT or SIGTERM cancels (stm32ctl_wait()). */
+  if (g_error_matches (owned, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_printerr ("stm32ctl: interrupted\n");
+      return STM32CTL_EXIT_INTERRUPTED;
+    }
   g_dbus_error_strip_remote_error (owned);
   /* dbus-daemon's refusal lists its rule matching, which tells a user
    * nothing: say what it means, and keep its words for -v. */
@@ -118,11 +136,46 @@ stm32ctl_parse (const char *command, const char *parameters, const char *summary
   return TRUE;
 }
 
+void
+stm32ctl_store_result (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+static gboolean
+on_interrupt_call (gpointer user_data)
+{
+  g_cancellable_cancel (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+void
+stm32ctl_wait (Stm32Ctl *ctl, GAsyncResult **result)
+{
+  /* Only while waiting: elsewhere (reading standard input) the default
+   * action ends stm32ctl, where a handler would leave it blocked. */
+  guint sigint = g_unix_signal_add (SIGINT, on_interrupt_call, ctl->cancellable);
+  guint sigterm = g_unix_signal_add (SIGTERM, on_interrupt_call, ctl->cancellable);
+
+  while (*result == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+}
+
 Stm32Client *
 stm32ctl_client (Stm32Ctl *ctl, GError **error)
 {
-  if (ctl->client == NULL)
-    ctl->client = stm32_client_new_sync (ctl->bus_type, NULL, error);
+  g_autoptr (GAsyncResult) result = NULL;
+
+  if (ctl->client != NULL)
+    return ctl->client;
+  /* Constructed with the call-timeout: its first calls are bounded too. */
+  g_async_initable_new_async (STM32_TYPE_CLIENT, G_PRIORITY_DEFAULT, ctl->cancellable,
+                              stm32ctl_store_result, &result, "bus-type", ctl->bus_type,
+                              "call-timeout", ctl->call_timeout, NULL);
+  stm32ctl_wait (ctl, &result);
+  ctl->client = stm32_client_new_finish (result, error);
   return ctl->client;
 }
 

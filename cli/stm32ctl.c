@@ -37,7 +37,7 @@ commands_help (void)
   g_string_append (help, "\n“stm32ctl COMMAND --help” describes a command.\n\n"
                          "Exit status: 0 success, 1 failure, 2 usage error, 3 not connected,\n"
                          "4 timeout, 5 stm32d not running, 6 no such link, 7 access denied,\n"
-                         "8 problems found (doctor).");
+                         "8 problems found (doctor), 130 interrupted.");
   return g_string_free (help, FALSE);
 }
 
@@ -46,12 +46,15 @@ main (int argc, char **argv)
 {
   Stm32Ctl ctl = { .bus_type = G_BUS_TYPE_SYSTEM };
   gboolean session = FALSE, system = FALSE, version = FALSE, verbose = FALSE;
+  int call_timeout = STM32_CLIENT_CALL_TIMEOUT_DEFAULT;
   const GOptionEntry entries[] = {
     { "link", 'l', 0, G_OPTION_ARG_STRING, &ctl.link_name,
       "The link to act on (default: the only one)", "NAME" },
     { "system", 0, 0, G_OPTION_ARG_NONE, &system, "Talk to stm32d on the system bus (default)",
       NULL },
     { "session", 0, 0, G_OPTION_ARG_NONE, &session, "Talk to stm32d on the session bus", NULL },
+    { "timeout", 0, 0, G_OPTION_ARG_INT, &call_timeout,
+      "Wait at most MS for each answer from stm32d (60000; transact adds its own)", "MS" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
       "Also show the bus's own words where an error rephrases them", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
@@ -84,6 +87,13 @@ main (int argc, char **argv)
       g_printerr ("stm32ctl: error: --system and --session exclude each other\n");
       goto out;
     }
+  if (call_timeout < 1)
+    {
+      g_printerr ("stm32ctl: error: --timeout must be at least 1 ms\n");
+      goto out;
+    }
+  ctl.call_timeout = (guint) call_timeout;
+  ctl.cancellable = g_cancellable_new ();
   if (session)
     ctl.bus_type = G_BUS_TYPE_SESSION;
   stm32ctl_set_verbose (verbose);
@@ -102,6 +112,7 @@ main (int argc, char **argv)
 
 out:
   g_clear_object (&ctl.client);
+  g_clear_object (&ctl.cancellable);
   g_free (ctl.link_name);
   return status;
 }

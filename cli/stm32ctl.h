@@ -19,13 +19,16 @@ typedef enum
   STM32CTL_EXIT_NOT_RUNNING = 5,
   STM32CTL_EXIT_NO_SUCH_LINK = 6,
   STM32CTL_EXIT_ACCESS_DENIED = 7,
-  STM32CTL_EXIT_PROBLEMS = 8, /* doctor: a warning or an error was found */
+  STM32CTL_EXIT_PROBLEMS = 8,      /* doctor: a warning or an error was found */
+  STM32CTL_EXIT_INTERRUPTED = 130, /* SIGINT or SIGTERM cancelled a call */
 } Stm32CtlExit;
 
 typedef struct
 {
   GBusType bus_type;
-  char *link_name; /* -l/--link, or NULL for "the only link" */
+  char *link_name;           /* -l/--link, or NULL for "the only link" */
+  guint call_timeout;        /* --timeout: ms each call waits for stm32d */
+  GCancellable *cancellable; /* cancelled by SIGINT or SIGTERM during stm32ctl_wait() */
   Stm32Client *client;
 } Stm32Ctl;
 
@@ -50,6 +53,14 @@ int stm32ctl_usage (const char *command, const char *format, ...) G_GNUC_PRINTF 
 /* Like stm32ctl_fail(), but reports an option error (G_OPTION_ERROR) as a
  * usage error for @command. Takes @error. */
 int stm32ctl_fail_command (const char *command, GError *error);
+
+/* A GAsyncReadyCallback that stores a reference to the result in the
+ * GAsyncResult * that @user_data points to, for stm32ctl_wait(). */
+void stm32ctl_store_result (GObject *source, GAsyncResult *result, gpointer user_data);
+/* Runs the main loop until *@result is set. Meanwhile SIGINT and SIGTERM
+ * cancel ctl->cancellable, so the call in flight ends (G_IO_ERROR_CANCELLED,
+ * exit status 130); every call ends anyway, bounded by --timeout. */
+void stm32ctl_wait (Stm32Ctl *ctl, GAsyncResult **result);
 
 Stm32Client *stm32ctl_client (Stm32Ctl *ctl, GError **error);
 /* The link named with -l, or the only link there is. */

@@ -619,6 +619,105 @@ test_reload (Fixture *fixture, gconstpointer reply)
   g_assert_nonnull (stm32_daemon_peek_link (fixture->daemon, "b"));
 }
 
+/* ---- calls that end ------------------------------------------------------------------- */
+
+/* A stm32d that stops answering: --timeout bounds even the first calls (the
+ * client's own), exit status 4 saying so. */
+static void
+test_stopped_daemon (Fixture *fixture, gconstpointer reply)
+{
+  g_autofree char *err = NULL;
+
+  stm32_daemon_send_signal (fixture->daemon, SIGSTOP);
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "--timeout", "500", "status", NULL), ==, 4);
+  g_assert_nonnull (strstr (err, "stm32ctl: error: stm32d did not answer within 500 ms"));
+  g_assert_null (strstr (err, "Timeout was reached"));
+  g_clear_pointer (&err, g_free);
+  /* A transaction's call waits its own timeout too: 300 + 500 ms, here for
+   * the first call, which has none. */
+  g_assert_cmpint (
+      run_ctl (NULL, NULL, &err, "--timeout", "500", "transact", "--timeout", "300", "hi", NULL),
+      ==, 4);
+  g_assert_nonnull (strstr (err, "did not answer within 500 ms"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "--timeout", "0", "status", NULL), ==, 2);
+  g_assert_nonnull (strstr (err, "--timeout must be at least 1 ms"));
+  /* The fixture's teardown lets it run again before it stops it. */
+}
+
+/* Whether process @pid has a handler for @signum (SigCgt in /proc/PID/status). */
+static gboolean
+process_catches (GPid pid, int signum)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/status", (int) pid);
+  g_autofree char *status = NULL;
+  const char *caught;
+
+  if (!g_file_get_contents (path, &status, NULL, NULL))
+    return FALSE;
+  caught = strstr (status, "\nSigCgt:\t");
+  return caught != NULL &&
+         (g_ascii_strtoull (caught + strlen ("\nSigCgt:\t"), NULL, 16) >> (signum - 1) & 1) != 0;
+}
+
+/* Ctrl-C (or SIGTERM) during a call that stm32d does not answer: the call is
+ * cancelled and stm32ctl exits at once with 130, no waiting for --timeout. */
+static void
+test_interrupt (Fixture *fixture, gconstpointer reply)
+{
+  const int signals[] = { SIGINT, SIGTERM };
+
+  stm32_daemon_send_signal (fixture->daemon, SIGSTOP);
+  for (guint i = 0; i < G_N_ELEMENTS (signals); i++)
+    {
+      g_autofree char *ctl_path = stm32_test_build_path ("cli/stm32ctl");
+      g_autoptr (GSubprocessLauncher) launcher = stm32_test_launcher_new (
+          G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+      g_autoptr (GSubprocess) ctl = NULL;
+      g_autoptr (GAsyncResult) result = NULL;
+      g_autoptr (GError) error = NULL;
+      g_autofree char *err = NULL;
+      GPid pid;
+
+      /* The default --timeout (a minute) is far beyond the test's own. */
+      ctl = g_subprocess_launcher_spawn (launcher, &error, ctl_path, "--session", "transact", "hi",
+                                         NULL);
+      g_assert_no_error (error);
+      pid = (GPid) g_ascii_strtoll (g_subprocess_get_identifier (ctl), NULL, 10);
+      /* It handles the signal only around its calls: from then on, the
+       * signal lands on a call that waits for the stopped stm32d. */
+      stm32_test_poll_until (process_catches (pid, signals[i]), WAIT_MS);
+      g_subprocess_send_signal (ctl, signals[i]);
+      g_subprocess_communicate_utf8_async (ctl, NULL, NULL, stm32_test_store_result, &result);
+      stm32_test_wait_until (result != NULL, WAIT_MS);
+      g_subprocess_communicate_utf8_finish (ctl, result, NULL, &err, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_subprocess_get_if_exited (ctl));
+      g_assert_cmpint (g_subprocess_get_exit_status (ctl), ==, 130);
+      g_assert_nonnull (strstr (err, "stm32ctl: interrupted"));
+    }
+}
+
+/* No system bus at all: exit status 5, as for a stopped daemon, saying which
+ * bus is missing. */
+static void
+test_no_system_bus (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("stm32ctl-test-XXXXXX", NULL);
+  g_autofree char *missing = g_strdup_printf ("DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s/no-bus", dir);
+  const char *const env[] = { missing, NULL };
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (run_ctl_env (env, &err, "status", NULL), ==, 5);
+  g_assert_nonnull (strstr (err, "stm32ctl: error: cannot reach the system bus"));
+  g_assert_nonnull (strstr (err, "--session"));
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (run_ctl_env (env, &err, "--system", "connect", NULL), ==, 5);
+  g_assert_nonnull (strstr (err, "cannot reach the system bus"));
+  g_assert_null (strstr (err, "retrying"));
+  g_rmdir (dir);
+}
+
 /* ---- a bus that refuses ------------------------------------------------------------ */
 
 /* Starts a dbus-daemon whose policy refuses Link1.Connect to everyone (as the
@@ -736,5 +835,8 @@ main (int argc, char **argv)
   g_test_add ("/ctl/reload", Fixture, "echo", config_setup, test_reload, fixture_teardown);
   g_test_add ("/ctl/access-denied", Fixture, "echo", config_setup, test_access_denied,
               fixture_teardown);
+  add_test ("/ctl/stopped-daemon", "echo", test_stopped_daemon);
+  add_test ("/ctl/interrupt", "echo", test_interrupt);
+  g_test_add_func ("/ctl/no-system-bus", test_no_system_bus);
   return stm32_daemon_test_run ();
 }
