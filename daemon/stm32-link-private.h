@@ -20,6 +20,17 @@
 
 G_BEGIN_DECLS
 
+/*
+ * Who frees an error, in every function of the link's files: a `GError *`
+ * parameter is taken (the callee frees it or hands it on; the caller passes
+ * a new error or g_steal_pointer()), a `const GError *` is borrowed (the
+ * caller frees it; the callee copies what it keeps). Only what ends
+ * something with the error takes it — stm32_link_end(), the answer to a
+ * transaction or a send; whatever reports or classifies one borrows it. So a
+ * call site shows whether the error changes hands, and g_steal_pointer()
+ * into a `const GError *` is always a leak.
+ */
+
 #define LINK_LOG(self, level, fmt, ...)                                                            \
   g_log_structured (G_LOG_DOMAIN, level, "STM32D_LINK", (self)->name, "MESSAGE", "%s: " fmt,       \
                     (self)->name, ##__VA_ARGS__)
@@ -172,7 +183,8 @@ extern guint stm32_link_signals[N_LINK_SIGNALS];
 GError *stm32_link_error_new (Stm32Link *self, Stm32EndReason reason, const char *format, ...)
     G_GNUC_PRINTF (3, 4);
 void stm32_link_add_counter (Stm32Link *self, guint64 *counter, guint64 amount, int prop);
-/* Ends the current attempt or connection, whatever stage it is in. Takes @error. */
+/* Ends the current attempt or connection, whatever stage it is in. Takes
+ * @error (NULL: "disconnected"). */
 void stm32_link_end (Stm32Link *self, Stm32EndReason reason, Stm32ClosedBy closed_by,
                      gboolean abortive, GError *error);
 /* The same, for an ending that @detector noticed (a timer, the kernel's

@@ -307,12 +307,11 @@ stm32_link_on_connect_failed (Stm32Link *self, const GError *error)
   Stm32EndReason reason = stm32_classify_connect_error (error);
   const char *advice = pc_shortage_advice (reason);
 
-  stm32_link_end (self, reason,
-                  reason == STM32_END_REASON_SERVER_BUSY ? STM32_CLOSED_BY_BOARD
-                                                         : STM32_CLOSED_BY_NONE,
-                  FALSE,
-                  advice ? stm32_link_error_new (self, reason, "%s (%s)", advice, error->message)
-                         : stm32_link_error_new (self, reason, "%s", error->message));
+  stm32_link_end (
+      self, reason,
+      reason == STM32_END_REASON_SERVER_BUSY ? STM32_CLOSED_BY_BOARD : STM32_CLOSED_BY_NONE, FALSE,
+      advice ? stm32_link_error_new (self, reason, "%s (%s)", advice, error->message)
+             : stm32_link_error_new (self, reason, "%s", error->message));
 }
 
 void

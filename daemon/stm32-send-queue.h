@@ -65,7 +65,7 @@ gboolean stm32_send_queue_is_empty (Stm32SendQueue *self);
 /* The request being written was taken whole by the kernel, which by then had
  * been given @written_total bytes on this connection. */
 void stm32_send_queue_written (Stm32SendQueue *self, guint64 written_total);
-/* The request being written was not taken whole: its task gets @error. */
+/* The request being written was not taken whole: its task gets @error (taken). */
 void stm32_send_queue_unsent (Stm32SendQueue *self, GError *error);
 
 /* Answers every request the board has acknowledged; if some still wait,

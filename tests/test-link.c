@@ -7,6 +7,10 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "link-harness.h"
 #include "netns-harness.h"
@@ -889,6 +893,85 @@ test_dead_peer_user_timeout (void)
   stm32_sim_stop (sim);
 }
 
+/* Our end of the connection to @board_port: the fd whose peer is the board. */
+static int
+find_socket_to (guint16 board_port)
+{
+  g_autoptr (GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  const char *name;
+
+  g_assert_nonnull (dir);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      int fd = (int) g_ascii_strtoll (name, NULL, 10);
+      struct sockaddr_in local, peer;
+      socklen_t local_len = sizeof local, peer_len = sizeof peer;
+
+      if (getsockname (fd, (struct sockaddr *) &local, &local_len) == 0 &&
+          getpeername (fd, (struct sockaddr *) &peer, &peer_len) == 0 &&
+          local.sin_family == AF_INET && ntohs (peer.sin_port) == board_port &&
+          ntohs (local.sin_port) != board_port)
+        return fd;
+    }
+  g_error ("no socket to port %u", board_port);
+}
+
+/* The board resets the connection just before our FIN: shutdown(SHUT_WR)
+ * fails (ENOTCONN) on a socket the kernel already closed, before the read
+ * that would have told us runs. The close still completes, the attempt is
+ * recorded as the board's reset, and no error or fd is left behind (ASan
+ * sees every GError of that path freed). */
+static void
+test_close_after_board_reset (void)
+{
+  int listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in address = { .sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof address;
+  struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+  struct pollfd ours = { .events = POLLIN };
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Stm32HistoryEntry) ended = NULL;
+  guint fds_before;
+  int board;
+
+  g_assert_cmpint (listener, >=, 0);
+  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, len), ==, 0);
+  g_assert_cmpint (listen (listener, 1), ==, 0);
+  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &address, &len), ==, 0);
+  config = test_config (ntohs (address.sin_port));
+  /* Not the accepted-then-reset of a full table: a reset of an established connection. */
+  config->busy_window = 0;
+  link = stm32_link_new ("reset-in-close", config);
+  fds_before = stm32_test_count_fds ();
+  g_assert_true (stm32_test_link_connect (link, NULL));
+
+  /* The handshake is done, so the board's accept() returns at once. */
+  board = accept4 (listener, NULL, NULL, SOCK_CLOEXEC);
+  g_assert_cmpint (board, >=, 0);
+  ours.fd = find_socket_to (ntohs (address.sin_port));
+  g_assert_cmpint (setsockopt (board, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), ==, 0);
+  close (board);
+  /* The kernel has the RST once our socket turns readable; the main loop
+   * does not run meanwhile, so the link's read has not seen it yet. */
+  g_assert_cmpint (poll (&ours, 1, WAIT_MS), ==, 1);
+
+  stm32_link_disconnect_async (link, NULL, stm32_test_store_result, &result);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_true (stm32_link_disconnect_finish (link, result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_DISCONNECTED);
+  ended = stm32_test_link_last_history_entry (link);
+  g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "reset");
+  g_assert_cmpint (ended->closed_by, ==, STM32_CLOSED_BY_BOARD);
+  g_assert_nonnull (ended->error);
+  g_assert_cmpuint (stm32_test_count_fds (), ==, fds_before);
+  close (listener);
+}
+
 /* Connect() while a close is under way: answered by a new connection whose
  * socket is created only after the old one is gone (rule 1). */
 static void
@@ -1162,6 +1245,7 @@ main (int argc, char **argv)
   g_test_add_func ("/link/dead-peer/user-timeout", test_dead_peer_user_timeout);
   add_test ("/link/close/connect-disconnect-race",
             STM32_SIM_OPTIONS ("--mode", "leak", "--slots", "50"), test_connect_disconnect_race);
+  g_test_add_func ("/link/close/after-board-reset", test_close_after_board_reset);
   add_test ("/link/close/connect-during-close", STM32_SIM_OPTIONS ("--mode", "leak"),
             test_connect_during_close);
   add_test ("/link/autoconnect", STM32_SIM_OPTIONS ("--reply", "echo"), test_autoconnect);

@@ -32,7 +32,8 @@ fixture_start_daemon (Fixture *fixture)
   fixture->dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
   fixture->config = g_build_filename (fixture->dir, "stm32d.conf", NULL);
   /* Not Autoconnect: the attempt under test is the one Connect() starts. */
-  stm32_test_write_file (fixture->config, "[Link board]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n",
+  stm32_test_write_file (fixture->config,
+                         "[Link board]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n",
                          stm32_sim_get_port (fixture->sim));
   fixture->daemon = stm32_daemon_start ("--config", fixture->config, NULL);
   fixture->link = stm32_daemon_get_link (fixture->daemon, "board");
