@@ -81,6 +81,7 @@ typedef struct
   guint8 open[JSON_MAX_DEPTH]; /* '{' or '[' of each enclosing container */
   const char *reason;          /* why the scan stopped at p */
   gboolean too_deep;
+  gboolean trailing; /* a whole value, then more than white space */
 } JsonScan;
 
 static int
@@ -252,7 +253,10 @@ json_scan_after_value (JsonScan *s)
   guint8 open;
 
   if (s->depth == 0)
-    return json_fail (s, "more than one value, or garbage after the value");
+    {
+      s->trailing = TRUE;
+      return json_fail (s, "more than one value, or garbage after the value");
+    }
   open = s->open[s->depth - 1];
   if (c == ',')
     {
@@ -305,6 +309,7 @@ json_scan (JsonScan *s, const guint8 *data, gsize len)
   s->depth = 0;
   s->reason = NULL;
   s->too_deep = FALSE;
+  s->trailing = FALSE;
   while (json_scan_step (s))
     {
       if (s->state == JSON_AFTER_VALUE && s->depth == 0)
@@ -318,7 +323,9 @@ json_scan (JsonScan *s, const guint8 *data, gsize len)
 }
 
 /* json-glib has the last word (and the better message); the strict scan runs
- * first because it also keeps json-glib away from frames nested too deeply. */
+ * first because it also keeps json-glib away from frames nested too deeply,
+ * and from frames of several values, on which json-glib 1.6 leaks the nodes
+ * it parsed. */
 static gboolean
 check_json (const guint8 *data, gsize len, GError **error)
 {
@@ -339,6 +346,13 @@ check_json (const guint8 *data, gsize len, GError **error)
       g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_FRAME,
                    "json frame nests deeper than %d levels at byte %" G_GSIZE_FORMAT,
                    JSON_MAX_DEPTH, (gsize) (scan.p - data));
+      return FALSE;
+    }
+  if (!strict && scan.trailing)
+    {
+      g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_FRAME,
+                   "json frame is not one JSON value: %s at byte %" G_GSIZE_FORMAT, scan.reason,
+                   (gsize) (scan.p - data));
       return FALSE;
     }
   parser = json_parser_new ();

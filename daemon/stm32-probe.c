@@ -498,7 +498,7 @@ probe_after_count (GTask *task, OpenOutcome outcome, GSocketConnection *connecti
 
   if (connection != NULL)
     {
-      g_ptr_array_add (probe->held, connection);
+      g_ptr_array_add (probe->held, g_object_ref (connection));
       if (++probe->result->extra < probe->result->max)
         {
           probe_next (task);
@@ -538,7 +538,8 @@ on_opened (GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   Probe *probe = g_task_get_task_data (task);
   g_autofree char *message = NULL;
-  GSocketConnection *connection = NULL;
+  /* The probe_after_*() functions borrow it; a close or the held set takes its own reference. */
+  g_autoptr (GSocketConnection) connection = NULL;
   OpenOutcome outcome;
   guint64 latency;
 

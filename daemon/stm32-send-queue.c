@@ -120,17 +120,29 @@ stm32_send_queue_push (Stm32SendQueue *self, Stm32SendRequest *request)
   g_queue_push_tail (&self->waiting, stm32_send_request_ref (request));
 }
 
+/* Sent: its caller, if one waits, is told so. g_task_return_*() takes no
+ * reference, so the request's own goes with the task. */
+static void
+send_request_answer (Stm32SendRequest *request)
+{
+  g_autoptr (GTask) task = g_steal_pointer (&request->task);
+
+  if (task)
+    g_task_return_boolean (task, TRUE);
+}
+
 /* Leaves the queue without its last byte ever reaching the kernel. */
 static void
 send_queue_drop (Stm32SendQueue *self, Stm32SendRequest *request, GError *error)
 {
+  g_autoptr (GTask) task = g_steal_pointer (&request->task);
+
   send_queue_release (self, request);
   request->phase = STM32_SEND_UNSENT;
-  if (request->task && error)
-    g_task_return_error (g_steal_pointer (&request->task), error);
+  if (task && error)
+    g_task_return_error (task, error);
   else
     g_clear_error (&error);
-  g_clear_object (&request->task);
 }
 
 void
@@ -231,7 +243,7 @@ stm32_send_queue_written (Stm32SendQueue *self, guint64 written_total)
   request->end = written_total;
   /* A raw stream is a byte stream with a socket's semantics: written is done. */
   if (request->task && request->raw)
-    g_task_return_boolean (g_steal_pointer (&request->task), TRUE);
+    send_request_answer (request);
   g_queue_push_tail (&self->unconfirmed, g_steal_pointer (&request));
   stm32_send_queue_confirm (self);
   send_queue_poll (self, 1);
@@ -259,8 +271,7 @@ stm32_send_queue_confirm (Stm32SendQueue *self)
       g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&self->unconfirmed);
 
       self->confirmed (self->user_data, g_bytes_get_size (request->wire), request->raw);
-      if (request->task)
-        g_task_return_boolean (g_steal_pointer (&request->task), TRUE);
+      send_request_answer (request);
       self->poll_interval = 1;
     }
   /* All confirmed (a reply carried the ACK): no wake-up left to spend. */
@@ -276,9 +287,10 @@ stm32_send_queue_fail_unconfirmed (Stm32SendQueue *self, const GError *end_error
     {
       g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&self->unconfirmed);
 
-      if (request->task)
-        g_task_return_new_error (g_steal_pointer (&request->task), end_error->domain,
-                                 end_error->code,
+      g_autoptr (GTask) task = g_steal_pointer (&request->task);
+
+      if (task)
+        g_task_return_new_error (task, end_error->domain, end_error->code,
                                  "Not delivered: the board did not acknowledge the frame before "
                                  "the connection ended: %s",
                                  end_error->message);

@@ -631,7 +631,7 @@ expect_invalid_args (Stm32DbusLink1 *link, const char *options_text)
   g_autoptr (GVariant) report = NULL;
 
   g_assert_no_error (error);
-  report = diagnose (link, g_steal_pointer (&options), &error);
+  report = diagnose (link, options, &error);
   g_assert_null (report);
   stm32_daemon_assert_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
 }
