@@ -18,8 +18,10 @@ describe_attempt (Stm32CtlOutput *output, GVariant *attempt)
   gint64 started = 0, connected = 0, closed = 0;
   guint64 sent = 0, received = 0;
   const char *closed_by = "", *reason = "", *detector = "none", *error = "";
+  const char *close = "none";
+  gint64 fin_delay = -1;
   gboolean aborted = FALSE;
-  g_autofree char *started_text = NULL, *lasted = NULL;
+  g_autofree char *started_text = NULL, *lasted = NULL, *fin_text = NULL;
 
   g_variant_lookup (attempt, "started", "x", &started);
   g_variant_lookup (attempt, "connected", "x", &connected);
@@ -31,6 +33,9 @@ describe_attempt (Stm32CtlOutput *output, GVariant *attempt)
   g_variant_lookup (attempt, "detector", "&s", &detector);
   g_variant_lookup (attempt, "aborted", "b", &aborted);
   g_variant_lookup (attempt, "error", "&s", &error);
+  g_variant_lookup (attempt, "close", "&s", &close);
+  g_variant_lookup (attempt, "fin-delay", "x", &fin_delay);
+  fin_text = fin_delay >= 0 ? g_strdup_printf ("%.1f ms", fin_delay / 1e3) : g_strdup ("-");
   started_text = format_time (started);
   lasted = connected ? g_strdup_printf ("%.3f s", (closed - connected) / 1e6) : g_strdup ("-");
 
@@ -42,6 +47,8 @@ describe_attempt (Stm32CtlOutput *output, GVariant *attempt)
   stm32ctl_output_string (output, "detector", "Detected by", detector);
   stm32ctl_output_string (output, "closed_by", "Closed by", closed_by);
   stm32ctl_output_bool (output, "aborted", "RST", aborted);
+  stm32ctl_output_string (output, "close", "Close", close);
+  stm32ctl_output_int (output, "fin_delay_us", "FIN after", fin_delay, fin_text);
   stm32ctl_output_uint (output, "bytes_sent", "Sent", sent, NULL);
   stm32ctl_output_uint (output, "bytes_received", "Received", received, NULL);
   stm32ctl_output_string (output, "error", "Error", error);

@@ -13,6 +13,7 @@ describe_link (Stm32CtlOutput *output, Stm32ClientLink *link)
   g_autofree char *state_text = stm32ctl_output_state (state);
   g_autofree char *since_text = since ? stm32ctl_output_since (since) : g_strdup ("-");
   g_autofree char *retry_text = g_strdup_printf ("%u ms", stm32_client_link_get_retry_in (link));
+  g_autofree char *close_wait = g_strdup_printf ("%u ms", stm32_client_link_get_close_wait (link));
   g_autofree char *sent = NULL, *received = NULL, *sent_bytes = NULL, *received_bytes = NULL;
 
   sent_bytes = stm32ctl_output_bytes (stm32_client_link_get_bytes_sent (link));
@@ -55,6 +56,12 @@ describe_link (Stm32CtlOutput *output, Stm32ClientLink *link)
                         stm32_client_link_get_connect_failures (link), NULL);
   stm32ctl_output_uint (output, "late_replies", "Late replies",
                         stm32_client_link_get_late_replies (link), NULL);
+  stm32ctl_output_string (output, "close_strategy", "Next close",
+                          stm32_client_link_get_close_strategy (link));
+  stm32ctl_output_string (output, "close_strategy_reason", "Because",
+                          stm32_client_link_get_close_strategy_reason (link));
+  stm32ctl_output_uint (output, "close_wait_ms", "Close wait",
+                        stm32_client_link_get_close_wait (link), close_wait);
 }
 
 static void

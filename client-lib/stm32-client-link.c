@@ -457,6 +457,48 @@ stm32_client_link_get_late_replies (Stm32ClientLink *self)
   return stm32_dbus_link1_get_late_replies (self->proxy);
 }
 
+/**
+ * stm32_client_link_get_close_strategy:
+ * @self: a link
+ *
+ * Returns: how the next Disconnect closes: "graceful", "learned-reset"
+ *   (the board ignores EOF: RST once it acknowledged everything),
+ *   "recheck" or "reset"; see org.stm32d.Link1.CloseStrategy
+ */
+const char *
+stm32_client_link_get_close_strategy (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return stm32_dbus_link1_get_close_strategy (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_close_strategy_reason:
+ * @self: a link
+ *
+ * Returns: why the close strategy is what it is, for people
+ */
+const char *
+stm32_client_link_get_close_strategy_reason (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return stm32_dbus_link1_get_close_strategy_reason (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_close_wait:
+ * @self: a link
+ *
+ * Returns: the longest the next close waits, in ms: for the board's FIN,
+ *   or for it to acknowledge what was sent
+ */
+guint
+stm32_client_link_get_close_wait (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_close_wait (self->proxy);
+}
+
 /* ---- what calls find once the link is gone ------------------------------------- */
 
 static void

@@ -48,6 +48,9 @@ STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_connects (Stm32ClientLink *sel
 STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_disconnects (Stm32ClientLink *self);
 STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_connect_failures (Stm32ClientLink *self);
 STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_late_replies (Stm32ClientLink *self);
+STM32_CLIENT_PUBLIC const char *stm32_client_link_get_close_strategy (Stm32ClientLink *self);
+STM32_CLIENT_PUBLIC const char *stm32_client_link_get_close_strategy_reason (Stm32ClientLink *self);
+STM32_CLIENT_PUBLIC guint stm32_client_link_get_close_wait (Stm32ClientLink *self);
 
 /* Sets Autoconnect on the daemon; the property follows once it changed there. */
 STM32_CLIENT_PUBLIC void stm32_client_link_set_autoconnect (Stm32ClientLink *self,

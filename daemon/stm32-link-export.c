@@ -144,8 +144,9 @@ static void
 bind_properties (Stm32LinkExport *self)
 {
   const Stm32LinkConfig *config = stm32_link_get_config (self->link);
-  static const char *const enums[] = { "state", "last-error" };
-  static const char *const strings[] = { "local-address", "remote-address", "last-error-message" };
+  static const char *const enums[] = { "state", "last-error", "close-strategy" };
+  static const char *const strings[] = { "local-address", "remote-address", "last-error-message",
+                                         "close-strategy-reason" };
 
   stm32_dbus_link1_set_name (self->iface, stm32_link_get_name (self->link));
   stm32_dbus_link1_set_host (self->iface, config->host);
@@ -162,6 +163,8 @@ bind_properties (Stm32LinkExport *self)
   g_object_bind_property (self->link, "connected-since", self->iface, "connected-since",
                           G_BINDING_SYNC_CREATE);
   g_object_bind_property (self->link, "retry-in", self->iface, "retry-in", G_BINDING_SYNC_CREATE);
+  g_object_bind_property (self->link, "close-wait", self->iface, "close-wait",
+                          G_BINDING_SYNC_CREATE);
   g_object_bind_property (self->link, "autoconnect", self->iface, "autoconnect",
                           G_BINDING_SYNC_CREATE | G_BINDING_BIDIRECTIONAL);
 
@@ -290,6 +293,9 @@ history_entry_to_variant (const Stm32HistoryEntry *entry)
   g_variant_dict_insert (&dict, "detector", "s",
                          stm32_enum_to_string (STM32_TYPE_DETECTOR, entry->detector));
   g_variant_dict_insert (&dict, "aborted", "b", entry->aborted);
+  g_variant_dict_insert (&dict, "close", "s",
+                         stm32_enum_to_string (STM32_TYPE_CLOSE_KIND, entry->close_kind));
+  g_variant_dict_insert (&dict, "fin-delay", "x", entry->fin_delay);
   g_variant_dict_insert (&dict, "error", "s", entry->error ? entry->error : "");
   g_variant_dict_insert (&dict, "local-address", "s",
                          entry->local_address ? entry->local_address : "");

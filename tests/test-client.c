@@ -503,6 +503,9 @@ assert_connected_properties (Bench *bench)
   g_assert_cmpuint (stm32_client_link_get_bytes_received (bench->link), ==, 0);
   g_assert_cmpuint (stm32_client_link_get_frames_sent (bench->link), ==, 0);
   g_assert_cmpuint (stm32_client_link_get_frames_received (bench->link), ==, 0);
+  g_assert_cmpstr (stm32_client_link_get_close_strategy (bench->link), ==, "graceful");
+  g_assert_cmpstr (stm32_client_link_get_close_strategy_reason (bench->link), !=, "");
+  g_assert_cmpuint (stm32_client_link_get_close_wait (bench->link), >, 0);
 
   g_object_get (bench->link, "name", &name, "port", &port, "state", &state, "local-address", &local,
                 "connects", &connects, NULL);
@@ -512,7 +515,7 @@ assert_connected_properties (Bench *bench)
   g_assert_cmpstr (local, ==, stm32_client_link_get_local_address (bench->link));
   g_assert_cmpuint (connects, ==, 1);
   pspecs = g_object_class_list_properties (G_OBJECT_GET_CLASS (bench->link), &n_pspecs);
-  g_assert_cmpuint (n_pspecs, ==, 20);
+  g_assert_cmpuint (n_pspecs, ==, 23);
   for (guint i = 0; i < n_pspecs; i++)
     g_assert_false (pspecs[i]->flags & G_PARAM_WRITABLE);
 }

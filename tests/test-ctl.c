@@ -240,6 +240,12 @@ test_status (Fixture *fixture, gconstpointer reply)
   g_assert_cmpint (json_object_get_int_member (status, "late_replies"), ==, 0);
   g_assert_true (json_object_get_boolean_member (status, "autoconnect"));
   g_assert_cmpstr (json_object_get_string_member (status, "last_error"), ==, "none");
+  /* No close yet: the first one is graceful, with the whole CloseTimeout. */
+  g_assert_cmpstr (json_object_get_string_member (status, "close_strategy"), ==, "graceful");
+  g_assert_cmpstr (json_object_get_string_member (status, "close_strategy_reason"), ==,
+                   stm32_dbus_link1_get_close_strategy_reason (fixture->link));
+  g_assert_cmpint (json_object_get_int_member (status, "close_wait_ms"), ==, 1000);
+  g_assert_nonnull (strstr (out, "Next close: graceful"));
 }
 
 static void
@@ -469,9 +475,14 @@ test_history (Fixture *fixture, gconstpointer reply)
   g_assert_cmpstr (json_object_get_string_member (attempt, "reason"), ==, "local");
   g_assert_cmpstr (json_object_get_string_member (attempt, "closed_by"), ==, "pc");
   g_assert_cmpstr (json_object_get_string_member (attempt, "detector"), ==, "none");
+  /* The board answered our FIN: a graceful close, and how long its FIN took. */
+  g_assert_cmpstr (json_object_get_string_member (attempt, "close"), ==, "graceful");
+  g_assert_cmpint (json_object_get_int_member (attempt, "fin_delay_us"), >=, 0);
   g_assert_cmpint (run_ctl (NULL, &out, NULL, "history", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "REASON"));
   g_assert_nonnull (strstr (out, "local"));
+  g_assert_nonnull (strstr (out, "CLOSE"));
+  g_assert_nonnull (strstr (out, "graceful"));
 }
 
 /* ---- monitor ------------------------------------------------------------------------- */

@@ -140,6 +140,65 @@ test_connect_disconnect_race (Fixture *fixture, gconstpointer options)
 
 /* ---- properties --------------------------------------------------------------- */
 
+static const char *
+history_close (GVariant *history, gsize i, gint64 *fin_delay)
+{
+  g_autoptr (GVariant) entry = g_variant_get_child_value (history, i);
+  const char *close = NULL;
+
+  g_assert_true (g_variant_lookup (entry, "fin-delay", "x", fin_delay));
+  g_assert_true (g_variant_lookup (entry, "close", "&s", &close));
+  return g_intern_string (close);
+}
+
+/* CloseStrategy, its reason and CloseWait follow what the link learned, and
+ * the history says how each connection was closed. */
+static void
+test_close_strategy (Fixture *fixture, gconstpointer options)
+{
+  g_autofree char *dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
+  g_autofree char *config = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autoptr (GVariant) history = NULL;
+  g_autoptr (GError) error = NULL;
+  gint64 fin_delay = 0;
+
+  stm32_test_write_file (config,
+                         "[Link default]\nHost=127.0.0.1\nPort=%s\nAutoconnect=false\n"
+                         "CloseTimeout=300\n",
+                         fixture->port);
+  fixture->daemon = stm32_daemon_start ("--config", config, NULL);
+  fixture->link = stm32_daemon_get_link (fixture->daemon, "default");
+  g_assert_cmpstr (stm32_dbus_link1_get_close_strategy (fixture->link), ==, "graceful");
+  g_assert_cmpuint (stm32_dbus_link1_get_close_wait (fixture->link), ==, 300);
+  g_assert_cmpstr (stm32_dbus_link1_get_close_strategy_reason (fixture->link), !=, "");
+
+  for (guint i = 0; i < 4; i++)
+    {
+      g_assert_true (stm32_daemon_link_connect (fixture->link, NULL));
+      g_assert_true (stm32_daemon_link_send (fixture->link, "x", NULL));
+      stm32_daemon_link_disconnect (fixture->link);
+    }
+  stm32_test_wait_until (
+      g_strcmp0 (stm32_dbus_link1_get_close_strategy (fixture->link), "learned-reset") == 0,
+      WAIT_MS);
+  g_assert_nonnull (
+      strstr (stm32_dbus_link1_get_close_strategy_reason (fixture->link), "ignores EOF"));
+  g_assert_cmpuint (stm32_dbus_link1_get_close_wait (fixture->link), ==, 300);
+
+  g_assert_true (stm32_dbus_link1_call_get_history_sync (fixture->link, &history, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (history), ==, 4);
+  for (gsize i = 0; i < 3; i++)
+    {
+      g_assert_cmpstr (history_close (history, i, &fin_delay), ==, "graceful");
+      g_assert_cmpint (fin_delay, ==, -1);
+    }
+  g_assert_cmpstr (history_close (history, 3, &fin_delay), ==, "learned-reset");
+  g_assert_cmpint (fin_delay, ==, -1);
+  g_assert_cmpint (g_unlink (config), ==, 0);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+}
+
 static void
 test_properties (Fixture *fixture, gconstpointer options)
 {
@@ -644,6 +703,8 @@ main (int argc, char **argv)
             STM32_SIM_OPTIONS ("--mode", "leak", "--slots", "50"), board_setup,
             test_connect_disconnect_race);
   add_test ("/daemon/history", STM32_SIM_OPTIONS ("--mode", "leak"), fixture_setup, test_history);
+  add_test ("/daemon/close-strategy", STM32_SIM_OPTIONS ("--mode", "leak"), board_setup,
+            test_close_strategy);
   add_test ("/daemon/vanishing-client", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_vanishing_client);
   add_test ("/daemon/sigterm-flushes", STM32_SIM_OPTIONS ("--reply", "none", "--mode", "good"),
