@@ -9,7 +9,10 @@
 #   install    meson install --destdir puts each file where pkg-config says
 #   policy     a real dbus-daemon enforces the policy, with the owner running in
 #              a user namespace mapped like the unit's PrivateUsers=yes (root only);
-#              everyone gets PropertiesChanged, only root and group stm32 Received
+#              everyone gets PropertiesChanged, only root and group stm32 Received;
+#              its users and groups are its own, whatever the host has
+#   policy-lab-host  the policy test on a host whose group stm32 has members and
+#              whose accounts take the test's uids (root only)
 # Environment (set by tests/meson.build): STM32_SRCDIR, STM32_BUILDDIR,
 # STM32_PREFIX, STM32_SBINDIR, STM32_DATADIR, STM32_UNITDIR, STM32_SYSUSERSDIR,
 # STM32_DBUS_SERVICESDIR, STM32_DBUS_POLICYDIR (the raw options), MESON.
@@ -251,21 +254,48 @@ mode_policy() {
   /usr/bin/python3 -c "$private_users_py" 65534 true 2>/dev/null ||
     skip "cannot create a user namespace here"
   # Test users live in a private /etc/passwd and /etc/group, bind-mounted in a
-  # mount namespace so the host is untouched.
+  # mount namespace so the host is untouched. Both are made from nothing, not
+  # copied: a machine's own stm32d user, members of group stm32 or users on
+  # the test's uids change nothing here (policy-lab-host proves it).
   # Test users must reach the bus socket inside.
   chmod 755 "$tmp"
   mkdir -p "$tmp/root/etc"
-  cp /etc/passwd /etc/group "$tmp/root/etc/"
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$tmp/root/etc/passwd"
+  echo 'root:x:0:' >"$tmp/root/etc/group"
   systemd-sysusers --root="$tmp/root" "$src/systemd/stm32d.sysusers" >/dev/null 2>&1
   local uid=61000
-  while getent passwd "$uid" >/dev/null || getent passwd $((uid + 1)) >/dev/null; do
-    uid=$((uid + 2))
-  done
   printf 'stm32test-member:x:%d:%d::/:/usr/sbin/nologin\nstm32test-other:x:%d:%d::/:/usr/sbin/nologin\n' \
     "$uid" "$uid" $((uid + 1)) $((uid + 1)) >>"$tmp/root/etc/passwd"
   printf 'stm32test-member:x:%d:\nstm32test-other:x:%d:\n' "$uid" $((uid + 1)) >>"$tmp/root/etc/group"
-  sed -i -E 's/^(stm32:x:[0-9]+:)$/\1stm32test-member/' "$tmp/root/etc/group"
+  # Joins group stm32 beside whatever members it has.
+  awk -F: -v OFS=: '$1 == "stm32" { $4 = ($4 == "" ? "" : $4 ",") "stm32test-member" } 1' \
+    "$tmp/root/etc/group" >"$tmp/group" && mv "$tmp/group" "$tmp/root/etc/group"
+  grep -E '^stm32:x:[0-9]+:(.*,)?stm32test-member$' "$tmp/root/etc/group" >/dev/null ||
+    fail "stm32test-member could not join group stm32: $(cat "$tmp/root/etc/group")"
   unshare --mount --fork -- "$0" policy-inner "$tmp"
+}
+
+# The policy test on a lab PC where stm32d is installed and in use: user
+# stm32d and group stm32 exist, the group has members, other accounts hold
+# the uids the test gives its users. The host's /etc/passwd and /etc/group
+# are replaced by such a machine's in a mount namespace, and the policy test
+# runs there: it must pass all the same.
+mode_policy_lab_host() {
+  ((EUID == 0)) || skip "needs root (mount namespace for a lab PC's accounts)"
+  need unshare
+  unshare --mount --fork -- true 2>/dev/null || skip "cannot create a mount namespace here"
+  mkdir -p "$tmp/lab"
+  printf '%s\n' 'root:x:0:0:root:/root:/bin/bash' \
+    'stm32d:x:990:990:STM32 board link daemon:/:/usr/sbin/nologin' \
+    'alice:x:61000:61000:Alice:/home/alice:/bin/bash' \
+    'bob:x:61001:61001:Bob:/home/bob:/bin/bash' >"$tmp/lab/passwd"
+  printf '%s\n' 'root:x:0:' 'stm32d:x:990:' 'stm32:x:989:alice,bob' 'alice:x:61000:' \
+    'bob:x:61001:' >"$tmp/lab/group"
+  chmod 644 "$tmp/lab/passwd" "$tmp/lab/group"
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  unshare --mount --fork -- bash -c \
+    'mount --bind "$1/passwd" /etc/passwd && mount --bind "$1/group" /etc/group && exec "$2" policy' \
+    _ "$tmp/lab" "$0"
 }
 
 mode_policy_inner() {
@@ -519,5 +549,6 @@ case ${1:-} in
   install) mode_install ;;
   policy) mode_policy ;;
   policy-inner) mode_policy_inner ;;
-  *) fail "usage: $0 xml|sysusers|verify|security|install|policy" ;;
+  policy-lab-host) mode_policy_lab_host ;;
+  *) fail "usage: $0 xml|sysusers|verify|security|install|policy|policy-lab-host" ;;
 esac
