@@ -57,6 +57,14 @@
  * client making call after call is not looked up on the bus each time. */
 #define STM32_CALLER_WATCH_LINGER_MS 2000
 
+/* Received signals that GDBus may still hold, unwritten, per link: past
+ * this the link stops reading from the board until the bus took them
+ * (stm32-bus-backlog.h). Each signal counts its frame plus a share for
+ * GDBus's message, header and queue entry, so that a flood of tiny frames is
+ * bounded in memory too. */
+#define STM32_RECEIVED_BACKLOG_MAX (4 * 1024 * 1024)
+#define STM32_RECEIVED_SIGNAL_COST 512
+
 /* AcquireStream: bytes from the board that may wait for the holder to read
  * them, and the most taken from the holder at once (less if SendQueueMax is
  * smaller). */

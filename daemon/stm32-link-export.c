@@ -3,6 +3,7 @@
 
 #include <gio/gunixfdlist.h>
 
+#include "stm32-bus-backlog.h"
 #include "stm32-bus-callers.h"
 #include "stm32-dbus-generated.h"
 #include "stm32-defaults.h"
@@ -21,6 +22,7 @@ struct _Stm32LinkExport
   Stm32Link *link;
   Stm32DbusObjectSkeleton *object;
   Stm32DbusLink1 *iface;
+  Stm32BusBacklog *received_backlog; /* Received signals GDBus still holds */
   guint counter_timer;
   /* Stm32StreamBridge → watch on its holder's bus name. More than one while
    * an ended stream still writes the board's last bytes to its holder. */
@@ -531,6 +533,7 @@ on_received (Stm32Link *link, GBytes *frame, Stm32LinkExport *self)
 {
   stm32_dbus_link1_emit_received (
       self->iface, g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, frame, TRUE));
+  stm32_bus_backlog_add (self->received_backlog, g_bytes_get_size (frame));
 }
 
 /* ---- object ------------------------------------------------------------------- */
@@ -551,6 +554,8 @@ stm32_link_export_new (Stm32Link *link, Stm32BusCallers *callers)
   self->object = stm32_dbus_object_skeleton_new (path);
   self->iface = stm32_dbus_link1_skeleton_new ();
   stm32_dbus_object_skeleton_set_link1 (self->object, self->iface);
+  self->received_backlog = stm32_bus_backlog_new (link, G_DBUS_INTERFACE_SKELETON (self->iface),
+                                                  STM32_RECEIVED_BACKLOG_MAX);
   bind_properties (self);
 
   g_signal_connect_object (self->iface, "handle-connect", G_CALLBACK (handle_connect), self, 0);
@@ -607,6 +612,7 @@ stm32_link_export_dispose (GObject *object)
       stm32_link_export_close_channels (self);
       g_clear_pointer (&self->channels, g_ptr_array_unref);
     }
+  g_clear_object (&self->received_backlog);
   g_clear_object (&self->iface);
   g_clear_object (&self->object);
   g_clear_object (&self->link);

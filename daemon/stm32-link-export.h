@@ -14,8 +14,9 @@ G_BEGIN_DECLS
  *
  * Binds the link's properties to the generated skeleton (enums as their
  * nicks, counters published at most every STM32_COUNTER_PUBLISH_MS), answers
- * the methods with the link's async calls and re-emits Received. It touches no
- * socket; the link knows nothing of D-Bus.
+ * the methods with the link's async calls and re-emits Received, holding the
+ * link's receiving while too many of those wait for the bus
+ * (stm32-bus-backlog.h). It touches no socket; the link knows nothing of D-Bus.
  */
 #define STM32_TYPE_LINK_EXPORT (stm32_link_export_get_type ())
 G_DECLARE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, STM32, LINK_EXPORT, GObject)

@@ -237,6 +237,7 @@ on_read (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (Stm32Link) self = io->link ? g_object_ref (io->link) : NULL;
 
   io->pending--;
+  io->reading = FALSE;
   if (self == NULL || stm32_link_io_is_ending (io))
     {
       stm32_link_io_maybe_close (io);
@@ -249,16 +250,20 @@ on_read (GObject *source, GAsyncResult *result, gpointer user_data)
   else
     {
       stm32_link_on_data (self, io->buffer, (gsize) n);
-      if (!stm32_link_io_is_ending (io))
-        stm32_link_io_read (io);
+      stm32_link_io_read (io);
     }
 }
 
 void
 stm32_link_io_read (LinkIo *io)
 {
-  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (io->connection));
+  GInputStream *in;
 
+  if (io->reading || io->connection == NULL || stm32_link_io_is_ending (io) ||
+      stm32_link_get_receiving_held (io->link))
+    return;
+  in = g_io_stream_get_input_stream (G_IO_STREAM (io->connection));
+  io->reading = TRUE;
   io->pending++;
   g_input_stream_read_async (in, io->buffer, sizeof io->buffer, G_PRIORITY_DEFAULT, io->cancellable,
                              on_read, stm32_link_io_ref (io));

@@ -75,6 +75,7 @@ typedef struct
   GBytes *writing;    /* the kernel may read this until the write calls back */
   gsize write_offset; /* how much of @writing the kernel took */
   guint64 written;    /* bytes the kernel took from us on this connection */
+  gboolean reading;   /* a read is in flight */
   guint8 buffer[STM32_READ_CHUNK];
 } LinkIo;
 
@@ -126,6 +127,7 @@ struct _Stm32Link
   GPtrArray *connect_waiters;
   GPtrArray *disconnect_waiters;
   guint raw_serial; /* the last raw-mode token handed out */
+  guint receive_holds; /* stm32_link_hold_receiving() not yet released */
 
   guint64 bytes_sent;
   guint64 bytes_received;
@@ -239,6 +241,8 @@ gboolean stm32_link_io_is_ending (LinkIo *io);
 /* Marks the socket ending and cancels what may be cancelled. FALSE if it was
  * ending already. */
 gboolean stm32_link_io_begin_end (LinkIo *io, gboolean abortive);
+/* Starts the next read, unless one is in flight, the socket is ending or
+ * receiving is held. */
 void stm32_link_io_read (LinkIo *io);
 void stm32_link_io_write (LinkIo *io, GBytes *bytes);
 /* Our FIN; the board's EOF (or CloseTimeout) ends the close. */
@@ -266,6 +270,9 @@ gboolean stm32_link_transactions_is_empty (Stm32Link *self);
 void stm32_link_transactions_fail_all (Stm32Link *self, const GError *end_error);
 /* Every transaction ends with a copy of @error. */
 void stm32_link_transactions_fail_all_with (Stm32Link *self, const GError *error);
+/* Receiving resumed after a hold: the answer awaited (heartbeat, late reply)
+ * gets its whole time again, from now. */
+void stm32_link_transactions_receiving_resumed (Stm32Link *self);
 /* Sends a heartbeat (@wire), which owes a reply like a transaction's request
  * but answers no caller; no transaction may be under way. */
 void stm32_link_transactions_heartbeat (Stm32Link *self, GBytes *wire);

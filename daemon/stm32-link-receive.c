@@ -3,7 +3,8 @@
  * What a Stm32Link's board sends, and what it means: bytes become frames
  * (or a raw holder's chunks), frames go to the transaction they answer or
  * out as "received", and an EOF or error ends the connection, classified —
- * an ending right after the accept is a full connection table.
+ * an ending right after the accept is a full connection table. Whoever
+ * takes "received" may hold receiving while it falls behind.
  */
 #include "stm32-link-private.h"
 
@@ -127,4 +128,37 @@ stm32_link_on_eof (Stm32Link *self)
     stm32_link_end (self, STM32_END_REASON_REMOTE_CLOSED, STM32_CLOSED_BY_BOARD, FALSE,
                     stm32_link_error_new (self, STM32_END_REASON_REMOTE_CLOSED,
                                           "the board closed the connection%s", lost));
+}
+
+void
+stm32_link_hold_receiving (Stm32Link *self)
+{
+  g_return_if_fail (STM32_IS_LINK (self));
+
+  if (self->receive_holds++ == 0)
+    LINK_LOG (self, G_LOG_LEVEL_DEBUG, "receiving held: the board's frames wait in TCP");
+}
+
+void
+stm32_link_release_receiving (Stm32Link *self)
+{
+  g_return_if_fail (STM32_IS_LINK (self));
+  g_return_if_fail (self->receive_holds > 0);
+
+  if (--self->receive_holds > 0)
+    return;
+  LINK_LOG (self, G_LOG_LEVEL_DEBUG, "receiving resumed");
+  if (self->io == NULL)
+    return;
+  /* The time held was ours, not the board's silence. */
+  stm32_link_watchdog_feed (self);
+  stm32_link_transactions_receiving_resumed (self);
+  stm32_link_io_read (self->io);
+}
+
+gboolean
+stm32_link_get_receiving_held (Stm32Link *self)
+{
+  g_return_val_if_fail (STM32_IS_LINK (self), FALSE);
+  return self->receive_holds > 0;
 }

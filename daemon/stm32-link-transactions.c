@@ -231,13 +231,50 @@ transactions_end_current (LinkTransactions *self)
   transactions_issue (self);
 }
 
+static gboolean on_grace_over (gpointer user_data);
+static gboolean on_heartbeat_unanswered (gpointer user_data);
+
+/* ReplyGrace for an orphan, HeartbeatTimeout for a heartbeat, from now. */
+static void
+transactions_arm_current_timer (LinkTransactions *self)
+{
+  const Stm32LinkConfig *config = self->link->config;
+  gboolean heartbeat = self->current->heartbeat;
+
+  g_clear_handle_id (&self->current_timer, g_source_remove);
+  self->current_timer =
+      g_timeout_add (heartbeat ? config->heartbeat_timeout : config->reply_grace,
+                     heartbeat ? on_heartbeat_unanswered : on_grace_over, self);
+}
+
+/* While receiving is held the answer may well be among what waits unread. */
+static gboolean
+transactions_current_timer_deferred (LinkTransactions *self)
+{
+  self->current_timer = 0;
+  if (!stm32_link_get_receiving_held (self->link))
+    return FALSE;
+  transactions_arm_current_timer (self);
+  return TRUE;
+}
+
+void
+stm32_link_transactions_receiving_resumed (Stm32Link *link)
+{
+  LinkTransactions *self = link->transactions;
+
+  if (self->current_timer != 0)
+    transactions_arm_current_timer (self);
+}
+
 static gboolean
 on_grace_over (gpointer user_data)
 {
   LinkTransactions *self = user_data;
   Stm32Link *link = self->link;
 
-  self->current_timer = 0;
+  if (transactions_current_timer_deferred (self))
+    return G_SOURCE_REMOVE;
   self->unanswered_in_row++;
   LINK_LOG (link, G_LOG_LEVEL_MESSAGE,
             "no reply to a transaction within ReplyGrace (%u ms) after its caller stopped "
@@ -280,7 +317,7 @@ transaction_abandon (LinkTransactions *self, Transaction *transaction, GError *e
       return;
     }
   transaction->phase = TRANSACTION_ORPHANED;
-  self->current_timer = g_timeout_add (self->link->config->reply_grace, on_grace_over, self);
+  transactions_arm_current_timer (self);
 }
 
 static gboolean
@@ -453,7 +490,8 @@ on_heartbeat_unanswered (gpointer user_data)
   LinkTransactions *self = user_data;
   Stm32Link *link = self->link;
 
-  self->current_timer = 0;
+  if (transactions_current_timer_deferred (self))
+    return G_SOURCE_REMOVE;
   stm32_link_end_detected (link, STM32_DETECTOR_HEARTBEAT, STM32_END_REASON_DEAD_PEER,
                            STM32_CLOSED_BY_PC, TRUE,
                            stm32_link_error_new (link, STM32_END_REASON_DEAD_PEER,
@@ -474,8 +512,7 @@ stm32_link_transactions_heartbeat (Stm32Link *link, GBytes *wire)
   heartbeat->phase = TRANSACTION_ISSUED;
   heartbeat->request = stm32_send_queue_reserve (link->send_queue, wire, NULL, FALSE);
   self->current = heartbeat;
-  self->current_timer =
-      g_timeout_add (link->config->heartbeat_timeout, on_heartbeat_unanswered, self);
+  transactions_arm_current_timer (self);
   stm32_link_enqueue (link, heartbeat->request);
 }
 

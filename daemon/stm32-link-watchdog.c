@@ -3,7 +3,8 @@
  * The watchdogs of a Stm32Link beyond TCP's own keepalive: IdleTimeout (no
  * data from the board for too long ends the connection as a dead peer), and
  * the application heartbeat's timer (its answer is awaited like a
- * transaction's reply, in stm32-link-transactions.c).
+ * transaction's reply, in stm32-link-transactions.c). Neither counts time
+ * while receiving is held (stm32_link_hold_receiving).
  */
 #include "stm32-link-private.h"
 
@@ -11,9 +12,13 @@ static gboolean
 on_idle_check (gpointer user_data)
 {
   Stm32Link *self = user_data;
-  gint64 quiet_ms = (g_get_monotonic_time () - self->last_rx_mono) / 1000;
+  gint64 quiet_ms;
 
   self->idle_timer = 0;
+  /* We are not reading: whatever the board sent waits for us. */
+  if (stm32_link_get_receiving_held (self))
+    stm32_link_watchdog_feed (self);
+  quiet_ms = (g_get_monotonic_time () - self->last_rx_mono) / 1000;
   if (quiet_ms >= self->config->idle_timeout)
     {
       /* The board's TCP stack still answers but its firmware does not: reset
@@ -40,8 +45,9 @@ on_heartbeat (gpointer user_data)
   g_autoptr (GError) error = NULL;
 
   /* A transaction under way proves liveness itself (and an earlier heartbeat
-   * still owes its answer). */
-  if (!stm32_link_transactions_is_empty (self))
+   * still owes its answer); while receiving is held the answer could not be
+   * read, and the board has proved itself with the data we hold back. */
+  if (!stm32_link_transactions_is_empty (self) || stm32_link_get_receiving_held (self))
     return G_SOURCE_CONTINUE;
   wire = stm32_link_prepare_frame (self, self->config->heartbeat, &error);
   if (wire == NULL)

@@ -108,6 +108,21 @@ void stm32_link_write_raw_async (Stm32Link *self, GBytes *bytes, GCancellable *c
                                  GAsyncReadyCallback callback, gpointer user_data);
 gboolean stm32_link_write_raw_finish (Stm32Link *self, GAsyncResult *result, GError **error);
 
+/*
+ * Back-pressure for what consumes the board's frames ("received"): while any
+ * hold is in place the link stops reading from the board, and touches nothing
+ * else. What the board sends waits in the kernel and then in the board (TCP
+ * closes its window), so nothing is lost and no memory grows here. Holds nest
+ * and outlive connections: a connection made while held starts held. While
+ * held, the idle watchdog, the heartbeat and ReplyGrace do not count the
+ * time: a board whose data waits to be read is alive, and its answers wait
+ * with that data.
+ */
+void stm32_link_hold_receiving (Stm32Link *self);
+void stm32_link_release_receiving (Stm32Link *self);
+/* Whether a hold is in place. */
+gboolean stm32_link_get_receiving_held (Stm32Link *self);
+
 /* The PC's network changed: retry at once with the shortest backoff. */
 void stm32_link_network_changed (Stm32Link *self);
 

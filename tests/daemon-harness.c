@@ -99,13 +99,14 @@ Stm32Daemon *
 stm32_daemon_spawn (const char *const *argv, GSubprocessFlags flags)
 {
   Stm32Daemon *daemon = g_new0 (Stm32Daemon, 1);
+  g_autoptr (GSubprocessLauncher) launcher = stm32_test_launcher_new (flags);
   g_autoptr (GError) error = NULL;
   gboolean appeared = FALSE;
   guint watch =
       g_bus_watch_name (G_BUS_TYPE_SESSION, STM32_DBUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
                         on_name_appeared, NULL, &appeared, NULL);
 
-  daemon->process = g_subprocess_newv (argv, flags, &error);
+  daemon->process = g_subprocess_launcher_spawnv (launcher, argv, &error);
   g_assert_no_error (error);
   stm32_test_wait_until (appeared, DAEMON_WAIT_MS);
   g_bus_unwatch_name (watch);
