@@ -43,7 +43,7 @@ typedef struct
   const Stm32HistoryEntry *last;
   guint attempts;
   guint connected;
-  guint reasons[STM32_END_REASON_FAILED + 1];
+  guint reasons[STM32_END_REASON_N_REASONS];
   guint closed_by_board;
   guint closed_by_pc;
   guint aborted;

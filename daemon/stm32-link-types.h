@@ -41,6 +41,8 @@ typedef enum
   STM32_END_REASON_PC_NO_FDS,    /*< nick=pc-no-fds >*/
   STM32_END_REASON_PC_NO_MEMORY, /*< nick=pc-no-memory >*/
   STM32_END_REASON_FAILED,       /*< nick=failed >*/
+  /* not a reason: how many there are, for arrays indexed by reason */
+  STM32_END_REASON_N_REASONS, /*< skip >*/
 } Stm32EndReason;
 
 /* What noticed that a connection or an attempt was over, when the socket

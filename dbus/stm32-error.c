@@ -24,7 +24,7 @@ static const GDBusErrorEntry stm32_error_entries[] = {
   { STM32_ERROR_OUT_OF_RESOURCES, STM32_DBUS_ERROR_PREFIX "OutOfResources" },
 };
 
-G_STATIC_ASSERT (G_N_ELEMENTS (stm32_error_entries) == STM32_ERROR_OUT_OF_RESOURCES + 1);
+G_STATIC_ASSERT (G_N_ELEMENTS (stm32_error_entries) == STM32_ERROR_N_ERRORS);
 
 GQuark
 stm32_error_quark (void)

@@ -31,6 +31,8 @@ typedef enum
   STM32_ERROR_UNREACHABLE,     /* no route to the board's network or host */
   /* the PC, not the board, ran out of local ports, file descriptors or memory */
   STM32_ERROR_OUT_OF_RESOURCES,
+  /* not an error: how many there are, for arrays indexed by code */
+  STM32_ERROR_N_ERRORS,
 } Stm32Error;
 
 #define STM32_ERROR (stm32_error_quark ())
