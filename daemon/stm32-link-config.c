@@ -8,6 +8,9 @@
 #include "stm32-enum-types.h"
 #include "stm32-framer.h"
 
+G_DEFINE_BOXED_TYPE (Stm32LinkConfig, stm32_link_config, stm32_link_config_copy,
+                     stm32_link_config_free)
+
 Stm32LinkConfig *
 stm32_link_config_new (const char *host, guint16 port)
 {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include <glib.h>
+#include <glib-object.h>
 
 #include "stm32-link-types.h"
 
@@ -42,6 +42,10 @@ typedef struct
   guint send_queue_max;
   guint reply_grace; /* how long a late reply is awaited before the next request */
 } Stm32LinkConfig;
+
+/* Boxed (copy, free): a Stm32Link's construct-only "config" property. */
+#define STM32_TYPE_LINK_CONFIG (stm32_link_config_get_type ())
+GType stm32_link_config_get_type (void) G_GNUC_CONST;
 
 Stm32LinkConfig *stm32_link_config_new (const char *host, guint16 port);
 Stm32LinkConfig *stm32_link_config_copy (const Stm32LinkConfig *config);

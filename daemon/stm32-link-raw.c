@@ -95,12 +95,13 @@ void
 stm32_link_write_raw_async (Stm32Link *self, GBytes *bytes, GCancellable *cancellable,
                             GAsyncReadyCallback callback, gpointer user_data)
 {
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr (GTask) task = NULL;
   g_autoptr (Stm32SendRequest) request = NULL;
   GError *error = NULL;
 
   g_return_if_fail (STM32_IS_LINK (self));
   g_return_if_fail (bytes != NULL);
+  task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, stm32_link_write_raw_async);
   if (!stm32_link_check_connected (self, &error) ||
       !stm32_link_check_queue_room (self, g_bytes_get_size (bytes), &error))

@@ -110,13 +110,14 @@ void
 stm32_link_send_async (Stm32Link *self, GBytes *frame, GCancellable *cancellable,
                        GAsyncReadyCallback callback, gpointer user_data)
 {
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr (GTask) task = NULL;
   g_autoptr (GBytes) wire = NULL;
   g_autoptr (Stm32SendRequest) request = NULL;
   GError *error = NULL;
 
   g_return_if_fail (STM32_IS_LINK (self));
   g_return_if_fail (frame != NULL);
+  task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, stm32_link_send_async);
   wire = stm32_link_prepare_frame (self, frame, &error);
   if (wire == NULL)

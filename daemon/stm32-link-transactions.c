@@ -551,7 +551,7 @@ stm32_link_transact_async (Stm32Link *link, GBytes *request, guint timeout_ms,
                            GCancellable *cancellable, GAsyncReadyCallback callback,
                            gpointer user_data)
 {
-  g_autoptr (GTask) task = g_task_new (link, cancellable, callback, user_data);
+  g_autoptr (GTask) task = NULL;
   LinkTransactions *self;
   g_autoptr (GBytes) wire = NULL;
   Transaction *transaction;
@@ -559,6 +559,7 @@ stm32_link_transact_async (Stm32Link *link, GBytes *request, guint timeout_ms,
 
   g_return_if_fail (STM32_IS_LINK (link));
   g_return_if_fail (request != NULL);
+  task = g_task_new (link, cancellable, callback, user_data);
   g_task_set_source_tag (task, stm32_link_transact_async);
   self = link->transactions;
   if (timeout_ms == 0 || timeout_ms > STM32_TRANSACT_TIMEOUT_MAX)

@@ -389,9 +389,10 @@ void
 stm32_link_connect_async (Stm32Link *self, GCancellable *cancellable, GAsyncReadyCallback callback,
                           gpointer user_data)
 {
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr (GTask) task = NULL;
 
   g_return_if_fail (STM32_IS_LINK (self));
+  task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, stm32_link_connect_async);
   self->wanted = TRUE;
   switch (self->state)
@@ -424,9 +425,10 @@ void
 stm32_link_disconnect_async (Stm32Link *self, GCancellable *cancellable,
                              GAsyncReadyCallback callback, gpointer user_data)
 {
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr (GTask) task = NULL;
 
   g_return_if_fail (STM32_IS_LINK (self));
+  task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, stm32_link_disconnect_async);
   self->wanted = FALSE;
   switch (self->state)
@@ -583,20 +585,10 @@ link_on_confirmed (gpointer user_data, gsize size, gboolean raw)
 Stm32Link *
 stm32_link_new_idle (const char *name, const Stm32LinkConfig *config)
 {
-  Stm32Link *self;
-
   g_return_val_if_fail (name != NULL, NULL);
   g_return_val_if_fail (config != NULL, NULL);
 
-  self = g_object_new (STM32_TYPE_LINK, "name", name, NULL);
-  self->config = stm32_link_config_copy (config);
-  self->send_queue =
-      stm32_send_queue_new (config->send_queue_max, link_get_acknowledged, link_on_confirmed, self);
-  stm32_backoff_init (&self->backoff, config->retry_min, config->retry_max, g_random_int ());
-  stm32_close_learner_init (&self->close_learner, config->close_mode, config->close_timeout);
-  g_signal_connect_object (g_network_monitor_get_default (), "network-changed",
-                           G_CALLBACK (on_network_changed), self, 0);
-  return self;
+  return g_object_new (STM32_TYPE_LINK, "name", name, "config", config, NULL);
 }
 
 void
@@ -647,6 +639,28 @@ stm32_link_dispose (GObject *object)
 }
 
 static void
+stm32_link_constructed (GObject *object)
+{
+  Stm32Link *self = STM32_LINK (object);
+
+  G_OBJECT_CLASS (stm32_link_parent_class)->constructed (object);
+  /* A link without a board cannot be anything; the property is required. */
+  if (self->config == NULL)
+    {
+      g_critical ("Stm32Link “%s” constructed without a config", self->name);
+      self->config = stm32_link_config_new ("", 0);
+    }
+  self->send_queue = stm32_send_queue_new (self->config->send_queue_max, link_get_acknowledged,
+                                           link_on_confirmed, self);
+  stm32_backoff_init (&self->backoff, self->config->retry_min, self->config->retry_max,
+                      g_random_int ());
+  stm32_close_learner_init (&self->close_learner, self->config->close_mode,
+                            self->config->close_timeout);
+  g_signal_connect_object (g_network_monitor_get_default (), "network-changed",
+                           G_CALLBACK (on_network_changed), self, 0);
+}
+
+static void
 stm32_link_finalize (GObject *object)
 {
   Stm32Link *self = STM32_LINK (object);
@@ -675,6 +689,9 @@ stm32_link_get_property (GObject *object, guint prop_id, GValue *value, GParamSp
     {
     case PROP_NAME:
       g_value_set_string (value, self->name);
+      break;
+    case PROP_CONFIG:
+      g_value_set_boxed (value, self->config);
       break;
     case PROP_HOST:
       g_value_set_string (value, self->config->host);
@@ -760,6 +777,10 @@ stm32_link_set_property (GObject *object, guint prop_id, const GValue *value, GP
     case PROP_NAME:
       self->name = g_value_dup_string (value);
       break;
+    case PROP_CONFIG:
+      /* A copy: Autoconnect changes in it while the link runs. */
+      self->config = g_value_dup_boxed (value);
+      break;
     case PROP_AUTOCONNECT:
       stm32_link_set_autoconnect (self, g_value_get_boolean (value));
       break;
@@ -791,6 +812,7 @@ stm32_link_class_init (Stm32LinkClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   const GParamFlags ro = G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
 
+  object_class->constructed = stm32_link_constructed;
   object_class->dispose = stm32_link_dispose;
   object_class->finalize = stm32_link_finalize;
   object_class->get_property = stm32_link_get_property;
@@ -799,6 +821,9 @@ stm32_link_class_init (Stm32LinkClass *klass)
   stm32_link_props[PROP_NAME] =
       g_param_spec_string ("name", NULL, "Link name", NULL,
                            G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  stm32_link_props[PROP_CONFIG] = g_param_spec_boxed (
+      "config", NULL, "Every setting of the link (a copy is kept)", STM32_TYPE_LINK_CONFIG,
+      G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   stm32_link_props[PROP_HOST] = g_param_spec_string ("host", NULL, "Board host", NULL, ro);
   stm32_link_props[PROP_PORT] = g_param_spec_uint ("port", NULL, "Board TCP port", 0, 65535, 0, ro);
   stm32_link_props[PROP_FRAMING] =

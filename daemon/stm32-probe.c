@@ -584,10 +584,13 @@ stm32_probe_async (GSocketAddress *address, const Stm32LinkConfig *config, guint
                    guint held_by_link, GCancellable *cancellable, GAsyncReadyCallback callback,
                    gpointer user_data)
 {
-  GTask *task = g_task_new (NULL, cancellable, callback, user_data);
-  Probe *probe = g_new0 (Probe, 1);
+  GTask *task;
+  Probe *probe;
 
   g_return_if_fail (G_IS_SOCKET_ADDRESS (address));
+  g_return_if_fail (config != NULL);
+  task = g_task_new (NULL, cancellable, callback, user_data);
+  probe = g_new0 (Probe, 1);
   g_task_set_source_tag (task, stm32_probe_async);
   probe->address = g_object_ref (address);
   probe->config = stm32_link_config_copy (config);

