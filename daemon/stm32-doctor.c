@@ -936,6 +936,50 @@ doctor_to_variant (Doctor *doctor)
   return g_variant_ref_sink (g_variant_dict_end (&dict));
 }
 
+/* ---- the PC's side ------------------------------------------------------------ */
+
+/* The PC closes first, so every connection it closed gracefully keeps its
+ * local port in TIME_WAIT for 60 s: fast connect cycles use up the range. */
+static void
+check_pc_no_ports (Doctor *doctor)
+{
+  guint failures = doctor->reasons[STM32_END_REASON_PC_NO_PORTS];
+  guint time_wait = 0;
+  g_autofree char *times = NULL;
+  g_autofree char *sockets = NULL;
+  Finding *finding;
+
+  if (failures == 0)
+    return;
+  for (guint i = 0; doctor->in->census && i < doctor->in->census->len; i++)
+    time_wait += ((Stm32SockEntry *) doctor->in->census->pdata[i])->state == TCP_TIME_WAIT;
+  times = reason_times (doctor, STM32_END_REASON_PC_NO_PORTS);
+  sockets = doctor->in->census
+                ? g_strdup_printf ("%u socket(s) of this PC towards the board are in TIME_WAIT "
+                                   "now.",
+                                   time_wait)
+                : g_strdup ("The PC's sockets could not be counted.");
+  finding = doctor_add (doctor, "pc-no-ports",
+                        is_last (doctor, STM32_END_REASON_PC_NO_PORTS) ? SEVERITY_ERROR
+                                                                       : SEVERITY_WARNING,
+                        "pc", g_strdup ("This PC ran out of local ports to connect from"));
+  finding->evidence =
+      g_strdup_printf ("%u of %u attempts failed on the PC before a SYN went out: no free "
+                       "local port (EADDRNOTAVAIL)%s. %s",
+                       failures, doctor->attempts, times, sockets);
+  finding->fix = g_strdup (
+      "The board is not at fault. The PC closes first, so each connection it closed gracefully "
+      "keeps its local port in TIME_WAIT for 60 s; a few hundred connect cycles a second use up "
+      "net.ipv4.ip_local_port_range (about 28,000 ports by default). Make fewer connections: "
+      "keep the link up (Autoconnect=true) and send over it instead of connecting per request. "
+      "Or let new connections reuse ports in TIME_WAIT (sysctl net.ipv4.tcp_tw_reuse=1), or "
+      "widen the range (sysctl net.ipv4.ip_local_port_range=\"10000 65535\").");
+  finding->workaround = g_strdup (
+      "A close that ends with a RST leaves no TIME_WAIT: CloseMode=reset does that for every "
+      "close (after the board acknowledged everything sent), CloseMode=auto for a board that "
+      "ignores EOF.");
+}
+
 GVariant *
 stm32_doctor_report (const Stm32DoctorInput *input)
 {
@@ -949,6 +993,7 @@ stm32_doctor_report (const Stm32DoctorInput *input)
   check_server_busy (&doctor);
   check_connect_timeouts (&doctor);
   check_refused (&doctor);
+  check_pc_no_ports (&doctor);
   check_resets (&doctor);
   check_late_replies (&doctor);
   check_rejects_frames (&doctor);

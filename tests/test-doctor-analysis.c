@@ -443,6 +443,41 @@ test_dead_peer_detector (void)
   g_assert_false (reported_hung (STM32_DETECTOR_KEEPALIVE, "no Heartbeat, Idle: timed out"));
 }
 
+/* The PC ran out of local ports: a PC-side finding, with the TIME_WAIT
+ * sockets counted and the fixes on the PC. */
+static void
+test_pc_no_ports (void)
+{
+  Case c;
+  g_autoptr (GVariant) r = NULL, finding = NULL;
+
+  case_init (&c);
+  add_closes (&c, 5, STM32_CLOSE_KIND_GRACEFUL, TRUE);
+  for (guint i = 0; i < 3; i++)
+    add_attempt (&c, STM32_END_REASON_PC_NO_PORTS, STM32_CLOSED_BY_NONE, -1);
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autofree char *local = g_strdup_printf ("10.0.0.1:%u", 50000 + i);
+
+      add_socket (&c, TCP_TIME_WAIT, local, 0, NULL);
+    }
+  add_socket (&c, TCP_ESTABLISHED, "10.0.0.1:50100", 100, "stm32d");
+  r = report (&c);
+  finding = find (r, "pc-no-ports");
+  g_assert_nonnull (finding);
+  g_assert_cmpstr (lookup_string (finding, "side"), ==, "pc");
+  g_assert_cmpstr (lookup_string (finding, "severity"), ==, "error");
+  g_assert_nonnull (strstr (lookup_string (finding, "evidence"), "3 of 8 attempts"));
+  g_assert_nonnull (strstr (lookup_string (finding, "evidence"), "4 socket(s)"));
+  g_assert_nonnull (strstr (lookup_string (finding, "fix"), "net.ipv4.tcp_tw_reuse"));
+  g_assert_nonnull (strstr (lookup_string (finding, "fix"), "ip_local_port_range"));
+  g_assert_nonnull (strstr (lookup_string (finding, "fix"), "fewer connections"));
+  /* Nothing is blamed on the board. */
+  g_assert_null (find (r, "pcb-exhaustion"));
+  g_assert_null (find (r, "connect-timeout"));
+  case_clear (&c);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -457,6 +492,7 @@ main (int argc, char **argv)
   g_test_add_func ("/doctor-analysis/late-replies", test_late_replies);
   g_test_add_func ("/doctor-analysis/learned-reset", test_learned_reset);
   g_test_add_func ("/doctor-analysis/configured-reset", test_configured_reset);
+  g_test_add_func ("/doctor-analysis/pc-no-ports", test_pc_no_ports);
   g_test_add_func ("/doctor-analysis/dead-peer-detector", test_dead_peer_detector);
   return g_test_run ();
 }
