@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdio.h>
 
+#include "stm32ctl-owners.h"
 #include "stm32ctl.h"
 
 #define WRAP_COLUMNS 78
@@ -78,8 +79,47 @@ print_wrapped (const char *indent, const char *label, const char *text)
   g_print ("%s\n", line->str);
 }
 
+/* Under competing-client: the programs stm32d's sandbox hid from it, as
+ * stm32ctl saw them, or that it did not see them either. */
 static void
-print_finding (GVariant *finding)
+print_owners (GVariant *census)
+{
+  g_autoptr (GString) found = g_string_new (NULL);
+  g_autoptr (GString) unseen = g_string_new (NULL);
+  g_autofree char *advice = NULL;
+
+  for (gsize i = 0; i < g_variant_n_children (census); i++)
+    {
+      g_autoptr (GVariant) entry = g_variant_get_child_value (census, i);
+      const char *seen_by = lookup_string (entry, "seen-by");
+      const char *command = lookup_string (entry, "command");
+      gint32 pid = 0;
+
+      if (lookup_bool (entry, "ours"))
+        continue;
+      if (g_strcmp0 (seen_by, "stm32ctl") == 0 && g_variant_lookup (entry, "pid", "i", &pid))
+        g_string_append_printf (found, "%spid %d (%s) holds %s", found->len ? "; " : "", pid,
+                                command ? command : "?", lookup_string (entry, "local"));
+      else if (g_strcmp0 (seen_by, "") == 0 && lookup_uint64 (entry, "inode") != 0)
+        g_string_append_printf (unseen, "%s%s", unseen->len ? ", " : "",
+                                lookup_string (entry, "local"));
+    }
+  if (found->len > 0)
+    {
+      g_string_append (found, " (stm32d's sandbox hides other users' programs from it).");
+      print_wrapped ("    ", "Found by stm32ctl: ", found->str);
+    }
+  if (unseen->len > 0)
+    {
+      advice = g_strdup_printf ("neither stm32d nor stm32ctl may see the program holding %s: "
+                                "run stm32ctl doctor as root to see which program.",
+                                unseen->str);
+      print_wrapped ("    ", "Not found: ", advice);
+    }
+}
+
+static void
+print_finding (GVariant *finding, GVariant *census)
 {
   const char *side = lookup_string (finding, "side");
   const char *workaround = lookup_string (finding, "workaround");
@@ -94,10 +134,12 @@ print_finding (GVariant *finding)
                  board ? "Fix on the board: " : "Fix on the PC: ", lookup_string (finding, "fix"));
   if (workaround != NULL)
     print_wrapped ("    ", board ? "Meanwhile on the PC: " : "Or on the board: ", workaround);
+  if (g_strcmp0 (lookup_string (finding, "id"), "competing-client") == 0)
+    print_owners (census);
 }
 
 static void
-print_findings (GVariant *findings, gboolean healthy)
+print_findings (GVariant *findings, GVariant *census, gboolean healthy)
 {
   gboolean color = stm32ctl_output_use_color ();
 
@@ -117,7 +159,7 @@ print_findings (GVariant *findings, gboolean healthy)
           if (count++ == 0)
             g_print ("\n%s%s%s\n", color ? groups[g].color : "", groups[g].heading,
                      color ? "\033[0m" : "");
-          print_finding (finding);
+          print_finding (finding, census);
         }
     }
 }
@@ -140,6 +182,10 @@ describe_socket (Stm32CtlOutput *output, GVariant *entry)
   stm32ctl_output_string (output, "command", "Command", command);
   stm32ctl_output_uint (output, "uid", "Uid", lookup_uint (entry, "uid"), NULL);
   stm32ctl_output_bool (output, "ours", "stm32d", lookup_bool (entry, "ours"));
+  if (g_strcmp0 (lookup_string (entry, "seen-by"), "") == 0)
+    stm32ctl_output_null (output, "seen_by", "Seen by", "-");
+  else
+    stm32ctl_output_string (output, "seen_by", "Seen by", lookup_string (entry, "seen-by"));
 }
 
 static void
@@ -374,7 +420,7 @@ print_report (Stm32ClientLink *link, GVariant *report, gboolean json)
     {
       g_print ("Link %s, board %s\n", stm32_client_link_get_name (link),
                lookup_string (report, "endpoint"));
-      print_findings (findings, healthy);
+      print_findings (findings, census, healthy);
       print_census (report, census);
       print_history (summary);
       if (probe != NULL)
@@ -398,7 +444,7 @@ stm32ctl_cmd_doctor (Stm32Ctl *ctl, int argc, char **argv)
     { NULL }
   };
   g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GVariant) report = NULL;
+  g_autoptr (GVariant) diagnosed = NULL, report = NULL;
   Stm32ClientLink *link;
   GError *error = NULL;
   int status;
@@ -428,8 +474,9 @@ stm32ctl_cmd_doctor (Stm32Ctl *ctl, int argc, char **argv)
   stm32_client_link_diagnose (link, diagnose_options (probe || max > 0, max), ctl->cancellable,
                               stm32ctl_store_result, &result);
   stm32ctl_wait (ctl, &result);
-  report = stm32_client_link_diagnose_finish (link, result, &error);
-  if (report == NULL)
+  diagnosed = stm32_client_link_diagnose_finish (link, result, &error);
+  if (diagnosed == NULL)
     return stm32ctl_fail (error);
+  report = stm32ctl_owners_fill (diagnosed);
   return print_report (link, report, json);
 }

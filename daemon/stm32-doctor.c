@@ -703,7 +703,9 @@ check_competing (Doctor *doctor)
       "Link1.AcquireStream for raw bytes) instead of its own socket: each direct connection "
       "takes one of the board's few slots, and one closed carelessly keeps it.%s",
       who->len ? who->str : "those programs",
-      hidden ? " “sudo ss -tnp dst BOARD” names the programs stm32d may not see." : "");
+      hidden ? " stm32ctl doctor, run as root, names the programs stm32d may not see (so does "
+               "“sudo ss -tnp dst BOARD”)."
+             : "");
   finding->pids = g_steal_pointer (&pids);
 }
 

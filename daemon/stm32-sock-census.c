@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "stm32-sock-owners.h"
+
 /* Linux's own TCP states past TCP_CLOSING, as include/net/tcp_states.h has them. */
 #define CENSUS_TCP_NEW_SYN_RECV 12
 #define CENSUS_TCP_MAX_STATES 13
@@ -212,81 +214,26 @@ census_dump (Census *census, int family, GCancellable *cancellable, GError **err
   return ok;
 }
 
-/* "socket:[12345]" → 12345, else 0. */
-static guint64
-socket_inode (const char *link)
-{
-  if (link == NULL || !g_str_has_prefix (link, "socket:["))
-    return 0;
-  return g_ascii_strtoull (link + strlen ("socket:["), NULL, 10);
-}
-
-static char *
-process_command (const char *pid)
-{
-  g_autofree char *path = g_build_filename ("/proc", pid, "comm", NULL);
-  g_autofree char *comm = NULL;
-
-  if (!g_file_get_contents (path, &comm, NULL, NULL))
-    return NULL;
-  return g_strdup (g_strchomp (comm));
-}
-
-/* Finds which of @pending (inode → entry) process @pid holds; removes them. */
-static void
-census_scan_process (GHashTable *pending, const char *pid)
-{
-  g_autofree char *fd_dir = g_build_filename ("/proc", pid, "fd", NULL);
-  g_autoptr (GDir) dir = g_dir_open (fd_dir, 0, NULL);
-  g_autofree char *command = NULL;
-  const char *name;
-
-  /* Not ours to inspect (another user without CAP_SYS_PTRACE, hidepid,
-   * ProtectProc=), or gone already: skipped, as `ss -p` does. */
-  if (dir == NULL)
-    return;
-  while ((name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (fd_dir, name, NULL);
-      g_autofree char *target = g_file_read_link (path, NULL);
-      guint64 inode = socket_inode (target);
-      Stm32SockEntry *entry = inode ? g_hash_table_lookup (pending, &inode) : NULL;
-
-      if (entry == NULL)
-        continue;
-      if (command == NULL)
-        command = process_command (pid);
-      entry->pid = (int) g_ascii_strtoll (pid, NULL, 10);
-      entry->command = g_strdup (command);
-      g_hash_table_remove (pending, &inode);
-    }
-}
-
-/* inode → pid, like `ss -p`: every /proc/PID/fd/N that is "socket:[INODE]". */
+/* inode → pid and command, where this process may see them. */
 static void
 census_find_owners (GPtrArray *entries, GCancellable *cancellable)
 {
-  g_autoptr (GHashTable) pending = g_hash_table_new (g_int64_hash, g_int64_equal);
-  g_autoptr (GDir) proc = NULL;
-  g_autofree char *self = g_strdup_printf ("%d", (int) getpid ());
-  const char *name;
+  g_autoptr (GArray) inodes = g_array_sized_new (FALSE, FALSE, sizeof (guint64), entries->len);
+  g_autoptr (GHashTable) owners = NULL;
 
+  for (guint i = 0; i < entries->len; i++)
+    g_array_append_val (inodes, ((Stm32SockEntry *) entries->pdata[i])->inode);
+  owners = stm32_sock_owners_find ((const guint64 *) inodes->data, inodes->len, cancellable);
   for (guint i = 0; i < entries->len; i++)
     {
       Stm32SockEntry *entry = entries->pdata[i];
+      Stm32SockOwner *owner = g_hash_table_lookup (owners, &entry->inode);
 
-      if (entry->inode != 0)
-        g_hash_table_insert (pending, &entry->inode, entry);
+      if (owner == NULL)
+        continue;
+      entry->pid = owner->pid;
+      entry->command = g_strdup (owner->command);
     }
-  if (g_hash_table_size (pending) == 0)
-    return;
-  /* Our own sockets first: the link's is the one most likely there. */
-  census_scan_process (pending, self);
-  proc = g_dir_open ("/proc", 0, NULL);
-  while (proc != NULL && g_hash_table_size (pending) > 0 &&
-         !g_cancellable_is_cancelled (cancellable) && (name = g_dir_read_name (proc)) != NULL)
-    if (g_ascii_isdigit (name[0]) && !g_str_equal (name, self))
-      census_scan_process (pending, name);
 }
 
 GPtrArray *

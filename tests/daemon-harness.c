@@ -63,20 +63,14 @@ has_owner (Stm32Daemon *daemon)
   return owner != NULL;
 }
 
-Stm32Daemon *
-stm32_daemon_start (const char *first_arg, ...)
+static Stm32Daemon *
+daemon_startv (GSubprocessLauncher *launcher, const char *first_arg, va_list args)
 {
   Stm32Daemon *daemon = g_new0 (Stm32Daemon, 1);
-  g_autoptr (GSubprocessLauncher) launcher = NULL;
-  g_autoptr (GPtrArray) argv = NULL;
+  g_autoptr (GPtrArray) argv = daemon_argv (first_arg, args);
   g_autoptr (GError) error = NULL;
-  va_list args;
 
-  va_start (args, first_arg);
-  argv = daemon_argv (first_arg, args);
-  va_end (args);
   /* stderr is inherited: the daemon's log lands in the test log. */
-  launcher = stm32_test_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   daemon->process =
       g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   g_assert_no_error (error);
@@ -85,6 +79,31 @@ stm32_daemon_start (const char *first_arg, ...)
       STM32_DBUS_PATH, NULL, &error);
   g_assert_no_error (error);
   stm32_test_wait_until (has_owner (daemon), DAEMON_WAIT_MS);
+  return daemon;
+}
+
+Stm32Daemon *
+stm32_daemon_start (const char *first_arg, ...)
+{
+  g_autoptr (GSubprocessLauncher) launcher = stm32_test_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  Stm32Daemon *daemon;
+  va_list args;
+
+  va_start (args, first_arg);
+  daemon = daemon_startv (launcher, first_arg, args);
+  va_end (args);
+  return daemon;
+}
+
+Stm32Daemon *
+stm32_daemon_start_by (GSubprocessLauncher *launcher, const char *first_arg, ...)
+{
+  Stm32Daemon *daemon;
+  va_list args;
+
+  va_start (args, first_arg);
+  daemon = daemon_startv (launcher, first_arg, args);
+  va_end (args);
   return daemon;
 }
 

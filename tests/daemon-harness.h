@@ -19,6 +19,10 @@ int stm32_daemon_test_run (void);
 
 /* Starts `stm32d --session ARGS…` and waits until it owns its name. */
 Stm32Daemon *stm32_daemon_start (const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
+/* The same, started by @launcher: its environment and its child setup (a
+ * sandbox, sandbox-harness.h). */
+Stm32Daemon *stm32_daemon_start_by (GSubprocessLauncher *launcher, const char *first_arg,
+                                    ...) G_GNUC_NULL_TERMINATED;
 
 /* Starts stm32d as @argv says (@argv[0] is its path), its stdio as @flags
  * say, and waits until it owns its name, without the harness's proxies: for

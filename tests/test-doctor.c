@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon-harness.h"
+#include "sandbox-harness.h"
 #include "sim-harness.h"
 #include "stm32-error.h"
 #include "test-util.h"
@@ -34,7 +35,7 @@ typedef struct
  * that every test runs in a few seconds (BusyWindow 100 ms unless @extra
  * sets it), then @extra config lines. */
 static void
-bench_start (Bench *bench, Stm32Sim *sim, const char *extra)
+bench_start_by (Bench *bench, GSubprocessLauncher *launcher, Stm32Sim *sim, const char *extra)
 {
   gboolean own_window = extra != NULL && strstr (extra, "BusyWindow=") != NULL;
 
@@ -46,8 +47,16 @@ bench_start (Bench *bench, Stm32Sim *sim, const char *extra)
                          "BusyBackoff=100\nRetryMin=50\nRetryMax=100\nConnectTimeout=1000\n%s",
                          stm32_sim_get_port (sim), own_window ? "" : "BusyWindow=100\n",
                          extra ? extra : "");
-  bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
+  bench->daemon = stm32_daemon_start_by (launcher, "--config", bench->config, NULL);
   bench->link = stm32_daemon_get_link (bench->daemon, "board");
+}
+
+static void
+bench_start (Bench *bench, Stm32Sim *sim, const char *extra)
+{
+  g_autoptr (GSubprocessLauncher) launcher = stm32_test_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+
+  bench_start_by (bench, launcher, sim, extra);
 }
 
 static void
@@ -95,6 +104,9 @@ add_test (const char *path, const BenchSpec *spec, void (*test) (Bench *, gconst
 
 /* Runs stm32ctl --session ARGS…; its exit status, and its stdout in @out. */
 static int run_ctl (char **out, const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
+/* The same, started by @launcher. */
+static int run_ctl_by (GSubprocessLauncher *launcher, char **out, const char *first_arg,
+                       ...) G_GNUC_NULL_TERMINATED;
 
 static GVariant *
 diagnose (Stm32DbusLink1 *link, GVariant *options, GError **error)
@@ -460,6 +472,129 @@ test_competing_client (Bench *bench, gconstpointer spec)
   stm32_test_wait_until (sim_slots_in_use (bench->sim) == 1, WAIT_MS);
 }
 
+/* @text with every run of white space as one space: stm32ctl wraps its lines. */
+static char *
+unwrap (const char *text)
+{
+  g_autoptr (GRegex) space = g_regex_new ("\\s+", 0, 0, NULL);
+
+  return g_regex_replace_literal (space, text, -1, 0, " ", 0, NULL);
+}
+
+/* The census entry of @pid in a `stm32ctl doctor --json` report, or NULL. */
+static JsonObject *
+json_census_entry (JsonObject *root, int pid)
+{
+  JsonArray *census = json_object_get_array_member (root, "census");
+
+  for (guint i = 0; i < json_array_get_length (census); i++)
+    {
+      JsonObject *entry = json_array_get_object_element (census, i);
+
+      if (!json_object_get_null_member (entry, "pid") &&
+          json_object_get_int_member (entry, "pid") == pid)
+        return entry;
+    }
+  return NULL;
+}
+
+/* stm32d confined as its unit confines it (sandbox-harness.h) and a lab
+ * user's program holding one of the board's slots: stm32d cannot name it,
+ * `stm32ctl doctor` run as root does, and one that cannot see it either
+ * says how to. */
+static void
+test_competing_client_sandboxed (void)
+{
+  g_autofree char *why = stm32_sandbox_unavailable ();
+  g_autoptr (GSubprocessLauncher) confined = NULL, nobody = NULL;
+  g_autoptr (GSubprocess) bash = NULL;
+  g_autoptr (GVariant) report = NULL, finding = NULL, census = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GAsyncResult) exited = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autofree char *script = NULL, *named = NULL, *out = NULL, *text = NULL, *json = NULL;
+  g_autofree char *blind_out = NULL, *blind = NULL;
+  JsonObject *root, *entry, *competing = NULL;
+  JsonArray *findings, *pids;
+  Bench bench;
+  int pid;
+
+  if (why != NULL)
+    {
+      g_test_skip (why);
+      return;
+    }
+  confined = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  stm32_sandbox_confine (confined);
+  bench_start_by (&bench, confined, stm32_sim_start ("--reply", "echo", NULL), NULL);
+  stm32_test_wait_until (stm32_daemon_link_state_is (bench.link, "connected"), WAIT_MS);
+
+  nobody = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE);
+  stm32_sandbox_as_nobody (nobody);
+  script =
+      g_strdup_printf ("exec 3<>/dev/tcp/127.0.0.1/%u; read -r", stm32_sim_get_port (bench.sim));
+  bash = g_subprocess_launcher_spawn (nobody, &error, "bash", "-c", script, NULL);
+  g_assert_no_error (error);
+  pid = (int) g_ascii_strtoll (g_subprocess_get_identifier (bash), NULL, 10);
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 2, WAIT_MS);
+  named = g_strdup_printf ("pid %d (bash)", pid);
+
+  /* stm32d sees a socket and a uid, not who holds it. */
+  report = diagnose_ok (bench.link, NULL);
+  finding = expect_finding (report, "competing-client", "warning", "pc");
+  assert_contains (finding, "evidence", "that stm32d may not inspect");
+  assert_contains (finding, "fix", "stm32ctl doctor, run as root");
+  g_assert_null (g_variant_lookup_value (finding, "pids", NULL));
+  census = g_variant_lookup_value (report, "census", G_VARIANT_TYPE ("aa{sv}"));
+  for (gsize i = 0; i < g_variant_n_children (census); i++)
+    {
+      g_autoptr (GVariant) socket = g_variant_get_child_value (census, i);
+      gboolean ours = TRUE;
+
+      g_assert_true (g_variant_lookup (socket, "ours", "b", &ours));
+      g_assert_true (ours || g_variant_lookup_value (socket, "pid", NULL) == NULL);
+    }
+
+  /* stm32ctl, run as root, names it, in text and in JSON. */
+  g_assert_cmpint (run_ctl (&out, "doctor", NULL), ==, 8);
+  text = unwrap (out);
+  g_assert_nonnull (strstr (text, "Found by stm32ctl:"));
+  g_assert_nonnull (strstr (text, named));
+  g_assert_null (strstr (text, "Not found:"));
+  g_assert_cmpint (run_ctl (&json, "doctor", "--json", NULL), ==, 8);
+  json_parser_load_from_data (parser, json, -1, &error);
+  g_assert_no_error (error);
+  root = json_node_get_object (json_parser_get_root (parser));
+  entry = json_census_entry (root, pid);
+  g_assert_nonnull (entry);
+  g_assert_cmpstr (json_object_get_string_member (entry, "command"), ==, "bash");
+  g_assert_cmpstr (json_object_get_string_member (entry, "seen_by"), ==, "stm32ctl");
+  g_assert_false (json_object_get_boolean_member (entry, "ours"));
+  findings = json_object_get_array_member (root, "findings");
+  for (guint i = 0; i < json_array_get_length (findings); i++)
+    if (g_str_equal (
+            json_object_get_string_member (json_array_get_object_element (findings, i), "id"),
+            "competing-client"))
+      competing = json_array_get_object_element (findings, i);
+  g_assert_nonnull (competing);
+  pids = json_object_get_array_member (competing, "pids");
+  g_assert_cmpuint (json_array_get_length (pids), ==, 1);
+  g_assert_cmpint (json_array_get_int_element (pids, 0), ==, pid);
+
+  /* stm32ctl confined like stm32d sees no more: it says so, and how to see. */
+  g_assert_cmpint (run_ctl_by (confined, &blind_out, "doctor", NULL), ==, 8);
+  blind = unwrap (blind_out);
+  g_assert_null (strstr (blind, named));
+  g_assert_nonnull (strstr (blind, "Not found: neither stm32d nor stm32ctl may see the program"));
+  g_assert_nonnull (strstr (blind, "run stm32ctl doctor as root to see which program"));
+
+  g_output_stream_close (g_subprocess_get_stdin_pipe (bash), NULL, NULL);
+  g_subprocess_wait_async (bash, NULL, stm32_test_store_result, &exited);
+  stm32_test_wait_until (exited != NULL, WAIT_MS);
+  stm32_test_wait_until (sim_slots_in_use (bench.sim) == 1, WAIT_MS);
+  bench_stop (&bench);
+}
+
 /* ---- the probe --------------------------------------------------------------------------- */
 
 static guint32
@@ -654,25 +789,22 @@ test_invalid_args (Bench *bench, gconstpointer spec)
 /* ---- stm32ctl doctor ------------------------------------------------------------------------ */
 
 static int
-run_ctl (char **out, const char *first_arg, ...)
+run_ctl_v (GSubprocessLauncher *launcher, char **out, const char *first_arg, va_list args)
 {
   g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GSubprocess) process = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *err = NULL;
-  va_list args;
 
   g_ptr_array_add (argv, stm32_test_build_path ("cli/stm32ctl"));
   g_ptr_array_add (argv, g_strdup ("--session"));
-  va_start (args, first_arg);
   for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
     g_ptr_array_add (argv, g_strdup (arg));
-  va_end (args);
   g_ptr_array_add (argv, NULL);
-  process =
-      g_subprocess_newv ((const char *const *) argv->pdata,
-                         G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_subprocess_launcher_set_flags (launcher,
+                                   G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   g_assert_no_error (error);
   g_subprocess_communicate_utf8_async (process, NULL, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, PROBE_WAIT_MS);
@@ -681,6 +813,31 @@ run_ctl (char **out, const char *first_arg, ...)
   g_test_message ("stm32ctl stderr: %s", err);
   g_assert_true (g_subprocess_get_if_exited (process));
   return g_subprocess_get_exit_status (process);
+}
+
+static int
+run_ctl_by (GSubprocessLauncher *launcher, char **out, const char *first_arg, ...)
+{
+  va_list args;
+  int status;
+
+  va_start (args, first_arg);
+  status = run_ctl_v (launcher, out, first_arg, args);
+  va_end (args);
+  return status;
+}
+
+static int
+run_ctl (char **out, const char *first_arg, ...)
+{
+  g_autoptr (GSubprocessLauncher) launcher = stm32_test_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  va_list args;
+  int status;
+
+  va_start (args, first_arg);
+  status = run_ctl_v (launcher, out, first_arg, args);
+  va_end (args);
+  return status;
 }
 
 static void
@@ -761,6 +918,7 @@ main (int argc, char **argv)
                   "--blackhole-after", "0"),
             test_blackhole);
   add_test ("/doctor/competing-client", SPEC (NULL, "--reply", "echo"), test_competing_client);
+  g_test_add_func ("/doctor/competing-client-sandboxed", test_competing_client_sandboxed);
   add_test ("/doctor/probe-capacity", SPEC (NULL, "--slots", "3"), test_probe_capacity);
   add_test ("/doctor/probe-leaky", SPEC (NULL, "--slots", "4", "--mode", "leak"), test_probe_leaky);
   add_test ("/doctor/probe-caller-leaves", SPEC (NULL, "--slots", "0"), test_probe_caller_leaves);
