@@ -656,7 +656,9 @@ test_systemd_notify (Fixture *fixture, gconstpointer options)
   g_unsetenv ("WATCHDOG_USEC");
 
   /* The daemon is another process: a bounded wait on our socket is no race. */
-  while ((!strstr (seen->str, "READY=1") || !strstr (seen->str, "WATCHDOG=1")) &&
+  /* Each notification is its own datagram: wait for all three, whatever their order. */
+  while ((!strstr (seen->str, "READY=1") || !strstr (seen->str, "STATUS=Serving") ||
+          !strstr (seen->str, "WATCHDOG=1")) &&
          g_socket_condition_timed_wait (socket, G_IO_IN, deadline - g_get_monotonic_time (), NULL,
                                         NULL))
     {
