@@ -94,6 +94,10 @@
 #define STM32_CLOSE_RECHECK_MAX 256
 #define STM32_CLOSE_FIN_SAMPLES 8
 #define STM32_CLOSE_WAIT_FACTOR 4
-#define STM32_CLOSE_WAIT_FLOOR 50
+/* The floor is for good boards: between our FIN reaching its stack and its
+ * close, a board's busy application loop (or a loaded PC reading the FIN)
+ * can take a few hundred ms once in a while, and a RST then is what auto
+ * must never give a board that closes. */
+#define STM32_CLOSE_WAIT_FLOOR 250
 /* How often a learned reset looks whether the board acknowledged everything. */
 #define STM32_CLOSE_ACK_POLL_MS 1

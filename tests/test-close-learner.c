@@ -123,13 +123,13 @@ test_adaptive_wait (void)
   stm32_close_learner_record (&learner, STM32_CLOSE_KIND_GRACEFUL, 300);
   assert_next (&learner, STM32_CLOSE_KIND_GRACEFUL, STM32_CLOSE_WAIT_FLOOR);
   /* 4 × the slowest of the last 8. */
-  stm32_close_learner_record (&learner, STM32_CLOSE_KIND_GRACEFUL, 40 * 1000);
-  assert_next (&learner, STM32_CLOSE_KIND_GRACEFUL, 160);
+  stm32_close_learner_record (&learner, STM32_CLOSE_KIND_GRACEFUL, 100 * 1000);
+  assert_next (&learner, STM32_CLOSE_KIND_GRACEFUL, 400);
   for (guint i = 0; i < STM32_CLOSE_FIN_SAMPLES - 1; i++)
-    stm32_close_learner_record (&learner, STM32_CLOSE_KIND_GRACEFUL, 20 * 1000);
-  assert_next (&learner, STM32_CLOSE_KIND_GRACEFUL, 160);
-  stm32_close_learner_record (&learner, STM32_CLOSE_KIND_GRACEFUL, 20 * 1000);
-  assert_next (&learner, STM32_CLOSE_KIND_GRACEFUL, 80);
+    stm32_close_learner_record (&learner, STM32_CLOSE_KIND_GRACEFUL, 80 * 1000);
+  assert_next (&learner, STM32_CLOSE_KIND_GRACEFUL, 400);
+  stm32_close_learner_record (&learner, STM32_CLOSE_KIND_GRACEFUL, 80 * 1000);
+  assert_next (&learner, STM32_CLOSE_KIND_GRACEFUL, 320);
   /* Never above CloseTimeout. */
   stm32_close_learner_record (&learner, STM32_CLOSE_KIND_GRACEFUL, 900 * 1000);
   assert_next (&learner, STM32_CLOSE_KIND_GRACEFUL, TIMEOUT);
