@@ -12,9 +12,6 @@
 
 #define STM32D_EXIT_CONFIG 78 /* EX_CONFIG: systemd shows it as "configuration error" */
 
-/* If links take longer than this to close, we stop waiting (they are RST by exit). */
-#define STM32D_SHUTDOWN_GRACE_MS 2000
-
 typedef struct
 {
   GMainLoop *loop;
@@ -221,7 +218,7 @@ begin_shutdown (Daemon *daemon, int exit_status)
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "MESSAGE", "Stopping: closing every link");
   stm32_sd_notify ("STOPPING=1");
   stm32_manager_shutdown_async (daemon->manager, NULL, on_shutdown_done, daemon);
-  g_timeout_add (STM32D_SHUTDOWN_GRACE_MS + stm32_manager_get_max_close_timeout (daemon->manager),
+  g_timeout_add (STM32_CLOSE_GRACE_MS + stm32_manager_get_max_close_timeout (daemon->manager),
                  on_shutdown_overdue, daemon);
 }
 

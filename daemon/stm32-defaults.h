@@ -49,6 +49,11 @@
 /* OpenTransactChannel: each open channel is an fd in the daemon. */
 #define STM32_TRANSACT_CHANNELS_MAX 64
 
+/* What a graceful shutdown may take beyond the longest CloseTimeout before
+ * stm32d exits anyway; also how long beyond it a replacing stm32d waits for
+ * the one it replaces to let go of a board. */
+#define STM32_CLOSE_GRACE_MS 2000
+
 /* Link1's counters go out in PropertiesChanged at most this often: a busy
  * link would otherwise signal every frame to every client. */
 #define STM32_COUNTER_PUBLISH_MS 200

@@ -89,7 +89,9 @@ struct _Stm32Link
   Stm32History *history;
 
   Stm32LinkState state;
-  gboolean wanted; /* someone wants the link up: Autoconnect, or Connect() until Disconnect() */
+  gboolean wanted;     /* someone wants the link up: Autoconnect, or Connect() until Disconnect() */
+  guint holds;         /* stm32_link_hold() calls not yet released */
+  gboolean start_held; /* an attempt waits for the last release */
   LinkIo *io;
   Stm32Decoder *decoder;
   Stm32HistoryEntry *attempt;

@@ -371,6 +371,15 @@ link_start_attempt (Stm32Link *self)
 {
   g_return_if_fail (self->io == NULL);
   g_clear_handle_id (&self->retry_timer, g_source_remove);
+  if (self->holds > 0)
+    {
+      /* No attempt, no history entry: no socket exists until the release. */
+      self->start_held = TRUE;
+      link_transition (self, STM32_LINK_STATE_CONNECTING, self->last_error,
+                       self->last_error_message);
+      return;
+    }
+  self->start_held = FALSE;
 
   self->io = stm32_link_io_new (self);
   self->attempt = g_new0 (Stm32HistoryEntry, 1);
@@ -421,6 +430,37 @@ stm32_link_connect_finish (Stm32Link *self, GAsyncResult *result, GError **error
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
+/* Disconnect() while held: nothing reached the board, so Connect() callers
+ * are answered at once, as for a close on request. */
+static void
+link_give_up_held_start (Stm32Link *self)
+{
+  g_autoptr (GPtrArray) connect_waiters = g_steal_pointer (&self->connect_waiters);
+  g_autoptr (GError) error =
+      stm32_link_error_new (self, STM32_END_REASON_LOCAL, "disconnected before connecting");
+
+  self->connect_waiters = g_ptr_array_new_with_free_func (g_object_unref);
+  self->start_held = FALSE;
+  link_transition (self, STM32_LINK_STATE_DISCONNECTED, self->last_error, self->last_error_message);
+  complete_waiters (connect_waiters, error);
+}
+
+void
+stm32_link_hold (Stm32Link *self)
+{
+  g_return_if_fail (STM32_IS_LINK (self));
+  self->holds++;
+}
+
+void
+stm32_link_release (Stm32Link *self)
+{
+  g_return_if_fail (STM32_IS_LINK (self));
+  g_return_if_fail (self->holds > 0);
+  if (--self->holds == 0 && self->start_held)
+    link_start_attempt (self);
+}
+
 void
 stm32_link_disconnect_async (Stm32Link *self, GCancellable *cancellable,
                              GAsyncReadyCallback callback, gpointer user_data)
@@ -443,6 +483,12 @@ stm32_link_disconnect_async (Stm32Link *self, GCancellable *cancellable,
       g_task_return_boolean (task, TRUE);
       return;
     case STM32_LINK_STATE_CONNECTING:
+      if (self->start_held)
+        {
+          link_give_up_held_start (self);
+          g_task_return_boolean (task, TRUE);
+          return;
+        }
       g_ptr_array_add (self->disconnect_waiters, g_steal_pointer (&task));
       stm32_link_end (
           self, STM32_END_REASON_LOCAL, STM32_CLOSED_BY_PC, FALSE,

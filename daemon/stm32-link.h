@@ -123,6 +123,14 @@ void stm32_link_release_receiving (Stm32Link *self);
 /* Whether a hold is in place. */
 gboolean stm32_link_get_receiving_held (Stm32Link *self);
 
+/* Keeps the link from opening a socket until as many stm32_link_release()
+ * calls: another socket to the same board still exists (the link it replaces
+ * is closing, or another stm32d's), and the board may have one slot only.
+ * Meanwhile a link that wants to connect shows "connecting" and Connect()
+ * waits; Disconnect() gives the start up. A socket already open is left alone. */
+void stm32_link_hold (Stm32Link *self);
+void stm32_link_release (Stm32Link *self);
+
 /* The PC's network changed: retry at once with the shortest backoff. */
 void stm32_link_network_changed (Stm32Link *self);
 

@@ -3,6 +3,8 @@
 
 #include "stm32-config.h"
 #include "stm32-dbus-generated.h"
+#include "stm32-defaults.h"
+#include "stm32-endpoint-gate.h"
 #include "stm32-error.h"
 #include "stm32-link-export.h"
 #include "stm32-names.h"
@@ -20,22 +22,14 @@ struct _Stm32Manager
   GHashTable *exports; /* link name → Stm32LinkExport */
   GHashTable *applied; /* link name → the Stm32LinkConfig the file gave it */
   Stm32BusCallers *callers;
-  gboolean started;    /* links may touch their boards (we own the bus name) */
+  Stm32EndpointGate *gate; /* removed links until closed; new ones until their board is free */
+  gboolean started;        /* links may touch their boards (we own the bus name) */
 };
 
 G_DEFINE_FINAL_TYPE (Stm32Manager, stm32_manager, G_TYPE_OBJECT)
 
-static void
-on_link_closed (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!stm32_link_disconnect_finish (STM32_LINK (source), result, &error))
-    g_warning ("Closing link %s: %s", stm32_link_get_name (STM32_LINK (source)), error->message);
-}
-
-/* The object goes at once; the connection closes gracefully behind it (the
- * disconnect holds the link until its socket is gone). */
+/* The object goes at once; the connection closes gracefully behind it, and
+ * a link that replaces it on the same board waits for that (the gate). */
 static void
 manager_remove_link (Stm32Manager *self, const char *name)
 {
@@ -45,9 +39,21 @@ manager_remove_link (Stm32Manager *self, const char *name)
   MANAGER_LOG (G_LOG_LEVEL_MESSAGE, "Removing link %s", name);
   g_dbus_object_manager_server_unexport (self->object_manager, path);
   stm32_link_export_close_channels (export);
-  stm32_link_disconnect_async (stm32_link_export_get_link (export), NULL, on_link_closed, NULL);
+  stm32_endpoint_gate_retire (self->gate, stm32_link_export_get_link (export));
   g_hash_table_remove (self->exports, name);
   g_hash_table_remove (self->applied, name);
+}
+
+/* A link's first connect waits until no other socket to its board remains:
+ * one of ours still closing, or a replaced stm32d's. That one may take its
+ * longest CloseTimeout, which we assume matches ours, and the grace its exit
+ * allows. */
+static void
+manager_start_link (Stm32Manager *self, Stm32Link *link)
+{
+  stm32_endpoint_gate_admit (self->gate, link,
+                             stm32_manager_get_max_close_timeout (self) + STM32_CLOSE_GRACE_MS);
+  stm32_link_start (link);
 }
 
 static void
@@ -61,7 +67,7 @@ manager_add_link (Stm32Manager *self, const char *name, const Stm32LinkConfig *c
   g_hash_table_insert (self->applied, g_strdup (name), stm32_link_config_copy (config));
   g_dbus_object_manager_server_export (self->object_manager, stm32_link_export_get_object (export));
   if (self->started)
-    stm32_link_start (link);
+    manager_start_link (self, link);
 }
 
 void
@@ -74,7 +80,7 @@ stm32_manager_start (Stm32Manager *self)
   self->started = TRUE;
   g_hash_table_iter_init (&iter, self->exports);
   while (g_hash_table_iter_next (&iter, NULL, &export))
-    stm32_link_start (stm32_link_export_get_link (export));
+    manager_start_link (self, stm32_link_export_get_link (export));
 }
 
 void
@@ -183,7 +189,7 @@ stm32_manager_get_max_close_timeout (Stm32Manager *self)
 {
   GHashTableIter iter;
   gpointer export;
-  guint longest = 0;
+  guint longest = stm32_endpoint_gate_get_max_close_timeout (self->gate);
 
   g_return_val_if_fail (STM32_IS_MANAGER (self), 0);
   g_hash_table_iter_init (&iter, self->exports);
@@ -196,18 +202,36 @@ stm32_manager_get_max_close_timeout (Stm32Manager *self)
 /* ---- shutdown ------------------------------------------------------------------ */
 
 static void
-on_shutdown_link_closed (GObject *source, GAsyncResult *result, gpointer user_data)
+shutdown_step_done (GTask *task)
 {
-  g_autoptr (GTask) task = user_data;
   guint *remaining = g_task_get_task_data (task);
-  g_autoptr (GError) error = NULL;
 
-  if (!stm32_link_disconnect_finish (STM32_LINK (source), result, &error))
-    g_warning ("Closing link %s: %s", stm32_link_get_name (STM32_LINK (source)), error->message);
   if (--*remaining == 0)
     g_task_return_boolean (task, TRUE);
 }
 
+static void
+on_shutdown_link_closed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!stm32_link_disconnect_finish (STM32_LINK (source), result, &error))
+    g_warning ("Closing link %s: %s", stm32_link_get_name (STM32_LINK (source)), error->message);
+  shutdown_step_done (task);
+}
+
+static void
+on_shutdown_drained (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+
+  stm32_endpoint_gate_drain_finish (STM32_ENDPOINT_GATE (source), result, NULL);
+  shutdown_step_done (task);
+}
+
+/* The links, and those Reload removed that are still closing: a replacing
+ * stm32d must find every socket to the boards gone. */
 void
 stm32_manager_shutdown_async (Stm32Manager *self, GCancellable *cancellable,
                               GAsyncReadyCallback callback, gpointer user_data)
@@ -219,16 +243,12 @@ stm32_manager_shutdown_async (Stm32Manager *self, GCancellable *cancellable,
 
   g_task_set_source_tag (task, stm32_manager_shutdown_async);
   g_task_set_task_data (task, remaining, g_free);
-  *remaining = g_hash_table_size (self->exports);
-  if (*remaining == 0)
-    {
-      g_task_return_boolean (task, TRUE);
-      return;
-    }
+  *remaining = g_hash_table_size (self->exports) + 1;
   g_hash_table_iter_init (&iter, self->exports);
   while (g_hash_table_iter_next (&iter, NULL, &export))
     stm32_link_disconnect_async (stm32_link_export_get_link (export), NULL, on_shutdown_link_closed,
                                  g_object_ref (task));
+  stm32_endpoint_gate_drain_async (self->gate, NULL, on_shutdown_drained, g_object_ref (task));
 }
 
 gboolean
@@ -266,6 +286,7 @@ stm32_manager_dispose (GObject *object)
   g_clear_pointer (&self->exports, g_hash_table_unref);
   g_clear_pointer (&self->applied, g_hash_table_unref);
   g_clear_object (&self->callers);
+  g_clear_object (&self->gate);
   g_clear_object (&self->object_manager);
   g_clear_object (&self->iface);
   G_OBJECT_CLASS (stm32_manager_parent_class)->dispose (object);
@@ -292,4 +313,5 @@ stm32_manager_init (Stm32Manager *self)
   self->applied = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                          (GDestroyNotify) stm32_link_config_free);
   self->callers = stm32_bus_callers_new ();
+  self->gate = stm32_endpoint_gate_new ();
 }

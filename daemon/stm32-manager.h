@@ -38,11 +38,12 @@ void stm32_manager_start (Stm32Manager *self);
 gboolean stm32_manager_reload (Stm32Manager *self, GError **error);
 
 guint stm32_manager_get_n_links (Stm32Manager *self);
-/* The longest CloseTimeout of any link, in ms: what a graceful shutdown may take. */
+/* The longest CloseTimeout of any link, those still closing included, in ms:
+ * what a graceful shutdown may take. */
 guint stm32_manager_get_max_close_timeout (Stm32Manager *self);
 
-/* Closes every link gracefully; finishes once all sockets are closed. Bounded
- * by the links' CloseTimeout. */
+/* Closes every link gracefully; finishes once all sockets are closed, those
+ * of links Reload removed included. Bounded by the links' CloseTimeout. */
 void stm32_manager_shutdown_async (Stm32Manager *self, GCancellable *cancellable,
                                    GAsyncReadyCallback callback, gpointer user_data);
 gboolean stm32_manager_shutdown_finish (Stm32Manager *self, GAsyncResult *result, GError **error);

@@ -17,6 +17,11 @@ struct _Stm32Daemon
   GDBusObjectManager *objects;
   Stm32DbusManager1 *manager;
   gboolean exited;
+  /* stm32_daemon_start_logged(): what the daemon wrote to stderr so far */
+  GDataInputStream *log_in;
+  GCancellable *log_cancellable;
+  GString *log;
+  gboolean log_reading;
 };
 
 static GTestDBus *test_bus;
@@ -54,13 +59,29 @@ daemon_argv (const char *first_arg, va_list args)
   return argv;
 }
 
+/* Whether the name is owned, and by this daemon: one started with --replace
+ * finds the name still owned by the one it replaces. */
 static gboolean
-has_owner (Stm32Daemon *daemon)
+owns_name (Stm32Daemon *daemon)
 {
   g_autofree char *owner =
       g_dbus_object_manager_client_get_name_owner (G_DBUS_OBJECT_MANAGER_CLIENT (daemon->objects));
+  GDBusConnection *bus;
+  g_autoptr (GVariant) reply = NULL;
+  guint32 pid = 0;
 
-  return owner != NULL;
+  if (owner == NULL)
+    return FALSE;
+  bus =
+      g_dbus_object_manager_client_get_connection (G_DBUS_OBJECT_MANAGER_CLIENT (daemon->objects));
+  /* The owner may have left since: then it is not ours either. */
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "GetConnectionUnixProcessID",
+                                       g_variant_new ("(s)", owner), G_VARIANT_TYPE ("(u)"),
+                                       G_DBUS_CALL_FLAGS_NONE, DAEMON_WAIT_MS, NULL, NULL);
+  if (reply != NULL)
+    g_variant_get (reply, "(u)", &pid);
+  return pid == (guint32) stm32_daemon_get_pid (daemon);
 }
 
 static Stm32Daemon *
@@ -70,7 +91,6 @@ daemon_startv (GSubprocessLauncher *launcher, const char *first_arg, va_list arg
   g_autoptr (GPtrArray) argv = daemon_argv (first_arg, args);
   g_autoptr (GError) error = NULL;
 
-  /* stderr is inherited: the daemon's log lands in the test log. */
   daemon->process =
       g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   g_assert_no_error (error);
@@ -78,13 +98,13 @@ daemon_startv (GSubprocessLauncher *launcher, const char *first_arg, va_list arg
       G_BUS_TYPE_SESSION, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START, STM32_DBUS_NAME,
       STM32_DBUS_PATH, NULL, &error);
   g_assert_no_error (error);
-  stm32_test_wait_until (has_owner (daemon), DAEMON_WAIT_MS);
   return daemon;
 }
 
 Stm32Daemon *
 stm32_daemon_start (const char *first_arg, ...)
 {
+  /* stderr is inherited: the daemon's log lands in the test log. */
   g_autoptr (GSubprocessLauncher) launcher = stm32_test_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   Stm32Daemon *daemon;
   va_list args;
@@ -92,6 +112,7 @@ stm32_daemon_start (const char *first_arg, ...)
   va_start (args, first_arg);
   daemon = daemon_startv (launcher, first_arg, args);
   va_end (args);
+  stm32_test_wait_until (owns_name (daemon), DAEMON_WAIT_MS);
   return daemon;
 }
 
@@ -105,6 +126,58 @@ stm32_daemon_start_by (GSubprocessLauncher *launcher, const char *first_arg, ...
   daemon = daemon_startv (launcher, first_arg, args);
   va_end (args);
   return daemon;
+}
+
+static void read_log_line (Stm32Daemon *daemon);
+
+static void
+on_log_line (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Stm32Daemon *daemon = user_data;
+  g_autofree char *line =
+      g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (source), result, NULL, NULL);
+
+  daemon->log_reading = FALSE;
+  /* NULL: the daemon closed stderr (it exited), or the read was cancelled. */
+  if (line == NULL)
+    return;
+  g_test_message ("stm32d: %s", line);
+  g_string_append_printf (daemon->log, "%s\n", line);
+  read_log_line (daemon);
+}
+
+static void
+read_log_line (Stm32Daemon *daemon)
+{
+  daemon->log_reading = TRUE;
+  g_data_input_stream_read_line_async (daemon->log_in, G_PRIORITY_DEFAULT, daemon->log_cancellable,
+                                       on_log_line, daemon);
+}
+
+Stm32Daemon *
+stm32_daemon_start_logged (const char *first_arg, ...)
+{
+  g_autoptr (GSubprocessLauncher) launcher =
+      stm32_test_launcher_new (G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  Stm32Daemon *daemon;
+  va_list args;
+
+  va_start (args, first_arg);
+  daemon = daemon_startv (launcher, first_arg, args);
+  va_end (args);
+  daemon->log = g_string_new (NULL);
+  daemon->log_cancellable = g_cancellable_new ();
+  daemon->log_in = g_data_input_stream_new (g_subprocess_get_stderr_pipe (daemon->process));
+  read_log_line (daemon);
+  stm32_test_wait_until (owns_name (daemon), DAEMON_WAIT_MS);
+  return daemon;
+}
+
+const char *
+stm32_daemon_get_log (Stm32Daemon *daemon)
+{
+  g_assert_nonnull (daemon->log);
+  return daemon->log->str;
 }
 
 static void
@@ -234,6 +307,16 @@ stm32_daemon_free (Stm32Daemon *daemon)
       g_subprocess_force_exit (daemon->process);
       stm32_daemon_wait_exit (daemon);
     }
+  if (daemon->log_cancellable != NULL)
+    {
+      /* The read calls back once more, cancelled: let it, before @daemon goes. */
+      g_cancellable_cancel (daemon->log_cancellable);
+      stm32_test_wait_until (!daemon->log_reading, DAEMON_WAIT_MS);
+    }
+  g_clear_object (&daemon->log_in);
+  g_clear_object (&daemon->log_cancellable);
+  if (daemon->log != NULL)
+    g_string_free (daemon->log, TRUE);
   g_clear_object (&daemon->manager);
   g_clear_object (&daemon->objects);
   g_clear_object (&daemon->process);

@@ -17,12 +17,19 @@ typedef struct _Stm32Daemon Stm32Daemon;
 void stm32_daemon_test_init (int *argc, char ***argv);
 int stm32_daemon_test_run (void);
 
-/* Starts `stm32d --session ARGS…` and waits until it owns its name. */
+/* Starts `stm32d --session ARGS…` and waits until it owns its name (with
+ * --replace: until the name moved to it). */
 Stm32Daemon *stm32_daemon_start (const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
 /* The same, started by @launcher: its environment and its child setup (a
  * sandbox, sandbox-harness.h). */
 Stm32Daemon *stm32_daemon_start_by (GSubprocessLauncher *launcher, const char *first_arg,
                                     ...) G_GNUC_NULL_TERMINATED;
+
+/* stm32_daemon_start() with the daemon's stderr kept for
+ * stm32_daemon_get_log() (and copied to the test log line by line). */
+Stm32Daemon *stm32_daemon_start_logged (const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
+/* What a daemon from stm32_daemon_start_logged() logged so far. */
+const char *stm32_daemon_get_log (Stm32Daemon *daemon);
 
 /* Starts stm32d as @argv says (@argv[0] is its path), its stdio as @flags
  * say, and waits until it owns its name, without the harness's proxies: for
