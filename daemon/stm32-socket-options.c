@@ -40,39 +40,39 @@ stm32_socket_set_abortive_close (GSocket *socket, GError **error)
   return TRUE;
 }
 
-gboolean
-stm32_socket_eof_was_reset (GSocket *socket)
+/* The kernel's TCP state of @socket (TCP_ESTABLISHED, …), or 0 when it
+ * cannot be read, which no state equals. */
+static guint8
+socket_tcp_state (GSocket *socket)
 {
   struct tcp_info info = { 0 };
   socklen_t len = sizeof info;
 
   if (getsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
-    return FALSE;
-  return info.tcpi_state == TCP_CLOSE;
+    return 0;
+  return info.tcpi_state;
+}
+
+gboolean
+stm32_socket_eof_was_reset (GSocket *socket)
+{
+  return socket_tcp_state (socket) == TCP_CLOSE;
 }
 
 gboolean
 stm32_socket_peer_closed (GSocket *socket)
 {
-  struct tcp_info info = { 0 };
-  socklen_t len = sizeof info;
+  guint8 state = socket_tcp_state (socket);
 
-  if (getsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
-    return FALSE;
   /* The states a connection reaches only once the other side's FIN came. */
-  return info.tcpi_state == TCP_CLOSE_WAIT || info.tcpi_state == TCP_LAST_ACK ||
-         info.tcpi_state == TCP_CLOSING || info.tcpi_state == TCP_TIME_WAIT;
+  return state == TCP_CLOSE_WAIT || state == TCP_LAST_ACK || state == TCP_CLOSING ||
+         state == TCP_TIME_WAIT;
 }
 
 gboolean
 stm32_socket_fin_unacknowledged (GSocket *socket)
 {
-  struct tcp_info info = { 0 };
-  socklen_t len = sizeof info;
-
-  if (getsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_INFO, &info, &len) < 0)
-    return FALSE;
-  return info.tcpi_state == TCP_FIN_WAIT1;
+  return socket_tcp_state (socket) == TCP_FIN_WAIT1;
 }
 
 gboolean

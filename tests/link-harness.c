@@ -75,3 +75,14 @@ stm32_test_reason_nick (Stm32EndReason reason)
 {
   return stm32_enum_to_string (STM32_TYPE_END_REASON, reason);
 }
+
+void
+stm32_test_link_count_sent (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  guint *sent = user_data;
+  g_autoptr (GError) error = NULL;
+
+  stm32_link_send_finish (STM32_LINK (source), result, &error);
+  g_assert_no_error (error);
+  (*sent)++;
+}

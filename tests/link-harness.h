@@ -13,6 +13,9 @@ gboolean stm32_test_link_connect (Stm32Link *link, GError **error);
 /* Disconnects and asserts the link ended up disconnected without error. */
 void stm32_test_link_disconnect (Stm32Link *link);
 gboolean stm32_test_link_send (Stm32Link *link, const char *text, GError **error);
+/* A GAsyncReadyCallback for stm32_link_send_async(): the send must succeed;
+ * counts it in the guint that @user_data points to. */
+void stm32_test_link_count_sent (GObject *source, GAsyncResult *result, gpointer user_data);
 char *stm32_test_link_transact (Stm32Link *link, const char *text, guint timeout_ms,
                                 GError **error);
 

@@ -317,6 +317,24 @@ stm32_sim_status (Stm32Sim *sim)
   return answer;
 }
 
+gint64
+stm32_sim_status_int (Stm32Sim *sim, const char *member)
+{
+  g_autoptr (JsonObject) status = stm32_sim_status (sim);
+
+  g_assert_true (json_object_has_member (status, member));
+  return json_object_get_int_member (status, member);
+}
+
+gint64
+stm32_sim_released_how (Stm32Sim *sim, const char *how)
+{
+  g_autoptr (JsonObject) status = stm32_sim_status (sim);
+  JsonObject *counts = json_object_get_object_member (status, "released_how");
+
+  return json_object_has_member (counts, how) ? json_object_get_int_member (counts, how) : 0;
+}
+
 static void
 on_exited (GObject *source, GAsyncResult *result, gpointer user_data)
 {

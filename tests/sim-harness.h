@@ -38,6 +38,11 @@ JsonObject *stm32_sim_request (Stm32Sim *sim, const char *command);
 void stm32_sim_command (Stm32Sim *sim, const char *command);
 /* The "status" event (see tests/sim/README.md for its members). */
 JsonObject *stm32_sim_status (Stm32Sim *sim);
+/* One integer member of the "status" event; fails the test if it is missing. */
+gint64 stm32_sim_status_int (Stm32Sim *sim, const char *member);
+/* How many connections the board released the way @how says ("peer-reset",
+ * "closed-after-eof", … see tests/sim/README.md), 0 if none was. */
+gint64 stm32_sim_released_how (Stm32Sim *sim, const char *how);
 
 /* Removes and returns the oldest not-yet-consumed event named @event, waiting
  * for it at most @timeout_ms; fails the test on timeout or if the simulator

@@ -46,50 +46,6 @@ fixture_teardown (Fixture *fixture, gconstpointer options)
   stm32_link_config_free (fixture->config);
 }
 
-static gint64
-json_int (JsonObject *object, const char *member)
-{
-  g_assert_true (json_object_has_member (object, member));
-  return json_object_get_int_member (object, member);
-}
-
-static gint64
-released_how (Stm32Sim *sim, const char *how)
-{
-  g_autoptr (JsonObject) status = stm32_sim_status (sim);
-  JsonObject *counts = json_object_get_object_member (status, "released_how");
-
-  return json_object_has_member (counts, how) ? json_object_get_int_member (counts, how) : 0;
-}
-
-/* Waits until the board holds no connection. */
-static void
-wait_board_empty (Stm32Sim *sim)
-{
-  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
-
-  for (;;)
-    {
-      g_autoptr (JsonObject) status = stm32_sim_status (sim);
-
-      if (json_int (status, "slots_in_use") == 0)
-        return;
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      stm32_test_iterate (g_get_monotonic_time () + 10 * 1000);
-    }
-}
-
-static void
-on_sent (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  guint *sent = user_data;
-  g_autoptr (GError) error = NULL;
-
-  stm32_link_send_finish (STM32_LINK (source), result, &error);
-  g_assert_no_error (error);
-  (*sent)++;
-}
-
 /* One cycle: connect, a transaction, BURST frames sent without waiting and
  * Disconnect at once; every Send must succeed and the board must count
  * every frame of this connection. Returns how it was closed. */
@@ -113,7 +69,7 @@ cycle (Stm32Link *link, Stm32Sim *sim, guint n)
       g_autofree char *text = g_strdup_printf ("cycle %u frame %u", n, i);
       g_autoptr (GBytes) frame = g_bytes_new (text, strlen (text));
 
-      stm32_link_send_async (link, frame, NULL, on_sent, &sent);
+      stm32_link_send_async (link, frame, NULL, stm32_test_link_count_sent, &sent);
     }
   stm32_test_link_disconnect (link);
   stm32_test_wait_until (sent == BURST, WAIT_MS);
@@ -182,8 +138,8 @@ test_learned_leak (Fixture *fixture, gconstpointer options)
     g_assert_cmpint (link_close_strategy (link), ==, STM32_CLOSE_KIND_LEARNED_RESET);
   }
   /* The board's view: every slot given back by our RST; the PC's: no fd left. */
-  wait_board_empty (fixture->sim);
-  g_assert_cmpint (released_how (fixture->sim, "peer-reset"), ==, 3 + STM32_CLOSE_RECHECK_FIRST);
+  stm32_test_poll_until (stm32_sim_status_int (fixture->sim, "slots_in_use") == 0, WAIT_MS);
+  g_assert_cmpint (stm32_sim_released_how (fixture->sim, "peer-reset"), ==, 3 + STM32_CLOSE_RECHECK_FIRST);
   g_assert_cmpuint (stm32_test_count_fds (), ==, fds_before);
 }
 
@@ -252,7 +208,7 @@ test_recheck_firmware_fixed (Fixture *fixture, gconstpointer options)
 
       assert_close (entry, STM32_CLOSE_KIND_GRACEFUL, TRUE);
     }
-  wait_board_empty (fixture->sim);
+  stm32_test_poll_until (stm32_sim_status_int (fixture->sim, "slots_in_use") == 0, WAIT_MS);
 }
 
 /* The board restarts (its listener refuses for a while): the next close
@@ -294,9 +250,9 @@ test_good_board_no_reset (Fixture *fixture, gconstpointer options)
 
       assert_close (entry, STM32_CLOSE_KIND_GRACEFUL, TRUE);
     }
-  wait_board_empty (fixture->sim);
-  g_assert_cmpint (released_how (fixture->sim, "closed-after-eof"), ==, cycles);
-  g_assert_cmpint (released_how (fixture->sim, "peer-reset"), ==, 0);
+  stm32_test_poll_until (stm32_sim_status_int (fixture->sim, "slots_in_use") == 0, WAIT_MS);
+  g_assert_cmpint (stm32_sim_released_how (fixture->sim, "closed-after-eof"), ==, cycles);
+  g_assert_cmpint (stm32_sim_released_how (fixture->sim, "peer-reset"), ==, 0);
 }
 
 /* CloseMode=graceful: every close waits for the FIN, whatever the board does. */
@@ -331,9 +287,9 @@ test_mode_reset (Fixture *fixture, gconstpointer options)
 
       assert_close (entry, STM32_CLOSE_KIND_RESET, FALSE);
     }
-  wait_board_empty (fixture->sim);
-  g_assert_cmpint (released_how (fixture->sim, "peer-reset"), ==, 6);
-  g_assert_cmpint (released_how (fixture->sim, "closed-after-eof"), ==, 0);
+  stm32_test_poll_until (stm32_sim_status_int (fixture->sim, "slots_in_use") == 0, WAIT_MS);
+  g_assert_cmpint (stm32_sim_released_how (fixture->sim, "peer-reset"), ==, 6);
+  g_assert_cmpint (stm32_sim_released_how (fixture->sim, "closed-after-eof"), ==, 0);
 }
 
 static void

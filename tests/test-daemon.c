@@ -73,14 +73,6 @@ add_test (const char *path, const char *const *options, void (*setup) (Fixture *
 
 /* ---- racing calls ------------------------------------------------------------ */
 
-static gint64
-board_slots_in_use (Stm32Sim *sim)
-{
-  g_autoptr (JsonObject) status = stm32_sim_status (sim);
-
-  return json_object_get_int_member (status, "slots_in_use");
-}
-
 /* Counts answers; only stm32d's own errors may come back, never the bus's. */
 static void
 on_call_counted (GObject *source, GAsyncResult *result, gpointer user_data)
@@ -130,7 +122,7 @@ test_connect_disconnect_race (Fixture *fixture, gconstpointer options)
     }
   stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "disconnected"), WAIT_MS);
   /* A slot is released once the board has the RST: its own account says. */
-  stm32_test_poll_until (board_slots_in_use (fixture->sim) == 0, WAIT_MS);
+  stm32_test_poll_until (stm32_sim_status_int (fixture->sim, "slots_in_use") == 0, WAIT_MS);
   status = stm32_sim_status (fixture->sim);
   g_test_message ("the board accepted %" G_GINT64_FORMAT " connections",
                   json_object_get_int_member (status, "accepted"));

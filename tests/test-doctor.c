@@ -673,15 +673,6 @@ test_probe_leaky (Bench *bench, gconstpointer spec)
   stm32_test_wait_until (sim_slots_in_use (bench->sim) == 1, WAIT_MS);
 }
 
-static gint64
-sim_released_how (Stm32Sim *sim, const char *how)
-{
-  g_autoptr (JsonObject) status = stm32_sim_status (sim);
-  JsonObject *counts = json_object_get_object_member (status, "released_how");
-
-  return json_object_has_member (counts, how) ? json_object_get_int_member (counts, how) : 0;
-}
-
 /* The caller of a probe dies mid-way: the probe ends at once and resets
  * every connection it holds, rather than keep the board's slots. */
 static void
@@ -706,7 +697,7 @@ test_probe_caller_leaves (Bench *bench, gconstpointer spec)
   /* Reset, not closed gracefully: the probe was cut short, and the board
    * has every slot back long before 32 extra connections could have been made. */
   stm32_test_wait_until (sim_slots_in_use (bench->sim) == 1, WAIT_MS);
-  g_assert_cmpint (sim_released_how (bench->sim, "peer-reset"), >=, 2);
+  g_assert_cmpint (stm32_sim_released_how (bench->sim, "peer-reset"), >=, 2);
   g_assert_cmpuint (stm32_sim_count_events (bench->sim, "accepted"), <, 1 + 3 + 32);
   g_assert_true (stm32_daemon_link_state_is (bench->link, "connected"));
   /* And the next probe is not refused as Busy. */

@@ -17,14 +17,6 @@
 
 #define WAIT_MS STM32_TEST_LINK_WAIT_MS
 
-static gint64
-board_int (Stm32Sim *sim, const char *member)
-{
-  g_autoptr (JsonObject) status = stm32_sim_status (sim);
-
-  return json_object_get_int_member (status, member);
-}
-
 static Stm32LinkConfig *
 test_config (Stm32Sim *sim, gboolean autoconnect)
 {
@@ -62,7 +54,7 @@ test_link_hold (void)
   g_clear_object (&result);
   g_clear_error (&error);
   stm32_link_connect_async (link, NULL, stm32_test_store_result, &result);
-  g_assert_cmpint (board_int (sim, "accepted"), ==, 0);
+  g_assert_cmpint (stm32_sim_status_int (sim, "accepted"), ==, 0);
   g_assert_null (result);
   stm32_link_release (link);
   stm32_test_wait_until (result != NULL, WAIT_MS);
@@ -70,7 +62,7 @@ test_link_hold (void)
   g_assert_no_error (error);
   stm32_sim_expect (sim, "accepted", WAIT_MS);
   stm32_test_link_disconnect (link);
-  g_assert_cmpint (board_int (sim, "accepted"), ==, 1);
+  g_assert_cmpint (stm32_sim_status_int (sim, "accepted"), ==, 1);
   g_clear_object (&link);
   stm32_sim_stop (sim);
 }
@@ -104,8 +96,8 @@ test_retire_then_admit (void)
   stm32_test_wait_until (stm32_link_get_state (next) == STM32_LINK_STATE_CONNECTED, WAIT_MS);
   g_assert_true (drained);
   g_assert_cmpint (stm32_link_get_state (old), ==, STM32_LINK_STATE_DISCONNECTED);
-  g_assert_cmpint (board_int (sim, "rejected"), ==, 0);
-  g_assert_cmpint (board_int (sim, "slots_in_use_max"), ==, 1);
+  g_assert_cmpint (stm32_sim_status_int (sim, "rejected"), ==, 0);
+  g_assert_cmpint (stm32_sim_status_int (sim, "slots_in_use_max"), ==, 1);
   stm32_test_link_disconnect (next);
   g_clear_object (&next);
   g_clear_object (&old);

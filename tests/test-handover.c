@@ -65,14 +65,6 @@ write_link (Fixture *fixture, const char *name, const char *extra)
                          fixture->port, extra);
 }
 
-static gint64
-board_int (Stm32Sim *sim, const char *member)
-{
-  g_autoptr (JsonObject) status = stm32_sim_status (sim);
-
-  return json_object_get_int_member (status, member);
-}
-
 static void
 call_reload (Stm32Daemon *daemon)
 {
@@ -115,8 +107,8 @@ history_count (Stm32DbusLink1 *link, const char *reason)
 static void
 assert_board_saw_one_at_a_time (Fixture *fixture)
 {
-  g_assert_cmpint (board_int (fixture->sim, "rejected"), ==, 0);
-  g_assert_cmpint (board_int (fixture->sim, "slots_in_use_max"), ==, 1);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "rejected"), ==, 0);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "slots_in_use_max"), ==, 1);
 }
 
 /* ---- Reload ------------------------------------------------------------------------ */
@@ -142,7 +134,7 @@ test_reload_waits_for_old_socket (Fixture *fixture, gconstpointer options)
   released = stm32_sim_wait_event (fixture->sim, "released", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (released, "how"), ==, "peer-reset");
   assert_board_saw_one_at_a_time (fixture);
-  g_assert_cmpint (board_int (fixture->sim, "accepted"), ==, 2);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "accepted"), ==, 2);
   g_assert_cmpuint (history_count (renamed, "server-busy"), ==, 0);
   g_assert_cmpuint (stm32_dbus_link1_get_connect_failures (renamed), ==, 0);
 }
@@ -225,9 +217,9 @@ test_reload_racing (Fixture *fixture, gconstpointer options)
           stm32_daemon_link_state_is (stm32_daemon_get_link (fixture->daemon, "a"), "connected"),
       WAIT_MS);
   stm32_daemon_stop (g_steal_pointer (&fixture->daemon));
-  stm32_test_poll_until (board_int (fixture->sim, "slots_in_use") == 0, WAIT_MS);
+  stm32_test_poll_until (stm32_sim_status_int (fixture->sim, "slots_in_use") == 0, WAIT_MS);
   g_test_message ("the board accepted %" G_GINT64_FORMAT " connections",
-                  board_int (fixture->sim, "accepted"));
+                  stm32_sim_status_int (fixture->sim, "accepted"));
   assert_board_saw_one_at_a_time (fixture);
 }
 
@@ -280,7 +272,7 @@ test_replace_waits_for_old_daemon (Fixture *fixture, gconstpointer options)
   g_assert_cmpint (stm32_daemon_wait_exit (old), ==, 1);
   stm32_daemon_free (old);
   assert_board_saw_one_at_a_time (fixture);
-  g_assert_cmpint (board_int (fixture->sim, "accepted"), ==, 2);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "accepted"), ==, 2);
   g_assert_cmpuint (stm32_dbus_link1_get_connect_failures (link), ==, 0);
   g_assert_cmpuint (history_count (link, "server-busy"), ==, 0);
 }

@@ -803,17 +803,6 @@ board_released_how (Stm32Sim *board, const char *how)
   return json_object_has_member (counts, how) ? json_object_get_int_member (counts, how) : 0;
 }
 
-static void
-on_close_burst_sent (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  guint *sent = user_data;
-  g_autoptr (GError) error = NULL;
-
-  stm32_link_send_finish (STM32_LINK (source), result, &error);
-  g_assert_no_error (error);
-  (*sent)++;
-}
-
 /* Connect, a transaction, CLOSE_BURST frames sent without waiting and
  * Disconnect at once; every Send must be answered as sent. Returns the
  * history entry of this connection. */
@@ -834,7 +823,7 @@ close_cycle (Stm32Link *link, guint n)
       g_autofree char *text = g_strdup_printf ("cycle %u frame %u", n, i);
       g_autoptr (GBytes) frame = g_bytes_new (text, strlen (text));
 
-      stm32_link_send_async (link, frame, NULL, on_close_burst_sent, &sent);
+      stm32_link_send_async (link, frame, NULL, stm32_test_link_count_sent, &sent);
     }
   stm32_test_link_disconnect (link);
   stm32_test_wait_until (sent == CLOSE_BURST, WAIT_MS);

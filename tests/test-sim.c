@@ -240,14 +240,6 @@ local_port (GSocketConnection *connection)
 
 /* --- the board's side ------------------------------------------------------ */
 
-static gint64
-status_int (Stm32Sim *sim, const char *member)
-{
-  g_autoptr (JsonObject) status = stm32_sim_status (sim);
-
-  return json_object_get_int_member (status, member);
-}
-
 static gboolean
 status_bool (Stm32Sim *sim, const char *member)
 {
@@ -353,7 +345,7 @@ test_good_close_frees_slot (Fixture *fixture, gconstpointer options)
   g_io_stream_close (G_IO_STREAM (first), NULL, NULL);
   second = connect_ok (fixture->port);
   expect_echo (second, "two\n");
-  g_assert_cmpint (status_int (fixture->sim, "rejected"), ==, 0);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "rejected"), ==, 0);
 }
 
 static void
@@ -369,8 +361,8 @@ test_full_rst (Fixture *fixture, gconstpointer options)
   g_assert_cmpstr (json_object_get_string_member (rejected, "reason"), ==, "table-full");
   g_assert_cmpstr (json_object_get_string_member (rejected, "action"), ==, "rst");
   g_assert_true (g_str_has_prefix (json_object_get_string_member (rejected, "peer"), "127.0.0.1:"));
-  g_assert_cmpint (status_int (fixture->sim, "rejected"), ==, 1);
-  g_assert_cmpint (status_int (fixture->sim, "slots_in_use"), ==, 1);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "rejected"), ==, 1);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "slots_in_use"), ==, 1);
   expect_echo (holder, "still mine\n");
 }
 
@@ -439,7 +431,7 @@ test_leak_rst_frees_slot (Fixture *fixture, gconstpointer options)
   g_assert_no_error (error);
   stm32_sim_expect (fixture->sim, "eof", WAIT_MS);
   expect_silence (first);
-  g_assert_cmpint (status_int (fixture->sim, "leaked"), ==, 1);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "leaked"), ==, 1);
   close_reset (first);
   expect_released (fixture->sim, "peer-reset", 0);
   second = connect_ok (fixture->port);
@@ -468,9 +460,9 @@ test_leak_rst_then_connect (Fixture *fixture, gconstpointer options)
   second = connect_ok (fixture->port);
   stm32_sim_send_signal (fixture->sim, SIGCONT);
   expect_echo (second, "two\n");
-  g_assert_cmpint (status_int (fixture->sim, "rejected"), ==, 0);
-  g_assert_cmpint (status_int (fixture->sim, "slots_in_use"), ==, 1);
-  g_assert_cmpint (status_int (fixture->sim, "slots_in_use_max"), ==, 1);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "rejected"), ==, 0);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "slots_in_use"), ==, 1);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "slots_in_use_max"), ==, 1);
 }
 
 /* The status keeps the most slots ever taken at once, after they are freed:
@@ -483,16 +475,16 @@ test_slots_in_use_max (Fixture *fixture, gconstpointer options)
 
   expect_echo (a, "a\n");
   expect_echo (b, "b\n");
-  g_assert_cmpint (status_int (fixture->sim, "slots_in_use_max"), ==, 2);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "slots_in_use_max"), ==, 2);
   close_reset (a);
   close_reset (b);
   expect_released (fixture->sim, "peer-reset", 1);
   expect_released (fixture->sim, "peer-reset", 0);
-  g_assert_cmpint (status_int (fixture->sim, "slots_in_use_max"), ==, 2);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "slots_in_use_max"), ==, 2);
   g_clear_object (&a);
   a = connect_ok (fixture->port);
   expect_echo (a, "again\n");
-  g_assert_cmpint (status_int (fixture->sim, "slots_in_use_max"), ==, 2);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "slots_in_use_max"), ==, 2);
 }
 
 static void
@@ -507,7 +499,7 @@ test_idle_timeout (Fixture *fixture, gconstpointer options)
   idle = stm32_sim_wait_event (fixture->sim, "idle-timeout", WAIT_MS);
   g_assert_cmpint (json_object_get_int_member (idle, "ms"), ==, 200);
   /* Like lwIP in FIN_WAIT, the board holds the slot until the PC answers. */
-  g_assert_cmpint (status_int (fixture->sim, "slots_in_use"), ==, 1);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "slots_in_use"), ==, 1);
   close_graceful (client);
   expect_released (fixture->sim, "board-closed", 0);
 }
@@ -735,7 +727,7 @@ test_control_errors (Fixture *fixture, gconstpointer options)
       g_assert_cmpstr (json_object_get_string_member (answer, "event"), ==, "error");
       g_assert_nonnull (json_object_get_string_member (answer, "message"));
     }
-  g_assert_cmpint (status_int (fixture->sim, "slots"), ==, 4);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "slots"), ==, 4);
 }
 
 static void
@@ -751,7 +743,7 @@ test_control_slots_and_mode (Fixture *fixture, gconstpointer options)
   close_graceful (first);
   eof = stm32_sim_wait_event (fixture->sim, "eof", WAIT_MS);
   g_assert_cmpstr (json_object_get_string_member (eof, "action"), ==, "ignore");
-  g_assert_cmpint (status_int (fixture->sim, "slots_in_use"), ==, 1);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "slots_in_use"), ==, 1);
 }
 
 static void

@@ -18,14 +18,6 @@
 #define WAIT_MS 20000
 #define ROUNDS 2000
 
-static gint64
-board_status_int (Stm32Sim *sim, const char *member)
-{
-  g_autoptr (JsonObject) status = stm32_sim_status (sim);
-
-  return json_object_get_int_member (status, member);
-}
-
 /* Only stm32d's own errors may come back (not connected, disconnected while
  * connecting, …), never the bus's. */
 static void
@@ -115,9 +107,9 @@ test_racing_cycles (void)
    * round may leave the link connected: end it as a user would. */
   stm32_daemon_link_disconnect (link);
   stm32_test_wait_until (stm32_daemon_link_state_is (link, "disconnected"), WAIT_MS);
-  stm32_test_poll_until (board_status_int (sim, "slots_in_use") == 0, WAIT_MS);
+  stm32_test_poll_until (stm32_sim_status_int (sim, "slots_in_use") == 0, WAIT_MS);
   g_test_message ("%u rounds: the board accepted %" G_GINT64_FORMAT " connections", ROUNDS,
-                  board_status_int (sim, "accepted"));
+                  stm32_sim_status_int (sim, "accepted"));
   /* An fd closes once its last operation is answered, just after the state
    * says disconnected: wait for it, bounded. */
   stm32_test_poll_until (stm32_test_count_process_fds (stm32_daemon_get_pid (daemon)) == idle_fds,
