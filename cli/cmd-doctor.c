@@ -369,15 +369,16 @@ records_json (GVariant *list, void (*describe) (Stm32CtlOutput *, GVariant *))
   return stm32ctl_output_to_json (records, TRUE);
 }
 
+/* One link's report as a record of @output: an object of --json. */
 static void
-print_json (const char *name, GVariant *report)
+describe_report (Stm32CtlOutput *output, const char *name, GVariant *report)
 {
-  g_autoptr (Stm32CtlOutput) output = stm32ctl_output_new (TRUE);
   g_autoptr (GVariant) findings = g_variant_lookup_value (report, "findings", NULL);
   g_autoptr (GVariant) census = g_variant_lookup_value (report, "census", NULL);
   g_autoptr (GVariant) summary = g_variant_lookup_value (report, "history-summary", NULL);
   g_autoptr (GVariant) probe = g_variant_lookup_value (report, "probe", NULL);
 
+  stm32ctl_output_record (output);
   stm32ctl_output_string (output, "name", NULL, name);
   stm32ctl_output_string (output, "endpoint", NULL, lookup_string (report, "endpoint"));
   stm32ctl_output_bool (output, "healthy", NULL, lookup_bool (report, "healthy"));
@@ -387,7 +388,6 @@ print_json (const char *name, GVariant *report)
   stm32ctl_output_node (output, "history", history_json (summary));
   stm32ctl_output_node (output, "probe",
                         probe ? probe_json (probe) : json_node_init_null (json_node_alloc ()));
-  stm32ctl_output_print (output, FALSE);
 }
 
 /* ---- the command -------------------------------------------------------------------- */
@@ -405,78 +405,189 @@ diagnose_options (gboolean probe, int max)
   return g_variant_dict_end (&options);
 }
 
-static int
-print_report (Stm32ClientLink *link, GVariant *report, gboolean json)
+/* One link's report for people. */
+static void
+print_report (Stm32ClientLink *link, GVariant *report)
 {
   g_autoptr (GVariant) findings = g_variant_lookup_value (report, "findings", NULL);
   g_autoptr (GVariant) census = g_variant_lookup_value (report, "census", NULL);
   g_autoptr (GVariant) summary = g_variant_lookup_value (report, "history-summary", NULL);
   g_autoptr (GVariant) probe = g_variant_lookup_value (report, "probe", NULL);
-  gboolean healthy = lookup_bool (report, "healthy");
 
-  if (json)
-    print_json (stm32_client_link_get_name (link), report);
-  else
+  g_print ("Link %s, board %s\n", stm32_client_link_get_name (link),
+           lookup_string (report, "endpoint"));
+  print_findings (findings, census, lookup_bool (report, "healthy"));
+  print_census (report, census);
+  print_history (summary);
+  if (probe != NULL)
+    print_probe (probe);
+  fflush (stdout);
+}
+
+typedef struct
+{
+  gboolean probe;
+  int max;
+  gboolean json;
+} DoctorOptions;
+
+/* Asks stm32d to diagnose @link; the report has stm32ctl's own view of the
+ * sockets' owners added. */
+static GVariant *
+diagnose (Stm32Ctl *ctl, Stm32ClientLink *link, const DoctorOptions *options, GError **error)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GVariant) diagnosed = NULL;
+  gboolean probe = options->probe || options->max > 0;
+
+  if (probe && !options->json)
+    g_printerr ("Probing %s for a few seconds…\n", stm32_client_link_get_name (link));
+  stm32_client_link_diagnose (link, diagnose_options (probe, options->max), ctl->cancellable,
+                              stm32ctl_store_result, &result);
+  stm32ctl_wait (ctl, &result);
+  diagnosed = stm32_client_link_diagnose_finish (link, result, error);
+  return diagnosed ? stm32ctl_owners_fill (diagnosed) : NULL;
+}
+
+static int
+doctor_one (Stm32Ctl *ctl, Stm32ClientLink *link, const DoctorOptions *options)
+{
+  g_autoptr (Stm32CtlOutput) output = stm32ctl_output_new (TRUE);
+  g_autoptr (GVariant) report = NULL;
+  GError *error = NULL;
+
+  report = diagnose (ctl, link, options, &error);
+  if (report == NULL)
+    return stm32ctl_fail (error);
+  if (options->json)
     {
-      g_print ("Link %s, board %s\n", stm32_client_link_get_name (link),
-               lookup_string (report, "endpoint"));
-      print_findings (findings, census, healthy);
-      print_census (report, census);
-      print_history (summary);
-      if (probe != NULL)
-        print_probe (probe);
-      fflush (stdout);
+      describe_report (output, stm32_client_link_get_name (link), report);
+      stm32ctl_output_print (output, FALSE);
     }
-  return healthy ? STM32CTL_EXIT_OK : STM32CTL_EXIT_PROBLEMS;
+  else
+    print_report (link, report);
+  return lookup_bool (report, "healthy") ? STM32CTL_EXIT_OK : STM32CTL_EXIT_PROBLEMS;
+}
+
+/* How the links fared, for the summary: the names are the links to look at. */
+typedef struct
+{
+  guint links, healthy, unhealthy, failed;
+  GString *problems; /* names of the links with problems */
+  GString *errors;   /* names of the links that could not be diagnosed */
+} Tally;
+
+static void
+tally_add (GString *names, guint *count, const char *name)
+{
+  g_string_append_printf (names, "%s%s", *count > 0 ? ", " : "", name);
+  (*count)++;
+}
+
+static void
+print_summary (const Tally *tally)
+{
+  g_autoptr (GString) text = g_string_new (NULL);
+
+  g_string_printf (text, "%u links diagnosed, %u without problems", tally->links, tally->healthy);
+  if (tally->unhealthy > 0)
+    g_string_append_printf (text, "; %u with problems: %s", tally->unhealthy, tally->problems->str);
+  if (tally->failed > 0)
+    g_string_append_printf (text, "; %u not diagnosed: %s", tally->failed, tally->errors->str);
+  g_print ("\n");
+  print_wrapped ("", "Summary: ", text->str);
+}
+
+/* Every link, one after the other (probes of boards on one network would
+ * disturb each other). The exit status is the worst outcome: a link that could
+ * not be diagnosed, then one with problems. */
+static int
+doctor_all (Stm32Ctl *ctl, GList *links, const DoctorOptions *options)
+{
+  g_autoptr (Stm32CtlOutput) output = stm32ctl_output_new (TRUE);
+  g_autoptr (GString) problems = g_string_new (NULL);
+  g_autoptr (GString) errors = g_string_new (NULL);
+  Tally tally = { .problems = problems, .errors = errors };
+  int worst = STM32CTL_EXIT_OK;
+
+  for (GList *l = links; l != NULL; l = l->next, tally.links++)
+    {
+      const char *name = stm32_client_link_get_name (l->data);
+      g_autoptr (GVariant) report = NULL;
+      GError *error = NULL;
+
+      report = diagnose (ctl, l->data, options, &error);
+      if (report == NULL)
+        {
+          gboolean cancelled = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+          int code;
+
+          g_prefix_error (&error, "link %s: ", name);
+          code = stm32ctl_fail (error);
+          if (cancelled)
+            return code;
+          if (tally.failed == 0)
+            worst = code;
+          tally_add (errors, &tally.failed, name);
+          continue;
+        }
+      if (options->json)
+        describe_report (output, name, report);
+      else
+        {
+          if (l != links)
+            g_print ("\n");
+          print_report (l->data, report);
+        }
+      if (lookup_bool (report, "healthy"))
+        tally.healthy++;
+      else
+        {
+          tally_add (problems, &tally.unhealthy, name);
+          if (tally.failed == 0)
+            worst = STM32CTL_EXIT_PROBLEMS;
+        }
+    }
+  if (options->json)
+    stm32ctl_output_print (output, TRUE);
+  else
+    print_summary (&tally);
+  return worst;
 }
 
 int
 stm32ctl_cmd_doctor (Stm32Ctl *ctl, int argc, char **argv)
 {
-  gboolean json = FALSE, probe = FALSE;
-  int max = 0;
+  DoctorOptions options = { 0 };
   const GOptionEntry entries[] = {
-    { "probe", 'p', 0, G_OPTION_ARG_NONE, &probe,
+    { "probe", 'p', 0, G_OPTION_ARG_NONE, &options.probe,
       "Also probe the board: connect/close cycles and how many connections it holds", NULL },
-    { "max", 'm', 0, G_OPTION_ARG_INT, &max,
+    { "max", 'm', 0, G_OPTION_ARG_INT, &options.max,
       "Open at most N extra connections when probing (1-32, default 8; implies --probe)", "N" },
-    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &options.json, "Print JSON", NULL },
     { NULL }
   };
-  g_autoptr (GAsyncResult) result = NULL;
-  g_autoptr (GVariant) diagnosed = NULL, report = NULL;
-  Stm32ClientLink *link;
+  g_autoptr (GList) links = NULL;
   GError *error = NULL;
   int status;
 
   if (!stm32ctl_parse ("doctor", "[LINK]",
                        "Say what is wrong with a board's connection and what to change, with the "
                        "evidence: the link's history, this PC's sockets to the board (other "
-                       "programs' included) and, with --probe, a short test of the board.",
+                       "programs' included) and, with --probe, a short test of the board. "
+                       "Without a link and with several, every link, then a summary.",
                        entries, &argc, &argv, &status))
     return status;
   if (argc > 2)
     return stm32ctl_usage ("doctor", "unexpected argument “%s”", argv[2]);
-  if (max < 0 || max > 32)
-    return stm32ctl_usage ("doctor", "--max takes 1 to 32, not %d", max);
-  if (argc == 2)
-    {
-      if (ctl->link_name != NULL && !g_str_equal (ctl->link_name, argv[1]))
-        return stm32ctl_usage ("doctor", "two links given: “%s” and “%s”", ctl->link_name, argv[1]);
-      g_free (ctl->link_name);
-      ctl->link_name = g_strdup (argv[1]);
-    }
-  link = stm32ctl_link (ctl, &error);
-  if (link == NULL)
+  if (options.max < 0 || options.max > 32)
+    return stm32ctl_usage ("doctor", "--max takes 1 to 32, not %d", options.max);
+  if (!stm32ctl_take_link_argument (ctl, "doctor", argc, argv, &status))
+    return status;
+  links = stm32ctl_links (ctl, &error);
+  if (links == NULL)
     return stm32ctl_fail (error);
-  if ((probe || max > 0) && !json)
-    g_printerr ("Probing %s for a few seconds…\n", stm32_client_link_get_name (link));
-  stm32_client_link_diagnose (link, diagnose_options (probe || max > 0, max), ctl->cancellable,
-                              stm32ctl_store_result, &result);
-  stm32ctl_wait (ctl, &result);
-  diagnosed = stm32_client_link_diagnose_finish (link, result, &error);
-  if (diagnosed == NULL)
-    return stm32ctl_fail (error);
-  report = stm32ctl_owners_fill (diagnosed);
-  return print_report (link, report, json);
+  if (links->next == NULL)
+    return doctor_one (ctl, links->data, &options);
+  return doctor_all (ctl, links, &options);
 }

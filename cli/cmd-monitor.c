@@ -6,6 +6,7 @@
 typedef struct
 {
   gboolean hex;
+  gboolean json;
   const char *only; /* link name, or NULL for every link */
 } Monitor;
 
@@ -22,25 +23,86 @@ print_line (const char *link, const char *what, const char *detail)
   fflush (stdout);
 }
 
+/* An event for --json: its time and link (NULL: stm32d itself); the caller
+ * adds the event's own fields. */
+static Stm32CtlOutput *
+event_new (Stm32ClientLink *link, const char *event)
+{
+  Stm32CtlOutput *output = stm32ctl_output_new (TRUE);
+
+  stm32ctl_output_uint (output, "time", NULL, (guint64) g_get_real_time (), NULL);
+  if (link != NULL)
+    stm32ctl_output_string (output, "link", NULL, stm32_client_link_get_name (link));
+  else
+    stm32ctl_output_null (output, "link", NULL, NULL);
+  stm32ctl_output_string (output, "event", NULL, event);
+  return output;
+}
+
+/* One JSON object a line (JSON Lines): a reader parses each as it comes. */
+static void
+event_print (Stm32CtlOutput *output)
+{
+  g_autoptr (JsonNode) root = stm32ctl_output_to_json (output, FALSE);
+  g_autofree char *text = json_to_string (root, FALSE);
+
+  g_print ("%s\n", text);
+  fflush (stdout);
+  stm32ctl_output_free (output);
+}
+
 static void
 on_received (Stm32ClientLink *link, GBytes *frame, Monitor *monitor)
 {
-  g_autofree char *text = stm32ctl_format_frame (frame, monitor->hex);
+  g_autofree char *text = NULL;
+  Stm32CtlOutput *output;
+  gsize len;
+  const char *data;
 
-  print_line (stm32_client_link_get_name (link), "frame", text);
+  if (!monitor->json)
+    {
+      text = stm32ctl_format_frame (frame, monitor->hex);
+      print_line (stm32_client_link_get_name (link), "frame", text);
+      return;
+    }
+  /* "hex" is always exact; "text" only where the bytes are UTF-8. */
+  data = g_bytes_get_data (frame, &len);
+  text = stm32ctl_format_frame (frame, TRUE);
+  output = event_new (link, "frame");
+  stm32ctl_output_string (output, "hex", NULL, text);
+  g_clear_pointer (&text, g_free);
+  if (g_utf8_validate_len (data, len, NULL))
+    {
+      text = g_strndup (data, len);
+      stm32ctl_output_string (output, "text", NULL, text);
+    }
+  else
+    stm32ctl_output_null (output, "text", NULL, NULL);
+  event_print (output);
 }
 
 static void
 on_state (Stm32ClientLink *link, GParamSpec *pspec, Monitor *monitor)
 {
   const char *error = stm32_client_link_get_last_error (link);
-  g_autofree char *detail =
-      g_str_equal (error, "none")
-          ? g_strdup (stm32_client_link_get_state (link))
-          : g_strdup_printf ("%s (%s: %s)", stm32_client_link_get_state (link), error,
-                             stm32_client_link_get_last_error_message (link));
+  g_autofree char *detail = NULL;
+  Stm32CtlOutput *output;
 
-  print_line (stm32_client_link_get_name (link), "state", detail);
+  if (!monitor->json)
+    {
+      detail = g_str_equal (error, "none")
+                   ? g_strdup (stm32_client_link_get_state (link))
+                   : g_strdup_printf ("%s (%s: %s)", stm32_client_link_get_state (link), error,
+                                      stm32_client_link_get_last_error_message (link));
+      print_line (stm32_client_link_get_name (link), "state", detail);
+      return;
+    }
+  output = event_new (link, "state");
+  stm32ctl_output_string (output, "state", NULL, stm32_client_link_get_state (link));
+  stm32ctl_output_string (output, "last_error", NULL, error);
+  stm32ctl_output_string (output, "last_error_message", NULL,
+                          stm32_client_link_get_last_error_message (link));
+  event_print (output);
 }
 
 static void
@@ -52,10 +114,29 @@ watch_link (Stm32ClientLink *link, Monitor *monitor)
   g_signal_connect (link, "notify::state", G_CALLBACK (on_state), monitor);
 }
 
+/* An event of a link's own or of stm32d's (@link NULL) with no other fields. */
+static void
+print_event (Monitor *monitor, Stm32ClientLink *link, const char *event, const char *detail)
+{
+  if (monitor->json)
+    event_print (event_new (link, event));
+  else
+    print_line (link ? stm32_client_link_get_name (link) : "stm32d", event, detail);
+}
+
 static void
 on_link_added (Stm32Client *client, Stm32ClientLink *link, Monitor *monitor)
 {
-  print_line (stm32_client_link_get_name (link), "added", stm32_client_link_get_state (link));
+  Stm32CtlOutput *output;
+
+  if (!monitor->json)
+    print_line (stm32_client_link_get_name (link), "added", stm32_client_link_get_state (link));
+  else
+    {
+      output = event_new (link, "added");
+      stm32ctl_output_string (output, "state", NULL, stm32_client_link_get_state (link));
+      event_print (output);
+    }
   watch_link (link, monitor);
 }
 
@@ -63,13 +144,13 @@ static void
 on_link_removed (Stm32Client *client, Stm32ClientLink *link, Monitor *monitor)
 {
   g_signal_handlers_disconnect_by_data (link, monitor);
-  print_line (stm32_client_link_get_name (link), "removed", "");
+  print_event (monitor, link, "removed", "");
 }
 
 static void
 on_running (Stm32Client *client, GParamSpec *pspec, Monitor *monitor)
 {
-  print_line ("stm32d", stm32_client_is_running (client) ? "running" : "stopped", "");
+  print_event (monitor, NULL, stm32_client_is_running (client) ? "running" : "stopped", "");
 }
 
 int
@@ -77,21 +158,22 @@ stm32ctl_cmd_monitor (Stm32Ctl *ctl, int argc, char **argv)
 {
   Monitor monitor = { 0 };
   const GOptionEntry entries[] = {
-    { "hex", 'x', 0, G_OPTION_ARG_NONE, &monitor.hex, "Print frames as hex", NULL }, { NULL }
+    { "hex", 'x', 0, G_OPTION_ARG_NONE, &monitor.hex, "Print frames as hex", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &monitor.json, "Print each event as a line of JSON", NULL },
+    { NULL }
   };
   g_autoptr (GList) links = NULL;
   Stm32Client *client;
   GError *error = NULL;
   int status;
 
-  if (!stm32ctl_parse ("monitor", NULL,
+  if (!stm32ctl_parse ("monitor", "[LINK]",
                        "Print every frame the boards send on their own (not the replies to "
                        "transactions, which go to their callers) and every change of link "
-                       "state, as they happen, until Ctrl-C. Without -l, every link.",
-                       entries, &argc, &argv, &status))
+                       "state, as they happen, until Ctrl-C. Without a link, every link.",
+                       entries, &argc, &argv, &status) ||
+      !stm32ctl_take_link_argument (ctl, "monitor", argc, argv, &status))
     return status;
-  if (argc > 1)
-    return stm32ctl_usage ("monitor", "unexpected argument “%s”", argv[1]);
   client = stm32ctl_client (ctl, &error);
   if (client == NULL)
     return stm32ctl_fail (error);
@@ -111,7 +193,7 @@ stm32ctl_cmd_monitor (Stm32Ctl *ctl, int argc, char **argv)
   g_signal_connect (client, "link-removed", G_CALLBACK (on_link_removed), &monitor);
   g_signal_connect (client, "notify::running", G_CALLBACK (on_running), &monitor);
   if (!stm32_client_is_running (client))
-    print_line ("stm32d", "stopped", "(waiting for it to start)");
+    print_event (&monitor, NULL, "stopped", "(waiting for it to start)");
   stm32ctl_run_until_interrupted ();
 
   g_signal_handlers_disconnect_by_data (client, &monitor);

@@ -179,25 +179,61 @@ stm32ctl_client (Stm32Ctl *ctl, GError **error)
   return ctl->client;
 }
 
-Stm32ClientLink *
-stm32ctl_link (Stm32Ctl *ctl, GError **error)
+gboolean
+stm32ctl_take_link_argument (Stm32Ctl *ctl, const char *command, int argc, char **argv,
+                             int *exit_code)
+{
+  if (argc > 2)
+    {
+      *exit_code = stm32ctl_usage (command, "unexpected argument “%s”", argv[2]);
+      return FALSE;
+    }
+  if (argc < 2)
+    return TRUE;
+  if (ctl->link_name != NULL && !g_str_equal (ctl->link_name, argv[1]))
+    {
+      *exit_code =
+          stm32ctl_usage (command, "two links given: “%s” and “%s”", ctl->link_name, argv[1]);
+      return FALSE;
+    }
+  g_free (ctl->link_name);
+  ctl->link_name = g_strdup (argv[1]);
+  return TRUE;
+}
+
+GList *
+stm32ctl_links (Stm32Ctl *ctl, GError **error)
 {
   Stm32Client *client = stm32ctl_client (ctl, error);
-  g_autoptr (GList) links = NULL;
+  Stm32ClientLink *link;
+  GList *links;
 
   if (client == NULL)
     return NULL;
-  if (ctl->link_name != NULL)
-    return stm32_client_find_link (client, ctl->link_name, error);
-  if (!stm32_client_is_running (client))
-    return stm32_client_find_link (client, "", error);
+  /* Not running: find_link() says so, with what to do. */
+  if (ctl->link_name != NULL || !stm32_client_is_running (client))
+    {
+      link = stm32_client_find_link (client, ctl->link_name ? ctl->link_name : "", error);
+      return link ? g_list_prepend (NULL, link) : NULL;
+    }
   links = stm32_client_get_links (client);
-  if (links != NULL && links->next == NULL)
+  if (links == NULL)
+    g_set_error_literal (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK,
+                         "stm32d has no links; add one to its configuration");
+  return links;
+}
+
+Stm32ClientLink *
+stm32ctl_link (Stm32Ctl *ctl, GError **error)
+{
+  g_autoptr (GList) links = stm32ctl_links (ctl, error);
+
+  if (links == NULL)
+    return NULL;
+  if (links->next == NULL)
     return links->data;
   g_set_error (error, STM32_CLIENT_ERROR, STM32_CLIENT_ERROR_NO_SUCH_LINK,
-               links ? "stm32d has %u links; say which one with “-l NAME”"
-                     : "stm32d has no links; add one to its configuration",
-               g_list_length (links));
+               "stm32d has %u links; say which one with “-l NAME”", g_list_length (links));
   return NULL;
 }
 

@@ -14,7 +14,8 @@ typedef struct
 /* The table is the help text: adding a row adds a command. */
 static const Command commands[] = {
   { "links", stm32ctl_cmd_links, "List the boards stm32d manages" },
-  { "status", stm32ctl_cmd_status, "Show a link's state, endpoint, errors and counters" },
+  { "status", stm32ctl_cmd_status,
+    "Show a link's state, errors and counters, or a table of every link" },
   { "connect", stm32ctl_cmd_connect, "Connect a link and wait for the outcome" },
   { "disconnect", stm32ctl_cmd_disconnect, "Close a link gracefully" },
   { "send", stm32ctl_cmd_send, "Send one frame" },
@@ -24,7 +25,7 @@ static const Command commands[] = {
   { "autoconnect", stm32ctl_cmd_autoconnect, "Turn keeping a link up on or off" },
   { "reload", stm32ctl_cmd_reload, "Make stm32d re-read its configuration" },
   { "doctor", stm32ctl_cmd_doctor,
-    "Say what is wrong with a board's connection and how to fix it" },
+    "Say what is wrong with a board's connection (or every board's) and how to fix it" },
 };
 
 static char *

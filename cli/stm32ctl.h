@@ -26,7 +26,7 @@ typedef enum
 typedef struct
 {
   GBusType bus_type;
-  char *link_name;           /* -l/--link, or NULL for "the only link" */
+  char *link_name;           /* -l/--link or a LINK argument; NULL: every link, or the only one */
   guint call_timeout;        /* --timeout: ms each call waits for stm32d */
   GCancellable *cancellable; /* cancelled by SIGINT or SIGTERM during stm32ctl_wait() */
   Stm32Client *client;
@@ -63,6 +63,15 @@ void stm32ctl_store_result (GObject *source, GAsyncResult *result, gpointer user
 void stm32ctl_wait (Stm32Ctl *ctl, GAsyncResult **result);
 
 Stm32Client *stm32ctl_client (Stm32Ctl *ctl, GError **error);
+/* A command's optional LINK argument (argv[1]), another way to say -l NAME:
+ * at most one, and the same name if both are given. On failure returns FALSE
+ * with @exit_code set. */
+gboolean stm32ctl_take_link_argument (Stm32Ctl *ctl, const char *command, int argc, char **argv,
+                                      int *exit_code);
+/* The links a command acts on: the one named, else every link, sorted by name
+ * (free the list, not the links); NULL with @error when stm32d is not running,
+ * has no links or none of that name. */
+GList *stm32ctl_links (Stm32Ctl *ctl, GError **error);
 /* The link named with -l, or the only link there is. */
 Stm32ClientLink *stm32ctl_link (Stm32Ctl *ctl, GError **error);
 /* The board's "HOST:PORT", as configured (free the result). */

@@ -116,6 +116,7 @@ typedef struct
   char *config;
   GSubprocess *bus;        /* a dbus-daemon of the test's own (private_bus_start) */
   GSubprocess *bus_daemon; /* the stm32d on it */
+  Stm32Sim *boards[2];     /* fleet_setup's second and third boards */
 } Fixture;
 
 static void
@@ -179,6 +180,9 @@ fixture_teardown (Fixture *fixture, gconstpointer reply)
     stm32_daemon_stop (fixture->daemon);
   if (fixture->sim != NULL)
     stm32_sim_stop (fixture->sim);
+  for (guint i = 0; i < G_N_ELEMENTS (fixture->boards); i++)
+    if (fixture->boards[i] != NULL)
+      stm32_sim_stop (fixture->boards[i]);
   if (fixture->config != NULL)
     {
       g_autoptr (GDir) dir = g_dir_open (fixture->dir, 0, NULL);
@@ -280,8 +284,8 @@ test_links (Fixture *fixture, gconstpointer reply)
       json_object_get_string_member (json_array_get_object_element (links, 1), "state"), ==,
       "disconnected");
 
-  /* Two links: which one must be said. */
-  g_assert_cmpint (run_ctl (NULL, NULL, &err, "status", NULL), ==, 6);
+  /* Two links: a command for one link must be told which. */
+  g_assert_cmpint (run_ctl (NULL, NULL, &err, "disconnect", NULL), ==, 6);
   g_assert_nonnull (strstr (err, "-l NAME"));
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (run_ctl (NULL, NULL, &err, "-l", "nope", "status", NULL), ==, 6);
@@ -630,6 +634,304 @@ test_reload (Fixture *fixture, gconstpointer reply)
   g_assert_nonnull (stm32_daemon_peek_link (fixture->daemon, "b"));
 }
 
+/* ---- several links ------------------------------------------------------------------ */
+
+/* stm32d with three links: alpha and beta to echo boards of their own,
+ * gamma to a board that refuses every connect (a bad board). */
+static void
+fleet_setup (Fixture *fixture, gconstpointer reply)
+{
+  g_autofree char *text = NULL;
+
+  config_setup (fixture, "echo");
+  fixture->boards[0] = stm32_sim_start ("--reply", "echo", NULL);
+  fixture->boards[1] = stm32_sim_start ("--reply", "echo", "--refuse-for", "600000", NULL);
+  text =
+      g_strdup_printf ("[Link alpha]\nHost=127.0.0.1\nPort=%u\n\n"
+                       "[Link beta]\nHost=127.0.0.1\nPort=%u\n\n"
+                       "[Link gamma]\nHost=127.0.0.1\nPort=%u\n",
+                       stm32_sim_get_port (fixture->sim), stm32_sim_get_port (fixture->boards[0]),
+                       stm32_sim_get_port (fixture->boards[1]));
+  g_assert_true (g_file_set_contents (fixture->config, text, -1, NULL));
+  fixture->daemon = stm32_daemon_start ("--config", fixture->config, NULL);
+  stm32_test_wait_until (
+      stm32_daemon_link_state_is (stm32_daemon_get_link (fixture->daemon, "alpha"), "connected"),
+      WAIT_MS);
+  stm32_test_wait_until (
+      stm32_daemon_link_state_is (stm32_daemon_get_link (fixture->daemon, "beta"), "connected"),
+      WAIT_MS);
+  stm32_test_wait_until (
+      stm32_daemon_link_state_is (stm32_daemon_get_link (fixture->daemon, "gamma"), "waiting"),
+      WAIT_MS);
+}
+
+/* The members of a JSON object, sorted, as one string. */
+static char *
+member_names (JsonObject *object)
+{
+  g_autoptr (GList) members = g_list_sort (json_object_get_members (object), (GCompareFunc) strcmp);
+  g_autoptr (GString) names = g_string_new (NULL);
+
+  for (GList *m = members; m != NULL; m = m->next)
+    g_string_append_printf (names, "%s ", (const char *) m->data);
+  return g_string_free (g_steal_pointer (&names), FALSE);
+}
+
+/* The members of `stm32ctl COMMAND LINK --json`'s object: one link's keys. */
+static char *
+single_link_keys (const char *command, const char *link)
+{
+  g_autofree char *out = NULL;
+  g_autoptr (JsonNode) root = NULL;
+
+  run_ctl (NULL, &out, NULL, command, link, "--json", NULL);
+  root = parse_json (out);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (root));
+  return member_names (json_node_get_object (root));
+}
+
+/* Asserts that @out is an array of one object per link of fleet_setup, in
+ * name order, each with @keys, and returns it. */
+static JsonArray *
+assert_fleet_array (JsonNode *root, const char *keys)
+{
+  const char *names[] = { "alpha", "beta", "gamma" };
+  JsonArray *array;
+
+  g_assert_true (JSON_NODE_HOLDS_ARRAY (root));
+  array = json_node_get_array (root);
+  g_assert_cmpuint (json_array_get_length (array), ==, G_N_ELEMENTS (names));
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      JsonObject *object = json_array_get_object_element (array, i);
+      g_autofree char *members = member_names (object);
+
+      g_assert_cmpstr (json_object_get_string_member (object, "name"), ==, names[i]);
+      g_assert_cmpstr (members, ==, keys);
+    }
+  return array;
+}
+
+/* No link named and several: a summary, then a table of every link; --json
+ * an array of what one link's status prints. */
+static void
+test_fleet_status (Fixture *fixture, gconstpointer reply)
+{
+  g_autofree char *out = NULL, *json_out = NULL, *keys = NULL, *gamma_port = NULL;
+  g_autoptr (JsonNode) root = NULL;
+  g_auto (GStrv) lines = NULL;
+  JsonArray *array;
+
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "status", NULL), ==, 0);
+  lines = g_strsplit (out, "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 7); /* and "" after the last newline */
+  g_assert_cmpstr (lines[0], ==, "3 links: 2 connected, 1 waiting");
+  g_assert_cmpstr (lines[1], ==, "");
+  g_assert_true (g_regex_match_simple ("^NAME +STATE +BOARD +CONNECTS +FAILED +SENT +RECEIVED +"
+                                       "LAST ERROR$",
+                                       lines[2], 0, 0));
+  g_assert_true (g_regex_match_simple (
+      "^alpha +connected +127\\.0\\.0\\.1:[0-9]+ +1 +0 +0 +0 +none$", lines[3], 0, 0));
+  g_assert_true (g_regex_match_simple ("^beta +connected ", lines[4], 0, 0));
+  gamma_port = g_strdup_printf (" 127.0.0.1:%u ", stm32_sim_get_port (fixture->boards[1]));
+  g_assert_true (g_str_has_prefix (lines[5], "gamma "));
+  g_assert_nonnull (strstr (lines[5], " waiting "));
+  g_assert_nonnull (strstr (lines[5], gamma_port));
+  g_assert_true (g_str_has_suffix (lines[5], " refused"));
+  /* The columns line up: each row's state starts under STATE. */
+  for (guint i = 3; i < 6; i++)
+    g_assert_cmpint (strstr (lines[i], "connected") ? strstr (lines[i], "connected") - lines[i]
+                                                    : strstr (lines[i], "waiting") - lines[i],
+                     ==, strstr (lines[2], "STATE") - lines[2]);
+
+  g_assert_cmpint (run_ctl (NULL, &json_out, NULL, "status", "--json", NULL), ==, 0);
+  root = parse_json (json_out);
+  keys = single_link_keys ("status", "alpha");
+  array = assert_fleet_array (root, keys);
+  g_assert_cmpstr (
+      json_object_get_string_member (json_array_get_object_element (array, 0), "state"), ==,
+      "connected");
+  g_assert_cmpstr (
+      json_object_get_string_member (json_array_get_object_element (array, 2), "last_error"), ==,
+      "refused");
+}
+
+/* A link is named as an argument as well as with -l; a name that is not
+ * there is an error listing those that are. */
+static void
+test_fleet_select (Fixture *fixture, gconstpointer reply)
+{
+  const char *commands[] = { "status", "doctor", "monitor" };
+  g_autofree char *out = NULL, *by_option = NULL, *err = NULL;
+
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "status", "beta", NULL), ==, 0);
+  g_assert_true (g_regex_match_simple ("^ *Link: beta\n", out, 0, 0));
+  g_assert_nonnull (strstr (out, "State: connected"));
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "status", "beta", "--json", NULL), ==, 0);
+  g_assert_cmpint (run_ctl (NULL, &by_option, NULL, "-l", "beta", "status", "--json", NULL), ==, 0);
+  g_assert_cmpstr (out, ==, by_option);
+  g_clear_pointer (&out, g_free);
+  /* The same name both ways is one link. */
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "-l", "beta", "status", "beta", "--json", NULL), ==,
+                   0);
+  g_assert_cmpstr (out, ==, by_option);
+
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    {
+      g_clear_pointer (&err, g_free);
+      g_assert_cmpint (run_ctl (NULL, NULL, &err, commands[i], "nope", NULL), ==, 6);
+      g_assert_nonnull (strstr (err, "stm32ctl: error: stm32d has no link “nope”; its links are: "
+                                     "alpha, beta, gamma\n"));
+      g_clear_pointer (&err, g_free);
+      g_assert_cmpint (run_ctl (NULL, NULL, &err, "-l", "alpha", commands[i], "beta", NULL), ==, 2);
+      g_assert_nonnull (strstr (err, "two links given: “alpha” and “beta”"));
+      g_clear_pointer (&err, g_free);
+      g_assert_cmpint (run_ctl (NULL, NULL, &err, commands[i], "alpha", "beta", NULL), ==, 2);
+      g_assert_nonnull (strstr (err, "unexpected argument “beta”"));
+    }
+}
+
+/* doctor diagnoses every link, sums up, and exits with the worst finding:
+ * gamma's board refuses. */
+static void
+test_fleet_doctor (Fixture *fixture, gconstpointer reply)
+{
+  g_autofree char *out = NULL, *json_out = NULL, *keys = NULL;
+  g_autoptr (JsonNode) root = NULL;
+  const char *alpha, *beta, *gamma, *summary;
+  JsonArray *array;
+
+  g_assert_cmpint (run_ctl (NULL, &out, NULL, "doctor", NULL), ==, 8);
+  alpha = strstr (out, "Link alpha, board 127.0.0.1:");
+  beta = strstr (out, "\nLink beta, board 127.0.0.1:");
+  gamma = strstr (out, "\nLink gamma, board 127.0.0.1:");
+  summary = strstr (out, "\nSummary: 3 links diagnosed, 2 without problems; 1 with problems: "
+                         "gamma\n");
+  g_assert_true (alpha == out);
+  g_assert_true (beta > alpha && gamma > beta && summary > gamma);
+  g_assert_nonnull (strstr (gamma, "refused: "));
+  g_assert_null (g_strstr_len (out, gamma - out, "refused: "));
+
+  g_assert_cmpint (run_ctl (NULL, &json_out, NULL, "doctor", "--json", NULL), ==, 8);
+  root = parse_json (json_out);
+  keys = single_link_keys ("doctor", "alpha");
+  array = assert_fleet_array (root, keys);
+  g_assert_true (
+      json_object_get_boolean_member (json_array_get_object_element (array, 0), "healthy"));
+  g_assert_true (
+      json_object_get_boolean_member (json_array_get_object_element (array, 1), "healthy"));
+  g_assert_false (
+      json_object_get_boolean_member (json_array_get_object_element (array, 2), "healthy"));
+
+  /* One link at a time: its own verdict. */
+  g_assert_cmpint (run_ctl (NULL, NULL, NULL, "doctor", "alpha", NULL), ==, 0);
+  g_assert_cmpint (run_ctl (NULL, NULL, NULL, "-l", "gamma", "doctor", NULL), ==, 8);
+}
+
+/* `stm32ctl --session monitor ARGS…` with its lines read as they come. */
+static GSubprocess *
+monitor_start (LineReader *reader, const char *first_arg, ...)
+{
+  g_autoptr (GPtrArray) argv = NULL;
+  g_autoptr (GError) error = NULL;
+  GSubprocess *monitor;
+  va_list args;
+
+  va_start (args, first_arg);
+  argv = ctl_args ("--session", first_arg, args);
+  va_end (args);
+  monitor =
+      g_subprocess_newv ((const char *const *) argv->pdata, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+  g_assert_no_error (error);
+  reader->lines = g_ptr_array_new_with_free_func (g_free);
+  reader->in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (monitor));
+  g_data_input_stream_read_line_async (reader->in, G_PRIORITY_DEFAULT, NULL, on_line, reader);
+  return monitor;
+}
+
+/* Ctrl-C ends it cleanly. */
+static void
+monitor_stop (GSubprocess *monitor, LineReader *reader)
+{
+  g_subprocess_send_signal (monitor, SIGINT);
+  stm32_test_wait_until (reader->eof, WAIT_MS);
+  g_assert_true (g_subprocess_wait (monitor, NULL, NULL));
+  g_assert_true (g_subprocess_get_if_exited (monitor));
+  g_assert_cmpint (g_subprocess_get_exit_status (monitor), ==, 0);
+  g_object_unref (monitor);
+  g_object_unref (reader->in);
+  g_ptr_array_unref (reader->lines);
+}
+
+/* Whether a --json line is event @event of link @link with @member @value. */
+static gboolean
+has_event (LineReader *reader, const char *link, const char *event, const char *member,
+           const char *value)
+{
+  for (guint i = 0; i < reader->lines->len; i++)
+    {
+      g_autoptr (JsonNode) root = parse_json (reader->lines->pdata[i]);
+      JsonObject *object = json_node_get_object (root);
+
+      g_assert_true (json_object_has_member (object, "time"));
+      if (g_strcmp0 (json_object_get_string_member_with_default (object, "link", NULL), link) ==
+              0 &&
+          g_str_equal (json_object_get_string_member (object, "event"), event) &&
+          g_strcmp0 (json_object_get_string_member_with_default (object, member, NULL), value) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Every link's frames, each line naming its link, in text and in --json;
+ * a link named as the argument alone. */
+static void
+test_fleet_monitor (Fixture *fixture, gconstpointer reply)
+{
+  Stm32DbusLink1 *alpha = stm32_daemon_get_link (fixture->daemon, "alpha");
+  Stm32DbusLink1 *beta = stm32_daemon_get_link (fixture->daemon, "beta");
+  LineReader text = { 0 }, json = { 0 }, only_beta = { 0 };
+  GSubprocess *text_monitor = monitor_start (&text, "monitor", NULL);
+  GSubprocess *json_monitor = monitor_start (&json, "monitor", "--json", NULL);
+  GSubprocess *beta_monitor = monitor_start (&only_beta, "monitor", "beta", "--json", NULL);
+  g_autoptr (GError) error = NULL;
+
+  /* Each prints where its links stand once it listens. */
+  stm32_test_wait_until (has_line (&text, "alpha state connected") &&
+                             has_line (&text, "beta state connected") &&
+                             has_line (&text, "gamma state waiting (refused: "),
+                         WAIT_MS);
+  stm32_test_wait_until (has_event (&json, "alpha", "state", "state", "connected") &&
+                             has_event (&json, "beta", "state", "state", "connected") &&
+                             has_event (&json, "gamma", "state", "last_error", "refused"),
+                         WAIT_MS);
+  stm32_test_wait_until (has_event (&only_beta, "beta", "state", "state", "connected"), WAIT_MS);
+
+  /* The echo boards send the frames back: frames from two boards. */
+  g_assert_true (stm32_daemon_link_send (alpha, "from alpha", &error));
+  g_assert_true (stm32_daemon_link_send (beta, "from beta", &error));
+  g_assert_no_error (error);
+  stm32_test_wait_until (has_line (&text, "alpha frame from alpha") &&
+                             has_line (&text, "beta frame from beta"),
+                         WAIT_MS);
+  stm32_test_wait_until (has_event (&json, "alpha", "frame", "text", "from alpha") &&
+                             has_event (&json, "beta", "frame", "text", "from beta"),
+                         WAIT_MS);
+  g_assert_true (has_event (&json, "beta", "frame", "hex", "66 72 6f 6d 20 62 65 74 61"));
+  stm32_test_wait_until (has_event (&only_beta, "beta", "frame", "text", "from beta"), WAIT_MS);
+  g_assert_false (has_line (&text, "alpha frame from beta"));
+  g_assert_false (has_line (&text, "beta frame from alpha"));
+  g_assert_false (has_event (&json, "alpha", "frame", "text", "from beta"));
+
+  monitor_stop (text_monitor, &text);
+  monitor_stop (json_monitor, &json);
+  /* Only beta: not a line about another link. */
+  for (guint i = 0; i < only_beta.lines->len; i++)
+    g_assert_nonnull (strstr (only_beta.lines->pdata[i], "\"link\":\"beta\""));
+  monitor_stop (beta_monitor, &only_beta);
+}
+
 /* ---- calls that end ------------------------------------------------------------------- */
 
 /* A stm32d that stops answering: --timeout bounds even the first calls (the
@@ -844,6 +1146,11 @@ main (int argc, char **argv)
   add_test ("/ctl/status-watch", "echo", test_status_watch);
   add_test ("/ctl/connect-no-wait", "echo", test_connect_no_wait);
   g_test_add ("/ctl/reload", Fixture, "echo", config_setup, test_reload, fixture_teardown);
+  g_test_add ("/ctl/fleet/status", Fixture, NULL, fleet_setup, test_fleet_status, fixture_teardown);
+  g_test_add ("/ctl/fleet/select", Fixture, NULL, fleet_setup, test_fleet_select, fixture_teardown);
+  g_test_add ("/ctl/fleet/doctor", Fixture, NULL, fleet_setup, test_fleet_doctor, fixture_teardown);
+  g_test_add ("/ctl/fleet/monitor", Fixture, NULL, fleet_setup, test_fleet_monitor,
+              fixture_teardown);
   g_test_add ("/ctl/access-denied", Fixture, "echo", config_setup, test_access_denied,
               fixture_teardown);
   add_test ("/ctl/stopped-daemon", "echo", test_stopped_daemon);

@@ -389,7 +389,11 @@ EOF
   expect_completion "autoconnect" "$(sorted on off)" stm32ctl autoconnect ""
   expect_completion "autoconnect after -l" "$(sorted off)" stm32ctl -l bench autoconnect of
   expect_completion "autoconnect takes one argument" "" stm32ctl autoconnect on ""
-  expect_completion "doctor takes a link name" "$(sorted bench motor_ctrl)" stm32ctl doctor ""
+  for command in status doctor monitor; do
+    expect_completion "$command takes a link name" "$(sorted bench motor_ctrl)" stm32ctl "$command" ""
+    expect_completion "$command takes one link" "" stm32ctl "$command" bench ""
+  done
+  expect_completion "a link name by prefix" "$(sorted motor_ctrl)" stm32ctl status --json mo
   expect_completion "doctor's --max takes a number" "" stm32ctl doctor --max ""
 
   mkdir -p "$tmp/files"
