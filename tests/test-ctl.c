@@ -829,9 +829,10 @@ test_fleet_doctor (Fixture *fixture, gconstpointer reply)
   g_assert_cmpint (run_ctl (NULL, NULL, NULL, "-l", "gamma", "doctor", NULL), ==, 8);
 }
 
-/* `stm32ctl --session monitor ARGS…` with its lines read as they come. */
+/* `stm32ctl --session ARGS…` (a command that runs until Ctrl-C) with its
+ * lines read as they come. */
 static GSubprocess *
-monitor_start (LineReader *reader, const char *first_arg, ...)
+ctl_start_reading (LineReader *reader, const char *first_arg, ...)
 {
   g_autoptr (GPtrArray) argv = NULL;
   g_autoptr (GError) error = NULL;
@@ -852,7 +853,7 @@ monitor_start (LineReader *reader, const char *first_arg, ...)
 
 /* Ctrl-C ends it cleanly. */
 static void
-monitor_stop (GSubprocess *monitor, LineReader *reader)
+ctl_interrupt (GSubprocess *monitor, LineReader *reader)
 {
   g_subprocess_send_signal (monitor, SIGINT);
   stm32_test_wait_until (reader->eof, WAIT_MS);
@@ -892,9 +893,9 @@ test_fleet_monitor (Fixture *fixture, gconstpointer reply)
   Stm32DbusLink1 *alpha = stm32_daemon_get_link (fixture->daemon, "alpha");
   Stm32DbusLink1 *beta = stm32_daemon_get_link (fixture->daemon, "beta");
   LineReader text = { 0 }, json = { 0 }, only_beta = { 0 };
-  GSubprocess *text_monitor = monitor_start (&text, "monitor", NULL);
-  GSubprocess *json_monitor = monitor_start (&json, "monitor", "--json", NULL);
-  GSubprocess *beta_monitor = monitor_start (&only_beta, "monitor", "beta", "--json", NULL);
+  GSubprocess *text_monitor = ctl_start_reading (&text, "monitor", NULL);
+  GSubprocess *json_monitor = ctl_start_reading (&json, "monitor", "--json", NULL);
+  GSubprocess *beta_monitor = ctl_start_reading (&only_beta, "monitor", "beta", "--json", NULL);
   g_autoptr (GError) error = NULL;
 
   /* Each prints where its links stand once it listens. */
@@ -924,12 +925,27 @@ test_fleet_monitor (Fixture *fixture, gconstpointer reply)
   g_assert_false (has_line (&text, "beta frame from alpha"));
   g_assert_false (has_event (&json, "alpha", "frame", "text", "from beta"));
 
-  monitor_stop (text_monitor, &text);
-  monitor_stop (json_monitor, &json);
+  ctl_interrupt (text_monitor, &text);
+  ctl_interrupt (json_monitor, &json);
   /* Only beta: not a line about another link. */
   for (guint i = 0; i < only_beta.lines->len; i++)
     g_assert_nonnull (strstr (only_beta.lines->pdata[i], "\"link\":\"beta\""));
-  monitor_stop (beta_monitor, &only_beta);
+  ctl_interrupt (beta_monitor, &only_beta);
+}
+
+/* --watch without a link: the summary and table again on each change of any link. */
+static void
+test_fleet_status_watch (Fixture *fixture, gconstpointer reply)
+{
+  LineReader reader = { 0 };
+  GSubprocess *watch = ctl_start_reading (&reader, "status", "--watch", NULL);
+
+  stm32_test_wait_until (has_line (&reader, "3 links: 2 connected, 1 waiting"), WAIT_MS);
+  stm32_daemon_link_disconnect (stm32_daemon_get_link (fixture->daemon, "beta"));
+  stm32_test_wait_until (has_line (&reader, "3 links: 1 connected, 1 waiting, 1 disconnected"),
+                         WAIT_MS);
+  stm32_test_wait_until (has_line (&reader, "beta   disconnected"), WAIT_MS);
+  ctl_interrupt (watch, &reader);
 }
 
 /* ---- calls that end ------------------------------------------------------------------- */
@@ -1150,6 +1166,8 @@ main (int argc, char **argv)
   g_test_add ("/ctl/fleet/select", Fixture, NULL, fleet_setup, test_fleet_select, fixture_teardown);
   g_test_add ("/ctl/fleet/doctor", Fixture, NULL, fleet_setup, test_fleet_doctor, fixture_teardown);
   g_test_add ("/ctl/fleet/monitor", Fixture, NULL, fleet_setup, test_fleet_monitor,
+              fixture_teardown);
+  g_test_add ("/ctl/fleet/status-watch", Fixture, NULL, fleet_setup, test_fleet_status_watch,
               fixture_teardown);
   g_test_add ("/ctl/access-denied", Fixture, "echo", config_setup, test_access_denied,
               fixture_teardown);
