@@ -916,3 +916,119 @@ stm32_client_link_open_transact_channel_sync (Stm32ClientLink *self, GCancellabl
     return NULL;
   return channel_from_reply (handle, fds, error);
 }
+
+/* ---- OpenSendChannel -------------------------------------------------------------- */
+
+static Stm32ClientSendChannel *
+send_channel_from_reply (Stm32ClientLink *self, GVariant *handle, GUnixFDList *fds, GError **error)
+{
+  g_autoptr (GSocket) socket = socket_from_reply ("OpenSendChannel", handle, fds, error);
+
+  if (socket == NULL)
+    return NULL;
+  /* Packet boundaries are the protocol: a stream would silently merge them. */
+  if (g_socket_get_socket_type (socket) != G_SOCKET_TYPE_SEQPACKET)
+    {
+      g_set_error_literal (error, STM32_ERROR, STM32_ERROR_FAILED,
+                           "stm32d answered OpenSendChannel with a socket that is not "
+                           "SOCK_SEQPACKET");
+      return NULL;
+    }
+  return stm32_client_send_channel_new (g_steal_pointer (&socket),
+                                        stm32_client_link_get_call_timeout (self));
+}
+
+static void
+on_send_channel_opened (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  Stm32ClientLink *self = g_task_get_source_object (task);
+  g_autoptr (GVariant) handle = NULL;
+  g_autoptr (GUnixFDList) fds = NULL;
+  GError *error = NULL;
+  Stm32ClientSendChannel *channel = NULL;
+
+  if (stm32_dbus_link1_call_open_send_channel_finish (STM32_DBUS_LINK1 (source), &handle, &fds,
+                                                      result, &error))
+    channel = send_channel_from_reply (self, handle, fds, &error);
+  else
+    error = stm32_client_link_call_error (self, error, stm32_client_link_get_call_timeout (self));
+  if (channel == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, channel, g_object_unref);
+}
+
+/**
+ * stm32_client_link_open_send_channel:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the channel or an error
+ * @user_data: (closure): data for @callback
+ *
+ * Opens a send channel to the link (org.stm32d.Link1.OpenSendChannel): sends
+ * like stm32_client_link_send(), batched over one socket to stm32d instead of
+ * a D-Bus call each, for clients that send streams of frames. The channel
+ * outlives reconnects of the link; stm32d closes it when the link is removed
+ * or the daemon stops. At most 64 are open per link (%STM32_ERROR_BUSY
+ * beyond).
+ */
+void
+stm32_client_link_open_send_channel (Stm32ClientLink *self, GCancellable *cancellable,
+                                     GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (STM32_IS_CLIENT_LINK (self));
+  task =
+      link_task_start (self, stm32_client_link_open_send_channel, cancellable, callback, user_data);
+  if (task != NULL)
+    stm32_dbus_link1_call_open_send_channel (stm32_client_link_get_proxy (self), NULL, cancellable,
+                                             on_send_channel_opened, task);
+}
+
+/**
+ * stm32_client_link_open_send_channel_finish:
+ * @self: a link
+ * @result: the result passed to the callback
+ * @error: return location for an error (%STM32_ERROR_BUSY with 64 channels open)
+ *
+ * Returns: (transfer full): the send channel, or %NULL
+ */
+Stm32ClientSendChannel *
+stm32_client_link_open_send_channel_finish (Stm32ClientLink *self, GAsyncResult *result,
+                                            GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (
+      g_task_get_source_tag (G_TASK (result)) == stm32_client_link_open_send_channel, NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * stm32_client_link_open_send_channel_sync:
+ * @self: a link
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for an error
+ *
+ * Blocks the calling thread; see stm32_client_link_open_send_channel().
+ *
+ * Returns: (transfer full): the send channel, or %NULL
+ */
+Stm32ClientSendChannel *
+stm32_client_link_open_send_channel_sync (Stm32ClientLink *self, GCancellable *cancellable,
+                                          GError **error)
+{
+  g_autoptr (GVariant) handle = NULL;
+  g_autoptr (GUnixFDList) fds = NULL;
+
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  if (!stm32_client_link_may_call (self, error) ||
+      !link_sync_done (self,
+                       stm32_dbus_link1_call_open_send_channel_sync (
+                           stm32_client_link_get_proxy (self), NULL, &handle, &fds, cancellable,
+                           error),
+                       error))
+    return NULL;
+  return send_channel_from_reply (self, handle, fds, error);
+}

@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 
 #include "stm32-client-channel.h"
+#include "stm32-client-send-channel.h"
 #include "stm32-client-visibility.h"
 
 G_BEGIN_DECLS
@@ -159,5 +160,18 @@ stm32_client_link_open_transact_channel_finish (Stm32ClientLink *self, GAsyncRes
 STM32_CLIENT_PUBLIC Stm32ClientChannel *
 stm32_client_link_open_transact_channel_sync (Stm32ClientLink *self, GCancellable *cancellable,
                                               GError **error);
+
+/* OpenSendChannel(): sends without a D-Bus call each (see
+ * Stm32ClientSendChannel). */
+STM32_CLIENT_PUBLIC void stm32_client_link_open_send_channel (Stm32ClientLink *self,
+                                                              GCancellable *cancellable,
+                                                              GAsyncReadyCallback callback,
+                                                              gpointer user_data);
+STM32_CLIENT_PUBLIC Stm32ClientSendChannel *
+stm32_client_link_open_send_channel_finish (Stm32ClientLink *self, GAsyncResult *result,
+                                            GError **error);
+STM32_CLIENT_PUBLIC Stm32ClientSendChannel *
+stm32_client_link_open_send_channel_sync (Stm32ClientLink *self, GCancellable *cancellable,
+                                          GError **error);
 
 G_END_DECLS

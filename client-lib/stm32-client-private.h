@@ -4,6 +4,7 @@
 
 #include "stm32-client-channel.h"
 #include "stm32-client-link.h"
+#include "stm32-client-send-channel.h"
 #include "stm32-dbus-generated.h"
 
 G_BEGIN_DECLS
@@ -32,6 +33,9 @@ GError *stm32_client_link_call_error (Stm32ClientLink *self, GError *error, guin
 
 /* A channel on @socket (taken), stm32d's end of OpenTransactChannel. */
 Stm32ClientChannel *stm32_client_channel_new (GSocket *socket);
+/* A send channel on @socket (taken), stm32d's end of OpenSendChannel; a
+ * _sync send waits at most @call_timeout ms. */
+Stm32ClientSendChannel *stm32_client_send_channel_new (GSocket *socket, guint call_timeout);
 
 void stm32_client_set_not_running_error (GError **error);
 /* STM32_CLIENT_ERROR_NO_ANSWER for a call that waited @timeout_ms. */

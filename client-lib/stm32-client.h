@@ -6,6 +6,7 @@
 #include "stm32-client-visibility.h"
 
 #include "stm32-client-channel.h"
+#include "stm32-client-send-channel.h"
 #include "stm32-client-link.h"
 #include "stm32-error.h"
 

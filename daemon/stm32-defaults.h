@@ -48,6 +48,13 @@
 #define STM32_OUT_OF_STEP_AFTER 3
 /* OpenTransactChannel: each open channel is an fd in the daemon. */
 #define STM32_TRANSACT_CHANNELS_MAX 64
+/* OpenSendChannel: the same for send channels; and the frames one may have
+ * unanswered before stm32d stops reading it, which bounds what a stream
+ * costs the daemon whatever the board's window. */
+#define STM32_SEND_CHANNELS_MAX 64
+#define STM32_SEND_CHANNEL_UNANSWERED_MAX 4096
+/* How often a channel that waits for room held by other senders looks again. */
+#define STM32_SEND_CHANNEL_ROOM_POLL_MS 5
 
 /* What a graceful shutdown may take beyond the longest CloseTimeout before
  * stm32d exits anyway; also how long beyond it a replacing stm32d waits for

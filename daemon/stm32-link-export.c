@@ -13,6 +13,7 @@
 #include "stm32-names.h"
 #include "stm32-probe.h"
 #include "stm32-stream-bridge.h"
+#include "stm32-send-channel.h"
 #include "stm32-transact-channel.h"
 
 struct _Stm32LinkExport
@@ -29,6 +30,7 @@ struct _Stm32LinkExport
   GHashTable *streams;
   Stm32BusCallers *callers; /* shared by every link: who has calls waiting */
   GPtrArray *channels;      /* open Stm32TransactChannels */
+  GPtrArray *send_channels; /* open Stm32SendChannels */
   gboolean probing;         /* a Diagnose probe is under way: the board gets one at a time */
 };
 
@@ -517,6 +519,45 @@ handle_open_transact_channel (Stm32DbusLink1 *iface, GDBusMethodInvocation *invo
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- OpenSendChannel ---------------------------------------------------------- */
+
+static void
+on_send_channel_closed (Stm32SendChannel *channel, Stm32LinkExport *self)
+{
+  g_ptr_array_remove_fast (self->send_channels, channel);
+}
+
+static gboolean
+handle_open_send_channel (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
+                          GUnixFDList *in_fds, Stm32LinkExport *self)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Stm32SendChannel) channel = NULL;
+  g_autoptr (GUnixFDList) fds = NULL;
+  int fd;
+
+  if (self->send_channels->len >= STM32_SEND_CHANNELS_MAX)
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, STM32_ERROR, STM32_ERROR_BUSY,
+          "Link “%s” has %u send channels open, the most it allows; close one first",
+          stm32_link_get_name (self->link), self->send_channels->len);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  channel = stm32_send_channel_new (self->link, &error);
+  if (channel == NULL)
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  fd = stm32_send_channel_steal_fd (channel);
+  fds = g_unix_fd_list_new_from_array (&fd, 1);
+  g_signal_connect_object (channel, "closed", G_CALLBACK (on_send_channel_closed), self, 0);
+  g_ptr_array_add (self->send_channels, g_steal_pointer (&channel));
+  stm32_dbus_link1_complete_open_send_channel (iface, invocation, fds, g_variant_new_handle (0));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 void
 stm32_link_export_close_channels (Stm32LinkExport *self)
 {
@@ -525,6 +566,8 @@ stm32_link_export_close_channels (Stm32LinkExport *self)
   /* Each removes itself as it closes; from the end, so none is skipped. */
   for (guint i = self->channels->len; i > 0; i--)
     stm32_transact_channel_close (self->channels->pdata[i - 1], "the link is no longer exported");
+  for (guint i = self->send_channels->len; i > 0; i--)
+    stm32_send_channel_close (self->send_channels->pdata[i - 1], "the link is no longer exported");
 }
 
 /* While a stream holds the link there are no frames: the link emits none. */
@@ -570,6 +613,8 @@ stm32_link_export_new (Stm32Link *link, Stm32BusCallers *callers)
                            self, 0);
   g_signal_connect_object (self->iface, "handle-open-transact-channel",
                            G_CALLBACK (handle_open_transact_channel), self, 0);
+  g_signal_connect_object (self->iface, "handle-open-send-channel",
+                           G_CALLBACK (handle_open_send_channel), self, 0);
   g_signal_connect_object (link, "received", G_CALLBACK (on_received), self, 0);
   return self;
 }
@@ -611,6 +656,7 @@ stm32_link_export_dispose (GObject *object)
     {
       stm32_link_export_close_channels (self);
       g_clear_pointer (&self->channels, g_ptr_array_unref);
+      g_clear_pointer (&self->send_channels, g_ptr_array_unref);
     }
   g_clear_object (&self->received_backlog);
   g_clear_object (&self->iface);
@@ -640,4 +686,5 @@ stm32_link_export_init (Stm32LinkExport *self)
 {
   self->streams = g_hash_table_new_full (NULL, NULL, g_object_unref, unwatch_name);
   self->channels = g_ptr_array_new_with_free_func (g_object_unref);
+  self->send_channels = g_ptr_array_new_with_free_func (g_object_unref);
 }

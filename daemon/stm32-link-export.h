@@ -26,7 +26,7 @@ Stm32LinkExport *stm32_link_export_new (Stm32Link *link, Stm32BusCallers *caller
 Stm32Link *stm32_link_export_get_link (Stm32LinkExport *self);
 /* The object to add to the GDBusObjectManagerServer, at /org/stm32d/link/NAME. */
 GDBusObjectSkeleton *stm32_link_export_get_object (Stm32LinkExport *self);
-/* Its transaction channels read EOF: for a link that goes away. */
+/* Its transaction and send channels read EOF: for a link that goes away. */
 void stm32_link_export_close_channels (Stm32LinkExport *self);
 
 G_END_DECLS

@@ -135,3 +135,12 @@ stm32_link_send_finish (Stm32Link *self, GAsyncResult *result, GError **error)
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
   return g_task_propagate_boolean (G_TASK (result), error);
 }
+
+gboolean
+stm32_link_has_send_room (Stm32Link *self, gsize frame_size)
+{
+  g_return_val_if_fail (STM32_IS_LINK (self), FALSE);
+  /* A length prefix of u32be is the most framing adds. */
+  return stm32_send_queue_get_reserved (self->send_queue) == 0 ||
+         stm32_send_queue_has_room (self->send_queue, frame_size + 4);
+}

@@ -69,6 +69,10 @@ gboolean stm32_link_disconnect_finish (Stm32Link *self, GAsyncResult *result, GE
 void stm32_link_send_async (Stm32Link *self, GBytes *frame, GCancellable *cancellable,
                             GAsyncReadyCallback callback, gpointer user_data);
 gboolean stm32_link_send_finish (Stm32Link *self, GAsyncResult *result, GError **error);
+/* Whether the send queue has room now for a frame of @frame_size bytes
+ * (its framing counted at most), or is empty: a send that would fail with
+ * QueueFull only because others' frames wait may instead wait for room. */
+gboolean stm32_link_has_send_room (Stm32Link *self, gsize frame_size);
 
 /* Sends @request and returns the first frame received after it started being
  * written. Transactions run one at a time, in call order; @timeout_ms (1 to

@@ -1866,6 +1866,16 @@ static const struct
   PUBLIC (stm32_client_channel_transact_finish),
   PUBLIC (stm32_client_channel_transact_sync),
   PUBLIC (stm32_client_channel_close),
+  PUBLIC (stm32_client_link_open_send_channel),
+  PUBLIC (stm32_client_link_open_send_channel_finish),
+  PUBLIC (stm32_client_link_open_send_channel_sync),
+  PUBLIC (stm32_client_send_channel_get_type),
+  PUBLIC (stm32_client_send_channel_send),
+  PUBLIC (stm32_client_send_channel_send_finish),
+  PUBLIC (stm32_client_send_channel_send_sync),
+  PUBLIC (stm32_client_send_channel_get_unanswered),
+  PUBLIC (stm32_client_send_channel_get_unwritten),
+  PUBLIC (stm32_client_send_channel_close),
 };
 
 /* libstm32client.so exports its API and nothing else: not its private
@@ -1879,6 +1889,7 @@ test_library_exports (void)
     "stm32_client_link_mark_removed",
     "stm32_client_set_not_running_error",
     "stm32_client_channel_new",
+    "stm32_client_send_channel_new",
     "stm32_dbus_link1_get_type",
     "stm32_dbus_link1_proxy_new_sync",
     "stm32_dbus_object_manager_client_new_for_bus_sync",

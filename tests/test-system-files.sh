@@ -384,6 +384,7 @@ EOF
     "org.stm32d.Link1.Transact array:byte:1 uint32:100"
     "org.stm32d.Link1.AcquireStream"
     "org.stm32d.Link1.OpenTransactChannel"
+    "org.stm32d.Link1.OpenSendChannel"
     "org.stm32d.Link1.GetHistory"
     "org.stm32d.Link1.Diagnose"
     "org.freedesktop.DBus.Properties.Set string:org.stm32d.Link1 string:Autoconnect variant:boolean:false"
