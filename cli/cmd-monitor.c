@@ -105,10 +105,16 @@ on_state (Stm32ClientLink *link, GParamSpec *pspec, Monitor *monitor)
   event_print (output);
 }
 
+static gboolean
+is_watched (Stm32ClientLink *link, Monitor *monitor)
+{
+  return monitor->only == NULL || g_str_equal (monitor->only, stm32_client_link_get_name (link));
+}
+
 static void
 watch_link (Stm32ClientLink *link, Monitor *monitor)
 {
-  if (monitor->only != NULL && !g_str_equal (monitor->only, stm32_client_link_get_name (link)))
+  if (!is_watched (link, monitor))
     return;
   g_signal_connect (link, "received", G_CALLBACK (on_received), monitor);
   g_signal_connect (link, "notify::state", G_CALLBACK (on_state), monitor);
@@ -129,6 +135,8 @@ on_link_added (Stm32Client *client, Stm32ClientLink *link, Monitor *monitor)
 {
   Stm32CtlOutput *output;
 
+  if (!is_watched (link, monitor))
+    return;
   if (!monitor->json)
     print_line (stm32_client_link_get_name (link), "added", stm32_client_link_get_state (link));
   else
@@ -144,7 +152,8 @@ static void
 on_link_removed (Stm32Client *client, Stm32ClientLink *link, Monitor *monitor)
 {
   g_signal_handlers_disconnect_by_data (link, monitor);
-  print_event (monitor, link, "removed", "");
+  if (is_watched (link, monitor))
+    print_event (monitor, link, "removed", "");
 }
 
 static void
@@ -186,7 +195,7 @@ stm32ctl_cmd_monitor (Stm32Ctl *ctl, int argc, char **argv)
   for (GList *l = links; l != NULL; l = l->next)
     {
       watch_link (l->data, &monitor);
-      if (monitor.only == NULL || g_str_equal (monitor.only, stm32_client_link_get_name (l->data)))
+      if (is_watched (l->data, &monitor))
         on_state (l->data, NULL, &monitor);
     }
   g_signal_connect (client, "link-added", G_CALLBACK (on_link_added), &monitor);

@@ -896,6 +896,7 @@ test_fleet_monitor (Fixture *fixture, gconstpointer reply)
   GSubprocess *text_monitor = ctl_start_reading (&text, "monitor", NULL);
   GSubprocess *json_monitor = ctl_start_reading (&json, "monitor", "--json", NULL);
   GSubprocess *beta_monitor = ctl_start_reading (&only_beta, "monitor", "beta", "--json", NULL);
+  g_autofree char *config = NULL, *before = NULL, *after = NULL;
   g_autoptr (GError) error = NULL;
 
   /* Each prints where its links stand once it listens. */
@@ -924,6 +925,22 @@ test_fleet_monitor (Fixture *fixture, gconstpointer reply)
   g_assert_false (has_line (&text, "alpha frame from beta"));
   g_assert_false (has_line (&text, "beta frame from alpha"));
   g_assert_false (has_event (&json, "alpha", "frame", "text", "from beta"));
+
+  /* A link added on reload: every-link monitors say so, beta's does not. */
+  config = g_strdup_printf ("[Link delta]\nHost=127.0.0.2\nPort=%u\nAutoconnect=false\n",
+                            stm32_sim_get_port (fixture->sim));
+  g_assert_true (g_file_get_contents (fixture->config, &before, NULL, NULL));
+  after = g_strconcat (before, "\n", config, NULL);
+  g_assert_true (g_file_set_contents (fixture->config, after, -1, NULL));
+  g_assert_cmpint (run_ctl (NULL, NULL, NULL, "reload", NULL), ==, 0);
+  stm32_test_wait_until (has_line (&text, "delta added disconnected") &&
+                             has_event (&json, "delta", "added", "state", "disconnected"),
+                         WAIT_MS);
+  /* Signals keep their order: once beta's next frame is in, so would be
+   * anything about delta. */
+  g_assert_true (stm32_daemon_link_send (beta, "after delta", &error));
+  g_assert_no_error (error);
+  stm32_test_wait_until (has_event (&only_beta, "beta", "frame", "text", "after delta"), WAIT_MS);
 
   ctl_interrupt (text_monitor, &text);
   ctl_interrupt (json_monitor, &json);
