@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <glib-unix.h>
+#include <errno.h>
 #include <gio/gio.h>
 #include <locale.h>
+#include <sys/resource.h>
 
 #include "stm32-config.h"
 #include "stm32-defaults.h"
@@ -140,6 +142,54 @@ load_links (const Options *options, GError **error)
   return links;
 }
 
+/* The kernel's ceiling for any process's fd limit (fs.nr_open): a hard limit
+ * of RLIM_INFINITY cannot be the soft limit itself. */
+static rlim_t
+fd_ceiling (rlim_t hard)
+{
+  g_autofree char *text = NULL;
+  guint64 nr_open;
+
+  if (hard != RLIM_INFINITY)
+    return hard;
+  if (!g_file_get_contents ("/proc/sys/fs/nr_open", &text, NULL, NULL) ||
+      !g_ascii_string_to_unsigned (g_strstrip (text), 10, 1, G_MAXUINT64, &nr_open, NULL))
+    return hard;
+  return (rlim_t) nr_open;
+}
+
+/* Each link holds a socket, so the soft fd limit caps the links: systemd
+ * gives services 1024, a login shell often the same. GLib's loop polls with
+ * poll(), never select(), so nothing in stm32d needs fds below FD_SETSIZE;
+ * the hard limit is the admin's word on how many it may have. */
+static void
+raise_fd_limit (void)
+{
+  struct rlimit limit;
+  rlim_t soft;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
+    {
+      g_debug ("Cannot read the fd limit: %s", g_strerror (errno));
+      return;
+    }
+  soft = limit.rlim_cur;
+  limit.rlim_cur = fd_ceiling (limit.rlim_max);
+  if (limit.rlim_cur <= soft)
+    {
+      g_debug ("fd limit %" G_GUINT64_FORMAT " (the hard limit)", (guint64) soft);
+      return;
+    }
+  if (setrlimit (RLIMIT_NOFILE, &limit) != 0)
+    {
+      g_debug ("Cannot raise the fd limit from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT ": %s",
+               (guint64) soft, (guint64) limit.rlim_cur, g_strerror (errno));
+      return;
+    }
+  g_debug ("Raised the fd limit from %" G_GUINT64_FORMAT " to the hard limit, %" G_GUINT64_FORMAT,
+           (guint64) soft, (guint64) limit.rlim_cur);
+}
+
 static void
 on_bus_acquired (GDBusConnection *connection, const char *name, gpointer user_data)
 {
@@ -266,6 +316,7 @@ main (int argc, char **argv)
     }
   if (options.verbose)
     g_log_set_debug_enabled (TRUE);
+  raise_fd_limit ();
   links = load_links (&options, &error);
   if (links == NULL)
     {

@@ -982,6 +982,39 @@ check_pc_no_ports (Doctor *doctor)
       "ignores EOF.");
 }
 
+/* stm32d itself out of fds, or the kernel out of socket memory: the board
+ * never saw a SYN, so nothing about it may be concluded from these. */
+static void
+check_pc_shortage (Doctor *doctor, Stm32EndReason reason)
+{
+  gboolean fds = reason == STM32_END_REASON_PC_NO_FDS;
+  guint failures = doctor->reasons[reason];
+  g_autofree char *times = NULL;
+  Finding *finding;
+
+  if (failures == 0)
+    return;
+  times = reason_times (doctor, reason);
+  finding = doctor_add (doctor, fds ? "pc-no-fds" : "pc-no-memory",
+                        is_last (doctor, reason) ? SEVERITY_ERROR : SEVERITY_WARNING, "pc",
+                        g_strdup (fds ? "stm32d ran out of file descriptors"
+                                      : "This PC's kernel ran out of memory for sockets"));
+  finding->evidence = g_strdup_printf (
+      "%u of %u attempts failed on the PC before a SYN went out: %s%s. Each was retried "
+      "after the link's backoff.",
+      failures, doctor->attempts,
+      fds ? "no file descriptor left (EMFILE or ENFILE)" : "no kernel memory (ENOMEM or ENOBUFS)",
+      times);
+  finding->fix = g_strdup (
+      fds ? "The board is not at fault. Each link holds one fd (two more while a client holds its "
+            "stream or transaction channel), and stm32d raises its soft fd limit to the hard "
+            "limit at start: raise LimitNOFILE= of stm32d.service (the unit ships 16384), or "
+            "fs.file-max if the whole PC is out (ENFILE); /proc/PID/fd of stm32d shows what "
+            "holds them."
+          : "The board is not at fault. Free memory on the PC, or look for a process whose "
+            "sockets hold much of it (ss -tm).");
+}
+
 GVariant *
 stm32_doctor_report (const Stm32DoctorInput *input)
 {
@@ -996,6 +1029,8 @@ stm32_doctor_report (const Stm32DoctorInput *input)
   check_connect_timeouts (&doctor);
   check_refused (&doctor);
   check_pc_no_ports (&doctor);
+  check_pc_shortage (&doctor, STM32_END_REASON_PC_NO_FDS);
+  check_pc_shortage (&doctor, STM32_END_REASON_PC_NO_MEMORY);
   check_resets (&doctor);
   check_late_replies (&doctor);
   check_rejects_frames (&doctor);

@@ -478,6 +478,42 @@ test_pc_no_ports (void)
   case_clear (&c);
 }
 
+/* stm32d out of fds: a PC-side finding that names the fd limit, says the
+ * retries kept their backoff, and blames nothing on the board; once a later
+ * attempt connected it is only a warning. */
+static void
+test_pc_no_fds (void)
+{
+  Case c;
+  g_autoptr (GVariant) r = NULL, finding = NULL, later = NULL;
+
+  case_init (&c);
+  add_closes (&c, 2, STM32_CLOSE_KIND_GRACEFUL, TRUE);
+  for (guint i = 0; i < 4; i++)
+    add_attempt (&c, STM32_END_REASON_PC_NO_FDS, STM32_CLOSED_BY_NONE, -1);
+  r = report (&c);
+  finding = find (r, "pc-no-fds");
+  g_assert_nonnull (finding);
+  g_assert_cmpstr (lookup_string (finding, "side"), ==, "pc");
+  g_assert_cmpstr (lookup_string (finding, "severity"), ==, "error");
+  g_assert_nonnull (strstr (lookup_string (finding, "evidence"), "4 of 6 attempts"));
+  g_assert_nonnull (strstr (lookup_string (finding, "evidence"), "EMFILE"));
+  g_assert_nonnull (strstr (lookup_string (finding, "evidence"), "backoff"));
+  g_assert_nonnull (strstr (lookup_string (finding, "fix"), "LimitNOFILE="));
+  g_assert_nonnull (strstr (lookup_string (finding, "fix"), "not at fault"));
+  g_assert_null (find (r, "connect-timeout"));
+  g_assert_null (find (r, "refused"));
+  g_assert_null (find (r, "pc-no-memory"));
+
+  add_closes (&c, 1, STM32_CLOSE_KIND_GRACEFUL, TRUE);
+  later = report (&c);
+  g_clear_pointer (&finding, g_variant_unref);
+  finding = find (later, "pc-no-fds");
+  g_assert_nonnull (finding);
+  g_assert_cmpstr (lookup_string (finding, "severity"), ==, "warning");
+  case_clear (&c);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -493,6 +529,7 @@ main (int argc, char **argv)
   g_test_add_func ("/doctor-analysis/learned-reset", test_learned_reset);
   g_test_add_func ("/doctor-analysis/configured-reset", test_configured_reset);
   g_test_add_func ("/doctor-analysis/pc-no-ports", test_pc_no_ports);
+  g_test_add_func ("/doctor-analysis/pc-no-fds", test_pc_no_fds);
   g_test_add_func ("/doctor-analysis/dead-peer-detector", test_dead_peer_detector);
   return g_test_run ();
 }

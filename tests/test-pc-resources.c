@@ -26,17 +26,24 @@ typedef struct
   Stm32DbusLink1 *link; /* "board", owned by the daemon */
 } Fixture;
 
+/* @keys: more lines for the link's group. */
 static void
-fixture_start_daemon (Fixture *fixture)
+fixture_start_daemon_with (Fixture *fixture, const char *keys)
 {
   fixture->dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
   fixture->config = g_build_filename (fixture->dir, "stm32d.conf", NULL);
   /* Not Autoconnect: the attempt under test is the one Connect() starts. */
   stm32_test_write_file (fixture->config,
-                         "[Link board]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n",
-                         stm32_sim_get_port (fixture->sim));
+                         "[Link board]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n%s",
+                         stm32_sim_get_port (fixture->sim), keys);
   fixture->daemon = stm32_daemon_start ("--config", fixture->config, NULL);
   fixture->link = stm32_daemon_get_link (fixture->daemon, "board");
+}
+
+static void
+fixture_start_daemon (Fixture *fixture)
+{
+  fixture_start_daemon_with (fixture, "");
 }
 
 static void
@@ -119,25 +126,126 @@ lowest_free_fd (GPid pid)
   return fd;
 }
 
+/* Lowers stm32d's soft fd limit so that its next socket() fails with EMFILE;
+ * returns the limits to put back. */
+static struct rlimit
+starve_fds (GPid pid)
+{
+  struct rlimit old, low;
+
+  g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, NULL, &old), ==, 0);
+  low = old;
+  low.rlim_cur = lowest_free_fd (pid);
+  g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, &low, NULL), ==, 0);
+  return old;
+}
+
 /* stm32d's RLIMIT_NOFILE is lowered to its lowest free fd, so its next
  * socket() fails with EMFILE. */
 static void
 test_no_fds (Fixture *fixture, gconstpointer data)
 {
-  GPid pid;
-  struct rlimit old, low;
+  struct rlimit old;
 
   fixture->sim = stm32_sim_start ("--reply", "echo", NULL);
   fixture_start_daemon (fixture);
-  pid = stm32_daemon_get_pid (fixture->daemon);
-  g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, NULL, &old), ==, 0);
-  low = old;
-  low.rlim_cur = lowest_free_fd (pid);
-  g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, &low, NULL), ==, 0);
+  old = starve_fds (stm32_daemon_get_pid (fixture->daemon));
 
   assert_shortage (fixture, "pc-no-fds", "no file descriptor left", "LimitNOFILE=");
 
-  g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, &old, NULL), ==, 0);
+  g_assert_cmpint (prlimit (stm32_daemon_get_pid (fixture->daemon), RLIMIT_NOFILE, &old, NULL), ==,
+                   0);
+  assert_connects_again (fixture);
+}
+
+static guint
+count_reason (GVariant *history, const char *reason)
+{
+  guint n = 0;
+
+  for (gsize i = 0; i < g_variant_n_children (history); i++)
+    {
+      g_autoptr (GVariant) entry = g_variant_get_child_value (history, i);
+      const char *r = NULL;
+
+      n += g_variant_lookup (entry, "reason", "&s", &r) && g_strcmp0 (r, reason) == 0;
+    }
+  return n;
+}
+
+static GVariant *
+get_history (Stm32DbusLink1 *link)
+{
+  g_autoptr (GError) error = NULL;
+  GVariant *history = NULL;
+
+  g_assert_true (stm32_dbus_link1_call_get_history_sync (link, &history, NULL, &error));
+  g_assert_no_error (error);
+  return history;
+}
+
+/* Out of fds with Autoconnect on, the link keeps retrying as after any
+ * failed connect: each retry waits its backoff (RetryMin doubling up to
+ * RetryMax, ±20 %), so a shortage never turns into a busy loop of socket()
+ * calls and log lines. Only lower bounds: the machine may be slow. */
+static void
+test_no_fds_backs_off (Fixture *fixture, gconstpointer data)
+{
+  const guint retry_min = 200, retry_max = 800, attempts = 5;
+  g_autoptr (GVariant) history = NULL;
+  struct rlimit old;
+
+  fixture->sim = stm32_sim_start ("--reply", "echo", NULL);
+  fixture_start_daemon_with (fixture, "RetryMin=200\nRetryMax=800\n");
+  old = starve_fds (stm32_daemon_get_pid (fixture->daemon));
+  stm32_dbus_link1_set_autoconnect (fixture->link, TRUE);
+  stm32_test_wait_until (stm32_dbus_link1_get_connect_failures (fixture->link) >= attempts, 20000);
+  history = get_history (fixture->link);
+  g_assert_cmpuint (count_reason (history, "pc-no-fds"), ==, g_variant_n_children (history));
+  g_assert_cmpuint (g_variant_n_children (history), >=, attempts);
+  g_assert_true (stm32_daemon_link_state_is (fixture->link, "waiting") ||
+                 stm32_daemon_link_state_is (fixture->link, "connecting"));
+  for (guint i = 0; i + 1 < attempts; i++)
+    {
+      g_autoptr (GVariant) a = g_variant_get_child_value (history, i);
+      g_autoptr (GVariant) b = g_variant_get_child_value (history, i + 1);
+      gint64 closed = 0, started = 0;
+      guint backoff = MIN (retry_min << i, retry_max);
+
+      g_assert_true (g_variant_lookup (a, "closed", "x", &closed));
+      g_assert_true (g_variant_lookup (b, "started", "x", &started));
+      g_assert_cmpint (started - closed, >=, (gint64) backoff * 800);
+    }
+
+  g_assert_cmpint (prlimit (stm32_daemon_get_pid (fixture->daemon), RLIMIT_NOFILE, &old, NULL), ==,
+                   0);
+  stm32_test_wait_until (stm32_daemon_link_state_is (fixture->link, "connected"), WAIT_MS);
+}
+
+/* stm32d lifts its soft fd limit to the hard one at start: one started with
+ * a soft limit of 256 (the hard limit left as it is) runs with the hard
+ * limit, so links are not capped by a default meant for select(). */
+static void
+test_fd_limit_raised (Fixture *fixture, gconstpointer data)
+{
+  struct rlimit ours, low, theirs;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &ours), ==, 0);
+  if (ours.rlim_max <= 256 || ours.rlim_max == RLIM_INFINITY)
+    {
+      g_test_skip ("the hard fd limit is too low (or unlimited) to tell a raise");
+      return;
+    }
+  low = ours;
+  low.rlim_cur = 256;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &low), ==, 0);
+  fixture->sim = stm32_sim_start ("--reply", "echo", NULL);
+  fixture_start_daemon (fixture);
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &ours), ==, 0);
+  g_assert_cmpint (prlimit (stm32_daemon_get_pid (fixture->daemon), RLIMIT_NOFILE, NULL, &theirs),
+                   ==, 0);
+  g_assert_cmpuint (theirs.rlim_max, ==, ours.rlim_max);
+  g_assert_cmpuint (theirs.rlim_cur, ==, ours.rlim_max);
   assert_connects_again (fixture);
 }
 
@@ -196,6 +304,10 @@ main (int argc, char **argv)
 {
   stm32_daemon_test_init (&argc, &argv);
   g_test_add ("/pc-resources/no-fds", Fixture, NULL, NULL, test_no_fds, fixture_teardown);
+  g_test_add ("/pc-resources/no-fds-backs-off", Fixture, NULL, NULL, test_no_fds_backs_off,
+              fixture_teardown);
+  g_test_add ("/pc-resources/fd-limit-raised", Fixture, NULL, NULL, test_fd_limit_raised,
+              fixture_teardown);
   g_test_add ("/pc-resources/no-ports", Fixture, NULL, NULL, test_no_ports, fixture_teardown);
   return stm32_daemon_test_run ();
 }
