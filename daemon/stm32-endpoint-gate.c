@@ -21,6 +21,13 @@ struct _Stm32EndpointGate
   GPtrArray *waits;    /* GateWait, links held until their endpoint is free */
   GPtrArray *drains;   /* GTask, finished when nothing is retiring */
   char *command;       /* our /proc/self/comm: how another stm32d is known */
+  /* Waits that want the census. Links admitted together (all of them at
+   * start, every changed one at a reload) share one: each census reads every
+   * process's fds, so one per link would cost links² at start-up. */
+  GPtrArray *census_queue; /* GateWait */
+  guint census_idle;
+  gboolean census_running;
+  GCancellable *cancellable; /* the census under way; cancelled in dispose */
 };
 
 G_DEFINE_FINAL_TYPE (Stm32EndpointGate, stm32_endpoint_gate, G_TYPE_OBJECT)
@@ -40,7 +47,8 @@ typedef struct
   gboolean busy;     /* resolving or counting */
   gboolean resolved; /* @addresses is what the name gave, NULL if nothing */
   GStrv addresses;
-  char *holder; /* what held the board at the last look, for the log */
+  GStrv endpoints; /* @addresses with the port, as the census writes them */
+  char *holder;    /* what held the board at the last look, for the log */
 } GateWait;
 
 static GateWait *
@@ -55,6 +63,7 @@ gate_wait_clear (GateWait *wait)
   g_clear_object (&wait->link);
   g_clear_object (&wait->cancellable);
   g_strfreev (wait->addresses);
+  g_strfreev (wait->endpoints);
   g_free (wait->holder);
 }
 
@@ -152,7 +161,7 @@ gate_find_retiring (Stm32EndpointGate *self, Stm32Link *link)
 /* Another stm32d's socket to the board, as text for the log; NULL if none.
  * Ours are left out: our own links are known without the census. */
 static char *
-gate_find_other_daemon (Stm32EndpointGate *self, GPtrArray *entries)
+gate_find_other_daemon (Stm32EndpointGate *self, GateWait *wait, GPtrArray *entries)
 {
   int pid = (int) getpid ();
 
@@ -160,6 +169,8 @@ gate_find_other_daemon (Stm32EndpointGate *self, GPtrArray *entries)
     {
       const Stm32SockEntry *entry = entries->pdata[i];
 
+      if (!g_strv_contains ((const char *const *) wait->endpoints, entry->remote_address))
+        continue;
       if (entry->pid != 0 && entry->pid != pid && self->command != NULL &&
           g_strcmp0 (entry->command, self->command) == 0)
         return g_strdup_printf ("%s (pid %d, %s)", entry->command, entry->pid,
@@ -178,16 +189,13 @@ on_poll (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* One census's answer, for one of the waits it served. */
 static void
-on_census (GObject *source, GAsyncResult *result, gpointer user_data)
+gate_wait_census_done (GateWait *wait, GPtrArray *entries, const GError *error)
 {
-  g_autoptr (GateWait) wait = user_data;
-  g_autoptr (GPtrArray) entries = NULL;
-  g_autoptr (GError) error = NULL;
   char *holder;
 
   wait->busy = FALSE;
-  entries = stm32_sock_census_finish (result, &error);
   if (wait->gate == NULL)
     return;
   if (entries == NULL)
@@ -198,7 +206,7 @@ on_census (GObject *source, GAsyncResult *result, gpointer user_data)
       gate_wait_done (wait);
       return;
     }
-  holder = gate_find_other_daemon (wait->gate, entries);
+  holder = gate_find_other_daemon (wait->gate, wait, entries);
   if (holder == NULL)
     {
       gate_wait_done (wait);
@@ -206,6 +214,108 @@ on_census (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   gate_wait_set_holder (wait, holder);
   wait->poll_timer = g_timeout_add (GATE_POLL_MS, on_poll, wait);
+}
+
+static void gate_census_schedule (Stm32EndpointGate *self);
+
+/* The waits one census serves, and the gate, which may be gone by the time
+ * it answers (GIO always calls back). */
+typedef struct
+{
+  GWeakRef gate;
+  GPtrArray *waits; /* GateWait */
+} CensusBatch;
+
+static void
+census_batch_free (CensusBatch *batch)
+{
+  g_weak_ref_clear (&batch->gate);
+  g_ptr_array_unref (batch->waits);
+  g_free (batch);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CensusBatch, census_batch_free)
+
+static void
+on_census (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CensusBatch) batch = user_data;
+  g_autoptr (Stm32EndpointGate) gate = g_weak_ref_get (&batch->gate);
+  g_autoptr (GPtrArray) entries = NULL;
+  g_autoptr (GError) error = NULL;
+
+  entries = stm32_sock_census_finish (result, &error);
+  if (gate != NULL)
+    gate->census_running = FALSE;
+  for (guint i = 0; i < batch->waits->len; i++)
+    gate_wait_census_done (batch->waits->pdata[i], entries, error);
+  /* Waits that asked while this census ran get the next one. */
+  if (gate != NULL)
+    gate_census_schedule (gate);
+}
+
+/* Every waiting link's endpoints in one census. */
+static gboolean
+on_census_idle (gpointer user_data)
+{
+  Stm32EndpointGate *self = user_data;
+  g_autoptr (GHashTable) addresses = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr (GArray) ports = g_array_new (FALSE, FALSE, sizeof (guint16));
+  g_autoptr (GHashTable) seen_ports = g_hash_table_new (g_direct_hash, g_direct_equal);
+  g_autofree const char **address_list = NULL;
+  CensusBatch *batch;
+
+  self->census_idle = 0;
+  batch = g_new0 (CensusBatch, 1);
+  g_weak_ref_init (&batch->gate, self);
+  batch->waits = g_steal_pointer (&self->census_queue);
+  self->census_queue = g_ptr_array_new_with_free_func ((GDestroyNotify) gate_wait_unref);
+  for (guint i = 0; i < batch->waits->len; i++)
+    {
+      GateWait *wait = batch->waits->pdata[i];
+      guint16 port = stm32_link_get_config (wait->link)->port;
+
+      for (guint j = 0; wait->addresses[j] != NULL; j++)
+        g_hash_table_add (addresses, wait->addresses[j]);
+      if (g_hash_table_add (seen_ports, GUINT_TO_POINTER (port)))
+        g_array_append_val (ports, port);
+    }
+  address_list = (const char **) g_hash_table_get_keys_as_array (addresses, NULL);
+  self->census_running = TRUE;
+  stm32_sock_census_ports_async (address_list, (const guint16 *) ports->data, ports->len,
+                                 self->cancellable, on_census, batch);
+  return G_SOURCE_REMOVE;
+}
+
+/* The census starts once this main-loop turn has admitted every link it
+ * will, and never two at once. */
+static void
+gate_census_schedule (Stm32EndpointGate *self)
+{
+  if (self->census_queue->len == 0 || self->census_running || self->census_idle != 0)
+    return;
+  self->census_idle = g_idle_add (on_census_idle, self);
+}
+
+static void
+gate_census_request (Stm32EndpointGate *self, GateWait *wait)
+{
+  if (wait->endpoints == NULL)
+    {
+      guint16 port = stm32_link_get_config (wait->link)->port;
+      g_autoptr (GPtrArray) endpoints = g_ptr_array_new ();
+
+      for (guint i = 0; wait->addresses[i] != NULL; i++)
+        {
+          g_autoptr (GInetAddress) address = g_inet_address_new_from_string (wait->addresses[i]);
+
+          g_ptr_array_add (endpoints, stm32_sock_format_address (address, port));
+        }
+      g_ptr_array_add (endpoints, NULL);
+      wait->endpoints = (GStrv) g_ptr_array_free (g_steal_pointer (&endpoints), FALSE);
+    }
+  g_ptr_array_add (self->census_queue, gate_wait_ref (wait));
+  gate_census_schedule (self);
 }
 
 static void
@@ -261,8 +371,7 @@ gate_wait_check (GateWait *wait)
                                        gate_wait_ref (wait));
       return;
     }
-  stm32_sock_census_async ((const char *const *) wait->addresses, config->port, wait->cancellable,
-                           on_census, gate_wait_ref (wait));
+  gate_census_request (wait->gate, wait);
 }
 
 void
@@ -387,6 +496,10 @@ stm32_endpoint_gate_dispose (GObject *object)
 
   while (self->waits != NULL && self->waits->len > 0)
     gate_wait_end (self->waits->pdata[0], FALSE);
+  g_cancellable_cancel (self->cancellable);
+  g_clear_handle_id (&self->census_idle, g_source_remove);
+  if (self->census_queue != NULL)
+    g_ptr_array_set_size (self->census_queue, 0);
   G_OBJECT_CLASS (stm32_endpoint_gate_parent_class)->dispose (object);
 }
 
@@ -398,6 +511,8 @@ stm32_endpoint_gate_finalize (GObject *object)
   g_clear_pointer (&self->waits, g_ptr_array_unref);
   g_clear_pointer (&self->retiring, g_ptr_array_unref);
   g_clear_pointer (&self->drains, g_ptr_array_unref);
+  g_clear_pointer (&self->census_queue, g_ptr_array_unref);
+  g_clear_object (&self->cancellable);
   g_free (self->command);
   G_OBJECT_CLASS (stm32_endpoint_gate_parent_class)->finalize (object);
 }
@@ -417,6 +532,8 @@ stm32_endpoint_gate_init (Stm32EndpointGate *self)
   self->retiring = g_ptr_array_new_with_free_func (g_object_unref);
   self->waits = g_ptr_array_new_with_free_func ((GDestroyNotify) gate_wait_unref);
   self->drains = g_ptr_array_new_with_free_func (g_object_unref);
+  self->census_queue = g_ptr_array_new_with_free_func ((GDestroyNotify) gate_wait_unref);
+  self->cancellable = g_cancellable_new ();
   /* The name the census reads for every process, ours included. */
   if (g_file_get_contents ("/proc/self/comm", &comm, NULL, NULL))
     self->command = g_strdup (g_strchomp (comm));

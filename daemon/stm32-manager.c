@@ -49,14 +49,19 @@ manager_remove_link (Stm32Manager *self, const char *name)
  * longest CloseTimeout, which we assume matches ours, and the grace its exit
  * allows. */
 static void
-manager_start_link (Stm32Manager *self, Stm32Link *link)
+manager_start_links (Stm32Manager *self, GPtrArray *links)
 {
-  stm32_endpoint_gate_admit (self->gate, link,
-                             stm32_manager_get_max_close_timeout (self) + STM32_CLOSE_GRACE_MS);
-  stm32_link_start (link);
+  /* Once for all: the longest CloseTimeout looks at every link. */
+  guint bound = stm32_manager_get_max_close_timeout (self) + STM32_CLOSE_GRACE_MS;
+
+  for (guint i = 0; i < links->len; i++)
+    {
+      stm32_endpoint_gate_admit (self->gate, links->pdata[i], bound);
+      stm32_link_start (links->pdata[i]);
+    }
 }
 
-static void
+static Stm32Link *
 manager_add_link (Stm32Manager *self, const char *name, const Stm32LinkConfig *config)
 {
   g_autoptr (Stm32Link) link = stm32_link_new_idle (name, config);
@@ -66,13 +71,13 @@ manager_add_link (Stm32Manager *self, const char *name, const Stm32LinkConfig *c
   g_hash_table_insert (self->exports, g_strdup (name), export);
   g_hash_table_insert (self->applied, g_strdup (name), stm32_link_config_copy (config));
   g_dbus_object_manager_server_export (self->object_manager, stm32_link_export_get_object (export));
-  if (self->started)
-    manager_start_link (self, link);
+  return link;
 }
 
 void
 stm32_manager_start (Stm32Manager *self)
 {
+  g_autoptr (GPtrArray) links = g_ptr_array_new ();
   GHashTableIter iter;
   gpointer export;
 
@@ -80,13 +85,15 @@ stm32_manager_start (Stm32Manager *self)
   self->started = TRUE;
   g_hash_table_iter_init (&iter, self->exports);
   while (g_hash_table_iter_next (&iter, NULL, &export))
-    manager_start_link (self, stm32_link_export_get_link (export));
+    g_ptr_array_add (links, stm32_link_export_get_link (export));
+  manager_start_links (self, links);
 }
 
 void
 stm32_manager_apply (Stm32Manager *self, GPtrArray *links)
 {
   g_autoptr (GHashTable) wanted = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr (GPtrArray) added = g_ptr_array_new ();
   g_autofree GStrv current = NULL;
 
   g_return_if_fail (STM32_IS_MANAGER (self));
@@ -122,8 +129,10 @@ stm32_manager_apply (Stm32Manager *self, GPtrArray *links)
       Stm32ConfigLink *link = links->pdata[i];
 
       if (!g_hash_table_contains (self->exports, link->name))
-        manager_add_link (self, link->name, link->config);
+        g_ptr_array_add (added, manager_add_link (self, link->name, link->config));
     }
+  if (self->started)
+    manager_start_links (self, added);
 }
 
 gboolean

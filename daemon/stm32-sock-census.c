@@ -79,8 +79,8 @@ diag_address (guint8 family, const __be32 words[4])
 
 typedef struct
 {
-  GHashTable *addresses; /* the board's addresses, as strings */
-  guint16 port;
+  GHashTable *addresses; /* the boards' addresses, as strings */
+  GHashTable *ports;     /* the boards' ports, as GUINT_TO_POINTER */
   GPtrArray *entries;
 } Census;
 
@@ -91,7 +91,9 @@ census_add (Census *census, const struct inet_diag_msg *msg)
   g_autofree char *remote_text = NULL;
   Stm32SockEntry *entry;
 
-  if (ntohs (msg->id.idiag_dport) != census->port)
+  guint16 port = ntohs (msg->id.idiag_dport);
+
+  if (!g_hash_table_contains (census->ports, GUINT_TO_POINTER (port)))
     return;
   remote = diag_address (msg->idiag_family, msg->id.idiag_dst);
   remote_text = g_inet_address_to_string (remote);
@@ -101,7 +103,7 @@ census_add (Census *census, const struct inet_diag_msg *msg)
   entry = g_new0 (Stm32SockEntry, 1);
   entry->state = msg->idiag_state;
   entry->local_address = stm32_sock_format_address (local, ntohs (msg->id.idiag_sport));
-  entry->remote_address = stm32_sock_format_address (remote, census->port);
+  entry->remote_address = stm32_sock_format_address (remote, port);
   entry->uid = msg->idiag_uid;
   entry->inode = msg->idiag_inode;
   g_ptr_array_add (census->entries, entry);
@@ -240,13 +242,23 @@ GPtrArray *
 stm32_sock_census_collect (const char *const *addresses, guint16 port, GCancellable *cancellable,
                            GError **error)
 {
+  return stm32_sock_census_collect_ports (addresses, &port, 1, cancellable, error);
+}
+
+GPtrArray *
+stm32_sock_census_collect_ports (const char *const *addresses, const guint16 *ports, gsize n_ports,
+                                 GCancellable *cancellable, GError **error)
+{
   g_autoptr (GHashTable) wanted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr (GPtrArray) entries =
       g_ptr_array_new_with_free_func ((GDestroyNotify) stm32_sock_entry_free);
-  Census census = { wanted, port, entries };
+  g_autoptr (GHashTable) wanted_ports = g_hash_table_new (g_direct_hash, g_direct_equal);
+  Census census = { wanted, wanted_ports, entries };
   g_autoptr (GError) v6_error = NULL;
   gboolean v6_board = FALSE;
 
+  for (gsize i = 0; i < n_ports; i++)
+    g_hash_table_add (wanted_ports, GUINT_TO_POINTER (ports[i]));
   for (guint i = 0; addresses != NULL && addresses[i] != NULL; i++)
     {
       g_autoptr (GInetAddress) address = g_inet_address_new_from_string (addresses[i]);
@@ -277,13 +289,14 @@ stm32_sock_census_collect (const char *const *addresses, guint16 port, GCancella
 typedef struct
 {
   char **addresses;
-  guint16 port;
+  GArray *ports; /* guint16 */
 } CensusRequest;
 
 static void
 census_request_free (CensusRequest *request)
 {
   g_strfreev (request->addresses);
+  g_array_unref (request->ports);
   g_free (request);
 }
 
@@ -292,8 +305,9 @@ census_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *c
 {
   CensusRequest *request = task_data;
   GError *error = NULL;
-  GPtrArray *entries = stm32_sock_census_collect ((const char *const *) request->addresses,
-                                                  request->port, cancellable, &error);
+  GPtrArray *entries = stm32_sock_census_collect_ports ((const char *const *) request->addresses,
+                                                        (const guint16 *) request->ports->data,
+                                                        request->ports->len, cancellable, &error);
 
   if (entries == NULL)
     g_task_return_error (task, error);
@@ -305,12 +319,21 @@ void
 stm32_sock_census_async (const char *const *addresses, guint16 port, GCancellable *cancellable,
                          GAsyncReadyCallback callback, gpointer user_data)
 {
+  stm32_sock_census_ports_async (addresses, &port, 1, cancellable, callback, user_data);
+}
+
+void
+stm32_sock_census_ports_async (const char *const *addresses, const guint16 *ports, gsize n_ports,
+                               GCancellable *cancellable, GAsyncReadyCallback callback,
+                               gpointer user_data)
+{
   g_autoptr (GTask) task = g_task_new (NULL, cancellable, callback, user_data);
   CensusRequest *request = g_new0 (CensusRequest, 1);
 
   g_task_set_source_tag (task, stm32_sock_census_async);
   request->addresses = g_strdupv ((char **) addresses);
-  request->port = port;
+  request->ports = g_array_sized_new (FALSE, FALSE, sizeof (guint16), n_ports);
+  g_array_append_vals (request->ports, ports, n_ports);
   g_task_set_task_data (task, request, (GDestroyNotify) census_request_free);
   g_task_run_in_thread (task, census_thread);
 }

@@ -41,8 +41,17 @@ void stm32_sock_census_async (const char *const *addresses, guint16 port, GCance
                               GAsyncReadyCallback callback, gpointer user_data);
 GPtrArray *stm32_sock_census_finish (GAsyncResult *result, GError **error);
 
+/* The same for a remote port that is any of @ports: one kernel dump and one
+ * /proc scan for many boards at once (finish with stm32_sock_census_finish). */
+void stm32_sock_census_ports_async (const char *const *addresses, const guint16 *ports,
+                                    gsize n_ports, GCancellable *cancellable,
+                                    GAsyncReadyCallback callback, gpointer user_data);
+
 /* The same, in the calling thread. */
 GPtrArray *stm32_sock_census_collect (const char *const *addresses, guint16 port,
                                       GCancellable *cancellable, GError **error);
+GPtrArray *stm32_sock_census_collect_ports (const char *const *addresses, const guint16 *ports,
+                                            gsize n_ports, GCancellable *cancellable,
+                                            GError **error);
 
 G_END_DECLS
