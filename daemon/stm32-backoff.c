@@ -9,13 +9,19 @@ stm32_backoff_init (Stm32Backoff *self, guint min_ms, guint max_ms, guint32 seed
   self->min_ms = min_ms;
   self->max_ms = MAX (min_ms, max_ms);
   self->failures = 0;
-  self->rand = g_rand_new_with_seed (seed);
+  /* Never 0, where xorshift would stay. */
+  self->rand_state = ((guint64) seed << 32) ^ G_GUINT64_CONSTANT (0x9e3779b97f4a7c15);
 }
 
-void
-stm32_backoff_clear (Stm32Backoff *self)
+/* Uniform in [0, 1). */
+static double
+backoff_random (Stm32Backoff *self)
 {
-  g_clear_pointer (&self->rand, g_rand_free);
+  self->rand_state ^= self->rand_state >> 12;
+  self->rand_state ^= self->rand_state << 25;
+  self->rand_state ^= self->rand_state >> 27;
+  return (double) ((self->rand_state * G_GUINT64_CONSTANT (0x2545f4914f6cdd1d)) >> 11) /
+         (double) (G_GUINT64_CONSTANT (1) << 53);
 }
 
 guint
@@ -32,7 +38,7 @@ stm32_backoff_next (Stm32Backoff *self)
 
   /* Jitter may push a large RetryMax past what a guint of ms holds. */
   return (guint) MIN (
-      base * g_rand_double_range (self->rand, 1.0 - STM32_RETRY_JITTER, 1.0 + STM32_RETRY_JITTER),
+      base * (1.0 - STM32_RETRY_JITTER + 2 * STM32_RETRY_JITTER * backoff_random (self)),
       (double) G_MAXUINT);
 }
 

@@ -12,11 +12,12 @@ typedef struct
   guint min_ms;
   guint max_ms;
   guint failures; /* consecutive failures since the last reset */
-  GRand *rand;
+  /* xorshift64* state: a GRand (2.5 KiB of Mersenne Twister) per link was a
+   * tenth of a quiet link's memory, for a jitter that needs no such quality. */
+  guint64 rand_state;
 } Stm32Backoff;
 
 void stm32_backoff_init (Stm32Backoff *self, guint min_ms, guint max_ms, guint32 seed);
-void stm32_backoff_clear (Stm32Backoff *self);
 
 /* Delay before the next attempt; each call counts one more failure. The
  * un-jittered delay is min × 2^failures, capped at max; jitter never leaves

@@ -228,20 +228,35 @@ stm32_link_io_connect (LinkIo *io, const char *host, guint16 port, guint timeout
 
 /* ---- reading ------------------------------------------------------------------ */
 
-static void
-on_read (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (LinkIo) io = user_data;
-  g_autoptr (GError) error = NULL;
-  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
-  g_autoptr (Stm32Link) self = io->link ? g_object_ref (io->link) : NULL;
+/* One read buffer for every link: a read waits for readiness and then takes
+ * what the kernel holds at once, so no buffer sits idle per connection
+ * (16 KiB each was most of a quiet link's memory). Links run on the main
+ * thread only, and stm32_link_on_data() copies what it keeps. */
+static guint8 read_buffer[STM32_READ_CHUNK];
 
+static gboolean
+on_readable (GObject *stream, gpointer user_data)
+{
+  LinkIo *io = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Stm32Link) self = io->link ? g_object_ref (io->link) : NULL;
+  gssize n = -1;
+
+  if (self != NULL && !stm32_link_io_is_ending (io))
+    {
+      n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (stream), read_buffer,
+                                                    sizeof read_buffer, NULL, &error);
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        return G_SOURCE_CONTINUE;
+    }
+  /* The read is over (the source goes): what follows may start the next one,
+   * or close the socket. */
+  g_clear_pointer (&io->read_source, g_source_unref);
   io->pending--;
-  io->reading = FALSE;
   if (self == NULL || stm32_link_io_is_ending (io))
     {
       stm32_link_io_maybe_close (io);
-      return;
+      return G_SOURCE_REMOVE;
     }
   if (n < 0)
     stm32_link_on_io_error (self, error);
@@ -249,24 +264,27 @@ on_read (GObject *source, GAsyncResult *result, gpointer user_data)
     stm32_link_on_eof (self);
   else
     {
-      stm32_link_on_data (self, io->buffer, (gsize) n);
+      stm32_link_on_data (self, read_buffer, (gsize) n);
       stm32_link_io_read (io);
     }
+  return G_SOURCE_REMOVE;
 }
 
 void
 stm32_link_io_read (LinkIo *io)
 {
-  GInputStream *in;
+  GPollableInputStream *in;
 
-  if (io->reading || io->connection == NULL || stm32_link_io_is_ending (io) ||
+  if (io->read_source != NULL || io->connection == NULL || stm32_link_io_is_ending (io) ||
       stm32_link_get_receiving_held (io->link))
     return;
-  in = g_io_stream_get_input_stream (G_IO_STREAM (io->connection));
-  io->reading = TRUE;
+  in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (G_IO_STREAM (io->connection)));
   io->pending++;
-  g_input_stream_read_async (in, io->buffer, sizeof io->buffer, G_PRIORITY_DEFAULT, io->cancellable,
-                             on_read, stm32_link_io_ref (io));
+  /* With the cancellable, the source also fires once the connection ends. */
+  io->read_source = g_pollable_input_stream_create_source (in, io->cancellable);
+  g_source_set_callback (io->read_source, G_SOURCE_FUNC (on_readable), stm32_link_io_ref (io),
+                         (GDestroyNotify) stm32_link_io_unref);
+  g_source_attach (io->read_source, g_main_context_get_thread_default ());
 }
 
 /* ---- writing ------------------------------------------------------------------ */

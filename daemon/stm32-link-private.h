@@ -71,12 +71,11 @@ typedef struct
    * sends received bytes past the decoder until released, to the end of the
    * connection if the hold ended with it: those bytes are no frames. */
   gboolean raw;
-  guint raw_hold;     /* the holder's token; 0 once released or no longer connected */
-  GBytes *writing;    /* the kernel may read this until the write calls back */
-  gsize write_offset; /* how much of @writing the kernel took */
-  guint64 written;    /* bytes the kernel took from us on this connection */
-  gboolean reading;   /* a read is in flight */
-  guint8 buffer[STM32_READ_CHUNK];
+  guint raw_hold;       /* the holder's token; 0 once released or no longer connected */
+  GBytes *writing;      /* the kernel may read this until the write calls back */
+  gsize write_offset;   /* how much of @writing the kernel took */
+  guint64 written;      /* bytes the kernel took from us on this connection */
+  GSource *read_source; /* waiting for the socket to be readable */
 } LinkIo;
 
 struct _Stm32Link
@@ -128,7 +127,7 @@ struct _Stm32Link
   LinkTransactions *transactions;
   GPtrArray *connect_waiters;
   GPtrArray *disconnect_waiters;
-  guint raw_serial; /* the last raw-mode token handed out */
+  guint raw_serial;    /* the last raw-mode token handed out */
   guint receive_holds; /* stm32_link_hold_receiving() not yet released */
 
   guint64 bytes_sent;

@@ -718,7 +718,6 @@ stm32_link_finalize (GObject *object)
   g_clear_pointer (&self->send_queue, stm32_send_queue_free);
   g_clear_pointer (&self->config, stm32_link_config_free);
   g_clear_error (&self->end_error);
-  stm32_backoff_clear (&self->backoff);
   g_free (self->name);
   g_free (self->last_error_message);
   g_free (self->local_address);
