@@ -439,3 +439,51 @@ sim_board_emit_status (SimBoard *self)
   add_connection_list (self, event);
   sim_event_emit (event);
 }
+
+void
+sim_boards_emit_status (SimBoard **boards, guint n)
+{
+  JsonBuilder *event;
+  guint64 totals[6] = { 0 }, how[SIM_RELEASE_N] = { 0 };
+  guint listening = 0;
+
+  if (n == 1)
+    {
+      sim_board_emit_status (boards[0]);
+      return;
+    }
+  for (guint b = 0; b < n; b++)
+    {
+      SimBoard *self = boards[b];
+
+      listening += self->listener != NULL;
+      totals[0] += self->conns->len;
+      for (guint i = 0; i < self->conns->len; i++)
+        {
+          totals[1] += sim_conn_is_active (self->conns->pdata[i]);
+          totals[2] += sim_conn_is_leaked (self->conns->pdata[i]);
+        }
+      totals[3] += self->accepted;
+      totals[4] += self->rejected;
+      totals[5] += self->released;
+      for (SimRelease r = 0; r < SIM_RELEASE_N; r++)
+        how[r] += self->released_how[r];
+    }
+  event = sim_event_new ("status");
+  sim_event_add_int (event, "boards", n);
+  sim_event_add_int (event, "port", boards[0]->port);
+  sim_event_add_int (event, "listening", listening);
+  sim_event_add_int (event, "slots", boards[0]->config->slots);
+  sim_event_add_int (event, "slots_in_use", (gint64) totals[0]);
+  sim_event_add_int (event, "connections", (gint64) totals[1]);
+  sim_event_add_int (event, "leaked", (gint64) totals[2]);
+  sim_event_add_int (event, "accepted", (gint64) totals[3]);
+  sim_event_add_int (event, "rejected", (gint64) totals[4]);
+  sim_event_add_int (event, "released", (gint64) totals[5]);
+  json_builder_set_member_name (event, "released_how");
+  json_builder_begin_object (event);
+  for (SimRelease r = 0; r < SIM_RELEASE_N; r++)
+    sim_event_add_int (event, sim_release_to_string (r), (gint64) how[r]);
+  json_builder_end_object (event);
+  sim_event_emit (event);
+}

@@ -27,6 +27,9 @@ void sim_board_rst_all (SimBoard *self);
 void sim_board_set_slots (SimBoard *self, guint slots);
 void sim_board_set_mode (SimBoard *self, SimMode mode);
 void sim_board_emit_status (SimBoard *self);
+/* One "status" event for @n boards (--boards): the first one's alone if
+ * @n is 1, else their counts added up, with "boards" and no connection list. */
+void sim_boards_emit_status (SimBoard **boards, guint n);
 /* Every open connection floods @bytes in frames of @frame_size (sim_conn_flood). */
 gboolean sim_board_flood (SimBoard *self, guint64 bytes, gsize frame_size, GError **error);
 

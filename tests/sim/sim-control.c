@@ -12,7 +12,7 @@
 
 struct _SimControl
 {
-  SimBoard *board;
+  GPtrArray *boards; /* SimBoard, not owned; every command acts on each */
   GMainLoop *loop;
   GDataInputStream *input;
   GCancellable *cancellable;
@@ -33,7 +33,7 @@ typedef struct
 static gboolean
 cmd_status (SimControl *self, char **args, GError **error)
 {
-  sim_board_emit_status (self->board);
+  sim_boards_emit_status ((SimBoard **) self->boards->pdata, self->boards->len);
   return TRUE;
 }
 
@@ -42,13 +42,19 @@ cmd_refuse (SimControl *self, char **args, GError **error)
 {
   guint ms;
 
-  return sim_parse_uint (args[0], &ms, error) && sim_board_refuse (self->board, ms, error);
+  if (!sim_parse_uint (args[0], &ms, error))
+    return FALSE;
+  for (guint i = 0; i < self->boards->len; i++)
+    if (!sim_board_refuse (self->boards->pdata[i], ms, error))
+      return FALSE;
+  return TRUE;
 }
 
 static gboolean
 cmd_restart (SimControl *self, char **args, GError **error)
 {
-  sim_board_restart (self->board);
+  for (guint i = 0; i < self->boards->len; i++)
+    sim_board_restart (self->boards->pdata[i]);
   return TRUE;
 }
 
@@ -59,21 +65,24 @@ cmd_blackhole (SimControl *self, char **args, GError **error)
 
   if (!sim_parse_on_off (args[0], "on", "off", &on, error))
     return FALSE;
-  sim_board_set_blackhole (self->board, on);
+  for (guint i = 0; i < self->boards->len; i++)
+    sim_board_set_blackhole (self->boards->pdata[i], on);
   return TRUE;
 }
 
 static gboolean
 cmd_close_all (SimControl *self, char **args, GError **error)
 {
-  sim_board_close_all (self->board);
+  for (guint i = 0; i < self->boards->len; i++)
+    sim_board_close_all (self->boards->pdata[i]);
   return TRUE;
 }
 
 static gboolean
 cmd_rst_all (SimControl *self, char **args, GError **error)
 {
-  sim_board_rst_all (self->board);
+  for (guint i = 0; i < self->boards->len; i++)
+    sim_board_rst_all (self->boards->pdata[i]);
   return TRUE;
 }
 
@@ -84,7 +93,8 @@ cmd_slots (SimControl *self, char **args, GError **error)
 
   if (!sim_parse_uint (args[0], &slots, error))
     return FALSE;
-  sim_board_set_slots (self->board, slots);
+  for (guint i = 0; i < self->boards->len; i++)
+    sim_board_set_slots (self->boards->pdata[i], slots);
   return TRUE;
 }
 
@@ -95,7 +105,8 @@ cmd_mode (SimControl *self, char **args, GError **error)
 
   if (!sim_parse_on_off (args[0], "leak", "good", &leak, error))
     return FALSE;
-  sim_board_set_mode (self->board, leak ? SIM_MODE_LEAK : SIM_MODE_GOOD);
+  for (guint i = 0; i < self->boards->len; i++)
+    sim_board_set_mode (self->boards->pdata[i], leak ? SIM_MODE_LEAK : SIM_MODE_GOOD);
   return TRUE;
 }
 
@@ -104,8 +115,12 @@ cmd_flood (SimControl *self, char **args, GError **error)
 {
   guint bytes, size;
 
-  return sim_parse_uint (args[0], &bytes, error) && sim_parse_uint (args[1], &size, error) &&
-         sim_board_flood (self->board, bytes, size, error);
+  if (!sim_parse_uint (args[0], &bytes, error) || !sim_parse_uint (args[1], &size, error))
+    return FALSE;
+  for (guint i = 0; i < self->boards->len; i++)
+    if (!sim_board_flood (self->boards->pdata[i], bytes, size, error))
+      return FALSE;
+  return TRUE;
 }
 
 static gboolean
@@ -224,12 +239,12 @@ read_next (SimControl *self)
 }
 
 SimControl *
-sim_control_new (SimBoard *board, GMainLoop *loop)
+sim_control_new (GPtrArray *boards, GMainLoop *loop)
 {
   SimControl *self = g_new0 (SimControl, 1);
   g_autoptr (GInputStream) stdin_stream = g_unix_input_stream_new (STDIN_FILENO, FALSE);
 
-  self->board = board;
+  self->boards = g_ptr_array_ref (boards);
   self->loop = loop;
   self->cancellable = g_cancellable_new ();
   self->input = g_data_input_stream_new (stdin_stream);
@@ -252,5 +267,6 @@ sim_control_free (SimControl *self)
     g_warning ("stdin read did not finish after cancelling");
   g_clear_object (&self->input);
   g_clear_object (&self->cancellable);
+  g_ptr_array_unref (self->boards);
   g_free (self);
 }

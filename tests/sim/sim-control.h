@@ -12,7 +12,8 @@ G_BEGIN_DECLS
  * "quit" and EOF on stdin quit @loop. */
 typedef struct _SimControl SimControl;
 
-SimControl *sim_control_new (SimBoard *board, GMainLoop *loop);
+/* Every command acts on each of @boards (SimBoard, not owned). */
+SimControl *sim_control_new (GPtrArray *boards, GMainLoop *loop);
 void sim_control_free (SimControl *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SimControl, sim_control_free)

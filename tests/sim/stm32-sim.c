@@ -3,8 +3,10 @@
 /* stm32-sim: a stand-in for an STM32 board running an lwIP TCP server, with
  * its small connection table and its firmware's failure modes on demand. */
 
+#include <errno.h>
 #include <locale.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <glib-unix.h>
 
@@ -62,6 +64,7 @@ typedef struct
   gboolean delay_marks;
   gint64 flood_bytes;
   int flood_frame_size;
+  int boards;
 } SimOptions;
 
 static void
@@ -104,7 +107,7 @@ check_numbers (const SimOptions *o, GError **error)
          sim_check_range ("--close-after", o->close_after, -1, G_MAXINT, error) &&
          sim_check_range ("--refuse-for", o->refuse_for, 0, G_MAXINT, error) &&
          sim_check_range ("--fin-wait", o->fin_wait, 1, G_MAXINT, error) &&
-         check_flood (o, error);
+         sim_check_range ("--boards", o->boards, 1, 65535, error) && check_flood (o, error);
 }
 
 /* Turns validated options into the board's configuration. */
@@ -153,7 +156,7 @@ make_config (const SimOptions *o, SimConfig *config, GError **error)
 }
 
 static gboolean
-parse_options (int *argc, char ***argv, SimConfig *config, GError **error)
+parse_options (int *argc, char ***argv, SimConfig *config, guint *boards, GError **error)
 {
   /* String options stay NULL when not given (GOption would leak a default it
    * overwrites); make_config() supplies their defaults. */
@@ -166,6 +169,7 @@ parse_options (int *argc, char ***argv, SimConfig *config, GError **error)
     .close_after = -1,
     .fin_wait = SIM_DEFAULT_FIN_WAIT_MS,
     .flood_frame_size = SIM_DEFAULT_FLOOD_FRAME_SIZE,
+    .boards = 1,
   };
   const GOptionEntry entries[] = {
     { "listen", 0, 0, G_OPTION_ARG_STRING, &o.listen, "Address to listen on (127.0.0.1)", "ADDR" },
@@ -201,6 +205,8 @@ parse_options (int *argc, char ***argv, SimConfig *config, GError **error)
       "Each connection sends N bytes of frames from its accept, at once (0 = off)", "N" },
     { "flood-frame-size", 0, 0, G_OPTION_ARG_INT, &o.flood_frame_size,
       "Payload bytes of each flood frame (1000)", "N" },
+    { "boards", 0, 0, G_OPTION_ARG_INT, &o.boards,
+      "Play N boards alike, each on its own ephemeral port (1)", "N" },
     { "delay-marks", 0, 0, G_OPTION_ARG_NONE, &o.delay_marks,
       "Answer a frame starting \"~MS \" MS ms late, one starting \"~- \" never", NULL },
     { NULL },
@@ -218,6 +224,13 @@ parse_options (int *argc, char ***argv, SimConfig *config, GError **error)
                    (*argv)[1]);
       return FALSE;
     }
+  if (o.boards > 1 && o.port != 0)
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           "--boards: each board takes an ephemeral port; leave --port out");
+      return FALSE;
+    }
+  *boards = (guint) MAX (o.boards, 1);
   return make_config (&o, config, error);
 }
 
@@ -229,6 +242,22 @@ sim_config_clear (SimConfig *config)
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (SimConfig, sim_config_clear)
+
+/* Many boards take two fds each (listener, connection): a default soft
+ * limit of 1024 would stop at about 500. GLib polls with poll(). */
+static void
+raise_fd_limit (void)
+{
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max &&
+      limit.rlim_max != RLIM_INFINITY)
+    {
+      limit.rlim_cur = limit.rlim_max;
+      if (setrlimit (RLIMIT_NOFILE, &limit) != 0)
+        g_debug ("cannot raise the fd limit: %s", g_strerror (errno));
+    }
+}
 
 static gboolean
 on_quit_signal (gpointer user_data)
@@ -243,9 +272,9 @@ main (int argc, char **argv)
   g_auto (SimConfig) config = { 0 };
   g_autoptr (GError) error = NULL;
   g_autoptr (GMainLoop) loop = NULL;
-  g_autoptr (SimBoard) board = NULL;
+  g_autoptr (GPtrArray) boards = g_ptr_array_new_with_free_func ((GDestroyNotify) sim_board_free);
   g_autoptr (SimControl) control = NULL;
-  guint sigterm, sigint;
+  guint sigterm, sigint, n_boards = 1;
 
   setlocale (LC_ALL, "");
   /* stdout carries only events. */
@@ -253,28 +282,35 @@ main (int argc, char **argv)
   /* A write to a socket the PC reset, or to a harness that went away, must be an
    * error to handle, not the end of the process. */
   signal (SIGPIPE, SIG_IGN);
-  if (!parse_options (&argc, &argv, &config, &error))
+  if (!parse_options (&argc, &argv, &config, &n_boards, &error))
     {
       g_printerr ("stm32-sim: error: %s\n", error->message);
       return 1;
     }
   sim_events_init ();
+  raise_fd_limit ();
   loop = g_main_loop_new (NULL, FALSE);
-  board = sim_board_new (&config, &error);
-  if (board == NULL)
+  for (guint i = 0; i < n_boards; i++)
     {
-      g_printerr ("stm32-sim: error: %s\n", error->message);
-      sim_events_shutdown ();
-      return 1;
+      SimBoard *board = sim_board_new (&config, &error);
+
+      if (board == NULL)
+        {
+          g_printerr ("stm32-sim: error: %s\n", error->message);
+          g_clear_pointer (&boards, g_ptr_array_unref);
+          sim_events_shutdown ();
+          return 1;
+        }
+      g_ptr_array_add (boards, board);
     }
-  control = sim_control_new (board, loop);
+  control = sim_control_new (boards, loop);
   sigterm = g_unix_signal_add (SIGTERM, on_quit_signal, loop);
   sigint = g_unix_signal_add (SIGINT, on_quit_signal, loop);
   g_main_loop_run (loop);
   g_source_remove (sigterm);
   g_source_remove (sigint);
   g_clear_pointer (&control, sim_control_free);
-  g_clear_pointer (&board, sim_board_free);
+  g_clear_pointer (&boards, g_ptr_array_unref);
   sim_events_shutdown ();
   return 0;
 }
