@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -794,21 +795,68 @@ set_file_error (GError **error, int saved_errno, const char *what, const char *p
                "Failed to %s file “%s”: %s", what, path, g_strerror (saved_errno));
 }
 
-/* g_file_get_contents() reads until the end, and /dev/zero or a pipe has
- * none: at most STM32_CONFIG_FILE_MAX + 1 bytes are read, whatever the file
- * is, so a wrong --config fails at once instead of filling memory. */
-static char *
-read_bounded (const char *path, gsize *length, GError **error)
+static const char *
+describe_file_type (mode_t mode)
 {
-  g_autofree char *data = g_malloc (STM32_CONFIG_FILE_MAX + 2);
-  gsize size = 0;
-  int fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
+  if (S_ISFIFO (mode))
+    return "a FIFO (named pipe)";
+  if (S_ISCHR (mode))
+    return "a character device";
+  if (S_ISBLK (mode))
+    return "a block device";
+  if (S_ISDIR (mode))
+    return "a directory";
+  if (S_ISSOCK (mode))
+    return "a socket";
+  return "not a regular file";
+}
+
+/* Opens @path for reading only if it is a regular file. O_NONBLOCK: opening
+ * a FIFO that has no writer (or a device) would otherwise wait for one,
+ * stalling the start or, on Reload, the main loop; the type is checked on
+ * the fd opened, so the path cannot change between check and read. A pipe
+ * would also give nothing on the next Reload. */
+static int
+open_regular (const char *path, GError **error)
+{
+  struct stat st;
+  int fd = g_open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0);
 
   if (fd < 0)
     {
       set_file_error (error, errno, "open", path);
-      return NULL;
+      return -1;
     }
+  if (fstat (fd, &st) < 0)
+    {
+      set_file_error (error, errno, "examine", path);
+      g_close (fd, NULL);
+      return -1;
+    }
+  if (!S_ISREG (st.st_mode))
+    {
+      g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                   "%s: is %s; stm32d reads its config only from a regular file", path,
+                   describe_file_type (st.st_mode));
+      g_close (fd, NULL);
+      return -1;
+    }
+  return fd;
+}
+
+/* g_file_get_contents() reads until the end, and a file that grows while it
+ * is read need not have one: at most STM32_CONFIG_FILE_MAX + 1 bytes are
+ * read, so a wrong --config fails at once instead of filling memory. */
+static char *
+read_bounded (const char *path, gsize *length, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize size = 0;
+  int fd = open_regular (path, error);
+
+  if (fd < 0)
+    return NULL;
+  data = g_malloc (STM32_CONFIG_FILE_MAX + 2);
   while (size <= STM32_CONFIG_FILE_MAX)
     {
       gssize n = read (fd, data + size, STM32_CONFIG_FILE_MAX + 1 - size);

@@ -338,6 +338,7 @@ int
 stm32_daemon_run_to_exit (char **err, const char *first_arg, ...)
 {
   g_autoptr (GPtrArray) argv = NULL;
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
   g_autoptr (GSubprocess) process = NULL;
   g_autoptr (GAsyncResult) result = NULL;
   g_autoptr (GError) error = NULL;
@@ -346,9 +347,10 @@ stm32_daemon_run_to_exit (char **err, const char *first_arg, ...)
   va_start (args, first_arg);
   argv = daemon_argv (first_arg, args);
   va_end (args);
-  process = g_subprocess_newv ((const char *const *) argv->pdata,
-                               G_SUBPROCESS_FLAGS_STDERR_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE,
-                               &error);
+  /* One that never exits (it blocks) must not outlive a test that gave up on it. */
+  launcher = stm32_test_launcher_new (G_SUBPROCESS_FLAGS_STDERR_PIPE |
+                                      G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+  process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   g_assert_no_error (error);
   g_subprocess_communicate_utf8_async (process, NULL, NULL, stm32_test_store_result, &result);
   stm32_test_wait_until (result != NULL, DAEMON_WAIT_MS);

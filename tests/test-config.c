@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -745,33 +747,14 @@ assert_too_large (const char *path)
   g_assert_cmpstr (error->message, ==, expected);
 }
 
-/* Loads @fifo while `sh -c SCRIPT FIFO` writes into it. */
-static GPtrArray *
-load_fifo (const char *fifo, const char *script, GError **error)
-{
-  g_autoptr (GError) local_error = NULL;
-  g_autoptr (GSubprocess) writer = g_subprocess_new (G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-                                                     &local_error, "sh", "-c", script, fifo, NULL);
-  GPtrArray *links;
-
-  g_assert_no_error (local_error);
-  links = stm32_config_load_file (fifo, error);
-  /* Ends at once: on its own, or by SIGPIPE once the reader is gone. */
-  g_assert_true (g_subprocess_wait (writer, NULL, &local_error));
-  g_assert_no_error (local_error);
-  return links;
-}
-
-/* A file is read up to the limit and no further, whatever it is: a regular
- * file at the limit loads, one byte more is refused, and /dev/zero and a
- * pipe that never ends are refused as soon as the limit is passed. */
+/* A regular file is read up to the limit and no further: a file at the
+ * limit loads, one byte more is refused. */
 static void
 test_file_limit (void)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *dir = g_dir_make_tmp ("stm32-config-XXXXXX", &error);
   g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
-  g_autofree char *fifo = g_build_filename (dir, "fifo", NULL);
   g_autofree char *text = NULL, *larger = NULL;
   g_autoptr (GPtrArray) links = NULL;
   guint n;
@@ -783,26 +766,119 @@ test_file_limit (void)
   links = stm32_config_load_file (path, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (links->len, ==, 1);
-  g_clear_pointer (&links, g_ptr_array_unref);
 
   larger = g_strconcat (text, "#", NULL);
   g_assert_true (g_file_set_contents (path, larger, -1, &error));
   assert_too_large (path);
-  assert_too_large ("/dev/zero");
 
-  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
-  links = load_fifo (fifo, "yes '# more' > \"$0\"", &error);
+  g_assert_cmpint (g_unlink (path), ==, 0);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+}
+
+typedef struct
+{
+  const char *path;
+  GMutex lock;
+  GCond cond;
+  gboolean done;
+  GPtrArray *links;
+  GError *error;
+} BlockingLoad;
+
+static gpointer
+blocking_load_thread (gpointer data)
+{
+  BlockingLoad *load = data;
+  GError *error = NULL;
+  GPtrArray *links = stm32_config_load_file (load->path, &error);
+
+  g_mutex_lock (&load->lock);
+  load->links = links;
+  load->error = error;
+  load->done = TRUE;
+  g_cond_signal (&load->cond);
+  g_mutex_unlock (&load->lock);
+  return NULL;
+}
+
+/* stm32_config_load_file() in a thread: one that blocks (a FIFO without a
+ * writer, before) fails the test after a bounded wait instead of hanging it. */
+static GPtrArray *
+load_file_bounded (const char *path, GError **error)
+{
+  BlockingLoad load = { .path = path };
+  gint64 deadline = g_get_monotonic_time () + 10 * G_TIME_SPAN_SECOND;
+  GThread *thread;
+
+  g_mutex_init (&load.lock);
+  g_cond_init (&load.cond);
+  thread = g_thread_new ("config-load", blocking_load_thread, &load);
+  g_mutex_lock (&load.lock);
+  while (!load.done)
+    if (!g_cond_wait_until (&load.cond, &load.lock, deadline))
+      g_error ("loading %s did not return within 10 s: it blocks", path);
+  g_mutex_unlock (&load.lock);
+  g_thread_join (thread);
+  g_mutex_clear (&load.lock);
+  g_cond_clear (&load.cond);
+  if (load.error != NULL)
+    g_propagate_error (error, load.error);
+  return load.links;
+}
+
+static void
+assert_not_regular (const char *path, const char *what)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) links = load_file_bounded (path, &error);
+  g_autofree char *expected =
+      g_strdup_printf ("%s: is %s; stm32d reads its config only from a regular file", path, what);
+
   g_assert_null (links);
   g_assert_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS);
-  g_assert_nonnull (strstr (error->message, "is larger than"));
-  g_clear_error (&error);
-  /* A pipe that ends in time is a config file like any other. */
-  links = load_fifo (fifo, "printf '[Link a]\\nHost=h\\n' > \"$0\"", &error);
+  g_assert_cmpstr (error->message, ==, expected);
+}
+
+/* Only a regular file is read, and nothing blocks: a FIFO without a writer
+ * is refused at once (opening it used to wait for a writer, forever), so is
+ * one that holds a valid config (a Reload would find it empty), a device and
+ * a directory; a symbolic link to a regular file is that file. */
+static void
+test_file_not_regular (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("stm32-config-XXXXXX", &error);
+  g_autofree char *fifo = g_build_filename (dir, "fifo.conf", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autofree char *symlink_path = g_build_filename (dir, "link.conf", NULL);
+  const char *text = "[Link a]\nHost=h\n";
+  g_autoptr (GPtrArray) links = NULL;
+  int fd;
+
+  g_assert_no_error (error);
+  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
+  assert_not_regular (fifo, "a FIFO (named pipe)");
+
+  /* Opened read-write, a FIFO has a writer and its data waits in it. */
+  fd = g_open (fifo, O_RDWR | O_NONBLOCK, 0);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (write (fd, text, strlen (text)), ==, (gssize) strlen (text));
+  assert_not_regular (fifo, "a FIFO (named pipe)");
+  g_assert_true (g_close (fd, NULL));
+
+  assert_not_regular ("/dev/zero", "a character device");
+  assert_not_regular (dir, "a directory");
+
+  g_assert_true (g_file_set_contents (path, text, -1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (symlink (path, symlink_path), ==, 0);
+  links = load_file_bounded (symlink_path, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (links->len, ==, 1);
 
-  g_assert_cmpint (g_unlink (fifo), ==, 0);
+  g_assert_cmpint (g_unlink (symlink_path), ==, 0);
   g_assert_cmpint (g_unlink (path), ==, 0);
+  g_assert_cmpint (g_unlink (fifo), ==, 0);
   g_assert_cmpint (g_rmdir (dir), ==, 0);
 }
 
@@ -910,6 +986,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/large/many-links", test_large_many_links);
   g_test_add_func ("/config/file", test_file);
   g_test_add_func ("/config/file-limit", test_file_limit);
+  g_test_add_func ("/config/file-not-regular", test_file_not_regular);
   g_test_add_func ("/config/example", test_example);
 
   return g_test_run ();

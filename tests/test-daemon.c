@@ -9,6 +9,7 @@
 #include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include "daemon-harness.h"
 #include "sim-harness.h"
@@ -620,9 +621,54 @@ test_bad_config_refused (void)
   g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", path, NULL), ==, 78);
   g_assert_nonnull (strstr (err, path));
   g_clear_pointer (&err, g_free);
-  /* A wrong path that never ends is refused once past the size limit. */
+  /* A wrong path that never ends is refused before it is read. */
   g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", "/dev/zero", NULL), ==, 78);
-  g_assert_nonnull (strstr (err, "stm32d: /dev/zero: is larger than 1048576 bytes"));
+  g_assert_nonnull (strstr (err, "stm32d: /dev/zero: is a character device"));
+  g_rmdir (dir);
+}
+
+/* A config path that is a FIFO with no writer: opening it to read would
+ * wait for a writer. stm32d refuses it at once, at start (exit 78) and on
+ * Reload (an error, and the main loop still runs). */
+static void
+test_config_fifo_refused (void)
+{
+  Stm32Sim *board = stm32_sim_start ("--reply", "echo", NULL);
+  g_autofree char *dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autofree char *fifo = g_build_filename (dir, "fifo.conf", NULL);
+  g_autofree char *err = NULL;
+  g_autofree char *expected = g_strdup_printf (
+      "%s: is a FIFO (named pipe); stm32d reads its config only from a regular file", path);
+  g_autofree char *reply = NULL;
+  g_autoptr (GError) error = NULL;
+  Stm32Daemon *daemon;
+  Stm32DbusLink1 *link;
+
+  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
+  g_assert_cmpint (stm32_daemon_run_to_exit (&err, "--config", fifo, NULL), ==, 78);
+  g_assert_nonnull (strstr (err, fifo));
+  g_assert_nonnull (strstr (err, ": is a FIFO (named pipe)"));
+
+  stm32_test_write_file (path, "[Link a]\nHost=127.0.0.1\nPort=%u\n",
+                         stm32_sim_get_port (board));
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  link = stm32_daemon_get_link (daemon, "a");
+  stm32_test_wait_until (stm32_daemon_link_state_is (link, "connected"), WAIT_MS);
+  g_assert_cmpint (g_rename (fifo, path), ==, 0);
+  call_reload (daemon, &error);
+  stm32_daemon_assert_error (error, "org.stm32d.Error.InvalidArgs", STM32_ERROR_INVALID_ARGS);
+  g_assert_nonnull (strstr (error->message, expected));
+  g_clear_error (&error);
+  /* Nothing changed, and the link still answers. */
+  reply = stm32_daemon_link_transact (stm32_daemon_peek_link (daemon, "a"), "still here", 5000,
+                                      &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (reply, ==, "still here");
+
+  stm32_daemon_stop (daemon);
+  stm32_sim_stop (board);
+  g_unlink (path);
   g_rmdir (dir);
 }
 
@@ -708,6 +754,7 @@ main (int argc, char **argv)
             test_second_daemon_leaves_board_alone);
   g_test_add_func ("/daemon/reload", test_reload);
   g_test_add_func ("/daemon/bad-config-refused", test_bad_config_refused);
+  g_test_add_func ("/daemon/config-fifo-refused", test_config_fifo_refused);
   add_test ("/daemon/systemd-notify", STM32_SIM_OPTIONS ("--reply", "echo"), board_setup,
             test_systemd_notify);
   return stm32_daemon_test_run ();
