@@ -13,9 +13,16 @@
 #              its users and groups are its own, whatever the host has
 #   policy-lab-host  the policy test on a host whose group stm32 has members and
 #              whose accounts take the test's uids (root only)
+#   version    one version: meson's project version is what stm32d and stm32ctl
+#              print and debian/changelog's; its major is libstm32client's
+#              soname, which debian/ names its package and symbols file
+#              after; the running daemon's Manager1.Version is the D-Bus API
+#              number the XML documents, stm32d --version prints and the
+#              stm32d package provides (stm32d-dbus-api-N)
 # Environment (set by tests/meson.build): STM32_SRCDIR, STM32_BUILDDIR,
 # STM32_PREFIX, STM32_SBINDIR, STM32_DATADIR, STM32_UNITDIR, STM32_SYSUSERSDIR,
-# STM32_DBUS_SERVICESDIR, STM32_DBUS_POLICYDIR (the raw options), MESON.
+# STM32_DBUS_SERVICESDIR, STM32_DBUS_POLICYDIR (the raw options), MESON,
+# STM32_VERSION (meson's project version).
 set -euo pipefail
 
 readonly max_exposure=2.0
@@ -38,7 +45,7 @@ need() {
 
 src=${STM32_SRCDIR:?}
 build=${STM32_BUILDDIR:?}
-if [[ ${1:-} == policy-inner ]]; then
+if [[ ${1:-} == policy-inner || ${1:-} == version-inner ]]; then
   tmp=${2:?} # the outer process owns and removes it
 else
   tmp=$(mktemp -d)
@@ -542,6 +549,61 @@ ctl_policy() {
   echo "signals: PropertiesChanged for everyone, Received only for root and group stm32"
 }
 
+# Manager1 is versioned as an API, not as a release (the XML: additions keep
+# it, a break raises it), so it is compared with the API number everything
+# else states, read from the daemon itself on a private bus.
+mode_version() {
+  need readelf dbus-run-session gdbus
+  local version=${STM32_VERSION:?} major=${STM32_VERSION%%.*}
+  local deb_control=$src/debian/control symbols=$src/debian/libstm32client$major.symbols out api
+
+  out=$(sed -nE '1s/^stm32d \(([^)]*)\) .*/\1/p' "$src/debian/changelog")
+  [[ $out == "$version" ]] ||
+    fail "debian/changelog is at '$out', meson.build at $version (a native package: one version)"
+  echo "debian/changelog: $out"
+
+  out=$(readelf -d "$build/client-lib/libstm32client.so" | sed -nE 's/.*\(SONAME\).*\[(.*)\]$/\1/p')
+  [[ $out == "libstm32client.so.$major" ]] || fail "soname is '$out', want libstm32client.so.$major"
+  grep -qx "Package: libstm32client$major" "$deb_control" ||
+    fail "debian/control has no package libstm32client$major for soname $out"
+  [[ -e $symbols ]] || fail "no symbols file for libstm32client$major"
+  out=$(head -n 1 "$symbols")
+  [[ $out == "libstm32client.so.$major libstm32client$major #MINVER#" ]] ||
+    fail "$symbols is for '$out', not libstm32client.so.$major"
+  echo "soname: libstm32client.so.$major, package libstm32client$major"
+
+  api=$(sed -nE 's/.*Version: Version of this D-Bus API; ([0-9]+) for the interfaces.*/\1/p' \
+    "$src/dbus/org.stm32d.Manager1.xml")
+  [[ -n $api ]] || fail "org.stm32d.Manager1.xml does not document its API version"
+  out=$("$build/daemon/stm32d" --version)
+  [[ $out == "stm32d $version (D-Bus API $api)" ]] || fail "stm32d --version: '$out'"
+  out=$("$build/cli/stm32ctl" --version)
+  [[ $out == "stm32ctl $version" ]] || fail "stm32ctl --version: '$out'"
+  grep -qE "^Provides:.*\bstm32d-dbus-api-$api\b" "$deb_control" ||
+    fail "debian/control: stm32d does not provide stm32d-dbus-api-$api"
+
+  : >"$tmp/empty.conf"
+  out=$(dbus-run-session -- "$0" version-inner "$tmp")
+  [[ $out == "(<uint32 $api>,)" ]] || fail "the running daemon's Manager1.Version is '$out', want $api"
+  echo "version $version, D-Bus API $api: meson, changelog, soname, --version, Manager1.Version"
+}
+
+mode_version_inner() {
+  local pid out status=0
+  "$build/daemon/stm32d" --session --config "$tmp/empty.conf" 2>"$tmp/stm32d.log" &
+  pid=$!
+  if gdbus wait --session --timeout 60 org.stm32d; then
+    out=$(gdbus call --session --dest org.stm32d --object-path /org/stm32d \
+      --method org.freedesktop.DBus.Properties.Get org.stm32d.Manager1 Version) || status=$?
+  else
+    status=1
+  fi
+  kill -TERM "$pid"
+  wait "$pid" || fail "stm32d did not stop cleanly: $(cat "$tmp/stm32d.log")"
+  ((status == 0)) || fail "no Manager1.Version from stm32d: $(cat "$tmp/stm32d.log")"
+  echo "$out"
+}
+
 case ${1:-} in
   xml) mode_xml ;;
   sysusers) mode_sysusers ;;
@@ -551,5 +613,7 @@ case ${1:-} in
   policy) mode_policy ;;
   policy-inner) mode_policy_inner ;;
   policy-lab-host) mode_policy_lab_host ;;
-  *) fail "usage: $0 xml|sysusers|verify|security|install|policy|policy-lab-host" ;;
+  version) mode_version ;;
+  version-inner) mode_version_inner ;;
+  *) fail "usage: $0 xml|sysusers|verify|security|install|policy|policy-lab-host|version" ;;
 esac
