@@ -266,6 +266,14 @@ channel_flush (Stm32ClientSendChannel *self)
   return self->socket != NULL;
 }
 
+static gboolean on_flush (gpointer user_data);
+
+static gboolean
+on_writable (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+  return on_flush (user_data);
+}
+
 static gboolean
 on_flush (gpointer user_data)
 {
@@ -277,7 +285,7 @@ on_flush (gpointer user_data)
     {
       /* stm32d stopped reading: the rest waits for room. */
       self->write_source = g_socket_create_source (self->socket, G_IO_OUT, NULL);
-      g_source_set_callback (self->write_source, G_SOURCE_FUNC (on_flush), self, NULL);
+      g_source_set_callback (self->write_source, G_SOURCE_FUNC (on_writable), self, NULL);
       g_source_attach (self->write_source, context);
     }
   return G_SOURCE_REMOVE;

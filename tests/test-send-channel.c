@@ -449,6 +449,34 @@ test_bound (Fixture *fixture, gconstpointer data)
   g_assert_cmpint (board_frames (fixture->sim), ==, BOUND_FRAMES);
 }
 
+/* The same through libstm32client: frames the daemon does not take wait in
+ * the channel, and every one is acknowledged once the board reads again. */
+static void
+test_bound_client (Fixture *fixture, gconstpointer data)
+{
+  const guint n = 1000;
+  g_autoptr (Stm32ClientSendChannel) channel = open_channel (fixture);
+  g_autoptr (Outcomes) outcomes = outcomes_new (n);
+
+  stm32_sim_command (fixture->sim, "blackhole on");
+  send_numbered (channel, outcomes, 0, n, BOUND_FRAME_SIZE);
+  /* The board's buffers and the queue fill; the rest waits with us. */
+  stm32_test_wait_until (stm32_client_send_channel_get_unwritten (channel) <
+                             (gsize) n * BOUND_FRAME_SIZE,
+                         WAIT_MS);
+  g_assert_cmpuint (outcomes->answered, <, n);
+  stm32_sim_command (fixture->sim, "blackhole off");
+  stm32_test_wait_until (outcomes->answered == n, WAIT_MS);
+  for (guint i = 0; i < n; i++)
+    {
+      g_assert_cmpuint (g_array_index (outcomes->order, guint, i), ==, i);
+      g_assert_no_error (outcome (outcomes, i));
+    }
+  g_assert_cmpuint (stm32_client_send_channel_get_unwritten (channel), ==, 0);
+  stm32_daemon_link_disconnect (fixture->dlink);
+  g_assert_cmpint (board_frames (fixture->sim), ==, n);
+}
+
 /* The board resets mid-stream: every frame is answered, those the board
  * acknowledged first and the rest with the reset (or NotConnected, once the
  * link is down), never one success after a failure; the board saw a prefix
@@ -613,6 +641,7 @@ main (int argc, char **argv)
   add_test ("/send-channel/in-order", &plain, test_in_order);
   add_test ("/send-channel/errors", &plain, test_errors);
   add_test ("/send-channel/bound", &small_queue, test_bound);
+  add_test ("/send-channel/bound-client", &small_queue, test_bound_client);
   add_test ("/send-channel/board-reset", &resetting, test_board_reset);
   add_test ("/send-channel/client-leaves", &plain, test_client_leaves);
   add_test ("/send-channel/bad-packet", &plain, test_bad_packet);
