@@ -54,24 +54,45 @@ stm32_link_prepare_frame (Stm32Link *self, GBytes *frame, GError **error)
   return g_steal_pointer (&wire);
 }
 
-void
-stm32_link_kick_writer (Stm32Link *self)
+static void link_written_whole (Stm32Link *self);
+
+/* Writes the queue's head. The first write of a burst finishes on the next
+ * turn of the main loop, as it always did, so that what a caller queues in
+ * one go is measured against SendQueueMax together; once a write finished,
+ * the requests queued meanwhile are written in a loop (@at_once) for as long
+ * as the kernel takes each whole: one wake-up per burst, not per frame. */
+static void
+link_kick_writer (Stm32Link *self, gboolean at_once)
 {
   GBytes *next;
 
-  if (self->io == NULL || self->io->phase != LINK_IO_OPEN ||
-      stm32_send_queue_is_writing (self->send_queue))
-    return;
-  stm32_send_queue_drop_cancelled (self->send_queue);
-  /* Their callers' callbacks may have started a write, or ended the connection. */
-  if (self->io == NULL || self->io->phase != LINK_IO_OPEN ||
-      stm32_send_queue_is_writing (self->send_queue))
-    return;
-  next = stm32_send_queue_start_next (self->send_queue);
-  if (next != NULL)
-    stm32_link_io_write (self->io, next);
-  else if (self->state == STM32_LINK_STATE_CLOSING)
-    stm32_link_close_drained (self);
+  for (;;)
+    {
+      if (self->io == NULL || self->io->phase != LINK_IO_OPEN ||
+          stm32_send_queue_is_writing (self->send_queue))
+        return;
+      stm32_send_queue_drop_cancelled (self->send_queue);
+      /* Their callers' callbacks may have started a write, or ended the connection. */
+      if (self->io == NULL || self->io->phase != LINK_IO_OPEN ||
+          stm32_send_queue_is_writing (self->send_queue))
+        return;
+      next = stm32_send_queue_start_next (self->send_queue);
+      if (next == NULL)
+        {
+          if (self->state == STM32_LINK_STATE_CLOSING)
+            stm32_link_close_drained (self);
+          return;
+        }
+      if (!stm32_link_io_write (self->io, next, at_once))
+        return;
+      link_written_whole (self);
+    }
+}
+
+void
+stm32_link_kick_writer (Stm32Link *self)
+{
+  link_kick_writer (self, FALSE);
 }
 
 void
@@ -79,6 +100,14 @@ stm32_link_enqueue (Stm32Link *self, Stm32SendRequest *request)
 {
   stm32_send_queue_push (self->send_queue, request);
   stm32_link_kick_writer (self);
+}
+
+/* The kernel took the head request whole. */
+static void
+link_written_whole (Stm32Link *self)
+{
+  self->attempt->last_sent = g_get_real_time ();
+  stm32_send_queue_written (self->send_queue, self->io->written);
 }
 
 void
@@ -94,8 +123,7 @@ stm32_link_on_written (Stm32Link *self, gboolean complete, const GError *error)
       stm32_link_io_maybe_close (io);
       return;
     }
-  self->attempt->last_sent = g_get_real_time ();
-  stm32_send_queue_written (self->send_queue, io->written);
+  link_written_whole (self);
   if (stm32_link_io_is_ending (io))
     {
       /* The connection ended while this was written: now or never. */
@@ -103,7 +131,7 @@ stm32_link_on_written (Stm32Link *self, gboolean complete, const GError *error)
       stm32_link_io_maybe_close (io);
     }
   else
-    stm32_link_kick_writer (self);
+    link_kick_writer (self, TRUE);
 }
 
 void
