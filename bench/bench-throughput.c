@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The throughput section's Sends: frames pipelined through the client
- * library's async Send, as a GUI would, against one send() each on a direct
- * socket; then the AcquireStream bulk transfer (bench-stream.c). */
+ * library's async Send, as a GUI would, and streamed through a send channel,
+ * against one send() each on a direct socket; then the AcquireStream bulk
+ * transfer (bench-stream.c). */
 #include <string.h>
 
 #include "bench.h"
@@ -93,6 +94,102 @@ bench_send_pipelined (Stm32ClientLink *link, gsize size, guint n, guint max_s, g
   return s;
 }
 
+/* Frames kept outstanding on a send channel: its answers come in batches,
+ * so it needs a deeper pipeline than the method to keep the board busy. */
+#define BENCH_CHANNEL_IN_FLIGHT 4096
+
+typedef struct
+{
+  Stm32ClientSendChannel *channel;
+  GBytes *frame;
+  guint total, started, finished, in_flight;
+  GError *error;
+  gboolean done;
+} ChannelPump;
+
+static void channel_pump_fill (ChannelPump *p);
+
+static void
+channel_pump_clear (ChannelPump *p)
+{
+  g_bytes_unref (p->frame);
+  g_clear_error (&p->error);
+}
+
+static void
+channel_pump_unref (ChannelPump *p)
+{
+  g_rc_box_release_full (p, (GDestroyNotify) channel_pump_clear);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ChannelPump, channel_pump_unref)
+
+static void
+channel_sent_cb (GObject *source, GAsyncResult *res, gpointer data)
+{
+  g_autoptr (ChannelPump) p = data;
+  GError *error = NULL;
+
+  p->in_flight--;
+  p->finished++;
+  if (!stm32_client_send_channel_send_finish (STM32_CLIENT_SEND_CHANNEL (source), res, &error) &&
+      !p->error)
+    p->error = error;
+  else
+    g_clear_error (&error);
+  /* Refilled in batches, as a producer of a stream would. */
+  if (p->in_flight <= BENCH_CHANNEL_IN_FLIGHT / 2 || p->finished == p->total)
+    channel_pump_fill (p);
+}
+
+static void
+channel_pump_fill (ChannelPump *p)
+{
+  while (!p->error && p->in_flight < BENCH_CHANNEL_IN_FLIGHT && p->started < p->total)
+    {
+      p->started++;
+      p->in_flight++;
+      stm32_client_send_channel_send (p->channel, p->frame, NULL, channel_sent_cb,
+                                      g_rc_box_acquire (p));
+    }
+  if (p->in_flight == 0 && (p->error || p->started == p->total))
+    p->done = TRUE;
+}
+
+/* @n frames of @size bytes through a send channel (Link1.OpenSendChannel). */
+static double
+send_channel (Stm32ClientLink *link, gsize size, guint n, guint max_s, GError **error)
+{
+  g_autoptr (Stm32ClientSendChannel) channel =
+      stm32_client_link_open_send_channel_sync (link, NULL, error);
+  g_autofree char *buf = g_malloc (size);
+  g_autoptr (ChannelPump) p = NULL;
+  gint64 t0;
+  double s;
+
+  if (channel == NULL)
+    return -1;
+  memset (buf, 'c', size);
+  p = g_rc_box_new0 (ChannelPump);
+  p->channel = channel;
+  p->frame = g_bytes_new (buf, size);
+  p->total = n;
+  t0 = bench_now_ns ();
+  channel_pump_fill (p);
+  if (!bench_wait_until (&p->done, (max_s + 30) * 1000))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "channel sends did not finish");
+      return -1;
+    }
+  s = (bench_now_ns () - t0) / 1e9;
+  if (p->error)
+    {
+      g_propagate_error (error, g_steal_pointer (&p->error));
+      return -1;
+    }
+  return s;
+}
+
 /* The same frames written one send() each to the board directly. */
 static double
 send_direct (GSocket *sock, gsize size, guint n, GError **error)
@@ -137,6 +234,17 @@ measure_sends (const BenchConfig *config, GError **error)
       bench_report ("throughput", mbs, frames * (double) sizes[i] / sv / 1e6,
                     n * (double) sizes[i] / sd / 1e6, "MB/s", NULL);
     }
+  /* A stream of small frames, where a method call per frame costs most. */
+  {
+    guint nc = config->smoke ? 2000 : 200000;
+    double sd = send_direct (direct, 64, nc, error);
+    double sc = sd < 0 ? -1 : send_channel (d->link, 64, nc, max_s, error);
+    g_autofree char *note = g_strdup_printf ("%u frames, %d in flight", nc, BENCH_CHANNEL_IN_FLIGHT);
+
+    if (sc < 0)
+      return FALSE;
+    bench_report ("throughput", "send channel 64 B frames/s", nc / sc, nc / sd, "frames/s", note);
+  }
   return TRUE;
 }
 
