@@ -22,6 +22,7 @@ typedef struct
 {
   const char *sim;    /* the stm32-sim binary */
   const char *daemon; /* the stm32d binary */
+  const char *ctl;    /* the stm32ctl binary */
   gboolean smoke;     /* tiny sizes: does it all work */
   int board_cpu;      /* the simulator's CPU of its own, or -1 */
 } BenchConfig;
@@ -37,6 +38,7 @@ gboolean bench_recovery (const BenchConfig *config, GError **error);
 gboolean bench_footprint (const BenchConfig *config, GError **error);
 gboolean bench_queue (const BenchConfig *config, GError **error);
 gboolean bench_config (const BenchConfig *config, GError **error);
+gboolean bench_fleet (const BenchConfig *config, GError **error);
 
 /* bench-report.c */
 /* One figure beside its baseline (NAN: nothing to compare with). */

@@ -15,7 +15,7 @@ done
 if [[ ! -d $builddir ]]; then
   meson setup "$builddir" >/dev/null
 fi
-ninja -C "$builddir" bench/stm32-bench daemon/stm32d tests/sim/stm32-sim >/dev/null
+ninja -C "$builddir" bench/stm32-bench daemon/stm32d tests/sim/stm32-sim cli/stm32ctl >/dev/null
 
 # In a lab the board is another machine. On loopback a simulator that shares
 # a CPU with its client answers through a same-core hand-off one run and a
@@ -53,5 +53,6 @@ fi
 # its fd limit in some sandboxes and says so; harmless here.
 exec timeout --kill-after=10 "$limit" \
   "${pc_side[@]}" dbus-run-session -- "$builddir/bench/stm32-bench" \
-  --sim "$builddir/tests/sim/stm32-sim" --daemon "$builddir/daemon/stm32d" "${board_cpu[@]}" "$@" \
+  --sim "$builddir/tests/sim/stm32-sim" --daemon "$builddir/daemon/stm32d" \
+  --ctl "$builddir/cli/stm32ctl" "${board_cpu[@]}" "$@" \
   2> >(grep --line-buffered -v 'Failed to set fd limit' >&2)

@@ -22,7 +22,7 @@ typedef struct
 static const Section sections[] = {
   { "latency", bench_latency },   { "throughput", bench_throughput }, { "cycle", bench_cycles },
   { "recovery", bench_recovery }, { "footprint", bench_footprint },   { "queue", bench_queue },
-  { "config", bench_config },
+  { "config", bench_config },     { "fleet", bench_fleet },
 };
 
 static int
@@ -48,6 +48,7 @@ main (int argc, char **argv)
 {
   g_autofree char *opt_sim = NULL;
   g_autofree char *opt_daemon = NULL;
+  g_autofree char *opt_ctl = NULL;
   g_autofree char *opt_only = NULL;
   gboolean opt_smoke = FALSE;
   gboolean opt_json = FALSE;
@@ -55,10 +56,13 @@ main (int argc, char **argv)
   const GOptionEntry entries[] = {
     { "sim", 0, 0, G_OPTION_ARG_FILENAME, &opt_sim, "The stm32-sim binary", "PATH" },
     { "daemon", 0, 0, G_OPTION_ARG_FILENAME, &opt_daemon, "The stm32d binary", "PATH" },
+    { "ctl", 0, 0, G_OPTION_ARG_FILENAME, &opt_ctl, "The stm32ctl binary (the fleet section)",
+      "PATH" },
     { "smoke", 0, 0, G_OPTION_ARG_NONE, &opt_smoke, "Tiny sizes: does it all work", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "One JSON object per figure", NULL },
     { "only", 0, 0, G_OPTION_ARG_STRING, &opt_only,
-      "One section: latency, throughput, cycle, recovery, footprint, queue, config", "SECTION" },
+      "One section: latency, throughput, cycle, recovery, footprint, queue, config, fleet",
+      "SECTION" },
     { "board-cpu", 0, 0, G_OPTION_ARG_INT, &opt_board_cpu,
       "Run the simulator on CPU N alone, as a board is another machine (run.sh picks the last "
       "CPU and keeps everything else off it)",
@@ -73,9 +77,9 @@ main (int argc, char **argv)
       g_printerr ("stm32-bench: error: %s\n", error->message);
       return 2;
     }
-  if (!opt_sim || !opt_daemon)
+  if (!opt_sim || !opt_daemon || !opt_ctl)
     {
-      g_printerr ("stm32-bench: error: --sim and --daemon are required\n");
+      g_printerr ("stm32-bench: error: --sim, --daemon and --ctl are required\n");
       return 2;
     }
   if (opt_board_cpu < -1 || opt_board_cpu >= CPU_SETSIZE ||
@@ -93,7 +97,7 @@ main (int argc, char **argv)
     }
   /* A simulator that already exited must not kill us when we write to its stdin. */
   signal (SIGPIPE, SIG_IGN);
-  const BenchConfig config = { opt_sim, opt_daemon, opt_smoke, opt_board_cpu };
+  const BenchConfig config = { opt_sim, opt_daemon, opt_ctl, opt_smoke, opt_board_cpu };
   int status = run_sections (&config, opt_only);
   bench_report_print (opt_json);
   return status;
