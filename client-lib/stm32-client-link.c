@@ -73,6 +73,9 @@ read_only_property (GParamSpec *spec)
     case G_TYPE_UINT64:
       return g_param_spec_uint64 (name, NULL, blurb, G_PARAM_SPEC_UINT64 (spec)->minimum,
                                   G_PARAM_SPEC_UINT64 (spec)->maximum, 0, flags);
+    case G_TYPE_VARIANT:
+      return g_param_spec_variant (name, NULL, blurb, G_PARAM_SPEC_VARIANT (spec)->type, NULL,
+                                   flags);
     default:
       g_error ("Link1 property “%s” has a type libstm32client does not mirror", name);
     }
@@ -455,6 +458,90 @@ stm32_client_link_get_late_replies (Stm32ClientLink *self)
 {
   g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
   return stm32_dbus_link1_get_late_replies (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_resets_sent:
+ * @self: a link
+ *
+ * Returns: connections stm32d ended with a RST (the history's "aborted")
+ */
+guint64
+stm32_client_link_get_resets_sent (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_resets_sent (self->proxy);
+}
+
+/**
+ * stm32_client_link_get_transact_timeouts:
+ * @self: a link
+ *
+ * Returns: transactions whose caller got a timeout
+ */
+guint64
+stm32_client_link_get_transact_timeouts (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_transact_timeouts (self->proxy);
+}
+
+/* An empty value of @type until stm32d published the property. */
+static GVariant *
+dup_or_empty (GVariant *value, const GVariantType *type)
+{
+  if (value != NULL && g_variant_is_of_type (value, type))
+    return g_variant_ref (value);
+  return g_variant_ref_sink (g_variant_new_array (g_variant_type_element (type), NULL, 0));
+}
+
+/**
+ * stm32_client_link_dup_failures:
+ * @self: a link
+ *
+ * Attempts and connections that ended for a reason other than a requested
+ * close, by reason (a #Stm32ClientLink:last-error value): every reason is
+ * present, 0 until it happened.
+ *
+ * Returns: (transfer full): an a{st} dictionary, reason → count
+ */
+GVariant *
+stm32_client_link_dup_failures (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return dup_or_empty (stm32_dbus_link1_get_failures (self->proxy), G_VARIANT_TYPE ("a{st}"));
+}
+
+/**
+ * stm32_client_link_dup_round_trips:
+ * @self: a link
+ *
+ * Answered transactions by round trip, a cumulative histogram whose bucket
+ * bounds are part of the D-Bus API (Link1.RoundTrips): 0.1, 0.25, 0.5, 1,
+ * 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000 and 10000 ms, then
+ * all of them.
+ *
+ * Returns: (transfer full): an array of 17 counts (at)
+ */
+GVariant *
+stm32_client_link_dup_round_trips (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), NULL);
+  return dup_or_empty (stm32_dbus_link1_get_round_trips (self->proxy), G_VARIANT_TYPE ("at"));
+}
+
+/**
+ * stm32_client_link_get_round_trip_sum:
+ * @self: a link
+ *
+ * Returns: the sum of the round trips stm32_client_link_dup_round_trips()
+ *   counts, in µs
+ */
+guint64
+stm32_client_link_get_round_trip_sum (Stm32ClientLink *self)
+{
+  g_return_val_if_fail (STM32_IS_CLIENT_LINK (self), 0);
+  return stm32_dbus_link1_get_round_trip_sum (self->proxy);
 }
 
 /**

@@ -49,6 +49,11 @@ STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_connects (Stm32ClientLink *sel
 STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_disconnects (Stm32ClientLink *self);
 STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_connect_failures (Stm32ClientLink *self);
 STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_late_replies (Stm32ClientLink *self);
+STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_resets_sent (Stm32ClientLink *self);
+STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_transact_timeouts (Stm32ClientLink *self);
+STM32_CLIENT_PUBLIC GVariant *stm32_client_link_dup_failures (Stm32ClientLink *self);
+STM32_CLIENT_PUBLIC GVariant *stm32_client_link_dup_round_trips (Stm32ClientLink *self);
+STM32_CLIENT_PUBLIC guint64 stm32_client_link_get_round_trip_sum (Stm32ClientLink *self);
 STM32_CLIENT_PUBLIC const char *stm32_client_link_get_close_strategy (Stm32ClientLink *self);
 STM32_CLIENT_PUBLIC const char *stm32_client_link_get_close_strategy_reason (Stm32ClientLink *self);
 STM32_CLIENT_PUBLIC guint stm32_client_link_get_close_wait (Stm32ClientLink *self);

@@ -36,10 +36,12 @@ struct _Stm32LinkExport
 
 G_DEFINE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, G_TYPE_OBJECT)
 
-/* The link's counters, published together (same names on both sides). */
-static const char *const counters[] = { "bytes-sent",       "bytes-received", "frames-sent",
-                                        "frames-received",  "connects",       "disconnects",
-                                        "connect-failures", "late-replies" };
+/* The link's counters, published together (same names and types on both sides). */
+static const char *const counters[] = {
+  "bytes-sent",       "bytes-received", "frames-sent", "frames-received",   "connects",
+  "disconnects",      "connect-failures", "late-replies", "resets-sent",    "transact-timeouts",
+  "failures",         "round-trips",    "round-trip-sum",
+};
 
 /* An answer owed to a D-Bus caller; holds the export so it outlives the call. */
 typedef struct
@@ -111,10 +113,10 @@ publish_counters (Stm32LinkExport *self)
   g_clear_handle_id (&self->counter_timer, g_source_remove);
   for (guint i = 0; i < G_N_ELEMENTS (counters); i++)
     {
-      guint64 value;
+      g_auto (GValue) value = G_VALUE_INIT;
 
-      g_object_get (self->link, counters[i], &value, NULL);
-      g_object_set (self->iface, counters[i], value, NULL);
+      g_object_get_property (G_OBJECT (self->link), counters[i], &value);
+      g_object_set_property (G_OBJECT (self->iface), counters[i], &value);
     }
 }
 

@@ -16,6 +16,7 @@
 #include "stm32-defaults.h"
 #include "stm32-framer.h"
 #include "stm32-link.h"
+#include "stm32-round-trip.h"
 #include "stm32-send-queue.h"
 
 G_BEGIN_DECLS
@@ -138,6 +139,11 @@ struct _Stm32Link
   guint64 disconnects;
   guint64 connect_failures;
   guint64 late_replies;
+  guint64 resets_sent;
+  guint64 transact_timeouts;
+  guint64 failures[STM32_END_REASON_N_REASONS];
+  guint64 round_trips[STM32_ROUND_TRIP_N_BUCKETS]; /* per bucket; cumulated when read */
+  guint64 round_trip_sum;                          /* µs */
 };
 
 enum
@@ -168,6 +174,11 @@ enum
   PROP_CLOSE_STRATEGY,
   PROP_CLOSE_STRATEGY_REASON,
   PROP_CLOSE_WAIT,
+  PROP_RESETS_SENT,
+  PROP_TRANSACT_TIMEOUTS,
+  PROP_FAILURES,
+  PROP_ROUND_TRIPS,
+  PROP_ROUND_TRIP_SUM,
   N_LINK_PROPS
 };
 
@@ -187,6 +198,8 @@ extern guint stm32_link_signals[N_LINK_SIGNALS];
 GError *stm32_link_error_new (Stm32Link *self, Stm32EndReason reason, const char *format, ...)
     G_GNUC_PRINTF (3, 4);
 void stm32_link_add_counter (Stm32Link *self, guint64 *counter, guint64 amount, int prop);
+/* A transaction's reply came @round_trip µs after its request started out. */
+void stm32_link_count_round_trip (Stm32Link *self, gint64 round_trip);
 /* Ends the current attempt or connection, whatever stage it is in. Takes
  * @error (NULL: "disconnected"). */
 void stm32_link_end (Stm32Link *self, Stm32EndReason reason, Stm32ClosedBy closed_by,

@@ -334,6 +334,8 @@ on_deadline_timer (gpointer user_data)
     {
       Transaction *transaction = g_sequence_get (first);
 
+      stm32_link_add_counter (self->link, &self->link->transact_timeouts, 1,
+                              PROP_TRANSACT_TIMEOUTS);
       transaction_abandon (self, transaction,
                            g_error_new (STM32_ERROR, STM32_ERROR_TIMEOUT,
                                         "No reply from link “%s” within %u ms%s", self->link->name,
@@ -430,6 +432,8 @@ stm32_link_transactions_take_reply (Stm32Link *link, GBytes *frame)
       transactions_end_current (self);
       return FALSE;
     }
+  stm32_link_count_round_trip (link, g_get_monotonic_time () -
+                                          stm32_send_request_get_started (current->request));
   transaction_answer (self, current, frame, NULL);
   transactions_end_current (self);
   return TRUE;

@@ -48,6 +48,50 @@ stm32_link_add_counter (Stm32Link *self, guint64 *counter, guint64 amount, int p
   g_object_notify_by_pspec (G_OBJECT (self), stm32_link_props[prop]);
 }
 
+void
+stm32_link_count_round_trip (Stm32Link *self, gint64 round_trip)
+{
+  guint64 us = (guint64) MAX (round_trip, 0);
+  guint bucket = 0;
+
+  while (bucket < G_N_ELEMENTS (stm32_round_trip_bounds_us) &&
+         us > stm32_round_trip_bounds_us[bucket])
+    bucket++;
+  self->round_trips[bucket]++;
+  g_object_notify_by_pspec (G_OBJECT (self), stm32_link_props[PROP_ROUND_TRIPS]);
+  stm32_link_add_counter (self, &self->round_trip_sum, us, PROP_ROUND_TRIP_SUM);
+}
+
+/* Every reason but "none" and "local", 0 until it happened: a monitor sees
+ * each counter before its first increment. */
+static GVariant *
+link_dup_failures (Stm32Link *self)
+{
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a{st}"));
+  for (int reason = 0; reason < STM32_END_REASON_N_REASONS; reason++)
+    if (reason != STM32_END_REASON_NONE && reason != STM32_END_REASON_LOCAL)
+      g_variant_builder_add (&builder, "{st}", stm32_enum_to_string (STM32_TYPE_END_REASON, reason),
+                             self->failures[reason]);
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
+}
+
+static GVariant *
+link_dup_round_trips (Stm32Link *self)
+{
+  GVariantBuilder builder;
+  guint64 cumulative = 0;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("at"));
+  for (guint i = 0; i < STM32_ROUND_TRIP_N_BUCKETS; i++)
+    {
+      cumulative += self->round_trips[i];
+      g_variant_builder_add (&builder, "t", cumulative);
+    }
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
+}
+
 static void
 link_set_string (Stm32Link *self, char **field, char *value, int prop)
 {
@@ -206,6 +250,10 @@ stm32_link_finish_attempt (Stm32Link *self)
     stm32_link_add_counter (self, &self->disconnects, 1, PROP_DISCONNECTS);
   else
     stm32_link_add_counter (self, &self->connect_failures, 1, PROP_CONNECT_FAILURES);
+  if (entry->reason != STM32_END_REASON_LOCAL && entry->reason != STM32_END_REASON_NONE)
+    stm32_link_add_counter (self, &self->failures[entry->reason], 1, PROP_FAILURES);
+  if (entry->aborted)
+    stm32_link_add_counter (self, &self->resets_sent, 1, PROP_RESETS_SENT);
 
   if (self->wanted && entry->reason == STM32_END_REASON_LOCAL)
     {
@@ -795,6 +843,21 @@ stm32_link_get_property (GObject *object, guint prop_id, GValue *value, GParamSp
     case PROP_LATE_REPLIES:
       g_value_set_uint64 (value, self->late_replies);
       break;
+    case PROP_RESETS_SENT:
+      g_value_set_uint64 (value, self->resets_sent);
+      break;
+    case PROP_TRANSACT_TIMEOUTS:
+      g_value_set_uint64 (value, self->transact_timeouts);
+      break;
+    case PROP_FAILURES:
+      g_value_take_variant (value, link_dup_failures (self));
+      break;
+    case PROP_ROUND_TRIPS:
+      g_value_take_variant (value, link_dup_round_trips (self));
+      break;
+    case PROP_ROUND_TRIP_SUM:
+      g_value_set_uint64 (value, self->round_trip_sum);
+      break;
     case PROP_RAW:
       g_value_set_boolean (value, stm32_link_get_raw (self));
       break;
@@ -910,6 +973,18 @@ stm32_link_class_init (Stm32LinkClass *klass)
       "close-strategy-reason", NULL, "Why the next close is done so", NULL, ro);
   stm32_link_props[PROP_CLOSE_WAIT] = g_param_spec_uint (
       "close-wait", NULL, "Longest wait of the next close, ms", 0, G_MAXUINT, 0, ro);
+  stm32_link_props[PROP_RESETS_SENT] =
+      counter_param ("resets-sent", "Connections ended with our RST");
+  stm32_link_props[PROP_TRANSACT_TIMEOUTS] =
+      counter_param ("transact-timeouts", "Transactions that timed out");
+  stm32_link_props[PROP_FAILURES] =
+      g_param_spec_variant ("failures", NULL, "Unrequested endings by reason",
+                            G_VARIANT_TYPE ("a{st}"), NULL, ro);
+  stm32_link_props[PROP_ROUND_TRIPS] =
+      g_param_spec_variant ("round-trips", NULL, "Answered transactions by round trip, cumulative",
+                            G_VARIANT_TYPE ("at"), NULL, ro);
+  stm32_link_props[PROP_ROUND_TRIP_SUM] =
+      counter_param ("round-trip-sum", "Sum of the round trips counted, µs");
   g_object_class_install_properties (object_class, N_LINK_PROPS, stm32_link_props);
 
   /**

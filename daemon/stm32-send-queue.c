@@ -12,6 +12,7 @@ struct _Stm32SendRequest
   gboolean raw;     /* a raw stream's bytes: counted as bytes, not frames */
   gboolean counted; /* its bytes are in Stm32SendQueue.reserved */
   guint64 end;      /* once written: the connection's byte count at its last byte */
+  gint64 started;   /* monotonic µs it started being written; 0 before */
 };
 
 struct _Stm32SendQueue
@@ -50,6 +51,12 @@ Stm32SendPhase
 stm32_send_request_get_phase (const Stm32SendRequest *request)
 {
   return request->phase;
+}
+
+gint64
+stm32_send_request_get_started (const Stm32SendRequest *request)
+{
+  return request->started;
 }
 
 Stm32SendQueue *
@@ -203,6 +210,7 @@ stm32_send_queue_start_next (Stm32SendQueue *self)
   if (request == NULL || request->phase != STM32_SEND_QUEUED)
     return NULL;
   request->phase = STM32_SEND_WRITING;
+  request->started = g_get_monotonic_time ();
   return request->wire;
 }
 

@@ -82,6 +82,8 @@ void stm32_send_queue_fail_queued (Stm32SendQueue *self, const GError *error,
 Stm32SendRequest *stm32_send_request_ref (Stm32SendRequest *request);
 void stm32_send_request_unref (Stm32SendRequest *request);
 Stm32SendPhase stm32_send_request_get_phase (const Stm32SendRequest *request);
+/* Monotonic µs at which it started being written; 0 if it has not. */
+gint64 stm32_send_request_get_started (const Stm32SendRequest *request);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Stm32SendRequest, stm32_send_request_unref)
 
 G_END_DECLS

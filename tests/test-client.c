@@ -506,6 +506,21 @@ assert_connected_properties (Bench *bench)
   g_assert_cmpstr (stm32_client_link_get_close_strategy (bench->link), ==, "graceful");
   g_assert_cmpstr (stm32_client_link_get_close_strategy_reason (bench->link), !=, "");
   g_assert_cmpuint (stm32_client_link_get_close_wait (bench->link), >, 0);
+  g_assert_cmpuint (stm32_client_link_get_resets_sent (bench->link), ==, 0);
+  g_assert_cmpuint (stm32_client_link_get_transact_timeouts (bench->link), ==, 0);
+  g_assert_cmpuint (stm32_client_link_get_round_trip_sum (bench->link), ==, 0);
+  {
+    g_autoptr (GVariant) failures = stm32_client_link_dup_failures (bench->link);
+    g_autoptr (GVariant) round_trips = stm32_client_link_dup_round_trips (bench->link);
+    guint64 refused = G_MAXUINT64;
+
+    /* Every reason is there, at 0, before it first happens. */
+    g_assert_true (g_variant_lookup (failures, "refused", "t", &refused));
+    g_assert_cmpuint (refused, ==, 0);
+    g_assert_false (g_variant_lookup (failures, "none", "t", &refused));
+    g_assert_false (g_variant_lookup (failures, "local", "t", &refused));
+    g_assert_cmpuint (g_variant_n_children (round_trips), ==, 17);
+  }
 
   g_object_get (bench->link, "name", &name, "port", &port, "state", &state, "local-address", &local,
                 "connects", &connects, NULL);
@@ -515,7 +530,7 @@ assert_connected_properties (Bench *bench)
   g_assert_cmpstr (local, ==, stm32_client_link_get_local_address (bench->link));
   g_assert_cmpuint (connects, ==, 1);
   pspecs = g_object_class_list_properties (G_OBJECT_GET_CLASS (bench->link), &n_pspecs);
-  g_assert_cmpuint (n_pspecs, ==, 23);
+  g_assert_cmpuint (n_pspecs, ==, 28);
   for (guint i = 0; i < n_pspecs; i++)
     g_assert_false (pspecs[i]->flags & G_PARAM_WRITABLE);
 }
@@ -552,6 +567,14 @@ test_properties (Bench *bench, gconstpointer data)
   g_assert_cmpuint (log.frames_sent_notifies, >, 0);
   stm32_test_wait_until (stm32_client_link_get_frames_received (bench->link) == 1, WAIT_MS);
   g_assert_cmpuint (stm32_client_link_get_bytes_sent (bench->link), ==, strlen ("count me\n"));
+  stm32_test_wait_until (stm32_client_link_get_round_trip_sum (bench->link) > 0, WAIT_MS);
+  {
+    g_autoptr (GVariant) round_trips = stm32_client_link_dup_round_trips (bench->link);
+    guint64 all;
+
+    g_variant_get_child (round_trips, 16, "t", &all);
+    g_assert_cmpuint (all, ==, 1);
+  }
 
   g_signal_handlers_disconnect_by_data (bench->link, &log);
   g_ptr_array_unref (log.states);
@@ -1837,6 +1860,11 @@ static const struct
   PUBLIC (stm32_client_link_get_disconnects),
   PUBLIC (stm32_client_link_get_connect_failures),
   PUBLIC (stm32_client_link_get_late_replies),
+  PUBLIC (stm32_client_link_get_resets_sent),
+  PUBLIC (stm32_client_link_get_transact_timeouts),
+  PUBLIC (stm32_client_link_dup_failures),
+  PUBLIC (stm32_client_link_dup_round_trips),
+  PUBLIC (stm32_client_link_get_round_trip_sum),
   PUBLIC (stm32_client_link_set_autoconnect),
   PUBLIC (stm32_client_link_set_autoconnect_finish),
   PUBLIC (stm32_client_link_set_autoconnect_sync),
