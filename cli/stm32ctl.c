@@ -26,6 +26,7 @@ static const Command commands[] = {
   { "reload", stm32ctl_cmd_reload, "Make stm32d re-read its configuration" },
   { "doctor", stm32ctl_cmd_doctor,
     "Say what is wrong with a board's connection (or every board's) and how to fix it" },
+  { "metrics", stm32ctl_cmd_metrics, "Print every link's counters for Prometheus" },
 };
 
 static char *

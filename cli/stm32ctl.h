@@ -100,5 +100,6 @@ int stm32ctl_cmd_history (Stm32Ctl *ctl, int argc, char **argv);
 int stm32ctl_cmd_autoconnect (Stm32Ctl *ctl, int argc, char **argv);
 int stm32ctl_cmd_reload (Stm32Ctl *ctl, int argc, char **argv);
 int stm32ctl_cmd_doctor (Stm32Ctl *ctl, int argc, char **argv);
+int stm32ctl_cmd_metrics (Stm32Ctl *ctl, int argc, char **argv);
 
 G_END_DECLS

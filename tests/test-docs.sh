@@ -400,6 +400,9 @@ EOF
   touch "$tmp/files/frame.bin" "$tmp/files/frame.hex" "$tmp/files/other"
   expect_completion "files for --file" "$(sorted "$tmp/files/frame.bin" "$tmp/files/frame.hex")" \
     stm32ctl send --file "$tmp/files/fr"
+  expect_completion "files for metrics --output" "$(sorted "$tmp/files/other")" \
+    stm32ctl metrics --output "$tmp/files/o"
+  expect_completion "no files for send -o" "" stm32ctl send -o "$tmp/files/o"
   expect_completion "files for -f" "$(sorted "$tmp/files/other")" \
     stm32ctl transact -x -f "$tmp/files/o"
   expect_completion "files for --file=" "$(sorted "$tmp/files/other")" \

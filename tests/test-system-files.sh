@@ -4,8 +4,9 @@
 #   xml        policy and interface XML are well-formed; every method in the
 #              interface XML is allowed for group stm32 and root, never for everyone
 #   sysusers   systemd-sysusers creates user/group stm32d and group stm32
-#   verify     systemd-analyze verify is silent on the unit as built
-#   security   systemd-analyze security rates the unit at exposure <= 2.0
+#   verify     systemd-analyze verify is silent on the units as built (stm32d, and
+#              the metrics service and timer, which write node_exporter's file)
+#   security   systemd-analyze security rates each service at exposure <= 2.0
 #   install    meson install --destdir puts each file where pkg-config says
 #   policy     a real dbus-daemon enforces the policy, with the owner running in
 #              a user namespace mapped like the unit's PrivateUsers=yes (root only);
@@ -20,8 +21,8 @@
 #              number the XML documents, stm32d --version prints and the
 #              stm32d package provides (stm32d-dbus-api-N)
 # Environment (set by tests/meson.build): STM32_SRCDIR, STM32_BUILDDIR,
-# STM32_PREFIX, STM32_SBINDIR, STM32_DATADIR, STM32_UNITDIR, STM32_SYSUSERSDIR,
-# STM32_DBUS_SERVICESDIR, STM32_DBUS_POLICYDIR (the raw options), MESON,
+# STM32_PREFIX, STM32_SBINDIR, STM32_BINDIR, STM32_TEXTFILE_DIR, STM32_DATADIR, STM32_UNITDIR,
+# STM32_SYSUSERSDIR, STM32_DBUS_SERVICESDIR, STM32_DBUS_POLICYDIR (the raw options), MESON,
 # STM32_VERSION (meson's project version).
 set -euo pipefail
 
@@ -52,9 +53,9 @@ else
   trap 'rm -rf "$tmp"' EXIT
 fi
 
-# The unit exactly as meson generated it for installation.
+# A unit exactly as meson generated it for installation ($1, default stm32d.service).
 built_unit() {
-  local unit=$build/systemd/stm32d.service
+  local unit=$build/systemd/${1:-stm32d.service}
   [[ -f $unit ]] || fail "$unit was not generated"
   if grep -n '@[a-z_]*@' "$unit" >&2; then
     fail "$unit still has unsubstituted placeholders"
@@ -127,21 +128,38 @@ mode_verify() {
     fail "systemd-analyze verify failed: $out"
   [[ -z $out ]] || fail "systemd-analyze verify is not clean: $out"
   echo "systemd-analyze verify: clean"
+
+  # The metrics pair: the service runs the built stm32ctl, the timer starts it.
+  local metrics ctl=$build/cli/stm32ctl dir=${STM32_TEXTFILE_DIR:?}
+  metrics=$(built_unit stm32d-metrics.service)
+  [[ -x $ctl ]] || fail "$ctl not built"
+  grep -qx "ExecStart=${STM32_BINDIR:?}/stm32ctl metrics --output $dir/stm32d.prom" "$metrics" ||
+    fail "stm32d-metrics.service does not run $STM32_BINDIR/stm32ctl metrics --output $dir/stm32d.prom"
+  grep -qx "ReadWritePaths=$dir" "$metrics" || fail "stm32d-metrics.service cannot write $dir"
+  sed "s|^ExecStart=$STM32_BINDIR/stm32ctl|ExecStart=$ctl|" "$metrics" >"$tmp/stm32d-metrics.service"
+  cp "$src/systemd/stm32d-metrics.timer" "$tmp/"
+  grep -qx "WantedBy=timers.target" "$tmp/stm32d-metrics.timer" || fail "the timer is not for timers.target"
+  out=$(systemd-analyze verify --man=no --generators=no "$tmp/stm32d-metrics.timer" \
+    "$tmp/stm32d-metrics.service" 2>&1) || fail "systemd-analyze verify (metrics) failed: $out"
+  [[ -z $out ]] || fail "systemd-analyze verify (metrics) is not clean: $out"
+  echo "systemd-analyze verify: stm32d-metrics.timer and .service clean"
 }
 
 mode_security() {
   need systemd-analyze
-  local unit out score
-  unit=$(built_unit)
-  # --offline: rate the file, not a loaded unit (no PID 1 needed).
-  out=$(systemd-analyze security --offline=true --no-pager "$unit" 2>&1) ||
-    fail "systemd-analyze security failed: $out"
-  grep -F '✗' <<<"$out" || true
-  score=$(sed -nE 's/.*Overall exposure level for stm32d\.service: ([0-9.]+).*/\1/p' <<<"$out")
-  [[ -n $score ]] || fail "no exposure level in: $out"
-  echo "exposure: $score (limit $max_exposure)"
-  awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s <= m) }' ||
-    fail "exposure $score is above $max_exposure"
+  local name unit out score
+  for name in stm32d.service stm32d-metrics.service; do
+    unit=$(built_unit "$name")
+    # --offline: rate the file, not a loaded unit (no PID 1 needed).
+    out=$(systemd-analyze security --offline=true --no-pager "$unit" 2>&1) ||
+      fail "systemd-analyze security failed: $out"
+    grep -F '✗' <<<"$out" || true
+    score=$(grep -F "Overall exposure level for $name: " <<<"$out" | sed -nE 's/.*: ([0-9.]+).*/\1/p')
+    [[ -n $score ]] || fail "no exposure level in: $out"
+    echo "$name exposure: $score (limit $max_exposure)"
+    awk -v s="$score" -v m="$max_exposure" 'BEGIN { exit !(s <= m) }' ||
+      fail "$name: exposure $score is above $max_exposure"
+  done
 }
 
 # Where a directory option lands: 'no' (empty result), a path, or '' = auto.
@@ -171,11 +189,13 @@ mode_install() {
   [[ $datadir == /* ]] || datadir=$prefix/$datadir
   "$MESON" install -C "$build" --destdir "$dest" --no-rebuild --quiet >/dev/null
 
-  local unit
+  local unit unit_dir
   unit=$(built_unit)
+  unit_dir=$(resolve_dir "${STM32_UNITDIR-}" systemd systemdsystemunitdir "$prefix/lib/systemd/system")
   local -A want=(
-    [stm32d.service]=$(resolve_dir "${STM32_UNITDIR-}" systemd systemdsystemunitdir \
-      "$prefix/lib/systemd/system")
+    [stm32d.service]=$unit_dir
+    [stm32d-metrics.service]=$unit_dir
+    [stm32d-metrics.timer]=$unit_dir
     [stm32d.conf]=$(resolve_dir "${STM32_SYSUSERSDIR-}" systemd sysusersdir "$prefix/lib/sysusers.d")
     [org.stm32d.service]=$(resolve_dir "${STM32_DBUS_SERVICESDIR-}" dbus-1 system_bus_services_dir \
       "$datadir/dbus-1/system-services")
@@ -184,6 +204,8 @@ mode_install() {
   # What each installed file must be a copy of (sysusers.d wants a .conf name).
   local -A source=(
     [stm32d.service]=$unit
+    [stm32d-metrics.service]=$(built_unit stm32d-metrics.service)
+    [stm32d-metrics.timer]=$src/systemd/stm32d-metrics.timer
     [stm32d.conf]=$src/systemd/stm32d.sysusers
     [org.stm32d.service]=$src/dbus/org.stm32d.service
     [org.stm32d.conf]=$src/dbus/org.stm32d.conf

@@ -36,6 +36,9 @@ packages=(
   g++ qtbase5-dev qtbase5-dev-tools qt6-base-dev qt6-base-dev-tools
   # the lwIP board (tests/lwip-board): `apt-get source lwip` unpacks with dpkg-source
   dpkg-dev
+  # promtool, Prometheus' own parser and linter: `stm32ctl metrics` must pass
+  # `promtool check metrics` without a complaint (tests/test-metrics.c)
+  prometheus
 )
 
 sudo=()
