@@ -58,7 +58,9 @@ checks() {
   getent passwd stm32d >/dev/null || fail "no user stm32d after install"
   getent group stm32 >/dev/null || fail "no group stm32 after install"
   [[ -L /etc/systemd/system/multi-user.target.wants/stm32d.service ]] || fail "stm32d.service is not enabled"
-  echo "user stm32d, group stm32, stm32d.service enabled, bus policy reloaded (dbus trigger)"
+  [[ -f /lib/systemd/system/stm32d-metrics.timer ]] || fail "stm32d-metrics.timer is not installed"
+  [[ ! -e /etc/systemd/system/timers.target.wants/stm32d-metrics.timer ]] || fail "stm32d-metrics.timer is enabled"
+  echo "user stm32d, group stm32, stm32d.service enabled, stm32d-metrics.timer installed but not enabled, bus policy reloaded (dbus trigger)"
 
   echo "== stm32ctl --version, man stm32ctl, typelib, systemd-analyze verify"
   out=$(stm32ctl --version)
@@ -67,7 +69,8 @@ checks() {
   man -P cat stm32ctl 2>&1 | grep -q '^NAME' || fail "man stm32ctl shows no page"
   echo "man stm32ctl: rendered"
   python3 -c 'import gi; gi.require_version("Stm32Client", "0.1"); from gi.repository import Stm32Client; print("typelib:", Stm32Client.Client)'
-  out=$(systemd-analyze verify --generators=no /lib/systemd/system/stm32d.service 2>&1) ||
+  out=$(systemd-analyze verify --generators=no /lib/systemd/system/stm32d.service \
+    /lib/systemd/system/stm32d-metrics.service /lib/systemd/system/stm32d-metrics.timer 2>&1) ||
     fail "systemd-analyze verify: $out"
   [[ -z $out ]] || fail "systemd-analyze verify is not clean: $out"
   echo "systemd-analyze verify: clean"
