@@ -20,6 +20,9 @@
 #              after; the running daemon's Manager1.Version is the D-Bus API
 #              number the XML documents, stm32d --version prints and the
 #              stm32d package provides (stm32d-dbus-api-N)
+#   symbols    libstm32client exports exactly the functions its Debian symbols
+#              file lists: a new one must be added there (dpkg-gensymbols -c4
+#              fails the package build otherwise), a missing one is an ABI break
 # Environment (set by tests/meson.build): STM32_SRCDIR, STM32_BUILDDIR,
 # STM32_PREFIX, STM32_SBINDIR, STM32_BINDIR, STM32_TEXTFILE_DIR, STM32_DATADIR, STM32_UNITDIR,
 # STM32_SYSUSERSDIR, STM32_DBUS_SERVICESDIR, STM32_DBUS_POLICYDIR (the raw options), MESON,
@@ -626,6 +629,25 @@ mode_version_inner() {
   echo "$out"
 }
 
+# What dpkg-gensymbols would say at package time, said by the test suite:
+# the symbols file and the library's dynamic symbol table list the same names.
+mode_symbols() {
+  need nm comm
+  local major=${STM32_VERSION%%.*}
+  local symbols=$src/debian/libstm32client$major.symbols
+  nm -D --defined-only "$build/client-lib/libstm32client.so" |
+    awk '$2 == "T" { print $3 }' | sort -u >"$tmp/exported"
+  sed -nE 's/^ ([A-Za-z0-9_]+)@Base .*/\1/p' "$symbols" | sort -u >"$tmp/listed"
+  [[ -s $tmp/exported ]] || fail "libstm32client.so exports no function"
+  comm -23 "$tmp/exported" "$tmp/listed" >"$tmp/new"
+  comm -13 "$tmp/exported" "$tmp/listed" >"$tmp/gone"
+  [[ ! -s $tmp/new ]] ||
+    fail "exported but not in $symbols (add each as ' NAME@Base $STM32_VERSION'): $(tr '\n' ' ' <"$tmp/new")"
+  [[ ! -s $tmp/gone ]] ||
+    fail "in $symbols but no longer exported (an ABI break: a new soname, or keep them): $(tr '\n' ' ' <"$tmp/gone")"
+  echo "symbols: the $(wc -l <"$tmp/exported") exported functions are the ones $symbols lists"
+}
+
 case ${1:-} in
   xml) mode_xml ;;
   sysusers) mode_sysusers ;;
@@ -637,5 +659,6 @@ case ${1:-} in
   policy-lab-host) mode_policy_lab_host ;;
   version) mode_version ;;
   version-inner) mode_version_inner ;;
-  *) fail "usage: $0 xml|sysusers|verify|security|install|policy|policy-lab-host|version" ;;
+  symbols) mode_symbols ;;
+  *) fail "usage: $0 xml|sysusers|verify|security|install|policy|policy-lab-host|version|symbols" ;;
 esac
