@@ -45,17 +45,6 @@ socket_round_trip (gpointer path, GError **error)
          bench_recv_line (p->sock, p->reply, p->size + 2, error);
 }
 
-static GArray *
-latency_socket (GSocket *sock, gsize size, guint n, GError **error)
-{
-  g_autofree char *req = g_malloc (size + 1);
-  g_autofree char *reply = g_malloc (size + 2);
-  memset (req, 'r', size);
-  req[size] = '\n';
-  SocketPath path = { sock, req, reply, size };
-  return time_round_trips (socket_round_trip, &path, n, error);
-}
-
 /* A transaction of @size bytes, as a D-Bus call (@channel NULL) or on a
  * transaction channel (one socket round trip to stm32d instead). */
 typedef struct
@@ -75,17 +64,6 @@ transact_round_trip (gpointer path, GError **error)
   return reply != NULL;
 }
 
-static GArray *
-latency_transact (Stm32ClientLink *link, Stm32ClientChannel *channel, gsize size, guint n,
-                  GError **error)
-{
-  g_autofree char *req = g_malloc (size);
-  memset (req, 'r', size);
-  g_autoptr (GBytes) request = g_bytes_new (req, size);
-  TransactPath path = { link, channel, request };
-  return time_round_trips (transact_round_trip, &path, n, error);
-}
-
 /* org.freedesktop.DBus.Peer.Ping to stm32d: the bus round trip alone, the
  * floor under any method call. */
 static gboolean
@@ -97,92 +75,181 @@ ping_round_trip (gpointer bus, GError **error)
   return r != NULL;
 }
 
-static GArray *
-latency_ping (guint n, GError **error)
+/* One path's samples, gathered over the rounds, with what stm32d spent on them. */
+typedef struct
 {
-  g_autoptr (GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, error);
-  if (!bus)
-    return NULL;
-  return time_round_trips (ping_round_trip, bus, n, error);
+  GArray *ns;
+  guint64 ctxt_switches;
+  double cpu_s;
+} Samples;
+
+static void
+samples_clear (Samples *s)
+{
+  g_clear_pointer (&s->ns, g_array_unref);
+}
+
+/* Appends @n round trips of @round_trip to @into, with stm32d's cost (@daemon_pid > 0). */
+static gboolean
+sample (Samples *into, RoundTrip round_trip, gpointer path, guint n, GPid daemon_pid,
+        GError **error)
+{
+  Stm32ProcessStat before = { 0 }, after = { 0 };
+  if (daemon_pid > 0 && !stm32_test_read_process_stat (daemon_pid, &before, error))
+    return FALSE;
+  g_autoptr (GArray) ns = time_round_trips (round_trip, path, n, error);
+  if (!ns || (daemon_pid > 0 && !stm32_test_read_process_stat (daemon_pid, &after, error)))
+    return FALSE;
+  if (!into->ns)
+    into->ns = g_array_sized_new (FALSE, FALSE, sizeof (gint64), n);
+  g_array_append_vals (into->ns, ns->data, ns->len);
+  into->ctxt_switches += after.ctxt_switches - before.ctxt_switches;
+  into->cpu_s += after.cpu_s - before.cpu_s;
+  return TRUE;
 }
 
 /* Where the time goes that is not CPU work: thread hand-offs. @what is the
  * call measured, "Transact 16 B" say. */
 static void
-report_daemon_cost (const char *what, const Stm32ProcessStat *before, const Stm32ProcessStat *after,
-                    guint n)
+report_daemon_cost (const char *what, const Samples *s)
 {
   g_autofree char *cs = g_strdup_printf ("stm32d per %s: ctxt switches", what);
   g_autofree char *cpu = g_strdup_printf ("stm32d per %s: CPU", what);
-  bench_report ("latency", cs, (double) (after->ctxt_switches - before->ctxt_switches) / n, NAN,
-                "1", "all threads");
-  bench_report ("latency", cpu, (after->cpu_s - before->cpu_s) * 1e6 / n, NAN, "us",
+  bench_report ("latency", cs, (double) s->ctxt_switches / s->ns->len, NAN, "1", "all threads");
+  bench_report ("latency", cpu, s->cpu_s * 1e6 / s->ns->len, NAN, "us",
                 "user + system, 10 ms ticks");
 }
 
-static void
-report_latency (const char *what, gsize size, GArray *via, GArray *direct)
+/* The baselines of one size: a direct socket, and the socat relay (ns NULL
+ * without one). */
+typedef struct
 {
-  double d50 = bench_percentile_us (direct, 0.5), d99 = bench_percentile_us (direct, 0.99);
-  double v50 = bench_percentile_us (via, 0.5), v99 = bench_percentile_us (via, 0.99);
+  Samples direct;
+  Samples relay;
+} Baselines;
+
+static double
+percentile_or_nan (const Samples *s, double p)
+{
+  return s->ns ? bench_percentile_us (s->ns, p) : NAN;
+}
+
+static void
+report_latency (const char *what, gsize size, const Samples *via, const Baselines *base)
+{
+  double v50 = bench_percentile_us (via->ns, 0.5), v99 = bench_percentile_us (via->ns, 0.99);
   g_autofree char *n50 = g_strdup_printf ("%s %zu B p50", what, size);
   g_autofree char *n99 = g_strdup_printf ("%s %zu B p99", what, size);
-  g_autofree char *note = g_strdup_printf ("p99/p50 %.1f (n=%u)", v99 / v50, via->len);
-  bench_report ("latency", n50, v50, d50, "us", NULL);
-  bench_report ("latency", n99, v99, d99, "us", note);
+  g_autofree char *note = g_strdup_printf ("p99/p50 %.1f (n=%u)", v99 / v50, via->ns->len);
+  bench_report_with_relay ("latency", n50, v50, bench_percentile_us (base->direct.ns, 0.5),
+                           percentile_or_nan (&base->relay, 0.5), "us", NULL);
+  bench_report_with_relay ("latency", n99, v99, bench_percentile_us (base->direct.ns, 0.99),
+                           percentile_or_nan (&base->relay, 0.99), "us", note);
 }
 
-/* @n transactions of @size bytes (on @channel, or as D-Bus calls), reported
- * against @direct_ns with what stm32d spent on them. */
-static gboolean
-measure_transact (BenchDaemon *d, Stm32ClientChannel *channel, gsize size, guint n,
-                  GArray *direct_ns, GError **error)
+static void
+report_size (gsize size, const Baselines *base, const Samples *via_method,
+             const Samples *via_channel)
 {
-  const char *what = channel ? "Transact channel" : "Transact";
-  Stm32ProcessStat before, after;
-  if (!stm32_test_read_process_stat (bench_daemon_get_pid (d), &before, error))
+  if (base->relay.ns)
+    {
+      g_autofree char *n50 = g_strdup_printf ("socat relay %zu B p50", size);
+      g_autofree char *n99 = g_strdup_printf ("socat relay %zu B p99", size);
+      bench_report ("latency", n50, bench_percentile_us (base->relay.ns, 0.5),
+                    bench_percentile_us (base->direct.ns, 0.5), "us",
+                    "socat TCP4-LISTEN:0,fork,nodelay TCP4:board,nodelay");
+      bench_report ("latency", n99, bench_percentile_us (base->relay.ns, 0.99),
+                    bench_percentile_us (base->direct.ns, 0.99), "us", NULL);
+    }
+  g_autofree char *method_what = g_strdup_printf ("Transact %zu B", size);
+  g_autofree char *channel_what = g_strdup_printf ("Transact channel %zu B", size);
+  report_latency ("Transact", size, via_method, base);
+  report_daemon_cost (method_what, via_method);
+  report_latency ("Transact channel", size, via_channel, base);
+  report_daemon_cost (channel_what, via_channel);
+}
+
+
+/* The request/reply paths to one board, measured in turns. */
+typedef struct
+{
+  BenchDaemon *daemon;
+  GSocket *direct;
+  GSocket *relay; /* NULL without socat */
+  Stm32ClientChannel *channel;
+} Paths;
+
+/* The machine is shared and its load drifts: each path's samples are taken in
+ * ROUNDS turns, one path after the other, so that every path sees the same
+ * moments and the ratios of one run hold. Each path is warmed up first (the
+ * first connection's page faults, the bus's first round trips). */
+#define ROUNDS 8
+
+static gboolean
+measure_size (Paths *p, gsize size, guint n, Baselines *base, GError **error)
+{
+  g_autofree char *req = g_malloc (size + 1);
+  g_autofree char *reply = g_malloc (size + 2);
+  memset (req, 'r', size);
+  req[size] = '\n';
+  g_autoptr (GBytes) request = g_bytes_new (req, size);
+  SocketPath direct = { p->direct, req, reply, size };
+  SocketPath relay = { p->relay, req, reply, size };
+  TransactPath method = { p->daemon->link, NULL, request };
+  TransactPath channel = { p->daemon->link, p->channel, request };
+  GPid pid = bench_daemon_get_pid (p->daemon);
+  Samples warm = { 0 }, via_method = { 0 }, via_channel = { 0 };
+  const struct
+  {
+    RoundTrip round_trip;
+    gpointer path;
+    GPid daemon_pid; /* whose cost is counted, or 0 */
+    Samples *into;
+  } turns[] = {
+    { socket_round_trip, &direct, 0, &base->direct },
+    { socket_round_trip, p->relay ? &relay : NULL, 0, &base->relay },
+    { transact_round_trip, &method, pid, &via_method },
+    { transact_round_trip, &channel, pid, &via_channel },
+  };
+  gboolean ok = TRUE;
+
+  /* Round 0 is the warm-up. */
+  for (guint r = 0; ok && r <= ROUNDS; r++)
+    for (guint t = 0; ok && t < G_N_ELEMENTS (turns); t++)
+      ok = !turns[t].path ||
+           sample (r == 0 ? &warm : turns[t].into, turns[t].round_trip, turns[t].path,
+                   r == 0 ? n / 10 : n / ROUNDS, turns[t].daemon_pid, error);
+  if (ok)
+    report_size (size, base, &via_method, &via_channel);
+  samples_clear (&warm);
+  samples_clear (&via_method);
+  samples_clear (&via_channel);
+  return ok;
+}
+static gboolean
+measure_ping (BenchDaemon *d, guint n, const Baselines *base_16, GError **error)
+{
+  g_autoptr (GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, error);
+  if (!bus)
     return FALSE;
-  g_autoptr (GArray) via = latency_transact (d->link, channel, size, n, error);
-  if (!via || !stm32_test_read_process_stat (bench_daemon_get_pid (d), &after, error))
+  Samples ping = { 0 };
+  if (!sample (&ping, ping_round_trip, bus, n, bench_daemon_get_pid (d), error))
     return FALSE;
-  report_latency (what, size, via, direct_ns);
-  g_autofree char *call = g_strdup_printf ("%s %zu B", what, size);
-  report_daemon_cost (call, &before, &after, n);
+  report_daemon_cost ("Peer.Ping", &ping);
+  bench_report_with_relay ("latency", "D-Bus Peer.Ping p50 (bus floor)",
+                           bench_percentile_us (ping.ns, 0.5),
+                           bench_percentile_us (base_16->direct.ns, 0.5),
+                           percentile_or_nan (&base_16->relay, 0.5), "us", "baseline: 16 B");
+  samples_clear (&ping);
   return TRUE;
 }
 
-/* The direct figures for @size, the baseline for every path, after a short
- * warm-up of each path so the first connection's page faults and the bus's
- * first round trips are not counted; then Transact and the channel. */
-static GArray *
-measure_size (BenchDaemon *d, GSocket *direct, Stm32ClientChannel *channel, gsize size, guint n,
-              GError **error)
+static void
+baselines_free (Baselines *b)
 {
-  g_autoptr (GArray) w1 = latency_socket (direct, size, n / 10, error);
-  g_autoptr (GArray) w2 = w1 ? latency_transact (d->link, NULL, size, n / 10, error) : NULL;
-  g_autoptr (GArray) w3 = w2 ? latency_transact (d->link, channel, size, n / 10, error) : NULL;
-  if (!w3)
-    return NULL;
-  g_autoptr (GArray) direct_ns = latency_socket (direct, size, n, error);
-  if (!direct_ns || !measure_transact (d, NULL, size, n, direct_ns, error) ||
-      !measure_transact (d, channel, size, n, direct_ns, error))
-    return NULL;
-  return g_steal_pointer (&direct_ns);
-}
-
-static gboolean
-measure_ping (BenchDaemon *d, guint n, GArray *direct_16_ns, GError **error)
-{
-  Stm32ProcessStat before, after;
-  if (!stm32_test_read_process_stat (bench_daemon_get_pid (d), &before, error))
-    return FALSE;
-  g_autoptr (GArray) ping = latency_ping (n, error);
-  if (!ping || !stm32_test_read_process_stat (bench_daemon_get_pid (d), &after, error))
-    return FALSE;
-  report_daemon_cost ("Peer.Ping", &before, &after, n);
-  bench_report ("latency", "D-Bus Peer.Ping p50 (bus floor)", bench_percentile_us (ping, 0.5),
-                bench_percentile_us (direct_16_ns, 0.5), "us", "baseline: direct 16 B");
-  return TRUE;
+  samples_clear (&b->direct);
+  samples_clear (&b->relay);
+  g_free (b);
 }
 
 gboolean
@@ -195,22 +262,35 @@ bench_latency (const BenchConfig *config, GError **error)
       bench_daemon_start (config, stm32_sim_get_port (sim), NULL, TRUE, error);
   if (!d)
     return FALSE;
+  g_autoptr (GError) relay_error = NULL;
+  g_autoptr (BenchRelay) relay = bench_relay_start_or_skip (stm32_sim_get_port (sim), &relay_error);
+  if (relay_error)
+    {
+      g_propagate_error (error, g_steal_pointer (&relay_error));
+      return FALSE;
+    }
   g_autoptr (GSocket) direct = bench_direct_connect (stm32_sim_get_port (sim), error);
   if (!direct)
+    return FALSE;
+  /* Declared after @relay, so closed before socat is stopped. */
+  g_autoptr (GSocket) via_relay =
+      relay ? bench_direct_connect (bench_relay_get_port (relay), error) : NULL;
+  if (relay && !via_relay)
     return FALSE;
   g_autoptr (Stm32ClientChannel) channel =
       stm32_client_link_open_transact_channel_sync (d->link, NULL, error);
   if (!channel)
     return FALSE;
 
-  /* Direct figures per size, the baseline for Transact, the channel and AcquireStream. */
-  g_autoptr (GPtrArray) base = g_ptr_array_new_with_free_func ((GDestroyNotify) g_array_unref);
+  /* Per size: the baselines, Transact and the channel, in turns. */
+  Paths paths = { d, direct, via_relay, channel };
+  g_autoptr (GPtrArray) base = g_ptr_array_new_with_free_func ((GDestroyNotify) baselines_free);
   for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
     {
-      GArray *direct_ns = measure_size (d, direct, channel, sizes[i], n, error);
-      if (!direct_ns)
+      Baselines *b = g_new0 (Baselines, 1);
+      g_ptr_array_add (base, b);
+      if (!measure_size (&paths, sizes[i], n, b, error))
         return FALSE;
-      g_ptr_array_add (base, direct_ns);
     }
   /* AcquireStream takes the link: transactions, the channel's too, are Busy. */
   stm32_client_channel_close (channel);
@@ -223,11 +303,20 @@ bench_latency (const BenchConfig *config, GError **error)
   g_socket_set_timeout (stream, BENCH_IO_TIMEOUT_S);
   for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
     {
-      g_autoptr (GArray) w = latency_socket (stream, sizes[i], n / 10, error);
-      g_autoptr (GArray) via = w ? latency_socket (stream, sizes[i], n, error) : NULL;
-      if (!via)
+      g_autofree char *req = g_malloc (sizes[i] + 1);
+      g_autofree char *reply = g_malloc (sizes[i] + 2);
+      memset (req, 'r', sizes[i]);
+      req[sizes[i]] = '\n';
+      SocketPath path = { stream, req, reply, sizes[i] };
+      Samples via = { 0 };
+      gboolean ok = sample (&via, socket_round_trip, &path, n / 10, 0, error);
+      samples_clear (&via);
+      ok = ok && sample (&via, socket_round_trip, &path, n, 0, error);
+      if (ok)
+        report_latency ("AcquireStream", sizes[i], &via, base->pdata[i]);
+      samples_clear (&via);
+      if (!ok)
         return FALSE;
-      report_latency ("AcquireStream", sizes[i], via, base->pdata[i]);
     }
   return TRUE;
 }

@@ -14,6 +14,7 @@ typedef struct
   char *name;
   double value;
   double baseline; /* NAN when there is nothing to compare with */
+  double relay;    /* the socat relay's figure, or NAN */
   char *unit;
   char *note;
 } Result;
@@ -35,17 +36,45 @@ void
 bench_report (const char *section, const char *name, double value, double baseline,
               const char *unit, const char *note)
 {
+  bench_report_with_relay (section, name, value, baseline, NAN, unit, note);
+}
+
+void
+bench_report_with_relay (const char *section, const char *name, double value, double baseline,
+                         double relay, const char *unit, const char *note)
+{
   Result *r = g_new0 (Result, 1);
   r->section = g_strdup (section);
   r->name = g_strdup (name);
   r->value = value;
   r->baseline = baseline;
+  r->relay = relay;
   r->unit = g_strdup (unit);
   r->note = g_strdup (note ? note : "");
   if (!results)
     results = g_ptr_array_new_with_free_func (result_free);
   g_ptr_array_add (results, r);
   g_printerr ("bench: %s %s: %.3f %s\n", section, name, value, unit);
+}
+
+static void
+add_ratio (JsonBuilder *b, const char *member, double value, double baseline)
+{
+  json_builder_set_member_name (b, member);
+  if (isnan (baseline) || baseline == 0)
+    json_builder_add_null_value (b);
+  else
+    json_builder_add_double_value (b, value / baseline);
+}
+
+static void
+add_number (JsonBuilder *b, const char *member, double value)
+{
+  json_builder_set_member_name (b, member);
+  if (isnan (value))
+    json_builder_add_null_value (b);
+  else
+    json_builder_add_double_value (b, value);
 }
 
 static void
@@ -61,16 +90,10 @@ print_json (const Result *r)
   json_builder_add_double_value (b, r->value);
   json_builder_set_member_name (b, "unit");
   json_builder_add_string_value (b, r->unit);
-  json_builder_set_member_name (b, "baseline");
-  if (isnan (r->baseline))
-    json_builder_add_null_value (b);
-  else
-    json_builder_add_double_value (b, r->baseline);
-  json_builder_set_member_name (b, "ratio");
-  if (isnan (r->baseline) || r->baseline == 0)
-    json_builder_add_null_value (b);
-  else
-    json_builder_add_double_value (b, r->value / r->baseline);
+  add_number (b, "baseline", r->baseline);
+  add_ratio (b, "ratio", r->value, r->baseline);
+  add_number (b, "relay", r->relay);
+  add_ratio (b, "relay_ratio", r->value, r->relay);
   json_builder_set_member_name (b, "note");
   json_builder_add_string_value (b, r->note);
   json_builder_end_object (b);
@@ -79,24 +102,36 @@ print_json (const Result *r)
   g_print ("%s\n", text);
 }
 
+static char *
+format_number (double value)
+{
+  return isnan (value) ? g_strdup ("-") : g_strdup_printf ("%.3f", value);
+}
+
+static char *
+format_ratio (double value, double baseline)
+{
+  return isnan (baseline) || baseline == 0 ? g_strdup ("-")
+                                           : g_strdup_printf ("%.2f", value / baseline);
+}
+
 static void
 print_row (const Result *r)
 {
-  g_autofree char *base =
-      isnan (r->baseline) ? g_strdup ("-") : g_strdup_printf ("%.3f", r->baseline);
-  g_autofree char *ratio = (isnan (r->baseline) || r->baseline == 0)
-                               ? g_strdup ("-")
-                               : g_strdup_printf ("%.2f", r->value / r->baseline);
-  g_print ("%-10s %-34s %14.3f %14s %8s  %-8s %s\n", r->section, r->name, r->value, base, ratio,
-           r->unit, r->note);
+  g_autofree char *base = format_number (r->baseline);
+  g_autofree char *ratio = format_ratio (r->value, r->baseline);
+  g_autofree char *relay = format_number (r->relay);
+  g_autofree char *relay_ratio = format_ratio (r->value, r->relay);
+  g_print ("%-10s %-34s %14.3f %14s %8s %14s %8s  %-8s %s\n", r->section, r->name, r->value, base,
+           ratio, relay, relay_ratio, r->unit, r->note);
 }
 
 void
 bench_report_print (gboolean json)
 {
   if (!json)
-    g_print ("%-10s %-34s %14s %14s %8s  %-8s %s\n", "section", "measure", "stm32d", "direct",
-             "ratio", "unit", "note");
+    g_print ("%-10s %-34s %14s %14s %8s %14s %8s  %-8s %s\n", "section", "measure", "stm32d",
+             "direct", "ratio", "socat", "/socat", "unit", "note");
   for (guint i = 0; results && i < results->len; i++)
     {
       if (json)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The throughput section's Sends: frames pipelined through the client
  * library's async Send, as a GUI would, and streamed through a send channel,
- * against one send() each on a direct socket; then the AcquireStream bulk
- * transfer (bench-stream.c). */
+ * against one send() each on a direct socket and through the socat relay;
+ * then the AcquireStream bulk transfer (bench-stream.c). */
+#include <math.h>
 #include <string.h>
 
 #include "bench.h"
@@ -218,10 +219,26 @@ measure_sends (const BenchConfig *config, GError **error)
   g_autoptr (GSocket) direct = bench_direct_connect (stm32_sim_get_port (sink), error);
   if (!direct)
     return FALSE;
+  g_autoptr (GError) relay_error = NULL;
+  g_autoptr (BenchRelay) relay =
+      bench_relay_start_or_skip (stm32_sim_get_port (sink), &relay_error);
+  if (relay_error)
+    {
+      g_propagate_error (error, g_steal_pointer (&relay_error));
+      return FALSE;
+    }
+  /* Declared after @relay, so closed before socat is stopped. */
+  g_autoptr (GSocket) via_relay =
+      relay ? bench_direct_connect (bench_relay_get_port (relay), error) : NULL;
+  if (relay && !via_relay)
+    return FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
     {
       guint frames = 0;
       double sd = send_direct (direct, sizes[i], n, error);
+      double sr = sd < 0 || !via_relay ? NAN : send_direct (via_relay, sizes[i], n, error);
+      if (sr < 0)
+        return FALSE;
       double sv = sd < 0 ? -1 : bench_send_pipelined (d->link, sizes[i], n, max_s, &frames, error);
       if (sv < 0)
         return FALSE;
@@ -230,20 +247,23 @@ measure_sends (const BenchConfig *config, GError **error)
       g_autofree char *fps = g_strdup_printf ("%s frames/s", name);
       g_autofree char *mbs = g_strdup_printf ("%s MB/s", name);
       g_autofree char *note = g_strdup_printf ("%u frames", frames);
-      bench_report ("throughput", fps, frames / sv, n / sd, "frames/s", note);
-      bench_report ("throughput", mbs, frames * (double) sizes[i] / sv / 1e6,
-                    n * (double) sizes[i] / sd / 1e6, "MB/s", NULL);
+      bench_report_with_relay ("throughput", fps, frames / sv, n / sd, n / sr, "frames/s", note);
+      bench_report_with_relay ("throughput", mbs, frames * (double) sizes[i] / sv / 1e6,
+                               n * (double) sizes[i] / sd / 1e6, n * (double) sizes[i] / sr / 1e6,
+                               "MB/s", NULL);
     }
   /* A stream of small frames, where a method call per frame costs most. */
   {
     guint nc = config->smoke ? 2000 : 200000;
     double sd = send_direct (direct, 64, nc, error);
-    double sc = sd < 0 ? -1 : send_channel (d->link, 64, nc, max_s, error);
+    double sr = sd < 0 || !via_relay ? NAN : send_direct (via_relay, 64, nc, error);
+    double sc = sd < 0 || sr < 0 ? -1 : send_channel (d->link, 64, nc, max_s, error);
     g_autofree char *note = g_strdup_printf ("%u frames, %d in flight", nc, BENCH_CHANNEL_IN_FLIGHT);
 
     if (sc < 0)
       return FALSE;
-    bench_report ("throughput", "send channel 64 B frames/s", nc / sc, nc / sd, "frames/s", note);
+    bench_report_with_relay ("throughput", "send channel 64 B frames/s", nc / sc, nc / sd, nc / sr,
+                             "frames/s", note);
   }
   return TRUE;
 }

@@ -44,6 +44,10 @@ gboolean bench_fleet (const BenchConfig *config, GError **error);
 /* One figure beside its baseline (NAN: nothing to compare with). */
 void bench_report (const char *section, const char *name, double value, double baseline,
                    const char *unit, const char *note);
+/* The same, with the socat relay's figure for the same measure beside it
+ * (NAN: no relay in this run). */
+void bench_report_with_relay (const char *section, const char *name, double value,
+                              double baseline, double relay, const char *unit, const char *note);
 /* Every figure so far, as an aligned table or one JSON object each, on stdout. */
 void bench_report_print (gboolean json);
 /* The @p quantile of @ns (sorted in place), in µs. */
@@ -84,6 +88,17 @@ gint64 bench_link_wait_state (Stm32ClientLink *link, const char *want, guint tim
 GSocket *bench_direct_connect (guint16 port, GError **error);
 gboolean bench_send_all (GSocket *sock, const char *buf, gsize len, GError **error);
 gboolean bench_recv_line (GSocket *sock, char *buf, gsize size, GError **error);
+
+/* bench-relay.c: socat relaying a port of its own on 127.0.0.1 to the board. */
+typedef struct _BenchRelay BenchRelay;
+/* Fails with G_IO_ERROR_NOT_FOUND when socat is not installed. */
+BenchRelay *bench_relay_start (guint16 board_port, GError **error);
+guint16 bench_relay_get_port (BenchRelay *relay);
+void bench_relay_stop (BenchRelay *relay);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchRelay, bench_relay_stop)
+/* A relay, or NULL: with @error set when it failed, with only a line on
+ * stderr when socat is missing (the relay rows are left out). */
+BenchRelay *bench_relay_start_or_skip (guint16 board_port, GError **error);
 
 /* bench-throughput.c: @n pipelined Sends of @size bytes, at most @max_s
  * seconds; returns the seconds taken and the frames done, or -1. */

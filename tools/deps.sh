@@ -39,6 +39,9 @@ packages=(
   # promtool, Prometheus' own parser and linter: `stm32ctl metrics` must pass
   # `promtool check metrics` without a complaint (tests/test-metrics.c)
   prometheus
+  # bench/: the relay a lab could put in front of a board instead of stm32d,
+  # measured beside every stm32d path (socat TCP-LISTEN … TCP:board)
+  socat
 )
 
 sudo=()
