@@ -510,12 +510,19 @@ ctl_policy() {
   # shellcheck disable=SC2064 # expand now: the pids are fixed
   trap "kill $daemon_pid $sim_pid $bus_pid 2>/dev/null" EXIT
 
+  # The test users run a copy of stm32ctl in $tmp (0755): the build tree may
+  # be closed to them, as a package build's 0700 directory is. Its rpath
+  # ($ORIGIN/../client-lib) finds the copied library beside it.
+  mkdir -p "$tmp/cli" "$tmp/client-lib"
+  cp "$build/cli/stm32ctl" "$tmp/cli/"
+  cp -L "$build/client-lib/libstm32client.so.0" "$tmp/client-lib/"
+  chmod -R a+rX "$tmp/cli" "$tmp/client-lib"
   # A process that changed its uid cannot be ptraced, which LeakSanitizer needs.
   ctl_as() {
     local who=$1
     shift
     setpriv --reuid="$who" --regid="$who" --init-groups env ASAN_OPTIONS=detect_leaks=0 \
-      DBUS_SESSION_BUS_ADDRESS="$address" "$build/cli/stm32ctl" --session "$@"
+      DBUS_SESSION_BUS_ADDRESS="$address" "$tmp/cli/stm32ctl" --session "$@"
   }
   for _ in $(seq 100); do
     ctl_as stm32test-other status 2>/dev/null | grep "State: connected" >/dev/null && break
