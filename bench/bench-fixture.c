@@ -128,15 +128,32 @@ write_config (BenchDaemon *d, guint16 port, const char *extra_conf, gboolean aut
   return g_file_set_contents (d->conf, conf, -1, error);
 }
 
-BenchDaemon *
-bench_daemon_start (const BenchConfig *config, guint16 port, const char *extra_conf,
-                    gboolean autoconnect, GError **error)
+static BenchDaemon *
+daemon_spawn (const BenchConfig *config, guint16 port, const char *extra_conf,
+              gboolean autoconnect, GError **error)
 {
   g_autoptr (BenchDaemon) d = g_new0 (BenchDaemon, 1);
   if (!write_config (d, port, extra_conf, autoconnect, error))
     return NULL;
   const char *argv[] = { config->daemon, "--session", "--config", d->conf, NULL };
   d->process = stm32_daemon_spawn (argv, G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  return g_steal_pointer (&d);
+}
+
+BenchDaemon *
+bench_daemon_spawn (const BenchConfig *config, guint16 port, const char *extra_conf,
+                    GError **error)
+{
+  return daemon_spawn (config, port, extra_conf, TRUE, error);
+}
+
+BenchDaemon *
+bench_daemon_start (const BenchConfig *config, guint16 port, const char *extra_conf,
+                    gboolean autoconnect, GError **error)
+{
+  g_autoptr (BenchDaemon) d = daemon_spawn (config, port, extra_conf, autoconnect, error);
+  if (!d)
+    return NULL;
   d->client = stm32_client_new_sync (G_BUS_TYPE_SESSION, NULL, error);
   if (!d->client)
     return NULL;

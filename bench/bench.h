@@ -25,6 +25,8 @@ typedef struct
   const char *ctl;    /* the stm32ctl binary */
   gboolean smoke;     /* tiny sizes: does it all work */
   int board_cpu;      /* the simulator's CPU of its own, or -1 */
+  const char *flood_reader;   /* stm32-bench-flood-reader, the flood's direct client */
+  const char *flood_listener; /* tests/flood-listener, a Received listener */
 } BenchConfig;
 
 /* One section: measures, reports its figures, fails with @error. */
@@ -39,6 +41,7 @@ gboolean bench_footprint (const BenchConfig *config, GError **error);
 gboolean bench_queue (const BenchConfig *config, GError **error);
 gboolean bench_config (const BenchConfig *config, GError **error);
 gboolean bench_fleet (const BenchConfig *config, GError **error);
+gboolean bench_flood (const BenchConfig *config, GError **error);
 
 /* bench-report.c */
 /* One figure beside its baseline (NAN: nothing to compare with). */
@@ -76,6 +79,10 @@ typedef struct
  * lines, waits for its bus name, and (with @autoconnect) for "connected". */
 BenchDaemon *bench_daemon_start (const BenchConfig *config, guint16 port, const char *extra_conf,
                                  gboolean autoconnect, GError **error);
+/* Only stm32d, link "bench" autoconnecting, with no client: libstm32client
+ * would receive every signal stm32d sends (Received too). */
+BenchDaemon *bench_daemon_spawn (const BenchConfig *config, guint16 port, const char *extra_conf,
+                                 GError **error);
 GPid bench_daemon_get_pid (BenchDaemon *daemon);
 void bench_daemon_free (BenchDaemon *daemon);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchDaemon, bench_daemon_free)

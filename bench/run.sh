@@ -15,7 +15,8 @@ done
 if [[ ! -d $builddir ]]; then
   meson setup "$builddir" >/dev/null
 fi
-ninja -C "$builddir" bench/stm32-bench daemon/stm32d tests/sim/stm32-sim cli/stm32ctl >/dev/null
+ninja -C "$builddir" bench/stm32-bench bench/stm32-bench-flood-reader daemon/stm32d \
+  tests/sim/stm32-sim tests/flood-listener cli/stm32ctl >/dev/null
 
 # In a lab the board is another machine. On loopback a simulator that shares
 # a CPU with its client answers through a same-core hand-off one run and a
@@ -54,5 +55,6 @@ fi
 exec timeout --kill-after=10 "$limit" \
   "${pc_side[@]}" dbus-run-session -- "$builddir/bench/stm32-bench" \
   --sim "$builddir/tests/sim/stm32-sim" --daemon "$builddir/daemon/stm32d" \
-  --ctl "$builddir/cli/stm32ctl" "${board_cpu[@]}" "$@" \
+  --ctl "$builddir/cli/stm32ctl" --flood-reader "$builddir/bench/stm32-bench-flood-reader" \
+  --flood-listener "$builddir/tests/flood-listener" "${board_cpu[@]}" "$@" \
   2> >(grep --line-buffered -v 'Failed to set fd limit' >&2)

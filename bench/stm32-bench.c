@@ -22,7 +22,7 @@ typedef struct
 static const Section sections[] = {
   { "latency", bench_latency },   { "throughput", bench_throughput }, { "cycle", bench_cycles },
   { "recovery", bench_recovery }, { "footprint", bench_footprint },   { "queue", bench_queue },
-  { "config", bench_config },     { "fleet", bench_fleet },
+  { "config", bench_config },     { "fleet", bench_fleet },           { "flood", bench_flood },
 };
 
 static int
@@ -50,6 +50,8 @@ main (int argc, char **argv)
   g_autofree char *opt_daemon = NULL;
   g_autofree char *opt_ctl = NULL;
   g_autofree char *opt_only = NULL;
+  g_autofree char *opt_flood_reader = NULL;
+  g_autofree char *opt_flood_listener = NULL;
   gboolean opt_smoke = FALSE;
   gboolean opt_json = FALSE;
   int opt_board_cpu = -1;
@@ -61,8 +63,13 @@ main (int argc, char **argv)
     { "smoke", 0, 0, G_OPTION_ARG_NONE, &opt_smoke, "Tiny sizes: does it all work", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json, "One JSON object per figure", NULL },
     { "only", 0, 0, G_OPTION_ARG_STRING, &opt_only,
-      "One section: latency, throughput, cycle, recovery, footprint, queue, config, fleet",
+      "One section: latency, throughput, cycle, recovery, footprint, queue, config, fleet, "
+      "flood",
       "SECTION" },
+    { "flood-reader", 0, 0, G_OPTION_ARG_FILENAME, &opt_flood_reader,
+      "The flood section's direct client (stm32-bench-flood-reader)", "PATH" },
+    { "flood-listener", 0, 0, G_OPTION_ARG_FILENAME, &opt_flood_listener,
+      "The flood section's Received listener (tests/flood-listener)", "PATH" },
     { "board-cpu", 0, 0, G_OPTION_ARG_INT, &opt_board_cpu,
       "Run the simulator on CPU N alone, as a board is another machine (run.sh picks the last "
       "CPU and keeps everything else off it)",
@@ -97,7 +104,8 @@ main (int argc, char **argv)
     }
   /* A simulator that already exited must not kill us when we write to its stdin. */
   signal (SIGPIPE, SIG_IGN);
-  const BenchConfig config = { opt_sim, opt_daemon, opt_ctl, opt_smoke, opt_board_cpu };
+  const BenchConfig config = { opt_sim,       opt_daemon,       opt_ctl,           opt_smoke,
+                               opt_board_cpu, opt_flood_reader, opt_flood_listener };
   int status = run_sections (&config, opt_only);
   bench_report_print (opt_json);
   return status;
