@@ -339,28 +339,29 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
   stm32_link_on_written (self, complete, n < 0 ? error : NULL);
 }
 
-gboolean
-stm32_link_io_write (LinkIo *io, GBytes *bytes, gboolean at_once)
+void
+stm32_link_io_write (LinkIo *io, GBytes *bytes, gsize offset)
+{
+  g_return_if_fail (io->writing == NULL);
+  io->writing = g_bytes_ref (bytes);
+  io->write_offset = offset;
+  link_io_write_rest (io);
+}
+
+gsize
+stm32_link_io_write_now (LinkIo *io, const GOutputVector *vectors, gsize n_vectors)
 {
   GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (io->connection));
-  gsize size;
-  const guint8 *data = g_bytes_get_data (bytes, &size);
-  gssize n = 0;
+  gsize taken = 0;
 
-  g_return_val_if_fail (io->writing == NULL, FALSE);
-  /* The kernel mostly takes a frame at once: then it costs no turn of the
-   * main loop. What it does not take (or an error) goes the async way. */
-  if (at_once)
-    n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (out), data, size,
-                                                    NULL, NULL);
-  if (n > 0)
-    io->written += (gsize) n;
-  if (n == (gssize) size)
-    return TRUE;
-  io->writing = g_bytes_ref (bytes);
-  io->write_offset = n > 0 ? (gsize) n : 0;
-  link_io_write_rest (io);
-  return FALSE;
+  g_return_val_if_fail (io->writing == NULL, 0);
+  /* An error is met again by the write that goes on, which reports it. */
+  if (g_pollable_output_stream_writev_nonblocking (G_POLLABLE_OUTPUT_STREAM (out), vectors,
+                                                   n_vectors, &taken, NULL,
+                                                   NULL) != G_POLLABLE_RETURN_OK)
+    return 0;
+  io->written += taken;
+  return taken;
 }
 
 void

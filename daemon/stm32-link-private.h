@@ -259,10 +259,13 @@ gboolean stm32_link_io_begin_end (LinkIo *io, gboolean abortive);
 /* Starts the next read, unless one is in flight, the socket is ending or
  * receiving is held. */
 void stm32_link_io_read (LinkIo *io);
-/* Writes @bytes; with @at_once TRUE if the kernel took all of them at once,
- * else (and always without @at_once) the write goes on and
- * stm32_link_on_written() reports its end. */
-gboolean stm32_link_io_write (LinkIo *io, GBytes *bytes, gboolean at_once);
+/* Writes @bytes from @offset on; stm32_link_on_written() reports the end,
+ * on a later turn of the main loop. */
+void stm32_link_io_write (LinkIo *io, GBytes *bytes, gsize offset);
+/* Gives the kernel what it takes of @vectors at once, in one system call;
+ * returns how many bytes (0 if none, or on an error, which the next write
+ * meets again). */
+gsize stm32_link_io_write_now (LinkIo *io, const GOutputVector *vectors, gsize n_vectors);
 /* Our FIN; the board's EOF (or CloseTimeout) ends the close. */
 void stm32_link_io_shutdown_write (LinkIo *io);
 /* How many of the bytes written on this socket the board acknowledged. */

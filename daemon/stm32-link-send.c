@@ -56,15 +56,25 @@ stm32_link_prepare_frame (Stm32Link *self, GBytes *frame, GError **error)
 
 static void link_written_whole (Stm32Link *self);
 
-/* Writes the queue's head. The first write of a burst finishes on the next
- * turn of the main loop, as it always did, so that what a caller queues in
- * one go is measured against SendQueueMax together; once a write finished,
- * the requests queued meanwhile are written in a loop (@at_once) for as long
- * as the kernel takes each whole: one wake-up per burst, not per frame. */
+/* Requests written with one system call: a stream of small frames costs a
+ * send() per batch, not per frame. IOV_MAX is 1024 on Linux. */
+#define LINK_WRITE_BATCH_VECTORS 1024
+#define LINK_WRITE_BATCH_BYTES (256 * 1024)
+
+/* Writes the queue. The first write of a burst finishes on the next turn of
+ * the main loop, as it always did, so that what a caller queues in one go
+ * is measured against SendQueueMax together; once a write finished, the
+ * requests queued meanwhile are given to the kernel together (@at_once),
+ * batch after batch for as long as it takes them: one wake-up and one
+ * send() per batch. Where the kernel stops in the middle of a request, the
+ * rest of it goes the asynchronous way. */
 static void
 link_kick_writer (Stm32Link *self, gboolean at_once)
 {
-  GBytes *next;
+  static GOutputVector vectors[LINK_WRITE_BATCH_VECTORS];
+  GBytes *partial;
+  gsize offset = 0, taken;
+  guint n;
 
   for (;;)
     {
@@ -76,16 +86,23 @@ link_kick_writer (Stm32Link *self, gboolean at_once)
       if (self->io == NULL || self->io->phase != LINK_IO_OPEN ||
           stm32_send_queue_is_writing (self->send_queue))
         return;
-      next = stm32_send_queue_start_next (self->send_queue);
-      if (next == NULL)
+      n = stm32_send_queue_start_batch (self->send_queue, vectors, at_once ? G_N_ELEMENTS (vectors) : 1,
+                                        LINK_WRITE_BATCH_BYTES);
+      if (n == 0)
         {
           if (self->state == STM32_LINK_STATE_CLOSING)
             stm32_link_close_drained (self);
           return;
         }
-      if (!stm32_link_io_write (self->io, next, at_once))
-        return;
-      link_written_whole (self);
+      taken = at_once ? stm32_link_io_write_now (self->io, vectors, n) : 0;
+      if (taken > 0)
+        self->attempt->last_sent = g_get_real_time ();
+      partial = stm32_send_queue_batch_taken (self->send_queue, taken, self->io->written, &offset);
+      if (partial != NULL)
+        {
+          stm32_link_io_write (self->io, partial, offset);
+          return;
+        }
     }
 }
 

@@ -205,13 +205,57 @@ stm32_send_queue_drop_cancelled (Stm32SendQueue *self)
 GBytes *
 stm32_send_queue_start_next (Stm32SendQueue *self)
 {
-  Stm32SendRequest *request = g_queue_peek_head (&self->waiting);
+  GOutputVector vector;
 
-  if (request == NULL || request->phase != STM32_SEND_QUEUED)
+  if (stm32_send_queue_start_batch (self, &vector, 1, 0) == 0)
     return NULL;
-  request->phase = STM32_SEND_WRITING;
-  request->started = g_get_monotonic_time ();
-  return request->wire;
+  return ((Stm32SendRequest *) g_queue_peek_head (&self->waiting))->wire;
+}
+
+guint
+stm32_send_queue_start_batch (Stm32SendQueue *self, GOutputVector *vectors, guint max_vectors,
+                              gsize max_bytes)
+{
+  gint64 now = 0;
+  gsize bytes = 0;
+  guint n = 0;
+
+  for (GList *l = self->waiting.head; l != NULL && n < max_vectors; l = l->next)
+    {
+      Stm32SendRequest *request = l->data;
+      gsize size = g_bytes_get_size (request->wire);
+
+      /* The head cancelled was dropped by our caller; one further back is
+       * dropped once it reaches the head. */
+      if (request->phase != STM32_SEND_QUEUED || (n > 0 && send_request_cancelled (request)) ||
+          (n > 0 && bytes + size > max_bytes))
+        break;
+      if (now == 0)
+        now = g_get_monotonic_time ();
+      request->phase = STM32_SEND_WRITING;
+      request->started = now;
+      vectors[n].buffer = g_bytes_get_data (request->wire, NULL);
+      vectors[n].size = size;
+      bytes += size;
+      n++;
+    }
+  return n;
+}
+
+/* Written whole: its room is given back, and it waits for the board's ACK. */
+static void
+send_queue_mark_written (Stm32SendQueue *self, guint64 written_total)
+{
+  g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&self->waiting);
+
+  g_return_if_fail (request != NULL && request->phase == STM32_SEND_WRITING);
+  send_queue_release (self, request);
+  request->phase = STM32_SEND_WRITTEN;
+  request->end = written_total;
+  /* A raw stream is a byte stream with a socket's semantics: written is done. */
+  if (request->task && request->raw)
+    send_request_answer (request);
+  g_queue_push_tail (&self->unconfirmed, g_steal_pointer (&request));
 }
 
 static gboolean on_poll_timer (gpointer user_data);
@@ -243,18 +287,61 @@ on_poll_timer (gpointer user_data)
 void
 stm32_send_queue_written (Stm32SendQueue *self, guint64 written_total)
 {
-  g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&self->waiting);
-
-  g_return_if_fail (request != NULL && request->phase == STM32_SEND_WRITING);
-  send_queue_release (self, request);
-  request->phase = STM32_SEND_WRITTEN;
-  request->end = written_total;
-  /* A raw stream is a byte stream with a socket's semantics: written is done. */
-  if (request->task && request->raw)
-    send_request_answer (request);
-  g_queue_push_tail (&self->unconfirmed, g_steal_pointer (&request));
+  send_queue_mark_written (self, written_total);
   stm32_send_queue_confirm (self);
   send_queue_poll (self, 1);
+}
+
+GBytes *
+stm32_send_queue_batch_taken (Stm32SendQueue *self, gsize taken, guint64 written_total,
+                              gsize *offset)
+{
+  guint64 end = written_total - taken;
+  Stm32SendRequest *partial = NULL;
+  guint whole = 0;
+
+  /* Every phase is right before any caller hears of it (a raw request's is
+   * answered when written). */
+  for (GList *l = self->waiting.head; l != NULL; l = l->next)
+    {
+      Stm32SendRequest *request = l->data;
+      gsize size = g_bytes_get_size (request->wire);
+
+      if (request->phase != STM32_SEND_WRITING)
+        break;
+      if (partial != NULL)
+        {
+          /* After the one the kernel stopped in: not started after all. */
+          request->phase = STM32_SEND_QUEUED;
+          request->started = 0;
+        }
+      else if (taken >= size)
+        {
+          taken -= size;
+          whole++;
+        }
+      else
+        {
+          partial = request;
+          *offset = taken;
+        }
+    }
+  for (guint i = 0; i < whole; i++)
+    {
+      Stm32SendRequest *head = g_queue_peek_head (&self->waiting);
+
+      if (head == NULL || head == partial || head->phase != STM32_SEND_WRITING)
+        break;
+      end += g_bytes_get_size (head->wire);
+      send_queue_mark_written (self, end);
+    }
+  /* One look at the socket for the whole batch. */
+  if (whole > 0)
+    {
+      stm32_send_queue_confirm (self);
+      send_queue_poll (self, 1);
+    }
+  return partial != NULL ? partial->wire : NULL;
 }
 
 void

@@ -60,6 +60,19 @@ void stm32_send_queue_drop_cancelled (Stm32SendQueue *self);
 /* The next bytes to write, whose request is now WRITING; NULL if nothing
  * waits or something is being written already. Calls back no one. */
 GBytes *stm32_send_queue_start_next (Stm32SendQueue *self);
+/* Starts writing the requests at the head together: as many as fit in
+ * @max_vectors and @max_bytes (always the first), stopping before one whose
+ * caller cancelled. Each is WRITING, its bytes in @vectors; returns how many
+ * (0 if nothing waits or something is being written already). */
+guint stm32_send_queue_start_batch (Stm32SendQueue *self, GOutputVector *vectors,
+                                    guint max_vectors, gsize max_bytes);
+/* The kernel took the first @taken bytes of the batch started last, which
+ * brought the bytes given to it on this connection to @written_total: the
+ * requests it took whole are written, the rest wait again but the one it
+ * stopped in, which stays WRITING and is returned with how much of it went
+ * in *@offset (NULL if there is none). */
+GBytes *stm32_send_queue_batch_taken (Stm32SendQueue *self, gsize taken, guint64 written_total,
+                                      gsize *offset);
 gboolean stm32_send_queue_is_writing (Stm32SendQueue *self);
 gboolean stm32_send_queue_is_empty (Stm32SendQueue *self);
 /* The request being written was taken whole by the kernel, which by then had

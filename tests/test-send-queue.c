@@ -273,6 +273,111 @@ test_connection_ends (Fixture *fixture, gconstpointer data)
   g_clear_error (&writing.error);
 }
 
+static void
+assert_vector (const GOutputVector *vector, const char *text)
+{
+  g_assert_cmpmem (vector->buffer, vector->size, text, strlen (text));
+}
+
+/* Requests written together with one system call: each whole one counts as
+ * written at its own last byte, so each is answered only once the board
+ * acknowledged that byte; where the kernel stopped in the middle of one, it
+ * alone stays being written, and those after it wait their turn again. */
+static void
+test_batch_partly_taken (Fixture *fixture, gconstpointer data)
+{
+  Answer first = { 0 }, second = { 0 }, third = { 0 };
+  g_autoptr (Stm32SendRequest) a = reserve (fixture, "aaa", FALSE, NULL, &first);
+  g_autoptr (Stm32SendRequest) b = reserve (fixture, "bb", FALSE, NULL, &second);
+  g_autoptr (Stm32SendRequest) c = reserve (fixture, "ccc", FALSE, NULL, &third);
+  GOutputVector vectors[4];
+  gsize offset = 0;
+  GBytes *partial;
+
+  stm32_send_queue_push (fixture->queue, a);
+  stm32_send_queue_push (fixture->queue, b);
+  stm32_send_queue_push (fixture->queue, c);
+  /* The byte bound keeps the third out; the first always goes. */
+  g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 4, 5), ==, 2);
+  assert_vector (&vectors[0], "aaa");
+  assert_vector (&vectors[1], "bb");
+  g_assert_cmpint (stm32_send_request_get_phase (b), ==, STM32_SEND_WRITING);
+  g_assert_cmpint (stm32_send_request_get_phase (c), ==, STM32_SEND_QUEUED);
+  /* Something is being written: no second batch. */
+  g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 4, 100), ==, 0);
+
+  /* The kernel took the first and one byte of the second: 7 bytes on the
+   * connection before this batch, 11 after. */
+  fixture->acknowledged = 10;
+  partial = stm32_send_queue_batch_taken (fixture->queue, 4, 11, &offset);
+  g_assert_nonnull (partial);
+  g_assert_cmpmem (g_bytes_get_data (partial, NULL), g_bytes_get_size (partial), "bb", 2);
+  g_assert_cmpuint (offset, ==, 1);
+  g_assert_cmpint (stm32_send_request_get_phase (a), ==, STM32_SEND_WRITTEN);
+  g_assert_cmpint (stm32_send_request_get_phase (b), ==, STM32_SEND_WRITING);
+  g_assert_cmpuint (stm32_send_queue_get_reserved (fixture->queue), ==, 5);
+  stm32_test_wait_until (first.done, WAIT_MS);
+  g_assert_true (first.ok);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "3,0;");
+
+  /* Its last byte follows; the next batch starts after it. */
+  stm32_send_queue_written (fixture->queue, 12);
+  g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 4, 100), ==, 1);
+  assert_vector (&vectors[0], "ccc");
+  g_assert_null (stm32_send_queue_batch_taken (fixture->queue, 3, 15, &offset));
+  g_assert_false (second.done);
+  g_assert_false (third.done);
+  fixture->acknowledged = 12;
+  stm32_test_wait_until (second.done, WAIT_MS);
+  g_assert_false (third.done);
+  fixture->acknowledged = 15;
+  stm32_test_wait_until (third.done, WAIT_MS);
+  g_assert_true (second.ok && third.ok);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "3,0;2,0;3,0;");
+  g_assert_cmpuint (stm32_send_queue_get_reserved (fixture->queue), ==, 0);
+}
+
+/* Nothing taken at once: the head alone goes on being written, and a request
+ * whose caller cancelled is not written with the others. */
+static void
+test_batch_none_taken (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  Answer cancelled = { 0 };
+  g_autoptr (Stm32SendRequest) a = reserve (fixture, "a", FALSE, NULL, NULL);
+  g_autoptr (Stm32SendRequest) b = reserve (fixture, "b", FALSE, NULL, NULL);
+  g_autoptr (Stm32SendRequest) c = reserve (fixture, "c", FALSE, cancellable, &cancelled);
+  g_autoptr (Stm32SendRequest) d = reserve (fixture, "d", FALSE, NULL, NULL);
+  GOutputVector vectors[4];
+  gsize offset = 99;
+  GBytes *partial;
+
+  stm32_send_queue_push (fixture->queue, a);
+  stm32_send_queue_push (fixture->queue, b);
+  stm32_send_queue_push (fixture->queue, c);
+  stm32_send_queue_push (fixture->queue, d);
+  g_cancellable_cancel (cancellable);
+  g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 4, 100), ==, 2);
+  partial = stm32_send_queue_batch_taken (fixture->queue, 0, 0, &offset);
+  g_assert_nonnull (partial);
+  g_assert_cmpmem (g_bytes_get_data (partial, NULL), g_bytes_get_size (partial), "a", 1);
+  g_assert_cmpuint (offset, ==, 0);
+  g_assert_cmpint (stm32_send_request_get_phase (a), ==, STM32_SEND_WRITING);
+  g_assert_cmpint (stm32_send_request_get_phase (b), ==, STM32_SEND_QUEUED);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "");
+
+  stm32_send_queue_written (fixture->queue, 1);
+  g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 4, 100), ==, 1);
+  assert_vector (&vectors[0], "b");
+  g_assert_null (stm32_send_queue_batch_taken (fixture->queue, 1, 2, &offset));
+  stm32_send_queue_drop_cancelled (fixture->queue);
+  stm32_test_wait_until (cancelled.done, WAIT_MS);
+  g_assert_error (cancelled.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&cancelled.error);
+  g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 4, 100), ==, 1);
+  assert_vector (&vectors[0], "d");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -285,6 +390,10 @@ main (int argc, char **argv)
               test_raw_answered_on_write, fixture_tear_down);
   g_test_add ("/send-queue/cancelled-before-start", Fixture, NULL, fixture_set_up,
               test_cancelled_before_start, fixture_tear_down);
+  g_test_add ("/send-queue/batch-partly-taken", Fixture, NULL, fixture_set_up,
+              test_batch_partly_taken, fixture_tear_down);
+  g_test_add ("/send-queue/batch-none-taken", Fixture, NULL, fixture_set_up,
+              test_batch_none_taken, fixture_tear_down);
   g_test_add ("/send-queue/connection-ends", Fixture, NULL, fixture_set_up, test_connection_ends,
               fixture_tear_down);
   return g_test_run ();
