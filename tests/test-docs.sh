@@ -14,6 +14,8 @@
 #   completion  cli/stm32ctl.bash-completion offers the commands, global and
 #               per-command options from the code, on|off, files for --file and
 #               link names from `stm32ctl links` (a stub first on PATH)
+#   sim         stm32-sim(1) has every option of tests/sim/stm32-sim.c and every
+#               command its --help lists
 #   install     meson installs the pages to MANDIR/manN and the completion where
 #               bash-completion.pc says
 # Environment (set by tests/meson.build): STM32_SRCDIR; for install also
@@ -38,7 +40,7 @@ need() {
 }
 
 src=${STM32_SRCDIR:?}
-readonly pages=(stm32ctl.1 stm32d.8 stm32d.conf.5)
+readonly pages=(stm32ctl.1 stm32d.8 stm32d.conf.5 stm32-sim.1)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -237,6 +239,28 @@ mode_stm32ctl() {
   done
   echo "exit codes: ${codes[*]}"
   echo "stm32ctl(1): $count commands, options, keys and exit codes documented"
+}
+
+mode_sim() {
+  local page=$tmp/stm32-sim.1 file=$src/tests/sim/stm32-sim.c long short command count=0
+  plain "$src/docs/stm32-sim.1" >"$page"
+  section "$page" OPTIONS >"$tmp/options"
+  [[ -n $(options_of "$file") ]] || fail "no options found in tests/sim/stm32-sim.c"
+  while read -r long short; do
+    tags <"$tmp/options" | has_word "--$long" || fail "stm32-sim(1): --$long is not in OPTIONS"
+    if [[ $short != - ]]; then
+      tags <"$tmp/options" | has_word "-$short" || fail "stm32-sim(1): -$short (--$long) is not in OPTIONS"
+    fi
+    count=$((count + 1))
+  done < <(options_of "$file")
+  # The commands are listed in --help's description, two spaces in: "  name ARGS  what".
+  section "$page" COMMANDS >"$tmp/commands"
+  while read -r command; do
+    tags <"$tmp/commands" | has_word "$command" || fail "stm32-sim(1): command $command is not in COMMANDS"
+    count=$((count + 1))
+  done < <(sed -nE 's/^ *"  ([a-z][a-z-]*) .*/\1/p' "$file")
+  ((count > 20)) || fail "stm32-sim(1): only $count options and commands found in $file"
+  echo "stm32-sim(1): $count options and commands, each documented"
 }
 
 mode_stm32d() {
@@ -493,8 +517,9 @@ case ${1:-} in
   conf) mode_conf ;;
   completion) mode_completion ;;
   install) mode_install ;;
+  sim) mode_sim ;;
   *)
-    echo "usage: $0 man|stm32ctl|stm32d|conf|completion|install" >&2
+    echo "usage: $0 man|stm32ctl|stm32d|conf|completion|install|sim" >&2
     exit 2
     ;;
 esac
