@@ -662,17 +662,19 @@ link_get_acknowledged (gpointer user_data, guint64 *acknowledged)
   return self->io != NULL && stm32_link_io_get_acknowledged (self->io, acknowledged);
 }
 
+/* Once per batch, not per frame: each notification goes out to the D-Bus
+ * skeleton through a binding. */
 static void
-link_on_confirmed (gpointer user_data, gsize size, gboolean raw)
+link_on_confirmed (gpointer user_data, guint64 size, guint frames)
 {
   Stm32Link *self = user_data;
 
   self->attempt->bytes_sent += size;
   stm32_link_add_counter (self, &self->bytes_sent, size, PROP_BYTES_SENT);
-  if (!raw)
+  if (frames > 0)
     {
-      self->attempt->frames_sent++;
-      stm32_link_add_counter (self, &self->frames_sent, 1, PROP_FRAMES_SENT);
+      self->attempt->frames_sent += frames;
+      stm32_link_add_counter (self, &self->frames_sent, frames, PROP_FRAMES_SENT);
     }
 }
 

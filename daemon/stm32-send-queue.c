@@ -356,22 +356,34 @@ stm32_send_queue_unsent (Stm32SendQueue *self, GError *error)
 void
 stm32_send_queue_confirm (Stm32SendQueue *self)
 {
+  GQueue confirmed = G_QUEUE_INIT;
   Stm32SendRequest *head;
-  guint64 acknowledged;
+  guint64 acknowledged, bytes = 0;
+  guint frames = 0;
 
   if (g_queue_is_empty (&self->unconfirmed) || !self->acknowledged (self->user_data, &acknowledged))
     return;
+  /* Taken out first: a caller answered below may send again, and a confirm
+   * of its own must not count these twice. */
   while ((head = g_queue_peek_head (&self->unconfirmed)) != NULL && head->end <= acknowledged)
     {
-      g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&self->unconfirmed);
-
-      self->confirmed (self->user_data, g_bytes_get_size (request->wire), request->raw);
-      send_request_answer (request);
-      self->poll_interval = 1;
+      g_queue_push_tail (&confirmed, g_queue_pop_head (&self->unconfirmed));
+      bytes += g_bytes_get_size (head->wire);
+      frames += head->raw ? 0 : 1;
     }
   /* All confirmed (a reply carried the ACK): no wake-up left to spend. */
   if (g_queue_is_empty (&self->unconfirmed))
     g_clear_handle_id (&self->poll_timer, g_source_remove);
+  if (g_queue_is_empty (&confirmed))
+    return;
+  self->poll_interval = 1;
+  /* Counted once for the lot, before any of their callers hears. */
+  self->confirmed (self->user_data, bytes, frames);
+  while ((head = g_queue_pop_head (&confirmed)) != NULL)
+    {
+      send_request_answer (head);
+      stm32_send_request_unref (head);
+    }
 }
 
 void

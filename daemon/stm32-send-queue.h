@@ -31,8 +31,10 @@ typedef enum
 /* How many of the bytes written so far the board has acknowledged; FALSE if
  * that cannot be known now (no socket). */
 typedef gboolean (*Stm32AcknowledgedFunc) (gpointer user_data, guint64 *acknowledged);
-/* A request of @size bytes was acknowledged; called before its task is answered. */
-typedef void (*Stm32ConfirmedFunc) (gpointer user_data, gsize size, gboolean raw);
+/* Requests of @size bytes in all were acknowledged, @frames of them frames
+ * (the rest raw bytes); called once for those one look at the socket
+ * found, before any of their tasks is answered. */
+typedef void (*Stm32ConfirmedFunc) (gpointer user_data, guint64 size, guint frames);
 
 Stm32SendQueue *stm32_send_queue_new (gsize max_bytes, Stm32AcknowledgedFunc acknowledged,
                                       Stm32ConfirmedFunc confirmed, gpointer user_data);

@@ -11,7 +11,7 @@ typedef struct
   Stm32SendQueue *queue;
   gboolean known;       /* whether the fake socket can say what was acknowledged */
   guint64 acknowledged; /* bytes the fake board acknowledged */
-  GString *confirmed;   /* "size,raw;" per confirmation, in order */
+  GString *confirmed;   /* "bytes,frames;" per confirmation, in order */
 } Fixture;
 
 /* What one request's caller got. */
@@ -34,11 +34,11 @@ fake_acknowledged (gpointer user_data, guint64 *acknowledged)
 }
 
 static void
-fake_confirmed (gpointer user_data, gsize size, gboolean raw)
+fake_confirmed (gpointer user_data, guint64 size, guint frames)
 {
   Fixture *fixture = user_data;
 
-  g_string_append_printf (fixture->confirmed, "%" G_GSIZE_FORMAT ",%d;", size, raw);
+  g_string_append_printf (fixture->confirmed, "%" G_GUINT64_FORMAT ",%u;", size, frames);
 }
 
 static void
@@ -143,9 +143,10 @@ test_bound_and_order (Fixture *fixture, gconstpointer data)
   stm32_send_queue_withdraw (fixture->queue, c);
   g_assert_cmpint (stm32_send_request_get_phase (c), ==, STM32_SEND_WRITING);
   stm32_send_queue_written (fixture->queue, 6);
+  /* Both acknowledged at one look: counted once, together. */
   fixture->acknowledged = 6;
   stm32_send_queue_confirm (fixture->queue);
-  g_assert_cmpstr (fixture->confirmed->str, ==, "4,0;2,0;");
+  g_assert_cmpstr (fixture->confirmed->str, ==, "6,2;");
 }
 
 /* Written is not sent: the caller hears only once the board acknowledged the
@@ -186,7 +187,44 @@ test_answered_on_acknowledgement (Fixture *fixture, gconstpointer data)
   fixture->acknowledged = 5;
   stm32_test_wait_until (second.done, WAIT_MS);
   g_assert_true (second.ok);
-  g_assert_cmpstr (fixture->confirmed->str, ==, "3,0;2,0;");
+  g_assert_cmpstr (fixture->confirmed->str, ==, "3,1;2,1;");
+}
+
+static void
+on_answered_look_again (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Answer *answer = user_data;
+
+  on_answered (source, result, user_data);
+  /* As a caller that sends again at once would make the link look. */
+  stm32_send_queue_confirm (answer->fixture->queue);
+}
+
+/* Acknowledged together, answered one by one: a caller that makes the queue
+ * look again from its callback does not get the others counted twice, nor
+ * answered twice. */
+static void
+test_confirm_reentered (Fixture *fixture, gconstpointer data)
+{
+  Answer first = { .fixture = fixture }, second = { 0 };
+  g_autoptr (GTask) task = g_task_new (NULL, NULL, on_answered_look_again, &first);
+  g_autoptr (GBytes) wire = g_bytes_new ("ab", 2);
+  g_autoptr (Stm32SendRequest) a = stm32_send_queue_reserve (fixture->queue, wire, task, FALSE);
+  g_autoptr (Stm32SendRequest) b = reserve (fixture, "c", FALSE, NULL, &second);
+
+  g_clear_object (&task);
+  stm32_send_queue_push (fixture->queue, a);
+  stm32_send_queue_push (fixture->queue, b);
+  assert_next (fixture, "ab");
+  stm32_send_queue_written (fixture->queue, 2);
+  assert_next (fixture, "c");
+  stm32_send_queue_written (fixture->queue, 3);
+  /* Answered from a later turn of the main loop than the tasks were made in,
+   * as the board's ACK always is, so the callbacks run at once. */
+  fixture->acknowledged = 3;
+  stm32_test_wait_until (first.done && second.done, WAIT_MS);
+  g_assert_true (first.ok && second.ok);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "3,2;");
 }
 
 /* A raw stream has a socket's semantics: written is done for the caller,
@@ -205,7 +243,7 @@ test_raw_answered_on_write (Fixture *fixture, gconstpointer data)
   g_assert_cmpstr (fixture->confirmed->str, ==, "");
   fixture->acknowledged = 3;
   stm32_send_queue_confirm (fixture->queue);
-  g_assert_cmpstr (fixture->confirmed->str, ==, "3,1;");
+  g_assert_cmpstr (fixture->confirmed->str, ==, "3,0;");
 }
 
 /* Cancelled before it started: dropped, its caller told so, its room back. */
@@ -267,7 +305,7 @@ test_connection_ends (Fixture *fixture, gconstpointer data)
   stm32_test_wait_until (writing.done, WAIT_MS);
   g_assert_error (writing.error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
   g_assert_cmpuint (stm32_send_queue_get_reserved (fixture->queue), ==, 0);
-  g_assert_cmpstr (fixture->confirmed->str, ==, "1,0;");
+  g_assert_cmpstr (fixture->confirmed->str, ==, "1,1;");
   g_clear_error (&unacked.error);
   g_clear_error (&queued.error);
   g_clear_error (&writing.error);
@@ -318,7 +356,7 @@ test_batch_partly_taken (Fixture *fixture, gconstpointer data)
   g_assert_cmpuint (stm32_send_queue_get_reserved (fixture->queue), ==, 5);
   stm32_test_wait_until (first.done, WAIT_MS);
   g_assert_true (first.ok);
-  g_assert_cmpstr (fixture->confirmed->str, ==, "3,0;");
+  g_assert_cmpstr (fixture->confirmed->str, ==, "3,1;");
 
   /* Its last byte follows; the next batch starts after it. */
   stm32_send_queue_written (fixture->queue, 12);
@@ -333,7 +371,7 @@ test_batch_partly_taken (Fixture *fixture, gconstpointer data)
   fixture->acknowledged = 15;
   stm32_test_wait_until (third.done, WAIT_MS);
   g_assert_true (second.ok && third.ok);
-  g_assert_cmpstr (fixture->confirmed->str, ==, "3,0;2,0;3,0;");
+  g_assert_cmpstr (fixture->confirmed->str, ==, "3,1;2,1;3,1;");
   g_assert_cmpuint (stm32_send_queue_get_reserved (fixture->queue), ==, 0);
 }
 
@@ -386,6 +424,8 @@ main (int argc, char **argv)
               fixture_tear_down);
   g_test_add ("/send-queue/answered-on-acknowledgement", Fixture, NULL, fixture_set_up,
               test_answered_on_acknowledgement, fixture_tear_down);
+  g_test_add ("/send-queue/confirm-reentered", Fixture, NULL, fixture_set_up,
+              test_confirm_reentered, fixture_tear_down);
   g_test_add ("/send-queue/raw-answered-on-write", Fixture, NULL, fixture_set_up,
               test_raw_answered_on_write, fixture_tear_down);
   g_test_add ("/send-queue/cancelled-before-start", Fixture, NULL, fixture_set_up,
