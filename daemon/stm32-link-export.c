@@ -36,12 +36,45 @@ struct _Stm32LinkExport
 
 G_DEFINE_FINAL_TYPE (Stm32LinkExport, stm32_link_export, G_TYPE_OBJECT)
 
-/* The link's counters, published together (same names and types on both sides). */
-static const char *const counters[] = {
-  "bytes-sent",       "bytes-received", "frames-sent", "frames-received",   "connects",
-  "disconnects",      "connect-failures", "late-replies", "resets-sent",    "transact-timeouts",
-  "failures",         "round-trips",    "round-trip-sum",
+/* The Link1 skeleton whose method handlers are the export's functions, set
+ * in the interface's vtable once for all links: a signal handler per method
+ * would cost every link a closure each. */
+#define STM32_TYPE_LINK_SKELETON (stm32_link_skeleton_get_type ())
+G_DECLARE_FINAL_TYPE (Stm32LinkSkeleton, stm32_link_skeleton, STM32, LINK_SKELETON,
+                      Stm32DbusLink1Skeleton)
+
+struct _Stm32LinkSkeleton
+{
+  Stm32DbusLink1Skeleton parent_instance;
+
+  /* Not owned: cleared when the export goes, while GDBus may still hold
+   * the skeleton for a call in flight, which then is not handled. */
+  Stm32LinkExport *export;
 };
+
+static void stm32_link_skeleton_iface_init (Stm32DbusLink1Iface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (Stm32LinkSkeleton, stm32_link_skeleton,
+                               STM32_DBUS_TYPE_LINK1_SKELETON,
+                               G_IMPLEMENT_INTERFACE (STM32_DBUS_TYPE_LINK1,
+                                                      stm32_link_skeleton_iface_init))
+
+static void
+stm32_link_skeleton_class_init (Stm32LinkSkeletonClass *klass)
+{
+}
+
+static void
+stm32_link_skeleton_init (Stm32LinkSkeleton *self)
+{
+}
+
+static Stm32LinkExport *
+export_of (Stm32DbusLink1 *iface)
+{
+  return STM32_LINK_SKELETON (iface)->export;
+}
+
 
 /* An answer owed to a D-Bus caller; holds the export so it outlives the call. */
 typedef struct
@@ -89,35 +122,99 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (PendingCall, pending_call_free)
 
 /* ---- properties ------------------------------------------------------------- */
 
-static gboolean
-enum_to_nick (GBinding *binding, const GValue *from, GValue *to, gpointer user_data)
+/* How a link property reaches the Link1 property of the same name. One
+ * notify handler walks this table instead of a GBinding per property: with
+ * thousands of links, each binding's object and closures cost more than
+ * the link itself. */
+typedef enum
 {
-  g_value_set_string (to, stm32_enum_to_string (G_VALUE_TYPE (from), g_value_get_enum (from)));
-  return TRUE;
+  MIRROR_COPY,
+  MIRROR_ENUM_NICK,       /* D-Bus carries the enum's nick */
+  MIRROR_STRING_OR_EMPTY, /* D-Bus strings cannot be absent: an unset address is "" */
+  MIRROR_COUNTER,         /* published with the other counters, see on_counter_changed */
+} MirrorKind;
+
+typedef struct
+{
+  const char *name;
+  MirrorKind kind;
+} Mirror;
+
+static const Mirror mirrors[] = {
+  { "state", MIRROR_ENUM_NICK },
+  { "last-error", MIRROR_ENUM_NICK },
+  { "close-strategy", MIRROR_ENUM_NICK },
+  { "local-address", MIRROR_STRING_OR_EMPTY },
+  { "remote-address", MIRROR_STRING_OR_EMPTY },
+  { "last-error-message", MIRROR_STRING_OR_EMPTY },
+  { "close-strategy-reason", MIRROR_STRING_OR_EMPTY },
+  { "connected-since", MIRROR_COPY },
+  { "retry-in", MIRROR_COPY },
+  { "close-wait", MIRROR_COPY },
+  { "autoconnect", MIRROR_COPY },
+  { "bytes-sent", MIRROR_COUNTER },
+  { "bytes-received", MIRROR_COUNTER },
+  { "frames-sent", MIRROR_COUNTER },
+  { "frames-received", MIRROR_COUNTER },
+  { "connects", MIRROR_COUNTER },
+  { "disconnects", MIRROR_COUNTER },
+  { "connect-failures", MIRROR_COUNTER },
+  { "late-replies", MIRROR_COUNTER },
+  { "resets-sent", MIRROR_COUNTER },
+  { "transact-timeouts", MIRROR_COUNTER },
+  { "failures", MIRROR_COUNTER },
+  { "round-trips", MIRROR_COUNTER },
+  { "round-trip-sum", MIRROR_COUNTER },
+};
+
+static const Mirror *
+find_mirror (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (mirrors); i++)
+    if (g_str_equal (mirrors[i].name, name))
+      return &mirrors[i];
+  return NULL;
 }
 
-/* D-Bus strings cannot be absent: an unset address is "". */
-static gboolean
-string_or_empty (GBinding *binding, const GValue *from, GValue *to, gpointer user_data)
+/* Counters and autoconnect are the same type on both sides. */
+static void
+copy_property (GObject *from, GObject *to, const char *name)
 {
-  const char *value = g_value_get_string (from);
+  g_auto (GValue) value = G_VALUE_INIT;
 
-  g_value_set_string (to, value ? value : "");
-  return TRUE;
+  g_object_get_property (from, name, &value);
+  g_object_set_property (to, name, &value);
+}
+
+static void
+mirror_property (Stm32LinkExport *self, const Mirror *mirror)
+{
+  g_auto (GValue) from = G_VALUE_INIT;
+  g_auto (GValue) to = G_VALUE_INIT;
+  const char *value;
+
+  if (mirror->kind == MIRROR_COPY || mirror->kind == MIRROR_COUNTER)
+    {
+      copy_property (G_OBJECT (self->link), G_OBJECT (self->iface), mirror->name);
+      return;
+    }
+  g_object_get_property (G_OBJECT (self->link), mirror->name, &from);
+  if (mirror->kind == MIRROR_ENUM_NICK)
+    value = stm32_enum_to_string (G_VALUE_TYPE (&from), g_value_get_enum (&from));
+  else
+    value = g_value_get_string (&from) ? g_value_get_string (&from) : "";
+  g_value_init (&to, G_TYPE_STRING);
+  g_value_set_string (&to, value);
+  g_object_set_property (G_OBJECT (self->iface), mirror->name, &to);
 }
 
 static void
 publish_counters (Stm32LinkExport *self)
 {
-
   g_clear_handle_id (&self->counter_timer, g_source_remove);
-  for (guint i = 0; i < G_N_ELEMENTS (counters); i++)
-    {
-      g_auto (GValue) value = G_VALUE_INIT;
-
-      g_object_get_property (G_OBJECT (self->link), counters[i], &value);
-      g_object_set_property (G_OBJECT (self->iface), counters[i], &value);
-    }
+  for (guint i = 0; i < G_N_ELEMENTS (mirrors); i++)
+    if (mirrors[i].kind == MIRROR_COUNTER)
+      mirror_property (self, &mirrors[i]);
 }
 
 static gboolean
@@ -131,57 +228,47 @@ on_counter_timer (gpointer user_data)
 }
 
 /* Counters change with every frame; publishing each change would flood the
- * bus with PropertiesChanged, so they go out at most every STM32_COUNTER_PUBLISH_MS. */
+ * bus with PropertiesChanged, so they go out at most every
+ * STM32_COUNTER_PUBLISH_MS, and whoever sees a new State also sees the
+ * counters that led to it. */
 static void
-on_counter_changed (Stm32Link *link, GParamSpec *pspec, Stm32LinkExport *self)
+on_link_notify (Stm32Link *link, GParamSpec *pspec, Stm32LinkExport *self)
 {
-  if (self->counter_timer == 0)
+  const Mirror *mirror = find_mirror (pspec->name);
+
+  if (mirror == NULL)
+    return;
+  if (mirror->kind != MIRROR_COUNTER)
+    mirror_property (self, mirror);
+  else if (self->counter_timer == 0)
     self->counter_timer = g_timeout_add (STM32_COUNTER_PUBLISH_MS, on_counter_timer, self);
+  if (g_str_equal (pspec->name, "state"))
+    publish_counters (self);
 }
 
-/* Whoever sees a new State also sees the counters that led to it. */
+/* Autoconnect is the one property clients may set. */
 static void
-on_state_changed (Stm32Link *link, GParamSpec *pspec, Stm32LinkExport *self)
+on_iface_autoconnect (Stm32DbusLink1 *iface, GParamSpec *pspec, Stm32LinkExport *self)
 {
-  publish_counters (self);
+  if (stm32_dbus_link1_get_autoconnect (iface) != stm32_link_get_autoconnect (self->link))
+    copy_property (G_OBJECT (iface), G_OBJECT (self->link), "autoconnect");
 }
 
 static void
 bind_properties (Stm32LinkExport *self)
 {
   const Stm32LinkConfig *config = stm32_link_get_config (self->link);
-  static const char *const enums[] = { "state", "last-error", "close-strategy" };
-  static const char *const strings[] = { "local-address", "remote-address", "last-error-message",
-                                         "close-strategy-reason" };
 
   stm32_dbus_link1_set_name (self->iface, stm32_link_get_name (self->link));
   stm32_dbus_link1_set_host (self->iface, config->host);
   stm32_dbus_link1_set_port (self->iface, config->port);
   stm32_dbus_link1_set_framing (self->iface,
                                 stm32_enum_to_string (STM32_TYPE_FRAMING, config->framing));
-
-  for (guint i = 0; i < G_N_ELEMENTS (enums); i++)
-    g_object_bind_property_full (self->link, enums[i], self->iface, enums[i], G_BINDING_SYNC_CREATE,
-                                 enum_to_nick, NULL, NULL, NULL);
-  for (guint i = 0; i < G_N_ELEMENTS (strings); i++)
-    g_object_bind_property_full (self->link, strings[i], self->iface, strings[i],
-                                 G_BINDING_SYNC_CREATE, string_or_empty, NULL, NULL, NULL);
-  g_object_bind_property (self->link, "connected-since", self->iface, "connected-since",
-                          G_BINDING_SYNC_CREATE);
-  g_object_bind_property (self->link, "retry-in", self->iface, "retry-in", G_BINDING_SYNC_CREATE);
-  g_object_bind_property (self->link, "close-wait", self->iface, "close-wait",
-                          G_BINDING_SYNC_CREATE);
-  g_object_bind_property (self->link, "autoconnect", self->iface, "autoconnect",
-                          G_BINDING_SYNC_CREATE | G_BINDING_BIDIRECTIONAL);
-
-  for (guint i = 0; i < G_N_ELEMENTS (counters); i++)
-    {
-      g_autofree char *signal = g_strconcat ("notify::", counters[i], NULL);
-
-      g_signal_connect_object (self->link, signal, G_CALLBACK (on_counter_changed), self, 0);
-    }
-  g_signal_connect_object (self->link, "notify::state", G_CALLBACK (on_state_changed), self, 0);
-  publish_counters (self);
+  for (guint i = 0; i < G_N_ELEMENTS (mirrors); i++)
+    mirror_property (self, &mirrors[i]);
+  g_signal_connect_object (self->link, "notify", G_CALLBACK (on_link_notify), self, 0);
+  g_signal_connect_object (self->iface, "notify::autoconnect", G_CALLBACK (on_iface_autoconnect),
+                           self, 0);
 }
 
 /* ---- methods -------------------------------------------------------------------- */
@@ -206,8 +293,12 @@ on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static gboolean
-handle_connect (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, Stm32LinkExport *self)
+handle_connect (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation)
 {
+  Stm32LinkExport *self = export_of (iface);
+
+  if (self == NULL)
+    return G_DBUS_METHOD_INVOCATION_UNHANDLED;
   stm32_link_connect_async (self->link, NULL, on_connected, pending_call_new (self, invocation));
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -222,8 +313,12 @@ on_disconnected (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static gboolean
-handle_disconnect (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, Stm32LinkExport *self)
+handle_disconnect (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation)
 {
+  Stm32LinkExport *self = export_of (iface);
+
+  if (self == NULL)
+    return G_DBUS_METHOD_INVOCATION_UNHANDLED;
   stm32_link_disconnect_async (self->link, NULL, on_disconnected,
                                pending_call_new (self, invocation));
   return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -239,11 +334,14 @@ on_sent (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static gboolean
-handle_send (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, GVariant *frame,
-             Stm32LinkExport *self)
+handle_send (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, GVariant *frame)
 {
-  g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (frame);
+  Stm32LinkExport *self = export_of (iface);
+  g_autoptr (GBytes) bytes = NULL;
 
+  if (self == NULL)
+    return G_DBUS_METHOD_INVOCATION_UNHANDLED;
+  bytes = g_variant_get_data_as_bytes (frame);
   stm32_link_send_async (self->link, bytes, NULL, on_sent, pending_call_new (self, invocation));
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -267,11 +365,16 @@ on_transacted (GObject *source, GAsyncResult *result, gpointer user_data)
 
 static gboolean
 handle_transact (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, GVariant *request,
-                 guint timeout_ms, Stm32LinkExport *self)
+                 guint timeout_ms)
 {
-  g_autoptr (GBytes) bytes = g_variant_get_data_as_bytes (request);
-  PendingCall *call = pending_call_new_watched (self, invocation);
+  Stm32LinkExport *self = export_of (iface);
+  g_autoptr (GBytes) bytes = NULL;
+  PendingCall *call;
 
+  if (self == NULL)
+    return G_DBUS_METHOD_INVOCATION_UNHANDLED;
+  bytes = g_variant_get_data_as_bytes (request);
+  call = pending_call_new_watched (self, invocation);
   stm32_link_transact_async (self->link, bytes, timeout_ms, call->cancellable, on_transacted, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -311,11 +414,15 @@ history_entry_to_variant (const Stm32HistoryEntry *entry)
 }
 
 static gboolean
-handle_get_history (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, Stm32LinkExport *self)
+handle_get_history (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation)
 {
-  g_autoptr (GPtrArray) history = stm32_link_dup_history (self->link);
+  Stm32LinkExport *self = export_of (iface);
+  g_autoptr (GPtrArray) history = NULL;
   GVariantBuilder builder;
 
+  if (self == NULL)
+    return G_DBUS_METHOD_INVOCATION_UNHANDLED;
+  history = stm32_link_dup_history (self->link);
   g_variant_builder_init (&builder, G_VARIANT_TYPE ("aa{sv}"));
   for (guint i = 0; i < history->len; i++)
     g_variant_builder_add_value (&builder, history_entry_to_variant (history->pdata[i]));
@@ -387,14 +494,16 @@ on_diagnosed (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static gboolean
-handle_diagnose (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, GVariant *options,
-                 Stm32LinkExport *self)
+handle_diagnose (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation, GVariant *options)
 {
+  Stm32LinkExport *self = export_of (iface);
   g_autoptr (GError) error = NULL;
   DiagnoseCall *diagnose;
   gboolean probe;
   guint probe_max;
 
+  if (self == NULL)
+    return G_DBUS_METHOD_INVOCATION_UNHANDLED;
   if (!parse_diagnose_options (options, &probe, &probe_max, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
@@ -459,13 +568,17 @@ track_stream (Stm32LinkExport *self, Stm32StreamBridge *bridge, GDBusMethodInvoc
 
 static gboolean
 handle_acquire_stream (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
-                       GUnixFDList *in_fds, Stm32LinkExport *self)
+                       GUnixFDList *in_fds)
 {
+  Stm32LinkExport *self = export_of (iface);
   g_autoptr (GError) error = NULL;
-  g_autoptr (Stm32StreamBridge) bridge = stm32_stream_bridge_new (self->link, &error);
+  g_autoptr (Stm32StreamBridge) bridge = NULL;
   g_autoptr (GUnixFDList) fds = NULL;
   int fd;
 
+  if (self == NULL)
+    return G_DBUS_METHOD_INVOCATION_UNHANDLED;
+  bridge = stm32_stream_bridge_new (self->link, &error);
   if (bridge == NULL)
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
@@ -489,13 +602,16 @@ on_channel_closed (Stm32TransactChannel *channel, Stm32LinkExport *self)
 
 static gboolean
 handle_open_transact_channel (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
-                              GUnixFDList *in_fds, Stm32LinkExport *self)
+                              GUnixFDList *in_fds)
 {
+  Stm32LinkExport *self = export_of (iface);
   g_autoptr (GError) error = NULL;
   g_autoptr (Stm32TransactChannel) channel = NULL;
   g_autoptr (GUnixFDList) fds = NULL;
   int fd;
 
+  if (self == NULL)
+    return G_DBUS_METHOD_INVOCATION_UNHANDLED;
   /* Each costs the daemon a socket and a little memory; a client that opens
    * them in a loop must not be able to run the daemon out of fds. */
   if (self->channels->len >= STM32_TRANSACT_CHANNELS_MAX)
@@ -531,13 +647,16 @@ on_send_channel_closed (Stm32SendChannel *channel, Stm32LinkExport *self)
 
 static gboolean
 handle_open_send_channel (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocation,
-                          GUnixFDList *in_fds, Stm32LinkExport *self)
+                          GUnixFDList *in_fds)
 {
+  Stm32LinkExport *self = export_of (iface);
   g_autoptr (GError) error = NULL;
   g_autoptr (Stm32SendChannel) channel = NULL;
   g_autoptr (GUnixFDList) fds = NULL;
   int fd;
 
+  if (self == NULL)
+    return G_DBUS_METHOD_INVOCATION_UNHANDLED;
   if (self->send_channels->len >= STM32_SEND_CHANNELS_MAX)
     {
       g_dbus_method_invocation_return_error (
@@ -581,6 +700,20 @@ on_received (Stm32Link *link, GBytes *frame, Stm32LinkExport *self)
   stm32_bus_backlog_add (self->received_backlog, g_bytes_get_size (frame));
 }
 
+static void
+stm32_link_skeleton_iface_init (Stm32DbusLink1Iface *iface)
+{
+  iface->handle_connect = handle_connect;
+  iface->handle_disconnect = handle_disconnect;
+  iface->handle_send = handle_send;
+  iface->handle_transact = handle_transact;
+  iface->handle_get_history = handle_get_history;
+  iface->handle_diagnose = handle_diagnose;
+  iface->handle_acquire_stream = handle_acquire_stream;
+  iface->handle_open_transact_channel = handle_open_transact_channel;
+  iface->handle_open_send_channel = handle_open_send_channel;
+}
+
 /* ---- object ------------------------------------------------------------------- */
 
 Stm32LinkExport *
@@ -597,26 +730,13 @@ stm32_link_export_new (Stm32Link *link, Stm32BusCallers *callers)
   self->callers = g_object_ref (callers);
   path = g_strconcat (STM32_DBUS_LINK_PATH_PREFIX, stm32_link_get_name (link), NULL);
   self->object = stm32_dbus_object_skeleton_new (path);
-  self->iface = stm32_dbus_link1_skeleton_new ();
+  self->iface = g_object_new (STM32_TYPE_LINK_SKELETON, NULL);
+  STM32_LINK_SKELETON (self->iface)->export = self;
   stm32_dbus_object_skeleton_set_link1 (self->object, self->iface);
   self->received_backlog = stm32_bus_backlog_new (link, G_DBUS_INTERFACE_SKELETON (self->iface),
                                                   STM32_RECEIVED_BACKLOG_MAX);
   bind_properties (self);
 
-  g_signal_connect_object (self->iface, "handle-connect", G_CALLBACK (handle_connect), self, 0);
-  g_signal_connect_object (self->iface, "handle-disconnect", G_CALLBACK (handle_disconnect), self,
-                           0);
-  g_signal_connect_object (self->iface, "handle-send", G_CALLBACK (handle_send), self, 0);
-  g_signal_connect_object (self->iface, "handle-transact", G_CALLBACK (handle_transact), self, 0);
-  g_signal_connect_object (self->iface, "handle-get-history", G_CALLBACK (handle_get_history), self,
-                           0);
-  g_signal_connect_object (self->iface, "handle-diagnose", G_CALLBACK (handle_diagnose), self, 0);
-  g_signal_connect_object (self->iface, "handle-acquire-stream", G_CALLBACK (handle_acquire_stream),
-                           self, 0);
-  g_signal_connect_object (self->iface, "handle-open-transact-channel",
-                           G_CALLBACK (handle_open_transact_channel), self, 0);
-  g_signal_connect_object (self->iface, "handle-open-send-channel",
-                           G_CALLBACK (handle_open_send_channel), self, 0);
   g_signal_connect_object (link, "received", G_CALLBACK (on_received), self, 0);
   return self;
 }
@@ -661,6 +781,8 @@ stm32_link_export_dispose (GObject *object)
       g_clear_pointer (&self->send_channels, g_ptr_array_unref);
     }
   g_clear_object (&self->received_backlog);
+  if (self->iface != NULL)
+    STM32_LINK_SKELETON (self->iface)->export = NULL;
   g_clear_object (&self->iface);
   g_clear_object (&self->object);
   g_clear_object (&self->link);
