@@ -22,8 +22,11 @@ struct _Stm32TransactChannel
   GSocket *socket;           /* our end; NULL once closed */
   int client_fd;             /* the other end, until handed out */
   GCancellable *cancellable; /* the transaction under way */
-  GSource *watch;            /* a request, room for the reply, or only the client leaving */
-  GBytes *reply;             /* serialized, waiting for room in the client's buffer */
+  GSource *watch;            /* the socket, for the channel's whole life */
+  gpointer watch_tag;
+  GIOCondition watching;
+  gboolean busy;  /* a request is being answered: the next one waits in the client's buffer */
+  GBytes *reply;  /* serialized, waiting for room in the client's buffer */
 };
 
 enum
@@ -36,21 +39,44 @@ static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (Stm32TransactChannel, stm32_transact_channel, G_TYPE_OBJECT)
 
-static gboolean on_socket_ready (GSocket *socket, GIOCondition condition, gpointer user_data);
+static void on_socket_ready (Stm32TransactChannel *self, GIOCondition condition);
+
+/* One source watches the socket for the channel's life, with the conditions
+ * changed in place. In GLib 2.74 each fd source attached or destroyed, and
+ * each one blocked and unblocked around its own dispatch, adds or removes a
+ * poll record and so writes the context's eventfd and costs the loop an
+ * extra turn: a source per step cost a channel transaction five of them.
+ * This one may recurse (no daemon code runs a nested loop), so it is not
+ * blocked around its dispatch, and a transaction answered one at a time
+ * changes nothing: G_IO_IN stays watched while it runs, and is dropped only
+ * when the client writes the next request before the reply is out. */
+typedef struct
+{
+  GSource source;
+  Stm32TransactChannel *channel; /* unowned: the channel destroys its watch when it closes */
+} ChannelWatch;
+
+static gboolean
+watch_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  Stm32TransactChannel *self = ((ChannelWatch *) source)->channel;
+
+  on_socket_ready (self, g_source_query_unix_fd (source, self->watch_tag));
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs watch_funcs = { .dispatch = watch_dispatch };
 
 /* HUP and ERR are always watched: a client that leaves gives up its
  * transaction at once, as a D-Bus caller that leaves the bus does. */
 static void
 channel_watch (Stm32TransactChannel *self, GIOCondition condition)
 {
-  if (self->watch != NULL)
-    {
-      g_source_destroy (self->watch);
-      g_clear_pointer (&self->watch, g_source_unref);
-    }
-  self->watch = g_socket_create_source (self->socket, condition | G_IO_HUP | G_IO_ERR, NULL);
-  g_source_set_callback (self->watch, G_SOURCE_FUNC (on_socket_ready), self, NULL);
-  g_source_attach (self->watch, g_main_context_get_thread_default ());
+  condition |= G_IO_HUP | G_IO_ERR;
+  if (self->watch == NULL || condition == self->watching)
+    return;
+  self->watching = condition;
+  g_source_modify_unix_fd (self->watch, self->watch_tag, condition);
 }
 
 static int
@@ -94,6 +120,7 @@ channel_flush_reply (Stm32TransactChannel *self)
     }
   /* A packet goes whole or not at all. */
   g_clear_pointer (&self->reply, g_bytes_unref);
+  self->busy = FALSE;
   channel_watch (self, G_IO_IN);
 }
 
@@ -150,50 +177,45 @@ channel_read_request (Stm32TransactChannel *self)
   g_autoptr (GBytes) frame = NULL;
   guint32 timeout_ms;
   guint8 *data;
-  ssize_t size, received;
+  ssize_t size;
 
-  /* The size of the next packet, so that it is read whole into a buffer of its own. */
-  size = recv (channel_fd (self), NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+  /* One read, into room for the largest request and one byte more: MSG_TRUNC
+   * gives the packet's whole size, so one too large is told from one that
+   * fits, and is dropped whole. Shrinking the buffer to the packet then
+   * moves nothing. */
+  data = g_malloc (limit + 1);
+  size = recv (channel_fd (self), data, limit + 1, MSG_TRUNC | MSG_DONTWAIT);
   if (size < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
     {
-      channel_watch (self, G_IO_IN);
+      g_free (data);
       return;
     }
   if (size < 0)
     {
       int saved_errno = errno;
 
+      g_free (data);
       stm32_transact_channel_close (self, g_strerror (saved_errno));
       return;
     }
   /* End of file (shutdown) and an empty packet read the same; neither is a request. */
   if (size == 0)
     {
+      g_free (data);
       stm32_transact_channel_close (self, "the client ended it");
       return;
     }
+  self->busy = TRUE;
   if ((guint64) size > limit)
     {
-      /* Reading nothing of it drops the whole packet. */
-      (void) recv (channel_fd (self), NULL, 0, MSG_DONTWAIT);
+      g_free (data);
       channel_reply_error (
           self, STM32_ERROR_FRAME_TOO_LARGE,
           "The request (%zd bytes with its packet framing) is larger than MaxFrame (%u) allows",
           size, stm32_link_get_config (self->link)->max_frame);
       return;
     }
-  data = g_malloc (size);
-  received = recv (channel_fd (self), data, size, MSG_DONTWAIT);
-  if (received != size)
-    {
-      int saved_errno = errno;
-
-      g_free (data);
-      stm32_transact_channel_close (self, received < 0 ? g_strerror (saved_errno)
-                                                       : "a packet changed size between two reads");
-      return;
-    }
-  packet = g_bytes_new_take (data, size);
+  packet = g_bytes_new_take (g_realloc (data, size), size);
   if (!stm32_channel_request_parse (packet, &frame, &timeout_ms))
     {
       channel_reply_error (self, STM32_ERROR_INVALID_ARGS,
@@ -202,26 +224,24 @@ channel_read_request (Stm32TransactChannel *self)
                            size);
       return;
     }
-  /* The next request waits in the client's buffer until this one is answered. */
-  channel_watch (self, 0);
   stm32_link_transact_async (self->link, frame, timeout_ms, self->cancellable, on_transacted,
                              g_object_ref (self));
 }
 
-static gboolean
-on_socket_ready (GSocket *socket, GIOCondition condition, gpointer user_data)
+static void
+on_socket_ready (Stm32TransactChannel *watched, GIOCondition condition)
 {
-  g_autoptr (Stm32TransactChannel) self = g_object_ref (user_data);
+  /* Whoever listens to "closed" may drop the last reference. */
+  g_autoptr (Stm32TransactChannel) self = g_object_ref (watched);
 
-  /* Each step below decides what to wait for next. */
-  g_clear_pointer (&self->watch, g_source_unref);
   if (condition & (G_IO_HUP | G_IO_ERR))
     stm32_transact_channel_close (self, "the client closed it");
-  else if (condition & G_IO_OUT)
+  else if ((condition & G_IO_OUT) && self->reply != NULL)
     channel_flush_reply (self);
+  else if ((condition & G_IO_IN) && self->busy)
+    channel_watch (self, self->reply != NULL ? G_IO_OUT : 0);
   else if (condition & G_IO_IN)
     channel_read_request (self);
-  return G_SOURCE_REMOVE;
 }
 
 static gsize
@@ -286,7 +306,13 @@ stm32_transact_channel_new (Stm32Link *link, GError **error)
       close (fds[0]);
       return NULL;
     }
-  channel_watch (self, G_IO_IN);
+  self->watching = G_IO_IN | G_IO_HUP | G_IO_ERR;
+  self->watch = g_source_new (&watch_funcs, sizeof (ChannelWatch));
+  ((ChannelWatch *) self->watch)->channel = self;
+  g_source_set_static_name (self->watch, "[stm32d] transaction channel");
+  g_source_set_can_recurse (self->watch, TRUE);
+  self->watch_tag = g_source_add_unix_fd (self->watch, fds[0], self->watching);
+  g_source_attach (self->watch, g_main_context_get_thread_default ());
   return g_steal_pointer (&self);
 }
 
@@ -311,6 +337,7 @@ stm32_transact_channel_close (Stm32TransactChannel *self, const char *reason)
       g_source_destroy (self->watch);
       g_clear_pointer (&self->watch, g_source_unref);
     }
+  self->busy = FALSE;
   g_socket_close (self->socket, NULL);
   g_clear_object (&self->socket);
   g_clear_pointer (&self->reply, g_bytes_unref);
