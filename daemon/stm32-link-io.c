@@ -22,9 +22,12 @@ stm32_link_io_new (Stm32Link *link)
   return io;
 }
 
+static void link_io_stop_reading (LinkIo *io);
+
 static void
 link_io_clear (LinkIo *io)
 {
+  link_io_stop_reading (io);
   stm32_deadline_stop (&io->connect_deadline);
   g_clear_object (&io->cancellable);
   g_clear_object (&io->write_cancellable);
@@ -103,6 +106,7 @@ stm32_link_io_begin_end (LinkIo *io, gboolean abortive)
     return FALSE;
   io->phase = LINK_IO_ENDING;
   io->abortive = abortive;
+  link_io_stop_reading (io);
   g_cancellable_cancel (io->cancellable);
   /* A write is never cancelled: GTask would report one that already reached
    * the kernel as cancelled, and a frame that was sent would be answered "not
@@ -127,6 +131,7 @@ stm32_link_io_abandon (LinkIo *io)
     stm32_socket_set_abortive_close (g_socket_connection_get_socket (io->connection), NULL);
   io->link = NULL;
   io->phase = MAX (io->phase, LINK_IO_ENDING);
+  link_io_stop_reading (io);
   g_cancellable_cancel (io->cancellable);
   g_cancellable_cancel (io->write_cancellable);
 }
@@ -234,57 +239,93 @@ stm32_link_io_connect (LinkIo *io, const char *host, guint16 port, guint timeout
  * thread only, and stm32_link_on_data() copies what it keeps. */
 static guint8 read_buffer[STM32_READ_CHUNK];
 
-static gboolean
-on_readable (GObject *stream, gpointer user_data)
+/* One source watches the socket for the connection's whole life, rather
+ * than one per read: in GLib 2.74 each source attached or destroyed, and
+ * each blocked and unblocked around its own dispatch, adds or removes a poll
+ * record, which writes the context's eventfd and costs the loop an extra
+ * turn (six eventfd writes per reply a transaction waited for). This one may
+ * recurse (no daemon code runs a nested loop), so it is not blocked around
+ * its dispatch either. */
+typedef struct
 {
-  LinkIo *io = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (Stm32Link) self = io->link ? g_object_ref (io->link) : NULL;
-  gssize n = -1;
+  GSource source;
+  LinkIo *io; /* unowned: @io destroys its watch before it goes */
+} ReadWatch;
 
-  if (self != NULL && !stm32_link_io_is_ending (io))
-    {
-      n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (stream), read_buffer,
-                                                    sizeof read_buffer, NULL, &error);
-      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        return G_SOURCE_CONTINUE;
-    }
-  /* The read is over (the source goes): what follows may start the next one,
-   * or close the socket. */
-  g_clear_pointer (&io->read_source, g_source_unref);
-  io->pending--;
-  if (self == NULL || stm32_link_io_is_ending (io))
-    {
-      stm32_link_io_maybe_close (io);
-      return G_SOURCE_REMOVE;
-    }
-  if (n < 0)
-    stm32_link_on_io_error (self, error);
-  else if (n == 0)
-    stm32_link_on_eof (self);
-  else
-    {
-      stm32_link_on_data (self, read_buffer, (gsize) n);
-      stm32_link_io_read (io);
-    }
-  return G_SOURCE_REMOVE;
+static void
+link_io_stop_reading (LinkIo *io)
+{
+  if (io->read_watch == NULL)
+    return;
+  g_source_destroy (io->read_watch);
+  g_clear_pointer (&io->read_watch, g_source_unref);
 }
 
+static void
+link_io_on_readable (LinkIo *watched)
+{
+  /* What the data causes may end the connection and drop the link's reference. */
+  g_autoptr (LinkIo) io = stm32_link_io_ref (watched);
+  g_autoptr (Stm32Link) self = io->link ? g_object_ref (io->link) : NULL;
+  g_autoptr (GError) error = NULL;
+  gssize n;
+
+  if (self == NULL || stm32_link_io_is_ending (io) || stm32_link_get_receiving_held (self))
+    {
+      /* Held since the last read: what the board sends waits in the kernel. */
+      link_io_stop_reading (io);
+      return;
+    }
+  n = g_socket_receive_with_blocking (g_socket_connection_get_socket (io->connection),
+                                      (char *) read_buffer, sizeof read_buffer, FALSE, NULL,
+                                      &error);
+  if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    return;
+  if (n <= 0)
+    {
+      link_io_stop_reading (io);
+      if (n < 0)
+        stm32_link_on_io_error (self, error);
+      else
+        stm32_link_on_eof (self);
+      return;
+    }
+  stm32_link_on_data (self, read_buffer, (gsize) n);
+  /* What it caused may have held receiving, or ended the connection. */
+  stm32_link_io_read (io);
+}
+
+static gboolean
+read_watch_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  link_io_on_readable (((ReadWatch *) source)->io);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs read_watch_funcs = { .dispatch = read_watch_dispatch };
+
+/* Reads while the connection is open and receiving is not held. A watch
+ * would still wake for HUP and ERR without G_IO_IN, so a hold removes it. */
 void
 stm32_link_io_read (LinkIo *io)
 {
-  GPollableInputStream *in;
+  GSocket *socket;
 
-  if (io->read_source != NULL || io->connection == NULL || stm32_link_io_is_ending (io) ||
+  if (io->connection == NULL || stm32_link_io_is_ending (io) || io->link == NULL ||
       stm32_link_get_receiving_held (io->link))
+    {
+      link_io_stop_reading (io);
+      return;
+    }
+  if (io->read_watch != NULL)
     return;
-  in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (G_IO_STREAM (io->connection)));
-  io->pending++;
-  /* With the cancellable, the source also fires once the connection ends. */
-  io->read_source = g_pollable_input_stream_create_source (in, io->cancellable);
-  g_source_set_callback (io->read_source, G_SOURCE_FUNC (on_readable), stm32_link_io_ref (io),
-                         (GDestroyNotify) stm32_link_io_unref);
-  g_source_attach (io->read_source, g_main_context_get_thread_default ());
+  socket = g_socket_connection_get_socket (io->connection);
+  io->read_watch = g_source_new (&read_watch_funcs, sizeof (ReadWatch));
+  ((ReadWatch *) io->read_watch)->io = io;
+  g_source_set_static_name (io->read_watch, "[stm32d] board socket");
+  g_source_set_can_recurse (io->read_watch, TRUE);
+  g_source_add_unix_fd (io->read_watch, g_socket_get_fd (socket), G_IO_IN);
+  g_source_attach (io->read_watch, g_main_context_get_thread_default ());
 }
 
 /* ---- writing ------------------------------------------------------------------ */

@@ -76,7 +76,7 @@ typedef struct
   GBytes *writing;      /* the kernel may read this until the write calls back */
   gsize write_offset;   /* how much of @writing the kernel took */
   guint64 written;      /* bytes the kernel took from us on this connection */
-  GSource *read_source; /* waiting for the socket to be readable */
+  GSource *read_watch;  /* the socket, while reading: see stm32_link_io_read() */
 } LinkIo;
 
 struct _Stm32Link
