@@ -506,13 +506,29 @@ stm32_client_channel_transact_sync (Stm32ClientChannel *self, GBytes *request, g
    * requests may come first, each within its own timeout. */
   budget_ms = slots_timeout_ms (self);
   deadline = g_get_monotonic_time () + budget_ms * 1000;
+  /* Waits before each read: a reply cannot be there the moment its request
+   * went out, and a read that finds nothing is a system call for nothing. */
   for (;;)
     {
       g_autoptr (GBytes) reply = NULL;
       g_autoptr (GError) local_error = NULL;
-      Slot *slot = channel_read (self, &reply, &local_error);
-      gint64 remaining;
+      gint64 remaining = deadline - g_get_monotonic_time ();
+      Slot *slot;
 
+      if (remaining <= 0 || !g_socket_condition_timed_wait (self->socket, G_IO_IN, remaining,
+                                                            cancellable, &local_error))
+        {
+          /* @mine stays in the FIFO: its reply, if it ever comes, is dropped. */
+          if (remaining <= 0 || g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+            g_set_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT,
+                         "stm32d did not answer on the transaction channel within %" G_GINT64_FORMAT
+                         " ms",
+                         budget_ms);
+          else
+            g_propagate_error (error, g_steal_pointer (&local_error));
+          return NULL;
+        }
+      slot = channel_read (self, &reply, &local_error);
       if (slot != NULL)
         {
           gboolean is_mine = slot == mine;
@@ -524,26 +540,12 @@ stm32_client_channel_transact_sync (Stm32ClientChannel *self, GBytes *request, g
             g_propagate_error (error, g_steal_pointer (&local_error));
           return g_steal_pointer (&reply);
         }
+      /* The channel is shut, which took @mine with it. */
       if (!g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         {
-          /* The channel is shut, which took @mine with it. */
           g_propagate_error (error, g_steal_pointer (&local_error));
           return NULL;
         }
-      g_clear_error (&local_error);
-      remaining = deadline - g_get_monotonic_time ();
-      if (remaining > 0 && g_socket_condition_timed_wait (self->socket, G_IO_IN, remaining,
-                                                          cancellable, &local_error))
-        continue;
-      /* @mine stays in the FIFO: its reply, if it ever comes, is dropped. */
-      if (remaining <= 0 || g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
-        g_set_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT,
-                     "stm32d did not answer on the transaction channel within %" G_GINT64_FORMAT
-                     " ms",
-                     budget_ms);
-      else
-        g_propagate_error (error, g_steal_pointer (&local_error));
-      return NULL;
     }
 }
 
