@@ -394,6 +394,22 @@ stm32_daemon_link_disconnect (Stm32DbusLink1 *link)
   g_assert_no_error (error);
 }
 
+guint
+stm32_daemon_count_fds_at_rest (Stm32Daemon *daemon, Stm32DbusLink1 *link)
+{
+  GPid pid = stm32_daemon_get_pid (daemon);
+  g_autoptr (GError) error = NULL;
+  guint connected;
+
+  g_assert_true (stm32_daemon_link_connect (link, &error));
+  g_assert_no_error (error);
+  connected = stm32_test_count_process_fds (pid);
+  stm32_daemon_link_disconnect (link);
+  /* The fd closes once its last operation is answered, just after the reply. */
+  stm32_test_wait_until (stm32_test_count_process_fds (pid) == connected - 1, DAEMON_WAIT_MS);
+  return connected - 1;
+}
+
 gboolean
 stm32_daemon_link_send (Stm32DbusLink1 *link, const char *text, GError **error)
 {

@@ -55,6 +55,12 @@ GVariant *stm32_daemon_bytes (const char *text);
 gboolean stm32_daemon_link_connect (Stm32DbusLink1 *link, GError **error);
 /* Disconnects and asserts the call succeeded without error. */
 void stm32_daemon_link_disconnect (Stm32DbusLink1 *link);
+/* Connects @link (not connected, its board answering) and disconnects it
+ * again, then returns stm32d's open fds with the connection's fd gone: the
+ * count at rest, for fd-leak checks and fd limits. Taken right after start,
+ * a count may include a netlink socket of the start-up socket census, which
+ * a first connection waits for. */
+guint stm32_daemon_count_fds_at_rest (Stm32Daemon *daemon, Stm32DbusLink1 *link);
 gboolean stm32_daemon_link_send (Stm32DbusLink1 *link, const char *text, GError **error);
 /* The reply as text, or NULL with @error. */
 char *stm32_daemon_link_transact (Stm32DbusLink1 *link, const char *text, guint timeout_ms,

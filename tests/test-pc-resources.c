@@ -136,24 +136,16 @@ lowest_free_fd (GPid pid)
 
 /* Lowers stm32d's soft fd limit so that its next socket() fails with EMFILE;
  * returns the limits to put back. Not below the fds it polls: poll() fails
- * with EINVAL when they outnumber the limit. First one connection, made and
- * ended: stm32d's start-up socket census (which the connection waits for)
- * holds a netlink socket for a moment, and an fd that closes after the limit
- * is set would leave a free one under it. */
+ * with EINVAL when they outnumber the limit. The count is taken at rest (one
+ * connection made and ended first): an fd that closed after the limit was
+ * set would leave a free one under it. */
 static struct rlimit
 starve_fds (Fixture *fixture)
 {
   GPid pid = stm32_daemon_get_pid (fixture->daemon);
-  g_autoptr (GError) error = NULL;
   struct rlimit old, low;
-  guint connected_fds;
 
-  g_assert_true (stm32_daemon_link_connect (fixture->link, &error));
-  g_assert_no_error (error);
-  connected_fds = stm32_test_count_process_fds (pid);
-  stm32_daemon_link_disconnect (fixture->link);
-  stm32_test_wait_until (stm32_test_count_process_fds (pid) == connected_fds - 1, WAIT_MS);
-
+  stm32_daemon_count_fds_at_rest (fixture->daemon, fixture->link);
   g_assert_cmpint (prlimit (pid, RLIMIT_NOFILE, NULL, &old), ==, 0);
   low = old;
   low.rlim_cur = lowest_free_fd (pid);

@@ -94,7 +94,7 @@ test_racing_cycles (void)
   link = stm32_daemon_get_link (daemon, "default");
   first = link_proxy_on_own_connection ();
   second = link_proxy_on_own_connection ();
-  idle_fds = stm32_test_count_process_fds (stm32_daemon_get_pid (daemon));
+  idle_fds = stm32_daemon_count_fds_at_rest (daemon, link);
   idle_rules = stm32_daemon_count_match_rules (daemon);
 
   for (guint round = 0; round < ROUNDS; round++)
