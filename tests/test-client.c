@@ -382,6 +382,8 @@ test_call_timeout_transact (Bench *bench, gconstpointer data)
   g_autoptr (GError) error = NULL;
   g_autoptr (GError) async_error = NULL;
 
+  /* A Transact before the link is up is NotConnected at once, not the board's silence. */
+  stm32_test_wait_until (state_is (bench->link, "connected"), WAIT_MS);
   /* Far longer than the call-timeout: a client that waited only that long
    * would give up before stm32d answers. */
   stm32_client_set_call_timeout (bench->client, 2000);
