@@ -288,11 +288,7 @@ bench_fleet_size (const BenchConfig *config, guint n, double rss_one, double *rs
   g_clear_pointer (&note, g_free);
 
   /* The boards stay away for a while: each link's backoff doubles on every
-   * refused attempt, each with its own jitter, so they come back spread.
-   * Only up to 256 boards: with 1,024 the simulator's "refuse" command did
-   * not answer within its harness's 30 s here. */
-  if (n > 256)
-    return TRUE;
+   * refused attempt, each with its own jitter, so they come back spread. */
   if (!fleet_power_cycle (fleet, refuse_ms, &refuse_peak, &refuse_back_ms, error))
     return FALSE;
   note = g_strdup_printf ("refusing for %u ms; all back %.0f ms after the reset", refuse_ms,

@@ -16,7 +16,11 @@ struct _Stm32Sim
   GSubprocess *process;
   GOutputStream *stdin_pipe;
   GDataInputStream *events_in;
-  GQueue events;          /* JsonObject, not yet consumed, in arrival order */
+  /* Event name → GQueue of PendingEvent not yet consumed, in arrival order:
+   * thousands of boards leave thousands of events no one waits for, and a
+   * wait must not walk them all on every line read. */
+  GHashTable *pending;
+  guint64 read_count; /* events read so far: orders the pending ones across names */
   GHashTable *counts;     /* event name → GUINT_TO_POINTER (count) */
   GHashTable *last_times; /* event name → gint64 *, when the latest one was read */
   gboolean reading;       /* a read is in flight */
@@ -25,7 +29,27 @@ struct _Stm32Sim
   guint16 port;
 };
 
+typedef struct
+{
+  guint64 seq;
+  JsonObject *object;
+} PendingEvent;
+
 static void read_next_event (Stm32Sim *sim);
+
+static void
+pending_queue_free (gpointer data)
+{
+  GQueue *queue = data;
+  PendingEvent *event;
+
+  while ((event = g_queue_pop_head (queue)) != NULL)
+    {
+      json_object_unref (event->object);
+      g_free (event);
+    }
+  g_queue_free (queue);
+}
 
 static void
 queue_event (Stm32Sim *sim, const char *line)
@@ -35,6 +59,8 @@ queue_event (Stm32Sim *sim, const char *line)
   JsonNode *root;
   const char *name;
   gint64 *read_at;
+  GQueue *pending;
+  PendingEvent *event;
 
   if (!json_parser_load_from_data (parser, line, -1, &error))
     g_error ("stm32-sim wrote a line that is not JSON: %s: %s", error->message, line);
@@ -53,7 +79,16 @@ queue_event (Stm32Sim *sim, const char *line)
   read_at = g_new (gint64, 1);
   *read_at = g_get_monotonic_time ();
   g_hash_table_insert (sim->last_times, g_strdup (name), read_at);
-  g_queue_push_tail (&sim->events, json_object_ref (json_node_get_object (root)));
+  pending = g_hash_table_lookup (sim->pending, name);
+  if (pending == NULL)
+    {
+      pending = g_queue_new ();
+      g_hash_table_insert (sim->pending, g_strdup (name), pending);
+    }
+  event = g_new (PendingEvent, 1);
+  event->seq = sim->read_count++;
+  event->object = json_object_ref (json_node_get_object (root));
+  g_queue_push_tail (pending, event);
 }
 
 static void
@@ -165,7 +200,7 @@ stm32_sim_spawn_on_cpu (const char *const *argv, int cpu)
   sim->events_in = g_data_input_stream_new (g_subprocess_get_stdout_pipe (sim->process));
   sim->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   sim->last_times = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  g_queue_init (&sim->events);
+  sim->pending = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, pending_queue_free);
   read_next_event (sim);
   listening = stm32_sim_wait_event (sim, "listening", SIM_START_TIMEOUT_MS);
   sim->port = (guint16) json_object_get_int_member (listening, "port");
@@ -213,19 +248,26 @@ stm32_sim_send_signal (Stm32Sim *sim, int signum)
 static JsonObject *
 take_event (Stm32Sim *sim, const char *const *names)
 {
-  for (GList *l = sim->events.head; l != NULL; l = l->next)
+  GQueue *oldest = NULL;
+  PendingEvent *event;
+  JsonObject *object;
+
+  for (guint i = 0; names[i] != NULL; i++)
     {
-      const char *name = json_object_get_string_member (l->data, "event");
+      GQueue *queue = g_hash_table_lookup (sim->pending, names[i]);
 
-      if (g_strv_contains (names, name))
-        {
-          JsonObject *event = l->data;
-
-          g_queue_delete_link (&sim->events, l);
-          return event;
-        }
+      if (queue != NULL && !g_queue_is_empty (queue) &&
+          (oldest == NULL ||
+           ((PendingEvent *) g_queue_peek_head (queue))->seq <
+               ((PendingEvent *) g_queue_peek_head (oldest))->seq))
+        oldest = queue;
     }
-  return NULL;
+  if (oldest == NULL)
+    return NULL;
+  event = g_queue_pop_head (oldest);
+  object = event->object;
+  g_free (event);
+  return object;
 }
 
 static JsonObject *
@@ -271,7 +313,7 @@ stm32_sim_last_event_time (Stm32Sim *sim, const char *event)
 void
 stm32_sim_discard_events (Stm32Sim *sim)
 {
-  g_queue_clear_full (&sim->events, (GDestroyNotify) json_object_unref);
+  g_hash_table_remove_all (sim->pending);
 }
 
 static void
@@ -359,7 +401,7 @@ stm32_sim_stop (Stm32Sim *sim)
   stm32_test_wait_until (sim->exited && !sim->reading, SIM_STOP_TIMEOUT_MS);
   g_assert_true (g_subprocess_get_if_exited (sim->process));
   g_assert_cmpint (g_subprocess_get_exit_status (sim->process), ==, 0);
-  g_queue_clear_full (&sim->events, (GDestroyNotify) json_object_unref);
+  g_hash_table_unref (sim->pending);
   g_hash_table_unref (sim->counts);
   g_hash_table_unref (sim->last_times);
   g_object_unref (sim->events_in);
