@@ -241,18 +241,26 @@ mode_stm32ctl() {
   echo "stm32ctl(1): $count commands, options, keys and exit codes documented"
 }
 
-mode_sim() {
-  local page=$tmp/stm32-sim.1 file=$src/tests/sim/stm32-sim.c long short command count=0
-  plain "$src/docs/stm32-sim.1" >"$page"
-  section "$page" OPTIONS >"$tmp/options"
-  [[ -n $(options_of "$file") ]] || fail "no options found in tests/sim/stm32-sim.c"
+# Every option of the GOptionEntry table in source $2 is a tag in $tmp/options
+# (the OPTIONS section of page $1), long and short; prints how many.
+options_documented() {
+  local page=$1 file=$2 long short count=0
+  [[ -n $(options_of "$file") ]] || fail "no options found in ${file#"$src"/}"
   while read -r long short; do
-    tags <"$tmp/options" | has_word "--$long" || fail "stm32-sim(1): --$long is not in OPTIONS"
+    tags <"$tmp/options" | has_word "--$long" || fail "$page: --$long is not in OPTIONS"
     if [[ $short != - ]]; then
-      tags <"$tmp/options" | has_word "-$short" || fail "stm32-sim(1): -$short (--$long) is not in OPTIONS"
+      tags <"$tmp/options" | has_word "-$short" || fail "$page: -$short (--$long) is not in OPTIONS"
     fi
     count=$((count + 1))
   done < <(options_of "$file")
+  echo "$count"
+}
+
+mode_sim() {
+  local page=$tmp/stm32-sim.1 file=$src/tests/sim/stm32-sim.c command count
+  plain "$src/docs/stm32-sim.1" >"$page"
+  section "$page" OPTIONS >"$tmp/options"
+  count=$(options_documented "stm32-sim(1)" "$file")
   # The commands are listed in --help's description, two spaces in: "  name ARGS  what".
   section "$page" COMMANDS >"$tmp/commands"
   while read -r command; do
@@ -264,17 +272,10 @@ mode_sim() {
 }
 
 mode_stm32d() {
-  local page=$tmp/stm32d.8 long short signal count=0
+  local page=$tmp/stm32d.8 signal count
   plain "$src/docs/stm32d.8" >"$page"
   section "$page" OPTIONS >"$tmp/options"
-  [[ -n $(options_of "$src/daemon/main.c") ]] || fail "no options found in daemon/main.c"
-  while read -r long short; do
-    tags <"$tmp/options" | has_word "--$long" || fail "stm32d(8): --$long is not in OPTIONS"
-    if [[ $short != - ]]; then
-      tags <"$tmp/options" | has_word "-$short" || fail "stm32d(8): -$short (--$long) is not in OPTIONS"
-    fi
-    count=$((count + 1))
-  done < <(options_of "$src/daemon/main.c")
+  count=$(options_documented "stm32d(8)" "$src/daemon/main.c")
   # Signals the daemon handles are part of how it is run (systemctl stop/reload).
   section "$page" SIGNALS >"$tmp/signals"
   while read -r signal; do
