@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Usage: tools/package-test.sh [DIR]
 # Builds stm32d's Debian packages (dpkg-buildpackage -us -uc -b) from a copy
-# of this tree (and copies them to DIR if given), runs lintian on them (errors
-# fail), and installs them into a throwaway Debian 12 chroot: there stm32ctl --version, man stm32ctl, the
+# of this tree (and copies them, the build log and meson's test log to DIR if
+# given), runs lintian on them (errors fail), and installs them into a
+# throwaway Debian 12 chroot: there stm32ctl --version, man stm32ctl, the
 # typelib from Python and systemd-analyze verify on the installed unit must
 # work, the installed stm32d must answer stm32ctl status against the installed
 # simulator on a private bus, and purging must leave no file behind.
@@ -168,6 +169,19 @@ fi
 work=$(mktemp -d /tmp/stm32d-package.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
+# The build's log and meson's test log go to DIR (if given): the work
+# directory goes away, and a test that failed once must be readable after.
+keep_build_logs() {
+  [[ -n $outdir ]] || return 0
+  mkdir -p "$outdir"
+  cp "$work/build.log" "$outdir/build.log"
+  local t
+  for t in "$work"/src/obj-*/meson-logs/testlog.txt; do
+    [[ -f $t ]] && cp "$t" "$outdir/testlog.txt"
+  done
+  return 0
+}
+
 if [[ -n ${STM32_PACKAGE_DEBS:-} ]]; then
   echo "== using the .debs in $STM32_PACKAGE_DEBS (no build, no lintian)"
   cp "$STM32_PACKAGE_DEBS"/*.deb "$work/"
@@ -182,9 +196,11 @@ else
   export DEB_BUILD_OPTIONS
   build_start=$SECONDS
   if ! (cd "$work/src" && dpkg-buildpackage -us -uc -b) >"$work/build.log" 2>&1; then
+    keep_build_logs
     tail -n 80 "$work/build.log" >&2
-    fail "dpkg-buildpackage failed (the log's end is above)"
+    fail "dpkg-buildpackage failed (the log's end is above${outdir:+; the logs are in $outdir})"
   fi
+  keep_build_logs
   echo "built in $((SECONDS - build_start)) s: $(cd "$work" && echo ./*.deb)"
   if [[ -n $outdir ]]; then
     mkdir -p "$outdir"
