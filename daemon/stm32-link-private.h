@@ -214,6 +214,11 @@ gboolean stm32_link_check_queue_room (Stm32Link *self, gsize size, GError **erro
 GBytes *stm32_link_prepare_frame (Stm32Link *self, GBytes *frame, GError **error);
 /* Queues @request and starts writing it if nothing is being written. */
 void stm32_link_enqueue (Stm32Link *self, Stm32SendRequest *request);
+/* The same for a transaction's request, given to the kernel before it
+ * returns if nothing is being written: there is one on the wire at a time,
+ * so no burst to measure against SendQueueMax together, and a write that
+ * finished on the next turn of the main loop cost each transaction a turn. */
+void stm32_link_enqueue_now (Stm32Link *self, Stm32SendRequest *request);
 /* Starts writing the next queued frame, or our FIN once closing and nothing is left. */
 void stm32_link_kick_writer (Stm32Link *self);
 

@@ -63,7 +63,8 @@ static void link_written_whole (Stm32Link *self);
 
 /* Writes the queue. The first write of a burst finishes on the next turn of
  * the main loop, as it always did, so that what a caller queues in one go
- * is measured against SendQueueMax together; once a write finished, the
+ * is measured against SendQueueMax together (a transaction's request goes at
+ * once: stm32_link_enqueue_now()); once a write finished, the
  * requests queued meanwhile are given to the kernel together (@at_once),
  * batch after batch for as long as it takes them: one wake-up and one
  * send() per batch. Where the kernel stops in the middle of a request, the
@@ -117,6 +118,13 @@ stm32_link_enqueue (Stm32Link *self, Stm32SendRequest *request)
 {
   stm32_send_queue_push (self->send_queue, request);
   stm32_link_kick_writer (self);
+}
+
+void
+stm32_link_enqueue_now (Stm32Link *self, Stm32SendRequest *request)
+{
+  stm32_send_queue_push (self->send_queue, request);
+  link_kick_writer (self, TRUE);
 }
 
 /* The kernel took the head request whole. */

@@ -394,7 +394,7 @@ transactions_issue (LinkTransactions *self)
   g_queue_unlink (&self->queued, &next->place);
   next->phase = TRANSACTION_ISSUED;
   self->current = next;
-  stm32_link_enqueue (self->link, next->request);
+  stm32_link_enqueue_now (self->link, next->request);
 }
 
 void

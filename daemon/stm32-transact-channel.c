@@ -168,6 +168,25 @@ on_transacted (GObject *source, GAsyncResult *result, gpointer user_data)
   channel_reply (self, reply, error);
 }
 
+/* One buffer for every channel's requests, kept at the largest any needed:
+ * channels run on the main thread only, and a request is copied out of it
+ * at its own size. Allocating room for MaxFrame per request cost a 64 KiB
+ * malloc and a realloc each. */
+static guint8 *request_buffer;
+static gsize request_buffer_size;
+
+static guint8 *
+request_buffer_get (gsize size)
+{
+  if (request_buffer_size < size)
+    {
+      g_free (request_buffer);
+      request_buffer = g_malloc (size);
+      request_buffer_size = size;
+    }
+  return request_buffer;
+}
+
 static void
 channel_read_request (Stm32TransactChannel *self)
 {
@@ -181,41 +200,34 @@ channel_read_request (Stm32TransactChannel *self)
 
   /* One read, into room for the largest request and one byte more: MSG_TRUNC
    * gives the packet's whole size, so one too large is told from one that
-   * fits, and is dropped whole. Shrinking the buffer to the packet then
-   * moves nothing. */
-  data = g_malloc (limit + 1);
+   * fits, and is dropped whole. */
+  data = request_buffer_get (limit + 1);
   size = recv (channel_fd (self), data, limit + 1, MSG_TRUNC | MSG_DONTWAIT);
   if (size < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-    {
-      g_free (data);
-      return;
-    }
+    return;
   if (size < 0)
     {
       int saved_errno = errno;
 
-      g_free (data);
       stm32_transact_channel_close (self, g_strerror (saved_errno));
       return;
     }
   /* End of file (shutdown) and an empty packet read the same; neither is a request. */
   if (size == 0)
     {
-      g_free (data);
       stm32_transact_channel_close (self, "the client ended it");
       return;
     }
   self->busy = TRUE;
   if ((guint64) size > limit)
     {
-      g_free (data);
       channel_reply_error (
           self, STM32_ERROR_FRAME_TOO_LARGE,
           "The request (%zd bytes with its packet framing) is larger than MaxFrame (%u) allows",
           size, stm32_link_get_config (self->link)->max_frame);
       return;
     }
-  packet = g_bytes_new_take (g_realloc (data, size), size);
+  packet = g_bytes_new (data, size);
   if (!stm32_channel_request_parse (packet, &frame, &timeout_ms))
     {
       channel_reply_error (self, STM32_ERROR_INVALID_ARGS,
