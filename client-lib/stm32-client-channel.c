@@ -4,6 +4,7 @@
 #include "stm32-client-channel.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "stm32-channel-wire.h"
@@ -32,11 +33,17 @@ struct _Stm32ClientChannel
   GQueue slots;    /* Slot *, oldest first: replies come in this order */
   guint n_async;   /* slots with a task */
   GSource *read_source;
+  /* The last cancellable a _sync call waited on, and its fd: GLib makes and
+   * closes an eventfd each time one is asked for and given back, two system
+   * calls a transaction for a caller that passes the same one every time. */
+  GCancellable *wait_cancellable;
+  int wait_cancellable_fd;
 };
 
 G_DEFINE_FINAL_TYPE (Stm32ClientChannel, stm32_client_channel, G_TYPE_OBJECT)
 
 static void channel_shut (Stm32ClientChannel *self, const GError *why);
+static void channel_forget_cancellable (Stm32ClientChannel *self);
 
 /* ---- slots -------------------------------------------------------------------------- */
 
@@ -258,6 +265,7 @@ channel_shut (Stm32ClientChannel *self, const GError *why)
   if (self->socket == NULL)
     return;
   self->shut = g_error_copy (why);
+  channel_forget_cancellable (self);
   channel_stop_reading (self);
   g_socket_close (self->socket, NULL);
   g_clear_object (&self->socket);
@@ -329,11 +337,22 @@ stm32_client_channel_dispose (GObject *object)
 }
 
 static void
+channel_forget_cancellable (Stm32ClientChannel *self)
+{
+  if (self->wait_cancellable == NULL)
+    return;
+  if (self->wait_cancellable_fd >= 0)
+    g_cancellable_release_fd (self->wait_cancellable);
+  g_clear_object (&self->wait_cancellable);
+}
+
+static void
 stm32_client_channel_finalize (GObject *object)
 {
   Stm32ClientChannel *self = STM32_CLIENT_CHANNEL (object);
 
   g_clear_error (&self->shut);
+  channel_forget_cancellable (self);
   G_OBJECT_CLASS (stm32_client_channel_parent_class)->finalize (object);
 }
 
@@ -352,6 +371,7 @@ static void
 stm32_client_channel_init (Stm32ClientChannel *self)
 {
   g_queue_init (&self->slots);
+  self->wait_cancellable_fd = -1;
 }
 
 /* Takes @socket, stm32d's end of OpenTransactChannel. */
@@ -463,6 +483,70 @@ slots_timeout_ms (Stm32ClientChannel *self)
   return total;
 }
 
+/* The fd that becomes readable when @cancellable is cancelled, kept from
+ * one call to the next; -1 where GLib has none to give. */
+static int
+channel_cancellable_fd (Stm32ClientChannel *self, GCancellable *cancellable)
+{
+  GPollFD pollfd = { .fd = -1 };
+
+  if (cancellable != self->wait_cancellable)
+    {
+      channel_forget_cancellable (self);
+      self->wait_cancellable = g_object_ref (cancellable);
+      /* g_cancellable_reset() drains this fd; it does not replace it. */
+      self->wait_cancellable_fd =
+          g_cancellable_make_pollfd (cancellable, &pollfd) ? pollfd.fd : -1;
+    }
+  return self->wait_cancellable_fd;
+}
+
+/* Waits until a reply can be read, @deadline (monotonic µs) passes, or
+ * @cancellable is cancelled: one poll() on the socket and the cancellable. */
+static gboolean
+channel_wait_readable (Stm32ClientChannel *self, gint64 deadline, GCancellable *cancellable,
+                       GError **error)
+{
+  struct pollfd fds[2] = { { .fd = g_socket_get_fd (self->socket), .events = POLLIN } };
+  nfds_t n = 1;
+
+  if (cancellable != NULL)
+    {
+      fds[1].fd = channel_cancellable_fd (self, cancellable);
+      fds[1].events = POLLIN;
+      if (fds[1].fd < 0)
+        return g_socket_condition_timed_wait (self->socket, G_IO_IN,
+                                              MAX (deadline - g_get_monotonic_time (), 1),
+                                              cancellable, error);
+      n = 2;
+    }
+  for (;;)
+    {
+      gint64 remaining = deadline - g_get_monotonic_time ();
+      int ready;
+
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
+      if (remaining <= 0)
+        {
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "timed out");
+          return FALSE;
+        }
+      ready = poll (fds, n, (int) MIN ((remaining + 999) / 1000, G_MAXINT));
+      if (ready < 0 && errno != EINTR)
+        {
+          int saved_errno = errno;
+
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                       "waiting for the transaction channel failed: %s", g_strerror (saved_errno));
+          return FALSE;
+        }
+      /* Readable, or hung up: the read that follows says which. */
+      if (ready > 0 && fds[0].revents != 0)
+        return TRUE;
+    }
+}
+
 /**
  * stm32_client_channel_transact_sync:
  * @self: a channel
@@ -477,7 +561,11 @@ slots_timeout_ms (Stm32ClientChannel *self)
  * asynchronous transactions are outstanding on @self. If stm32d does not
  * answer in @timeout_ms (plus those of transactions still ahead on the
  * channel, plus a margin) the result is %STM32_ERROR_TIMEOUT and the late
- * reply is dropped when it comes.
+ * reply is dropped when it comes. Cancelling @cancellable from another
+ * thread ends the wait at once with %G_IO_ERROR_CANCELLED; the late reply
+ * is dropped too. The channel keeps a reference to the last @cancellable
+ * and the fd GLib made for it, for the next call, until it is given
+ * another one or closed.
  *
  * Returns: (transfer full): the reply, without framing bytes, or %NULL
  */
@@ -512,14 +600,12 @@ stm32_client_channel_transact_sync (Stm32ClientChannel *self, GBytes *request, g
     {
       g_autoptr (GBytes) reply = NULL;
       g_autoptr (GError) local_error = NULL;
-      gint64 remaining = deadline - g_get_monotonic_time ();
       Slot *slot;
 
-      if (remaining <= 0 || !g_socket_condition_timed_wait (self->socket, G_IO_IN, remaining,
-                                                            cancellable, &local_error))
+      if (!channel_wait_readable (self, deadline, cancellable, &local_error))
         {
           /* @mine stays in the FIFO: its reply, if it ever comes, is dropped. */
-          if (remaining <= 0 || g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+          if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
             g_set_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT,
                          "stm32d did not answer on the transaction channel within %" G_GINT64_FORMAT
                          " ms",

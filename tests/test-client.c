@@ -1313,6 +1313,89 @@ test_channel_fake_stale (FakeChannel *fake, gconstpointer data)
   g_assert_cmpstr (reply, ==, "third");
 }
 
+/* Plays stm32d for test_channel_fake_sync_cancel(): once the request is
+ * read (the _sync call is under way), the caller's cancellable is cancelled
+ * from this thread, and no reply is sent. */
+typedef struct
+{
+  FakeChannel *fake;
+  GCancellable *cancellable;
+  char *request;
+} SyncCanceller;
+
+static gpointer
+cancel_after_request (gpointer user_data)
+{
+  SyncCanceller *canceller = user_data;
+  guint timeout_ms;
+
+  canceller->request = fake_read_request (canceller->fake, &timeout_ms);
+  g_cancellable_cancel (canceller->cancellable);
+  return NULL;
+}
+
+static char *
+channel_transact_sync_cancelled (FakeChannel *fake, GCancellable *cancellable, const char *text)
+{
+  SyncCanceller canceller = { fake, cancellable, NULL };
+  g_autoptr (GThread) thread = g_thread_new ("canceller", cancel_after_request, &canceller);
+  g_autoptr (GBytes) request = text_bytes (text);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) reply = NULL;
+
+  /* stm32d would take 60 s to give up: only the cancel ends this in time. */
+  reply = stm32_client_channel_transact_sync (fake->channel, request, 60000, cancellable, &error);
+  g_thread_join (g_steal_pointer (&thread));
+  g_assert_null (reply);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  return canceller.request;
+}
+
+/* A _sync call that waits for stm32d ends as soon as its cancellable is
+ * cancelled from another thread, the same cancellable works again after a
+ * reset, and the replies the cancelled requests are still owed are dropped,
+ * not given to the next call. */
+static void
+test_channel_fake_sync_cancel (FakeChannel *fake, gconstpointer data)
+{
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GBytes) request = text_bytes ("ok");
+  g_autoptr (GBytes) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *first = NULL, *second = NULL;
+
+  first = channel_transact_sync_cancelled (fake, cancellable, "first");
+  g_assert_cmpstr (first, ==, "first");
+
+  g_cancellable_reset (cancellable);
+  fake_reply (fake, "late to first", "", "");
+  fake_reply (fake, "ok", "", "");
+  reply = stm32_client_channel_transact_sync (fake->channel, request, 1000, cancellable, &error);
+  g_assert_no_error (error);
+  g_assert_true (reply != NULL && g_bytes_get_size (reply) == 2 &&
+                 memcmp (g_bytes_get_data (reply, NULL), "ok", 2) == 0);
+  g_clear_pointer (&reply, g_bytes_unref);
+  g_free (fake_read_request (fake, &(guint){ 0 }));
+
+  g_cancellable_reset (cancellable);
+  second = channel_transact_sync_cancelled (fake, cancellable, "second");
+  g_assert_cmpstr (second, ==, "second");
+
+  /* Another cancellable, and none at all, after the one kept. */
+  g_clear_object (&cancellable);
+  cancellable = g_cancellable_new ();
+  fake_reply (fake, "late to second", "", "");
+  fake_reply (fake, "ok", "", "");
+  reply = stm32_client_channel_transact_sync (fake->channel, request, 1000, cancellable, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_bytes_get_size (reply), ==, 2);
+  g_clear_pointer (&reply, g_bytes_unref);
+  fake_reply (fake, "ok", "", "");
+  reply = stm32_client_channel_transact_sync (fake->channel, request, 1000, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_bytes_get_size (reply), ==, 2);
+}
+
 /* A reply that is not a (ayss) in normal form ends the channel: which
  * request the next packet answers cannot be known any more. */
 static void
@@ -1963,6 +2046,8 @@ main (int argc, char **argv)
               fake_teardown);
   g_test_add ("/client/channel/fake/stale", FakeChannel, NULL, fake_setup, test_channel_fake_stale,
               fake_teardown);
+  g_test_add ("/client/channel/fake/sync-cancel", FakeChannel, NULL, fake_setup,
+              test_channel_fake_sync_cancel, fake_teardown);
   g_test_add_func ("/client/channel/fake/invalid-reply", test_channel_fake_invalid_reply);
   g_test_add ("/client/channel/fake/eof", FakeChannel, NULL, fake_setup, test_channel_fake_eof,
               fake_teardown);
