@@ -67,6 +67,9 @@ backlog_flush (Stm32BusBacklog *self)
       return;
     }
   self->flushing = self->waiting;
+  /* Made on the first flush: most links of a fleet never fill a backlog. */
+  if (self->cancellable == NULL)
+    self->cancellable = g_cancellable_new ();
   g_dbus_connection_flush (connection, self->cancellable, on_flushed, g_object_ref (self));
 }
 
@@ -136,5 +139,4 @@ stm32_bus_backlog_class_init (Stm32BusBacklogClass *klass)
 static void
 stm32_bus_backlog_init (Stm32BusBacklog *self)
 {
-  self->cancellable = g_cancellable_new ();
 }

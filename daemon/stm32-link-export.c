@@ -562,6 +562,10 @@ track_stream (Stm32LinkExport *self, Stm32StreamBridge *bridge, GDBusMethodInvoc
     watch = g_bus_watch_name_on_connection (g_dbus_method_invocation_get_connection (invocation),
                                             sender, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
                                             on_holder_vanished, bridge, NULL);
+  /* Made on first use, like the channel arrays: most links of a fleet never
+   * hand out a stream or a channel. */
+  if (self->streams == NULL)
+    self->streams = g_hash_table_new_full (NULL, NULL, g_object_unref, unwatch_name);
   g_hash_table_insert (self->streams, g_object_ref (bridge), GUINT_TO_POINTER (watch));
   g_signal_connect_object (bridge, "closed", G_CALLBACK (on_stream_closed), self, 0);
 }
@@ -614,6 +618,8 @@ handle_open_transact_channel (Stm32DbusLink1 *iface, GDBusMethodInvocation *invo
     return G_DBUS_METHOD_INVOCATION_UNHANDLED;
   /* Each costs the daemon a socket and a little memory; a client that opens
    * them in a loop must not be able to run the daemon out of fds. */
+  if (self->channels == NULL)
+    self->channels = g_ptr_array_new_with_free_func (g_object_unref);
   if (self->channels->len >= STM32_TRANSACT_CHANNELS_MAX)
     {
       g_dbus_method_invocation_return_error (
@@ -657,6 +663,8 @@ handle_open_send_channel (Stm32DbusLink1 *iface, GDBusMethodInvocation *invocati
 
   if (self == NULL)
     return G_DBUS_METHOD_INVOCATION_UNHANDLED;
+  if (self->send_channels == NULL)
+    self->send_channels = g_ptr_array_new_with_free_func (g_object_unref);
   if (self->send_channels->len >= STM32_SEND_CHANNELS_MAX)
     {
       g_dbus_method_invocation_return_error (
@@ -685,9 +693,9 @@ stm32_link_export_close_channels (Stm32LinkExport *self)
   g_return_if_fail (STM32_IS_LINK_EXPORT (self));
 
   /* Each removes itself as it closes; from the end, so none is skipped. */
-  for (guint i = self->channels->len; i > 0; i--)
+  for (guint i = self->channels != NULL ? self->channels->len : 0; i > 0; i--)
     stm32_transact_channel_close (self->channels->pdata[i - 1], "the link is no longer exported");
-  for (guint i = self->send_channels->len; i > 0; i--)
+  for (guint i = self->send_channels != NULL ? self->send_channels->len : 0; i > 0; i--)
     stm32_send_channel_close (self->send_channels->pdata[i - 1], "the link is no longer exported");
 }
 
@@ -774,12 +782,9 @@ stm32_link_export_dispose (GObject *object)
         }
       g_clear_pointer (&self->streams, g_hash_table_unref);
     }
-  if (self->channels != NULL)
-    {
-      stm32_link_export_close_channels (self);
-      g_clear_pointer (&self->channels, g_ptr_array_unref);
-      g_clear_pointer (&self->send_channels, g_ptr_array_unref);
-    }
+  stm32_link_export_close_channels (self);
+  g_clear_pointer (&self->channels, g_ptr_array_unref);
+  g_clear_pointer (&self->send_channels, g_ptr_array_unref);
   g_clear_object (&self->received_backlog);
   if (self->iface != NULL)
     STM32_LINK_SKELETON (self->iface)->export = NULL;
@@ -808,7 +813,4 @@ stm32_link_export_class_init (Stm32LinkExportClass *klass)
 static void
 stm32_link_export_init (Stm32LinkExport *self)
 {
-  self->streams = g_hash_table_new_full (NULL, NULL, g_object_unref, unwatch_name);
-  self->channels = g_ptr_array_new_with_free_func (g_object_unref);
-  self->send_channels = g_ptr_array_new_with_free_func (g_object_unref);
 }

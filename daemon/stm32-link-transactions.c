@@ -113,8 +113,12 @@ on_cancelled (GCancellable *cancellable, Watch *watch)
 static void
 transactions_watch (LinkTransactions *self, GCancellable *cancellable)
 {
-  Watch *watch = g_hash_table_lookup (self->watches, cancellable);
+  Watch *watch;
 
+  /* Made on first use: most links of a fleet never see a Transact. */
+  if (self->watches == NULL)
+    self->watches = g_hash_table_new (NULL, NULL);
+  watch = g_hash_table_lookup (self->watches, cancellable);
   if (watch == NULL)
     {
       watch = g_new0 (Watch, 1);
@@ -530,7 +534,6 @@ stm32_link_transactions_new (Stm32Link *link)
   self->link = link;
   self->context = g_main_context_ref_thread_default ();
   self->deadlines = g_sequence_new (NULL);
-  self->watches = g_hash_table_new (NULL, NULL);
   g_queue_init (&self->queued);
   return self;
 }
@@ -543,7 +546,7 @@ stm32_link_transactions_free (LinkTransactions *self)
   g_clear_handle_id (&self->deadline_timer, g_source_remove);
   g_clear_handle_id (&self->current_timer, g_source_remove);
   g_sequence_free (self->deadlines);
-  g_hash_table_unref (self->watches);
+  g_clear_pointer (&self->watches, g_hash_table_unref);
   g_main_context_unref (self->context);
   g_free (self);
 }
