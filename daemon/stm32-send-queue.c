@@ -298,6 +298,7 @@ stm32_send_queue_batch_taken (Stm32SendQueue *self, gsize taken, guint64 written
 {
   guint64 end = written_total - taken;
   Stm32SendRequest *partial = NULL;
+  gboolean awaited = FALSE;
   guint whole = 0;
 
   /* Every phase is right before any caller hears of it (a raw request's is
@@ -333,12 +334,18 @@ stm32_send_queue_batch_taken (Stm32SendQueue *self, gsize taken, guint64 written
       if (head == NULL || head == partial || head->phase != STM32_SEND_WRITING)
         break;
       end += g_bytes_get_size (head->wire);
+      awaited |= head->task != NULL && !head->raw;
       send_queue_mark_written (self, end);
     }
-  /* One look at the socket for the whole batch. */
+  /* One look at the socket for the whole batch, if a caller waits for its
+   * acknowledgement. A transaction's request, whose caller waits for the
+   * reply instead, is looked at when the reply comes (it carries the ACK)
+   * or by the timer: looking at once, before the board could answer, was a
+   * second SIOCOUTQ per transaction. */
   if (whole > 0)
     {
-      stm32_send_queue_confirm (self);
+      if (awaited)
+        stm32_send_queue_confirm (self);
       send_queue_poll (self, 1);
     }
   return partial != NULL ? partial->wire : NULL;
