@@ -151,7 +151,9 @@ stm32_channel_reply_parse (GBytes *packet, GBytes **frame, char **error_name, ch
   g_autoptr (GBytes) again = NULL;
   const char *name, *text;
 
-  if (size < 2 * width)
+  /* Two offsets and two strings' nuls at least; this also keeps an empty
+   * packet's NULL data from being offset. */
+  if (size < 2 * width + 2)
     return FALSE;
   frame_end = read_offset (data + size - width, width);
   name_end = read_offset (data + size - 2 * width, width);
