@@ -45,8 +45,12 @@ stm32_link_on_data (Stm32Link *self, const guint8 *data, gsize len)
   gboolean valid;
 
   stm32_link_watchdog_feed (self);
-  /* A reply usually carries the acknowledgement of what it answers. */
-  stm32_send_queue_confirm (self->send_queue);
+  /* A reply usually carries the acknowledgement of what it answers: a Send
+   * waiting for it is answered now. A transaction's request, which no one
+   * waits to see acknowledged, is left to the send queue's slower look
+   * (a SIOCOUTQ per reply was a seventh system call per transaction). */
+  if (stm32_send_queue_awaits_acknowledgement (self->send_queue))
+    stm32_send_queue_confirm (self->send_queue);
   self->attempt->bytes_received += len;
   self->attempt->last_received = g_get_real_time ();
   if (self->io->raw)

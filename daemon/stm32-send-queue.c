@@ -24,8 +24,9 @@ struct _Stm32SendQueue
   Stm32AcknowledgedFunc acknowledged;
   Stm32ConfirmedFunc confirmed;
   gpointer user_data;
+  guint awaited; /* requests in unconfirmed whose caller waits for their ACK */
   guint poll_timer;
-  guint poll_interval;
+  guint poll_interval; /* of poll_timer, while it is armed */
 };
 
 Stm32SendRequest *
@@ -255,17 +256,34 @@ send_queue_mark_written (Stm32SendQueue *self, guint64 written_total)
   /* A raw stream is a byte stream with a socket's semantics: written is done. */
   if (request->task && request->raw)
     send_request_answer (request);
+  if (request->task != NULL)
+    self->awaited++;
   g_queue_push_tail (&self->unconfirmed, g_steal_pointer (&request));
 }
 
-static gboolean on_poll_timer (gpointer user_data);
+/* Leaves unconfirmed, to be answered by our caller. */
+static Stm32SendRequest *
+send_queue_pop_unconfirmed (Stm32SendQueue *self)
+{
+  Stm32SendRequest *request = g_queue_pop_head (&self->unconfirmed);
 
-/* Looks again in @interval ms if something still waits for the board's ACK. */
+  if (request != NULL && request->task != NULL)
+    self->awaited--;
+  return request;
+}
+
+static gboolean on_poll_timer (gpointer user_data);
+static gboolean send_queue_confirm (Stm32SendQueue *self);
+
+/* Looks again within @interval ms if something still waits for the board's
+ * ACK: sooner than a timer already armed, never later. */
 static void
 send_queue_poll (Stm32SendQueue *self, guint interval)
 {
-  if (g_queue_is_empty (&self->unconfirmed) || self->poll_timer != 0)
+  if (g_queue_is_empty (&self->unconfirmed) ||
+      (self->poll_timer != 0 && self->poll_interval <= interval))
     return;
+  g_clear_handle_id (&self->poll_timer, g_source_remove);
   self->poll_interval = interval;
   self->poll_timer = g_timeout_add (interval, on_poll_timer, self);
 }
@@ -274,13 +292,18 @@ static gboolean
 on_poll_timer (gpointer user_data)
 {
   Stm32SendQueue *self = user_data;
+  guint interval = self->poll_interval;
 
   self->poll_timer = 0;
-  stm32_send_queue_confirm (self);
   /* Linux acknowledges at once or within its delayed-ACK time (40 ms),
    * lwIP within its 250 ms fast timer; a reply carries the ACK sooner and is
-   * checked on arrival. Back off so a slow ACK costs few wake-ups. */
-  send_queue_poll (self, MIN (self->poll_interval * 2, STM32_CONFIRM_POLL_MAX_MS));
+   * checked on arrival. Back off so a slow ACK costs few wake-ups, and
+   * start again from 1 ms once one came. What no caller waits for (a
+   * transaction's request) is only counted: the slowest pace does. */
+  if (send_queue_confirm (self))
+    interval = 1;
+  send_queue_poll (self, self->awaited > 0 ? MIN (interval * 2, STM32_CONFIRM_POLL_MAX_MS)
+                                           : STM32_CONFIRM_POLL_MAX_MS);
   return G_SOURCE_REMOVE;
 }
 
@@ -339,15 +362,18 @@ stm32_send_queue_batch_taken (Stm32SendQueue *self, gsize taken, guint64 written
     }
   /* One look at the socket for the whole batch, if a caller waits for its
    * acknowledgement. A transaction's request, whose caller waits for the
-   * reply instead, is looked at when the reply comes (it carries the ACK)
-   * or by the timer: looking at once, before the board could answer, was a
-   * second SIOCOUTQ per transaction. */
-  if (whole > 0)
+   * reply instead, is only counted: by the next look for a Send, or by a
+   * timer at the slowest pace, armed once for many transactions. Looking
+   * when it was written and again when its reply came, with a 1 ms timer
+   * armed and removed in between, cost each transaction two SIOCOUTQs and
+   * a timer source. */
+  if (whole > 0 && awaited)
     {
-      if (awaited)
-        stm32_send_queue_confirm (self);
+      send_queue_confirm (self);
       send_queue_poll (self, 1);
     }
+  else if (whole > 0)
+    send_queue_poll (self, STM32_CONFIRM_POLL_MAX_MS);
   return partial != NULL ? partial->wire : NULL;
 }
 
@@ -360,8 +386,9 @@ stm32_send_queue_unsent (Stm32SendQueue *self, GError *error)
   send_queue_drop (self, request, error);
 }
 
-void
-stm32_send_queue_confirm (Stm32SendQueue *self)
+/* Whether something was confirmed. */
+static gboolean
+send_queue_confirm (Stm32SendQueue *self)
 {
   GQueue confirmed = G_QUEUE_INIT;
   Stm32SendRequest *head;
@@ -369,12 +396,12 @@ stm32_send_queue_confirm (Stm32SendQueue *self)
   guint frames = 0;
 
   if (g_queue_is_empty (&self->unconfirmed) || !self->acknowledged (self->user_data, &acknowledged))
-    return;
+    return FALSE;
   /* Taken out first: a caller answered below may send again, and a confirm
    * of its own must not count these twice. */
   while ((head = g_queue_peek_head (&self->unconfirmed)) != NULL && head->end <= acknowledged)
     {
-      g_queue_push_tail (&confirmed, g_queue_pop_head (&self->unconfirmed));
+      g_queue_push_tail (&confirmed, send_queue_pop_unconfirmed (self));
       bytes += g_bytes_get_size (head->wire);
       frames += head->raw ? 0 : 1;
     }
@@ -382,8 +409,7 @@ stm32_send_queue_confirm (Stm32SendQueue *self)
   if (g_queue_is_empty (&self->unconfirmed))
     g_clear_handle_id (&self->poll_timer, g_source_remove);
   if (g_queue_is_empty (&confirmed))
-    return;
-  self->poll_interval = 1;
+    return FALSE;
   /* Counted once for the lot, before any of their callers hears. */
   self->confirmed (self->user_data, bytes, frames);
   while ((head = g_queue_pop_head (&confirmed)) != NULL)
@@ -391,6 +417,19 @@ stm32_send_queue_confirm (Stm32SendQueue *self)
       send_request_answer (head);
       stm32_send_request_unref (head);
     }
+  return TRUE;
+}
+
+void
+stm32_send_queue_confirm (Stm32SendQueue *self)
+{
+  send_queue_confirm (self);
+}
+
+gboolean
+stm32_send_queue_awaits_acknowledgement (Stm32SendQueue *self)
+{
+  return self->awaited > 0;
 }
 
 void
@@ -399,7 +438,7 @@ stm32_send_queue_fail_unconfirmed (Stm32SendQueue *self, const GError *end_error
   stm32_send_queue_confirm (self);
   while (!g_queue_is_empty (&self->unconfirmed))
     {
-      g_autoptr (Stm32SendRequest) request = g_queue_pop_head (&self->unconfirmed);
+      g_autoptr (Stm32SendRequest) request = send_queue_pop_unconfirmed (self);
 
       g_autoptr (GTask) task = g_steal_pointer (&request->task);
 

@@ -86,6 +86,9 @@ void stm32_send_queue_unsent (Stm32SendQueue *self, GError *error);
 /* Answers every request the board has acknowledged; if some still wait,
  * looks again later, backing off. */
 void stm32_send_queue_confirm (Stm32SendQueue *self);
+/* Whether a caller waits for the acknowledgement of something written
+ * (what no one waits for, a transaction's request, is looked at later). */
+gboolean stm32_send_queue_awaits_acknowledgement (Stm32SendQueue *self);
 /* The connection ended: what the board acknowledged was sent, the rest was
  * not, and its tasks learn why (@end_error). */
 void stm32_send_queue_fail_unconfirmed (Stm32SendQueue *self, const GError *end_error);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Stm32SendQueue on its own, against a fake acknowledgement source: the
  * bound, the order, and that a Send is answered only once acknowledged. */
+#include "stm32-defaults.h"
 #include "stm32-send-queue.h"
 #include "test-util.h"
 
@@ -12,6 +13,7 @@ typedef struct
   gboolean known;       /* whether the fake socket can say what was acknowledged */
   guint64 acknowledged; /* bytes the fake board acknowledged */
   GString *confirmed;   /* "bytes,frames;" per confirmation, in order */
+  guint looks;          /* times the queue asked what was acknowledged */
 } Fixture;
 
 /* What one request's caller got. */
@@ -29,6 +31,7 @@ fake_acknowledged (gpointer user_data, guint64 *acknowledged)
 {
   Fixture *fixture = user_data;
 
+  fixture->looks++;
   *acknowledged = fixture->acknowledged;
   return fixture->known;
 }
@@ -416,6 +419,78 @@ test_batch_none_taken (Fixture *fixture, gconstpointer data)
   assert_vector (&vectors[0], "d");
 }
 
+/* A request no caller waits on (a transaction's, whose caller waits for
+ * the reply) is not looked at for every write, nor by a 1 ms timer, nor is
+ * a look wanted for it when data comes: it is counted by a timer at the
+ * slowest pace, which many transactions share, or by the look for a Send. */
+static void
+test_unawaited_counted_later (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (Stm32SendRequest) a = reserve (fixture, "aa", FALSE, NULL, NULL);
+  g_autoptr (Stm32SendRequest) b = reserve (fixture, "bbb", FALSE, NULL, NULL);
+  Answer sent = { 0 };
+  g_autoptr (Stm32SendRequest) c = NULL;
+  GOutputVector vectors[2];
+  gint64 quiet_until;
+  gsize offset = 0;
+
+  stm32_send_queue_push (fixture->queue, a);
+  g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 2, 100), ==, 1);
+  g_assert_null (stm32_send_queue_batch_taken (fixture->queue, 2, 2, &offset));
+  fixture->acknowledged = 2;
+  g_assert_false (stm32_send_queue_awaits_acknowledgement (fixture->queue));
+  /* Half the slowest pace: a timer never fires early, however loaded the machine. */
+  quiet_until = g_get_monotonic_time () + STM32_CONFIRM_POLL_MAX_MS / 2 * 1000;
+  while (g_get_monotonic_time () < quiet_until)
+    stm32_test_iterate (quiet_until);
+  g_assert_cmpuint (fixture->looks, ==, 0);
+  stm32_test_wait_until (fixture->looks > 0, WAIT_MS);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "2,1;");
+
+  /* Behind a Send: counted by the look its caller waits for. */
+  c = reserve (fixture, "c", FALSE, NULL, &sent);
+  stm32_send_queue_push (fixture->queue, b);
+  stm32_send_queue_push (fixture->queue, c);
+  g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 1, 100), ==, 1);
+  g_assert_null (stm32_send_queue_batch_taken (fixture->queue, 3, 5, &offset));
+  g_assert_false (stm32_send_queue_awaits_acknowledgement (fixture->queue));
+  g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 1, 100), ==, 1);
+  fixture->acknowledged = 6;
+  g_assert_null (stm32_send_queue_batch_taken (fixture->queue, 1, 6, &offset));
+  g_assert_cmpstr (fixture->confirmed->str, ==, "2,1;4,2;");
+  g_assert_false (stm32_send_queue_awaits_acknowledgement (fixture->queue));
+  stm32_test_wait_until (sent.done, WAIT_MS);
+  g_assert_true (sent.ok);
+}
+
+/* A Send behind transactions' requests: the queue knows a caller waits from
+ * then on (so the link looks when data comes), and the look that answers it
+ * counts the requests before it too. */
+static void
+test_awaited_behind_unawaited (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (Stm32SendRequest) a = reserve (fixture, "aa", FALSE, NULL, NULL);
+  Answer sent = { 0 };
+  g_autoptr (Stm32SendRequest) b = reserve (fixture, "b", FALSE, NULL, &sent);
+  GOutputVector vectors[1];
+  gsize offset = 0;
+
+  stm32_send_queue_push (fixture->queue, a);
+  stm32_send_queue_push (fixture->queue, b);
+  g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 1, 100), ==, 1);
+  g_assert_null (stm32_send_queue_batch_taken (fixture->queue, 2, 2, &offset));
+  g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 1, 100), ==, 1);
+  g_assert_null (stm32_send_queue_batch_taken (fixture->queue, 1, 3, &offset));
+  g_assert_true (stm32_send_queue_awaits_acknowledgement (fixture->queue));
+  g_assert_cmpuint (fixture->looks, ==, 1);
+  /* Not acknowledged yet: looked at again. */
+  fixture->acknowledged = 3;
+  stm32_test_wait_until (sent.done, WAIT_MS);
+  g_assert_true (sent.ok);
+  g_assert_cmpstr (fixture->confirmed->str, ==, "3,2;");
+  g_assert_false (stm32_send_queue_awaits_acknowledgement (fixture->queue));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -434,6 +509,10 @@ main (int argc, char **argv)
               test_batch_partly_taken, fixture_tear_down);
   g_test_add ("/send-queue/batch-none-taken", Fixture, NULL, fixture_set_up,
               test_batch_none_taken, fixture_tear_down);
+  g_test_add ("/send-queue/unawaited-counted-later", Fixture, NULL, fixture_set_up,
+              test_unawaited_counted_later, fixture_tear_down);
+  g_test_add ("/send-queue/awaited-behind-unawaited", Fixture, NULL, fixture_set_up,
+              test_awaited_behind_unawaited, fixture_tear_down);
   g_test_add ("/send-queue/connection-ends", Fixture, NULL, fixture_set_up, test_connection_ends,
               fixture_tear_down);
   return g_test_run ();
