@@ -647,6 +647,10 @@ describe_competitor (GString *evidence, const Stm32SockEntry *entry)
   if (entry->pid != 0)
     g_string_append_printf (evidence, "pid %d (%s, uid %u)", entry->pid,
                             entry->command ? entry->command : "?", entry->uid);
+  else if (entry->inode == 0)
+    /* An orphan: its program closed it, the kernel is still ending it (and
+     * the board's slot with it, unless the firmware ignores the FIN). */
+    g_string_append (evidence, "a socket its program has closed, still being ended by the kernel");
   else
     g_string_append_printf (evidence, "a process of uid %u that stm32d may not inspect",
                             entry->uid);
@@ -671,7 +675,7 @@ check_competing (Doctor *doctor)
       if (!census_is_competing (doctor, entry))
         continue;
       count++;
-      hidden += entry->pid == 0;
+      hidden += entry->pid == 0 && entry->inode != 0;
       close_wait += entry->state == TCP_CLOSE_WAIT;
       describe_competitor (evidence, entry);
       for (guint j = 0; j < pids->len; j++)

@@ -70,7 +70,18 @@ add_socket (Case *c, guint state, const char *local, int pid, const char *comman
   entry->pid = pid;
   entry->command = g_strdup (command);
   entry->uid = 1000;
+  /* Every socket a process holds has an inode; only TIME_WAIT and orphans
+   * (add_orphan) have none. */
+  entry->inode = state == TCP_TIME_WAIT ? 0 : 1000 + c->census->len;
   g_ptr_array_add (c->census, entry);
+}
+
+/* A socket its program closed and no process holds, still being closed. */
+static void
+add_orphan (Case *c, guint state, const char *local)
+{
+  add_socket (c, state, local, 0, NULL);
+  ((Stm32SockEntry *) c->census->pdata[c->census->len - 1])->inode = 0;
 }
 
 static GVariant *
@@ -335,6 +346,29 @@ test_competing (void)
   case_clear (&c);
 }
 
+/* A socket another program closed, which the kernel is still ending, is
+ * neither a hidden process nor a reason to run the doctor as root: no
+ * process holds it. It still counts, as it may hold the board's slot. */
+static void
+test_competing_orphan (void)
+{
+  Case c;
+  g_autoptr (GVariant) r = NULL, finding = NULL;
+  const char *evidence = NULL, *fix = NULL;
+
+  case_init (&c);
+  add_orphan (&c, TCP_FIN_WAIT2, "10.0.0.1:50004");
+  r = report (&c);
+  finding = find (r, "competing-client");
+  g_variant_lookup (finding, "evidence", "&s", &evidence);
+  g_variant_lookup (finding, "fix", "&s", &fix);
+  g_assert_nonnull (strstr (evidence, "a socket its program has closed, still being ended by the "
+                                      "kernel: FIN_WAIT_2 10.0.0.1:50004"));
+  g_assert_null (strstr (evidence, "may not inspect"));
+  g_assert_null (strstr (fix, "ss -tnp"));
+  case_clear (&c);
+}
+
 /* Closes on request, @kind each; @fin: whether the board's FIN came. */
 static void
 add_closes (Case *c, guint n, Stm32CloseKind kind, gboolean fin)
@@ -525,6 +559,7 @@ main (int argc, char **argv)
   g_test_add_func ("/doctor-analysis/refused-severity", test_refused_severity);
   g_test_add_func ("/doctor-analysis/timeouts", test_timeouts);
   g_test_add_func ("/doctor-analysis/competing", test_competing);
+  g_test_add_func ("/doctor-analysis/competing-orphan", test_competing_orphan);
   g_test_add_func ("/doctor-analysis/late-replies", test_late_replies);
   g_test_add_func ("/doctor-analysis/learned-reset", test_learned_reset);
   g_test_add_func ("/doctor-analysis/configured-reset", test_configured_reset);
