@@ -172,10 +172,10 @@ check_ignores_eof (Doctor *doctor)
                             unanswered, ours, doctor->config->close_timeout);
   if (learned > 0)
     g_string_append_printf (evidence,
-                            "Having learned that, stm32d closed %u more connections with a "
+                            "Having learned that, stm32d closed %u more connection%s with a "
                             "learned reset (RST once the board acknowledged everything, no "
                             "FIN wait). ",
-                            learned);
+                            learned, learned == 1 ? "" : "s");
   if (probe != NULL && probe->closes_reset > 0)
     g_string_append_printf (evidence, "The probe: %u of %u closes needed a RST. ",
                             probe->closes_reset, probe->closes_reset + probe->closes_graceful);

@@ -415,6 +415,18 @@ test_learned_reset (void)
   g_assert_nonnull (strstr (lookup_string (finding, "fix"), "Only the firmware can fix this"));
   g_assert_nonnull (strstr (lookup_string (finding, "workaround"), "learned reset"));
   case_clear (&c);
+
+  /* As tools/demo.sh shows it: one learned reset after the three. */
+  g_clear_pointer (&r, g_variant_unref);
+  g_clear_pointer (&finding, g_variant_unref);
+  case_init (&c);
+  add_closes (&c, 3, STM32_CLOSE_KIND_GRACEFUL, FALSE);
+  add_closes (&c, 1, STM32_CLOSE_KIND_LEARNED_RESET, FALSE);
+  r = report (&c);
+  finding = find (r, "board-ignores-eof");
+  g_assert_nonnull (strstr (lookup_string (finding, "evidence"), "closed 1 more connection with a "
+                                                                 "learned reset"));
+  case_clear (&c);
 }
 
 /* CloseMode=reset resets every close without asking the board: no
