@@ -7,12 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# CI points BUILDDIR at the build it already made.
+build=${BUILDDIR:-build}
+export BUILDDIR=$build
+
 if [[ ${1:-} != --on-private-bus ]]; then
   tools/deps.sh
-  if [[ ! -d build ]]; then
-    meson setup build >/dev/null
+  if [[ ! -d $build ]]; then
+    meson setup "$build" >/dev/null
   fi
-  ninja -C build >/dev/null
+  ninja -C "$build" >/dev/null
   # dbus-daemon cannot raise its fd limit in some sandboxes and says so; harmless here.
   exec dbus-run-session -- "$0" --on-private-bus 2> >(grep -v 'Failed to set fd limit' >&2)
 fi
@@ -30,7 +34,7 @@ trap cleanup EXIT
 
 # The simulator takes commands on stdin (fd 3) and reports on stdout (fd 4).
 mkfifo "$workdir/in" "$workdir/out"
-build/tests/sim/stm32-sim --mode leak --slots 2 --quiet <"$workdir/in" >"$workdir/out" 2>/dev/null &
+"$build"/tests/sim/stm32-sim --mode leak --slots 2 --quiet <"$workdir/in" >"$workdir/out" 2>/dev/null &
 exec 3>"$workdir/in" 4<"$workdir/out"
 
 # Reads simulator events until one named $1 arrives (bounded by 10 s).
@@ -46,13 +50,13 @@ await() {
   return 1
 }
 
-ctl() { build/cli/stm32ctl --session "$@"; }
+ctl() { "$build"/cli/stm32ctl --session "$@"; }
 
 port=$(await listening | sed -E 's/.*"port":([0-9]+).*/\1/')
 echo "board simulator on 127.0.0.1:$port: leaky firmware, 2 connection slots"
 echo "(a client that just closes its socket fills this board after 2 connections)"
 
-build/daemon/stm32d --session --host 127.0.0.1 --port "$port" 2>"$workdir/stm32d.log" &
+"$build"/daemon/stm32d --session --host 127.0.0.1 --port "$port" 2>"$workdir/stm32d.log" &
 daemon=$!
 for _ in $(seq 100); do
   ctl status --json 2>/dev/null | grep '"state" : "connected"' >/dev/null && break
