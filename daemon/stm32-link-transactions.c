@@ -29,7 +29,10 @@ typedef enum
 typedef struct
 {
   TransactionPhase phase;
-  GTask *task; /* NULL once its caller was answered, and for heartbeats */
+  /* Its caller, until answered: a task, or a function; neither for heartbeats. */
+  GTask *task;
+  Stm32TransactFunc func;
+  gpointer func_data;
   gboolean heartbeat;
   Stm32SendRequest *request;
   guint timeout_ms;
@@ -60,6 +63,7 @@ struct _LinkTransactions
   gint64 deadline_timer_at;
   guint current_timer;   /* ReplyGrace for an orphan, HeartbeatTimeout for a heartbeat */
   GHashTable *watches;   /* GCancellable → Watch */
+  Watch *idle_watch;     /* in watches with no users, kept for the next transaction */
   GSource *cancel_check; /* a cancellable fired: look at the callers in the main loop */
   guint64 serial;
   guint unanswered_in_row; /* orphans whose reply never came, since the last reply */
@@ -127,7 +131,18 @@ transactions_watch (LinkTransactions *self, GCancellable *cancellable)
       g_hash_table_insert (self->watches, cancellable, watch);
       watch->handler = g_cancellable_connect (cancellable, G_CALLBACK (on_cancelled), watch, NULL);
     }
+  if (watch == self->idle_watch)
+    self->idle_watch = NULL;
   watch->users++;
+}
+
+static void
+watch_free (LinkTransactions *self, Watch *watch)
+{
+  g_hash_table_remove (self->watches, watch->cancellable);
+  g_cancellable_disconnect (watch->cancellable, watch->handler);
+  g_object_unref (watch->cancellable);
+  g_free (watch);
 }
 
 static void
@@ -137,10 +152,13 @@ transactions_unwatch (LinkTransactions *self, GCancellable *cancellable)
 
   if (--watch->users > 0)
     return;
-  g_hash_table_remove (self->watches, cancellable);
-  g_cancellable_disconnect (cancellable, watch->handler);
-  g_object_unref (watch->cancellable);
-  g_free (watch);
+  /* A transaction channel passes the same cancellable with each of its
+   * transactions: its watch is kept for the next one, not disconnected and
+   * connected again each time. One such watch at most; a cancel it sees
+   * with no users finds nothing to do. */
+  if (self->idle_watch != NULL)
+    watch_free (self, self->idle_watch);
+  self->idle_watch = watch;
 }
 
 /* ---- deadlines --------------------------------------------------------------------- */
@@ -179,10 +197,17 @@ transactions_arm_deadline_timer (LinkTransactions *self)
                      on_deadline_timer, self);
 }
 
+static gboolean
+transaction_has_caller (const Transaction *transaction)
+{
+  return transaction->task != NULL || transaction->func != NULL;
+}
+
 /* The caller stops waiting: no deadline, no cancellable, no task. */
 static GTask *
 transaction_release_caller (LinkTransactions *self, Transaction *transaction)
 {
+  transaction->func = NULL;
   if (transaction->timer != NULL)
     g_sequence_remove (g_steal_pointer (&transaction->timer));
   if (transaction->cancellable != NULL)
@@ -198,10 +223,11 @@ transaction_release_caller (LinkTransactions *self, Transaction *transaction)
 static void
 transaction_free (LinkTransactions *self, Transaction *transaction)
 {
-  GTask *unanswered = transaction_release_caller (self, transaction);
+  GTask *unanswered;
 
   /* Every caller is answered before its transaction goes. */
-  g_warn_if_fail (unanswered == NULL);
+  g_warn_if_fail (!transaction_has_caller (transaction));
+  unanswered = transaction_release_caller (self, transaction);
   g_clear_object (&unanswered);
 
   /* A request not yet written is withdrawn; one being written is finished. */
@@ -214,9 +240,16 @@ transaction_free (LinkTransactions *self, Transaction *transaction)
 static void
 transaction_answer (LinkTransactions *self, Transaction *transaction, GBytes *reply, GError *error)
 {
+  Stm32TransactFunc func = transaction->func;
+  gpointer func_data = transaction->func_data;
   g_autoptr (GTask) task = transaction_release_caller (self, transaction);
 
-  if (task == NULL)
+  if (func != NULL)
+    {
+      func (reply, error, func_data);
+      g_clear_error (&error);
+    }
+  else if (task == NULL)
     g_clear_error (&error);
   else if (reply != NULL)
     g_task_return_pointer (task, g_bytes_ref (reply), (GDestroyNotify) g_bytes_unref);
@@ -363,7 +396,7 @@ on_cancel_check (gpointer user_data)
   if (self == NULL)
     return G_SOURCE_REMOVE;
   cancelled = g_ptr_array_new ();
-  if (self->current != NULL && self->current->task != NULL &&
+  if (self->current != NULL && transaction_has_caller (self->current) &&
       g_cancellable_is_cancelled (self->current->cancellable))
     g_ptr_array_add (cancelled, self->current);
   for (GList *l = self->queued.head; l != NULL; l = l->next)
@@ -377,10 +410,10 @@ on_cancel_check (gpointer user_data)
   for (guint i = cancelled->len; i > 0; i--)
     {
       Transaction *transaction = g_ptr_array_index (cancelled, i - 1);
-      g_autoptr (GTask) task = transaction_release_caller (self, transaction);
+      GError *error = NULL;
 
-      g_task_return_error_if_cancelled (task);
-      transaction_abandon (self, transaction, NULL);
+      g_cancellable_set_error_if_cancelled (transaction->cancellable, &error);
+      transaction_abandon (self, transaction, error);
     }
   return G_SOURCE_REMOVE;
 }
@@ -546,6 +579,8 @@ stm32_link_transactions_free (LinkTransactions *self)
   g_clear_handle_id (&self->deadline_timer, g_source_remove);
   g_clear_handle_id (&self->current_timer, g_source_remove);
   g_sequence_free (self->deadlines);
+  if (self->idle_watch != NULL)
+    watch_free (self, self->idle_watch);
   g_clear_pointer (&self->watches, g_hash_table_unref);
   g_main_context_unref (self->context);
   g_free (self);
@@ -553,46 +588,38 @@ stm32_link_transactions_free (LinkTransactions *self)
 
 /* ---- Transact ------------------------------------------------------------------- */
 
-void
-stm32_link_transact_async (Stm32Link *link, GBytes *request, guint timeout_ms,
-                           GCancellable *cancellable, GAsyncReadyCallback callback,
-                           gpointer user_data)
+/* Queues a transaction for @task or @func. */
+static gboolean
+transactions_add (Stm32Link *link, GBytes *request, guint timeout_ms, GCancellable *cancellable,
+                  GTask *task, Stm32TransactFunc func, gpointer func_data, GError **error)
 {
-  g_autoptr (GTask) task = NULL;
-  LinkTransactions *self;
+  LinkTransactions *self = link->transactions;
   g_autoptr (GBytes) wire = NULL;
   Transaction *transaction;
-  GError *error = NULL;
 
-  g_return_if_fail (STM32_IS_LINK (link));
-  g_return_if_fail (request != NULL);
-  task = g_task_new (link, cancellable, callback, user_data);
-  g_task_set_source_tag (task, stm32_link_transact_async);
-  self = link->transactions;
   if (timeout_ms == 0 || timeout_ms > STM32_TRANSACT_TIMEOUT_MAX)
     {
-      g_task_return_new_error (task, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
-                               "A transaction's timeout must be 1 to %u ms, not %u",
-                               STM32_TRANSACT_TIMEOUT_MAX, timeout_ms);
-      return;
+      g_set_error (error, STM32_ERROR, STM32_ERROR_INVALID_ARGS,
+                   "A transaction's timeout must be 1 to %u ms, not %u", STM32_TRANSACT_TIMEOUT_MAX,
+                   timeout_ms);
+      return FALSE;
     }
   if (g_queue_get_length (&self->queued) >= STM32_TRANSACT_QUEUE_MAX)
     {
-      g_task_return_new_error (task, STM32_ERROR, STM32_ERROR_QUEUE_FULL,
-                               "%u transactions already wait on link “%s”; wait for earlier "
-                               "ones to finish",
-                               STM32_TRANSACT_QUEUE_MAX, link->name);
-      return;
+      g_set_error (error, STM32_ERROR, STM32_ERROR_QUEUE_FULL,
+                   "%u transactions already wait on link “%s”; wait for earlier "
+                   "ones to finish",
+                   STM32_TRANSACT_QUEUE_MAX, link->name);
+      return FALSE;
     }
-  wire = stm32_link_prepare_frame (link, request, &error);
+  wire = stm32_link_prepare_frame (link, request, error);
   if (wire == NULL)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
+    return FALSE;
   transaction = g_new0 (Transaction, 1);
   transaction->phase = TRANSACTION_QUEUED;
-  transaction->task = g_steal_pointer (&task);
+  transaction->task = task ? g_object_ref (task) : NULL;
+  transaction->func = func;
+  transaction->func_data = func_data;
   /* Queued bytes are reserved now, so waiting transactions respect SendQueueMax too. */
   transaction->request = stm32_send_queue_reserve (link->send_queue, wire, NULL, FALSE);
   transaction->timeout_ms = timeout_ms;
@@ -609,6 +636,34 @@ stm32_link_transact_async (Stm32Link *link, GBytes *request, guint timeout_ms,
     }
   g_queue_push_tail_link (&self->queued, &transaction->place);
   transactions_issue (self);
+  return TRUE;
+}
+
+void
+stm32_link_transact_async (Stm32Link *link, GBytes *request, guint timeout_ms,
+                           GCancellable *cancellable, GAsyncReadyCallback callback,
+                           gpointer user_data)
+{
+  g_autoptr (GTask) task = NULL;
+  GError *error = NULL;
+
+  g_return_if_fail (STM32_IS_LINK (link));
+  g_return_if_fail (request != NULL);
+  task = g_task_new (link, cancellable, callback, user_data);
+  g_task_set_source_tag (task, stm32_link_transact_async);
+  if (!transactions_add (link, request, timeout_ms, cancellable, task, NULL, NULL, &error))
+    g_task_return_error (task, error);
+}
+
+gboolean
+stm32_link_transact_start (Stm32Link *link, GBytes *request, guint timeout_ms,
+                           GCancellable *cancellable, Stm32TransactFunc func, gpointer user_data,
+                           GError **error)
+{
+  g_return_val_if_fail (STM32_IS_LINK (link), FALSE);
+  g_return_val_if_fail (request != NULL, FALSE);
+  g_return_val_if_fail (func != NULL, FALSE);
+  return transactions_add (link, request, timeout_ms, cancellable, NULL, func, user_data, error);
 }
 
 GBytes *

@@ -84,6 +84,17 @@ void stm32_link_transact_async (Stm32Link *self, GBytes *request, guint timeout_
                                 GCancellable *cancellable, GAsyncReadyCallback callback,
                                 gpointer user_data);
 GBytes *stm32_link_transact_finish (Stm32Link *self, GAsyncResult *result, GError **error);
+/* How a transaction started with stm32_link_transact_start() ends: @reply,
+ * or @error (borrowed, as @reply is). Called exactly once, never from
+ * within stm32_link_transact_start(). */
+typedef void (*Stm32TransactFunc) (GBytes *reply, const GError *error, gpointer user_data);
+/* The same transaction without a GTask, for a caller that answers on its
+ * own socket at once (a transaction channel: a GTask and its thread-default
+ * context switch per transaction were a cost a relay does not have). FALSE
+ * with @error if it cannot start; @func is then never called. */
+gboolean stm32_link_transact_start (Stm32Link *self, GBytes *request, guint timeout_ms,
+                                    GCancellable *cancellable, Stm32TransactFunc func,
+                                    gpointer user_data, GError **error);
 
 /*
  * Raw mode, for bulk data (AcquireStream): one holder at a time takes the

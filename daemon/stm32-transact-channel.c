@@ -156,11 +156,9 @@ channel_reply_error (Stm32TransactChannel *self, Stm32Error code, const char *fo
 }
 
 static void
-on_transacted (GObject *source, GAsyncResult *result, gpointer user_data)
+on_transacted (GBytes *reply, const GError *error, gpointer user_data)
 {
   g_autoptr (Stm32TransactChannel) self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) reply = stm32_link_transact_finish (STM32_LINK (source), result, &error);
 
   /* Closed while it ran: there is no one to answer. */
   if (self->socket == NULL)
@@ -194,6 +192,7 @@ channel_read_request (Stm32TransactChannel *self)
       (guint64) stm32_link_get_config (self->link)->max_frame + STM32_CHANNEL_REQUEST_OVERHEAD;
   g_autoptr (GBytes) packet = NULL;
   g_autoptr (GBytes) frame = NULL;
+  g_autoptr (GError) error = NULL;
   guint32 timeout_ms;
   guint8 *data;
   ssize_t size;
@@ -236,8 +235,12 @@ channel_read_request (Stm32TransactChannel *self)
                            size);
       return;
     }
-  stm32_link_transact_async (self->link, frame, timeout_ms, self->cancellable, on_transacted,
-                             g_object_ref (self));
+  if (!stm32_link_transact_start (self->link, frame, timeout_ms, self->cancellable, on_transacted,
+                                  g_object_ref (self), &error))
+    {
+      channel_reply (self, NULL, error);
+      g_object_unref (self);
+    }
 }
 
 static void
