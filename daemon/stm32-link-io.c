@@ -420,15 +420,13 @@ stm32_link_io_shutdown_write (LinkIo *io)
 gboolean
 stm32_link_io_get_acknowledged (LinkIo *io, guint64 *acknowledged)
 {
-  gsize unacknowledged;
+  guint64 kernel;
 
   if (io->connection == NULL ||
-      !stm32_socket_get_unacknowledged (g_socket_connection_get_socket (io->connection),
-                                        &unacknowledged))
+      !stm32_socket_get_acknowledged (g_socket_connection_get_socket (io->connection), &kernel))
     return FALSE;
-  /* Our FIN is the last thing queued and counts as one byte until acknowledged. */
-  if (io->fin_sent && unacknowledged > 0)
-    unacknowledged--;
-  *acknowledged = io->written - MIN (io->written, unacknowledged);
+  /* Beyond @written: our FIN, or bytes of a write whose callback has not
+   * run yet; no request ends there before it does. */
+  *acknowledged = MIN (kernel, io->written);
   return TRUE;
 }

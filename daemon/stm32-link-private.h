@@ -65,18 +65,18 @@ typedef struct
   GError *connect_error; /* why the last address failed, reported if none works */
   guint pending;
   Stm32Deadline connect_deadline; /* ConnectTimeout, for every address tried in all */
-  gboolean fin_sent; /* our FIN takes a sequence number: SIOCOUTQ counts it until ACKed */
+  gboolean fin_sent;
   gint64 fin_sent_mono;
   gboolean abortive; /* close with SO_LINGER {1, 0}: a RST, so the board keeps no PCB */
   /* Raw mode (AcquireStream) belongs to one connection and dies with it. @raw
    * sends received bytes past the decoder until released, to the end of the
    * connection if the hold ended with it: those bytes are no frames. */
   gboolean raw;
-  guint raw_hold;       /* the holder's token; 0 once released or no longer connected */
-  GBytes *writing;      /* the kernel may read this until the write calls back */
-  gsize write_offset;   /* how much of @writing the kernel took */
-  guint64 written;      /* bytes the kernel took from us on this connection */
-  GSource *read_watch;  /* the socket, while reading: see stm32_link_io_read() */
+  guint raw_hold;      /* the holder's token; 0 once released or no longer connected */
+  GBytes *writing;     /* the kernel may read this until the write calls back */
+  gsize write_offset;  /* how much of @writing the kernel took */
+  guint64 written;     /* bytes the kernel took from us, counted when the write calls back */
+  GSource *read_watch; /* the socket, while reading: see stm32_link_io_read() */
 } LinkIo;
 
 struct _Stm32Link

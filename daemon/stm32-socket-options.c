@@ -2,10 +2,8 @@
 #include "stm32-socket-options.h"
 
 #include <errno.h>
-#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 gboolean
@@ -75,13 +73,29 @@ stm32_socket_fin_unacknowledged (GSocket *socket)
   return socket_tcp_state (socket) == TCP_FIN_WAIT1;
 }
 
-gboolean
-stm32_socket_get_unacknowledged (GSocket *socket, gsize *unacknowledged)
+/* glibc's struct tcp_info stops at tcpi_total_retrans; the kernel's goes on
+ * (Linux 4.1) as <linux/tcp.h> lays it out, which cannot be included beside
+ * <netinet/tcp.h>. */
+typedef struct
 {
-  int queued = 0;
+  struct tcp_info info;
+  guint64 pacing_rate;
+  guint64 max_pacing_rate;
+  guint64 bytes_acked; /* RFC 4898 tcpEStatsAppHCThruOctetsAcked: every ACKed sequence number */
+} SocketTcpInfo;
 
-  if (ioctl (g_socket_get_fd (socket), SIOCOUTQ, &queued) < 0 || queued < 0)
+G_STATIC_ASSERT (G_STRUCT_OFFSET (SocketTcpInfo, bytes_acked) == 120);
+
+gboolean
+stm32_socket_get_acknowledged (GSocket *socket, guint64 *acknowledged)
+{
+  SocketTcpInfo info = { 0 };
+  socklen_t len = sizeof info;
+
+  if (getsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_INFO, &info, &len) < 0 ||
+      len < sizeof info || info.bytes_acked == 0)
     return FALSE;
-  *unacknowledged = (gsize) queued;
+  /* Our SYN took the first sequence number. */
+  *acknowledged = info.bytes_acked - 1;
   return TRUE;
 }

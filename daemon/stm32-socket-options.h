@@ -28,8 +28,11 @@ gboolean stm32_socket_peer_closed (GSocket *socket);
 /* Whether our FIN is still waiting for the board's acknowledgement (FIN_WAIT_1). */
 gboolean stm32_socket_fin_unacknowledged (GSocket *socket);
 
-/* How many bytes written to @socket the peer has not acknowledged yet
- * (SIOCOUTQ: unsent plus unacknowledged, a FIN counting as one). */
-gboolean stm32_socket_get_unacknowledged (GSocket *socket, gsize *unacknowledged);
+/* How many bytes written to @socket the peer has acknowledged, straight from
+ * the kernel's count (TCP_INFO), a FIN counting as one once acknowledged; it
+ * stays readable after a RST ended the connection. Not derived from what we
+ * believe we wrote: a write the kernel took but whose callback has not run
+ * yet would make that count short. */
+gboolean stm32_socket_get_acknowledged (GSocket *socket, guint64 *acknowledged);
 
 G_END_DECLS

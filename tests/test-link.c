@@ -7,8 +7,11 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1029,6 +1032,159 @@ test_close_after_board_reset (void)
   close (listener);
 }
 
+#define ACKED_WIRE 1024 /* a line of 1023 bytes and its \n */
+#define ACKED_FRAMES 256
+
+/* Bytes of ours the board's stack acknowledged, as our kernel counts them
+ * (RFC 4898's tcpEStatsAppHCThruOctetsAcked less our SYN); still readable
+ * after a RST closed the socket. */
+static guint64
+kernel_acknowledged (int fd)
+{
+  struct tcp_info info = { 0 };
+  socklen_t len = sizeof info;
+
+  g_assert_cmpint (getsockopt (fd, IPPROTO_TCP, TCP_INFO, &info, &len), ==, 0);
+  g_assert_cmpuint (len, >=, G_STRUCT_OFFSET (struct tcp_info, tcpi_bytes_acked) + 8);
+  g_assert_cmpuint (info.tcpi_bytes_acked, >, 0);
+  return info.tcpi_bytes_acked - 1;
+}
+
+/* Bytes of ours our kernel took: acknowledged, or waiting in its send queue. */
+static guint64
+kernel_taken (int fd)
+{
+  int queued = -1;
+
+  g_assert_cmpint (ioctl (fd, SIOCOUTQ, &queued), ==, 0);
+  return kernel_acknowledged (fd) + (guint64) queued;
+}
+
+/* Waits, with the main loop standing still, until our kernel counts
+ * @at_least bytes acknowledged, the board reading a little each time (each
+ * read opens its window, and on loopback more arrives before the next). */
+static guint64
+wait_kernel_acknowledged (int fd, int board, guint64 at_least)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
+  char buffer[ACKED_WIRE];
+
+  while (kernel_acknowledged (fd) < at_least && g_get_monotonic_time () < deadline)
+    {
+      struct pollfd readable = { .fd = board, .events = POLLIN };
+
+      if (recv (board, buffer, sizeof buffer, MSG_DONTWAIT) <= 0)
+        g_assert_cmpint (poll (&readable, 1, 10), >=, 0);
+    }
+  g_assert_cmpuint (kernel_acknowledged (fd), >=, at_least);
+  return kernel_acknowledged (fd);
+}
+
+typedef struct
+{
+  GError *error;
+  gboolean answered;
+} SendOutcome;
+
+static void
+store_send_outcome (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  SendOutcome *outcome = user_data;
+
+  g_assert_false (outcome->answered);
+  outcome->answered = TRUE;
+  if (!stm32_link_send_finish (STM32_LINK (source), result, &outcome->error))
+    g_assert_nonnull (outcome->error);
+}
+
+static gboolean
+all_answered (const SendOutcome *outcomes, guint n)
+{
+  for (guint i = 0; i < n; i++)
+    if (!outcomes[i].answered)
+      return FALSE;
+  return TRUE;
+}
+
+/* The board's stack acknowledges frames and the board resets at once, while
+ * a write the kernel took has not called back yet (the main loop was busy):
+ * every frame the board acknowledged is answered as sent, every other one
+ * with the reset. Counting the acknowledged bytes as what we wrote less
+ * what the kernel still holds made that count short by the write not yet
+ * called back, and failed frames the board had acknowledged (the send
+ * channel's board-reset test: 699 answered, 700 on the board). */
+static void
+test_acknowledged_before_reset (void)
+{
+  int listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in address = { .sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof address;
+  struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+  int small = 4096;
+  struct pollfd ours = { .events = POLLIN };
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autofree char *text = g_strnfill (ACKED_WIRE - 1, 'x');
+  g_autoptr (GBytes) frame = g_bytes_new (text, ACKED_WIRE - 1);
+  SendOutcome outcomes[ACKED_FRAMES + 1] = { { 0 } };
+  guint64 before, acknowledged;
+  guint sent = 0;
+  int board;
+
+  g_assert_cmpint (listener, >=, 0);
+  /* A board that holds little: its window closes with most frames still in our kernel. */
+  g_assert_cmpint (setsockopt (listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), ==, 0);
+  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, len), ==, 0);
+  g_assert_cmpint (listen (listener, 1), ==, 0);
+  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &address, &len), ==, 0);
+  config = test_config (ntohs (address.sin_port));
+  config->busy_window = 0;
+  link = stm32_link_new ("acknowledged", config);
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  board = accept4 (listener, NULL, NULL, SOCK_CLOEXEC);
+  g_assert_cmpint (board, >=, 0);
+  ours.fd = find_socket_to (ntohs (address.sin_port));
+
+  /* The board reads nothing yet: every frame reaches our kernel, the
+   * acknowledged ones are answered, the rest wait. */
+  for (guint i = 0; i < ACKED_FRAMES; i++)
+    stm32_link_send_async (link, frame, NULL, store_send_outcome, &outcomes[i]);
+  stm32_test_wait_until (kernel_taken (ours.fd) == (guint64) ACKED_FRAMES * ACKED_WIRE, WAIT_MS);
+  before = kernel_acknowledged (ours.fd);
+  g_assert_cmpuint (before + 4 * ACKED_WIRE, <, (guint64) ACKED_FRAMES * ACKED_WIRE);
+  stm32_test_wait_until (outcomes[before / ACKED_WIRE - 1].answered, WAIT_MS);
+
+  /* One more, which the kernel takes in the call; its write calls back on
+   * a turn of the main loop, and none comes before the reset is read. */
+  stm32_link_send_async (link, frame, NULL, store_send_outcome, &outcomes[ACKED_FRAMES]);
+  g_assert_cmpuint (kernel_taken (ours.fd), ==, (guint64) (ACKED_FRAMES + 1) * ACKED_WIRE);
+  /* The board reads: its stack acknowledges at least one more frame, not all. */
+  wait_kernel_acknowledged (ours.fd, board, before + ACKED_WIRE);
+  g_assert_cmpint (setsockopt (board, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), ==, 0);
+  close (board);
+  g_assert_cmpint (poll (&ours, 1, WAIT_MS), ==, 1);
+  acknowledged = kernel_acknowledged (ours.fd);
+  g_assert_cmpuint (acknowledged, <, (guint64) ACKED_FRAMES * ACKED_WIRE);
+
+  stm32_test_wait_until (all_answered (outcomes, G_N_ELEMENTS (outcomes)), WAIT_MS);
+  for (guint i = 0; i < G_N_ELEMENTS (outcomes); i++)
+    {
+      if ((guint64) (i + 1) * ACKED_WIRE <= acknowledged)
+        {
+          g_assert_no_error (outcomes[i].error);
+          sent++;
+        }
+      else
+        g_assert_error (outcomes[i].error, STM32_ERROR, STM32_ERROR_RESET);
+      g_clear_error (&outcomes[i].error);
+    }
+  g_test_message ("%u frames acknowledged by the board before its reset, %u before it read", sent,
+                  (guint) (before / ACKED_WIRE));
+  g_assert_cmpuint (frames_sent (link), ==, sent);
+  close (listener);
+}
+
 /* Connect() while a close is under way: answered by a new connection whose
  * socket is created only after the old one is gone (rule 1). */
 static void
@@ -1302,6 +1458,7 @@ main (int argc, char **argv)
   add_test ("/link/close/connect-disconnect-race",
             STM32_SIM_OPTIONS ("--mode", "leak", "--slots", "50"), test_connect_disconnect_race);
   g_test_add_func ("/link/close/after-board-reset", test_close_after_board_reset);
+  g_test_add_func ("/link/send/acknowledged-before-reset", test_acknowledged_before_reset);
   add_test ("/link/construct/config", STM32_SIM_OPTIONS ("--reply", "echo"), test_construct_config);
   g_test_add_func ("/link/construct/preconditions-first", test_construct_preconditions_first);
   add_test ("/link/close/connect-during-close", STM32_SIM_OPTIONS ("--mode", "leak"),
