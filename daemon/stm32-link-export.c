@@ -131,7 +131,7 @@ typedef enum
   MIRROR_COPY,
   MIRROR_ENUM_NICK,       /* D-Bus carries the enum's nick */
   MIRROR_STRING_OR_EMPTY, /* D-Bus strings cannot be absent: an unset address is "" */
-  MIRROR_COUNTER,         /* published with the other counters, see on_counter_changed */
+  MIRROR_COUNTER,         /* published with the other counters, see on_counters_changed */
 } MirrorKind;
 
 typedef struct
@@ -232,16 +232,20 @@ on_counter_timer (gpointer user_data)
  * STM32_COUNTER_PUBLISH_MS, and whoever sees a new State also sees the
  * counters that led to it. */
 static void
+on_counters_changed (Stm32Link *link, Stm32LinkExport *self)
+{
+  if (self->counter_timer == 0)
+    self->counter_timer = g_timeout_add (STM32_COUNTER_PUBLISH_MS, on_counter_timer, self);
+}
+
+static void
 on_link_notify (Stm32Link *link, GParamSpec *pspec, Stm32LinkExport *self)
 {
   const Mirror *mirror = find_mirror (pspec->name);
 
-  if (mirror == NULL)
+  if (mirror == NULL || mirror->kind == MIRROR_COUNTER)
     return;
-  if (mirror->kind != MIRROR_COUNTER)
-    mirror_property (self, mirror);
-  else if (self->counter_timer == 0)
-    self->counter_timer = g_timeout_add (STM32_COUNTER_PUBLISH_MS, on_counter_timer, self);
+  mirror_property (self, mirror);
   if (g_str_equal (pspec->name, "state"))
     publish_counters (self);
 }
@@ -267,6 +271,8 @@ bind_properties (Stm32LinkExport *self)
   for (guint i = 0; i < G_N_ELEMENTS (mirrors); i++)
     mirror_property (self, &mirrors[i]);
   g_signal_connect_object (self->link, "notify", G_CALLBACK (on_link_notify), self, 0);
+  g_signal_connect_object (self->link, "counters-changed", G_CALLBACK (on_counters_changed), self,
+                           0);
   g_signal_connect_object (self->iface, "notify::autoconnect", G_CALLBACK (on_iface_autoconnect),
                            self, 0);
 }

@@ -130,6 +130,8 @@ struct _Stm32Link
   GPtrArray *disconnect_waiters;
   guint raw_serial;    /* the last raw-mode token handed out */
   guint receive_holds; /* stm32_link_hold_receiving() not yet released */
+  guint counter_holds;   /* stm32_link_hold_counters() not yet released */
+  gboolean counters_changed_held; /* and a counter changed meanwhile */
 
   guint64 bytes_sent;
   guint64 bytes_received;
@@ -188,6 +190,7 @@ enum
 {
   SIGNAL_RECEIVED,
   SIGNAL_RECEIVED_RAW,
+  SIGNAL_COUNTERS_CHANGED,
   N_LINK_SIGNALS
 };
 
@@ -197,7 +200,11 @@ extern guint stm32_link_signals[N_LINK_SIGNALS];
 
 GError *stm32_link_error_new (Stm32Link *self, Stm32EndReason reason, const char *format, ...)
     G_GNUC_PRINTF (3, 4);
-void stm32_link_add_counter (Stm32Link *self, guint64 *counter, guint64 amount, int prop);
+/* Counters emit no notify each ("counters-changed" once instead): what one
+ * event changes between hold and release is announced once. */
+void stm32_link_add_counter (Stm32Link *self, guint64 *counter, guint64 amount);
+void stm32_link_hold_counters (Stm32Link *self);
+void stm32_link_release_counters (Stm32Link *self);
 /* A transaction's reply came @round_trip µs after its request started out. */
 void stm32_link_count_round_trip (Stm32Link *self, gint64 round_trip);
 /* Ends the current attempt or connection, whatever stage it is in. Takes

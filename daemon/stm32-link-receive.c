@@ -22,7 +22,7 @@ link_in_busy_window (Stm32Link *self)
 static void
 link_deliver_frame (Stm32Link *self, GBytes *frame)
 {
-  stm32_link_add_counter (self, &self->frames_received, 1, PROP_FRAMES_RECEIVED);
+  stm32_link_add_counter (self, &self->frames_received, 1);
   self->attempt->frames_received++;
   if (!stm32_link_transactions_take_reply (self, frame))
     g_signal_emit (self, stm32_link_signals[SIGNAL_RECEIVED], 0, frame);
@@ -33,7 +33,7 @@ link_on_raw_data (Stm32Link *self, const guint8 *data, gsize len)
 {
   g_autoptr (GBytes) chunk = g_bytes_new (data, len);
 
-  stm32_link_add_counter (self, &self->bytes_received, len, PROP_BYTES_RECEIVED);
+  stm32_link_add_counter (self, &self->bytes_received, len);
   g_signal_emit (self, stm32_link_signals[SIGNAL_RECEIVED_RAW], 0, chunk);
 }
 
@@ -61,11 +61,11 @@ stm32_link_on_data (Stm32Link *self, const guint8 *data, gsize len)
   frames = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   valid = stm32_decoder_feed (self->decoder, data, len, frames, &error);
 
-  g_object_freeze_notify (G_OBJECT (self));
-  stm32_link_add_counter (self, &self->bytes_received, len, PROP_BYTES_RECEIVED);
+  stm32_link_hold_counters (self);
+  stm32_link_add_counter (self, &self->bytes_received, len);
   for (guint i = 0; i < frames->len; i++)
     link_deliver_frame (self, g_ptr_array_index (frames, i));
-  g_object_thaw_notify (G_OBJECT (self));
+  stm32_link_release_counters (self);
   /* The heartbeat was answered: a transaction held behind it may go. */
   if (valid)
     stm32_link_transactions_issue (self);

@@ -371,8 +371,7 @@ on_deadline_timer (gpointer user_data)
     {
       Transaction *transaction = g_sequence_get (first);
 
-      stm32_link_add_counter (self->link, &self->link->transact_timeouts, 1,
-                              PROP_TRANSACT_TIMEOUTS);
+      stm32_link_add_counter (self->link, &self->link->transact_timeouts, 1);
       transaction_abandon (self, transaction,
                            g_error_new (STM32_ERROR, STM32_ERROR_TIMEOUT,
                                         "No reply from link “%s” within %u ms%s", self->link->name,
@@ -464,7 +463,7 @@ stm32_link_transactions_take_reply (Stm32Link *link, GBytes *frame)
       /* Nobody's reply any more: counted, received like any other, and the
        * request behind it is now free to go. */
       link->attempt->late_replies++;
-      stm32_link_add_counter (link, &link->late_replies, 1, PROP_LATE_REPLIES);
+      stm32_link_add_counter (link, &link->late_replies, 1);
       LINK_LOG (link, G_LOG_LEVEL_DEBUG, "a late reply, after its caller stopped waiting");
       transactions_end_current (self);
       return FALSE;

@@ -41,11 +41,40 @@ stm32_link_error_new (Stm32Link *self, Stm32EndReason reason, const char *format
                       self->config->host, self->config->port, message);
 }
 
+/* A notify per counter, four or more per transaction, each through GObject's
+ * signal machinery to the export that publishes them at most every
+ * STM32_COUNTER_PUBLISH_MS anyway, was a third of stm32d's instructions per
+ * channel transaction. */
+static void
+link_counters_changed (Stm32Link *self)
+{
+  if (self->counter_holds > 0)
+    self->counters_changed_held = TRUE;
+  else
+    g_signal_emit (self, stm32_link_signals[SIGNAL_COUNTERS_CHANGED], 0);
+}
+
 void
-stm32_link_add_counter (Stm32Link *self, guint64 *counter, guint64 amount, int prop)
+stm32_link_add_counter (Stm32Link *self, guint64 *counter, guint64 amount)
 {
   *counter += amount;
-  g_object_notify_by_pspec (G_OBJECT (self), stm32_link_props[prop]);
+  link_counters_changed (self);
+}
+
+void
+stm32_link_hold_counters (Stm32Link *self)
+{
+  self->counter_holds++;
+}
+
+void
+stm32_link_release_counters (Stm32Link *self)
+{
+  g_return_if_fail (self->counter_holds > 0);
+  if (--self->counter_holds > 0 || !self->counters_changed_held)
+    return;
+  self->counters_changed_held = FALSE;
+  link_counters_changed (self);
 }
 
 void
@@ -58,8 +87,7 @@ stm32_link_count_round_trip (Stm32Link *self, gint64 round_trip)
          us > stm32_round_trip_bounds_us[bucket])
     bucket++;
   self->round_trips[bucket]++;
-  g_object_notify_by_pspec (G_OBJECT (self), stm32_link_props[PROP_ROUND_TRIPS]);
-  stm32_link_add_counter (self, &self->round_trip_sum, us, PROP_ROUND_TRIP_SUM);
+  stm32_link_add_counter (self, &self->round_trip_sum, us);
 }
 
 /* Every reason but "none" and "local", 0 until it happened: a monitor sees
@@ -247,13 +275,13 @@ stm32_link_finish_attempt (Stm32Link *self)
 
   g_object_freeze_notify (G_OBJECT (self));
   if (was_connected)
-    stm32_link_add_counter (self, &self->disconnects, 1, PROP_DISCONNECTS);
+    stm32_link_add_counter (self, &self->disconnects, 1);
   else
-    stm32_link_add_counter (self, &self->connect_failures, 1, PROP_CONNECT_FAILURES);
+    stm32_link_add_counter (self, &self->connect_failures, 1);
   if (entry->reason != STM32_END_REASON_LOCAL && entry->reason != STM32_END_REASON_NONE)
-    stm32_link_add_counter (self, &self->failures[entry->reason], 1, PROP_FAILURES);
+    stm32_link_add_counter (self, &self->failures[entry->reason], 1);
   if (entry->aborted)
-    stm32_link_add_counter (self, &self->resets_sent, 1, PROP_RESETS_SENT);
+    stm32_link_add_counter (self, &self->resets_sent, 1);
 
   if (self->wanted && entry->reason == STM32_END_REASON_LOCAL)
     {
@@ -405,7 +433,7 @@ stm32_link_on_connected (Stm32Link *self, GSocketConnection *connection)
                    PROP_REMOTE_ADDRESS);
   self->connected_since = self->attempt->connected;
   g_object_notify_by_pspec (G_OBJECT (self), stm32_link_props[PROP_CONNECTED_SINCE]);
-  stm32_link_add_counter (self, &self->connects, 1, PROP_CONNECTS);
+  stm32_link_add_counter (self, &self->connects, 1);
   link_transition (self, STM32_LINK_STATE_CONNECTED, STM32_END_REASON_NONE, NULL);
   g_object_thaw_notify (G_OBJECT (self));
 
@@ -670,12 +698,14 @@ link_on_confirmed (gpointer user_data, guint64 size, guint frames)
   Stm32Link *self = user_data;
 
   self->attempt->bytes_sent += size;
-  stm32_link_add_counter (self, &self->bytes_sent, size, PROP_BYTES_SENT);
+  stm32_link_hold_counters (self);
+  stm32_link_add_counter (self, &self->bytes_sent, size);
   if (frames > 0)
     {
       self->attempt->frames_sent += frames;
-      stm32_link_add_counter (self, &self->frames_sent, frames, PROP_FRAMES_SENT);
+      stm32_link_add_counter (self, &self->frames_sent, frames);
     }
+  stm32_link_release_counters (self);
 }
 
 Stm32Link *
@@ -1012,4 +1042,15 @@ stm32_link_class_init (Stm32LinkClass *klass)
   stm32_link_signals[SIGNAL_RECEIVED_RAW] =
       g_signal_new ("received-raw", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
                     NULL, G_TYPE_NONE, 1, G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * Stm32Link::counters-changed:
+   *
+   * One or more of the counters (#Stm32Link:bytes-sent to
+   * #Stm32Link:round-trip-sum, #Stm32Link:failures) changed. They emit no
+   * notify of their own: this signal comes once for all one event changed.
+   */
+  stm32_link_signals[SIGNAL_COUNTERS_CHANGED] =
+      g_signal_new ("counters-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+                    NULL, NULL, G_TYPE_NONE, 0);
 }
