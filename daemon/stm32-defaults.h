@@ -46,6 +46,11 @@
 /* Written requests in a row that get no reply even ReplyGrace after their
  * callers gave up, before the link stops trusting the pairing and reconnects. */
 #define STM32_OUT_OF_STEP_AFTER 3
+/* How often ReplyGrace starts again because the board's bytes wait unread
+ * when it runs out (the reply may be among them) before the late reply is
+ * given up anyway: a board that keeps sending what forms no frame cannot
+ * keep a request's place for ever. */
+#define STM32_REPLY_GRACE_READS_MAX 4
 /* OpenTransactChannel: each open channel is an fd in the daemon. */
 #define STM32_TRANSACT_CHANNELS_MAX 64
 /* OpenSendChannel: the same for send channels; and the frames one may have

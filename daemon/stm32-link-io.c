@@ -295,6 +295,14 @@ link_io_on_readable (LinkIo *watched)
   stm32_link_io_read (io);
 }
 
+gboolean
+stm32_link_io_has_unread (LinkIo *io)
+{
+  return io != NULL && io->connection != NULL && !stm32_link_io_is_ending (io) &&
+         (g_socket_condition_check (g_socket_connection_get_socket (io->connection), G_IO_IN) &
+          G_IO_IN) != 0;
+}
+
 static gboolean
 read_watch_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {

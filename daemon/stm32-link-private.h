@@ -265,6 +265,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (LinkIo, stm32_link_io_unref)
  * stm32_link_on_connect_failed()/_timeout(). */
 void stm32_link_io_connect (LinkIo *io, const char *host, guint16 port, guint timeout_ms);
 gboolean stm32_link_io_is_ending (LinkIo *io);
+/* Whether the board's bytes (or its EOF) wait on the socket, not yet read. */
+gboolean stm32_link_io_has_unread (LinkIo *io);
 /* Marks the socket ending and cancels what may be cancelled. FALSE if it was
  * ending already. */
 gboolean stm32_link_io_begin_end (LinkIo *io, gboolean abortive);

@@ -41,6 +41,7 @@ typedef struct
   GList place;               /* its link in queued, while QUEUED */
   GSequenceIter *timer;      /* in deadlines, while its caller waits */
   GCancellable *cancellable; /* watched, while its caller waits */
+  guint grace_reads;         /* ReplyGrace ran out with bytes waiting unread this often */
 } Transaction;
 
 /* One handler per cancellable, whatever the number of transactions it cancels. */
@@ -304,13 +305,31 @@ stm32_link_transactions_receiving_resumed (Stm32Link *link)
     transactions_arm_current_timer (self);
 }
 
+/* ReplyGrace ran out while the board's bytes wait unread (the main loop was
+ * busy, or they came after it last polled): the reply may be among them,
+ * and giving up now would hand it to the next request. Like a held receive,
+ * the read goes first and the grace starts again, a few times at most, so a
+ * board that keeps sending what forms no frame cannot keep the place. */
+static gboolean
+transactions_grace_read_first (LinkTransactions *self)
+{
+  Transaction *current = self->current;
+
+  if (current->grace_reads >= STM32_REPLY_GRACE_READS_MAX ||
+      !stm32_link_io_has_unread (self->link->io))
+    return FALSE;
+  current->grace_reads++;
+  transactions_arm_current_timer (self);
+  return TRUE;
+}
+
 static gboolean
 on_grace_over (gpointer user_data)
 {
   LinkTransactions *self = user_data;
   Stm32Link *link = self->link;
 
-  if (transactions_current_timer_deferred (self))
+  if (transactions_current_timer_deferred (self) || transactions_grace_read_first (self))
     return G_SOURCE_REMOVE;
   self->unanswered_in_row++;
   LINK_LOG (link, G_LOG_LEVEL_MESSAGE,

@@ -18,6 +18,7 @@
 #include "link-harness.h"
 #include "netns-harness.h"
 #include "sim-harness.h"
+#include "stm32-defaults.h"
 #include "stm32-enum-types.h"
 #include "stm32-error.h"
 #include "stm32-link.h"
@@ -1185,6 +1186,228 @@ test_acknowledged_before_reset (void)
   close (listener);
 }
 
+/* Stands for whatever keeps the main loop busy: runs in the iteration in
+ * which ReplyGrace runs out, before it, and the board's late reply arrives
+ * meanwhile, after the loop last polled the socket. */
+typedef struct
+{
+  GSource source;
+  int board;
+  int ours;
+  const char *sends; /* what the board sends meanwhile */
+  guint dispatched;
+} BusySource;
+
+static gboolean
+busy_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  BusySource *busy = (BusySource *) source;
+  struct pollfd readable = { .fd = busy->ours, .events = POLLIN };
+  gssize size = (gssize) strlen (busy->sends);
+
+  g_assert_cmpint (send (busy->board, busy->sends, size, MSG_NOSIGNAL), ==, size);
+  g_assert_cmpint (poll (&readable, 1, WAIT_MS), ==, 1);
+  busy->dispatched++;
+  g_source_set_ready_time (source, -1);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs busy_source_funcs = { .dispatch = busy_source_dispatch };
+
+/* A busy main loop for the link to the board on @listener, attached before
+ * any ReplyGrace timer exists: of sources due together, it goes first. */
+static GSource *
+busy_source_new (int board, int ours, const char *sends)
+{
+  GSource *busy = g_source_new (&busy_source_funcs, sizeof (BusySource));
+
+  ((BusySource *) busy)->board = board;
+  ((BusySource *) busy)->ours = ours;
+  ((BusySource *) busy)->sends = sends;
+  g_source_set_ready_time (busy, -1);
+  g_source_attach (busy, NULL);
+  return busy;
+}
+
+/* Stands the main loop still until ReplyGrace, started no later than
+ * @started, is due, then lets the busy source and it run in one turn. */
+static void
+busy_until_grace_over (GSource *busy, gint64 started, guint grace_ms)
+{
+  guint before = ((BusySource *) busy)->dispatched;
+
+  while (g_get_monotonic_time () <= started + (gint64) grace_ms * 1000)
+    g_assert_cmpint (poll (NULL, 0, 1), ==, 0);
+  g_source_set_ready_time (busy, 0);
+  stm32_test_wait_until (((BusySource *) busy)->dispatched > before, WAIT_MS);
+}
+
+/* Reads from @board until @expected came whole; the main loop turns
+ * meanwhile only if @iterate. */
+static void
+board_expect (int board, const char *expected, gboolean iterate)
+{
+  g_autoptr (GString) got = g_string_new (NULL);
+  gint64 deadline = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
+  char buffer[256];
+  ssize_t n;
+
+  while (got->len < strlen (expected) && g_get_monotonic_time () < deadline)
+    {
+      struct pollfd readable = { .fd = board, .events = POLLIN };
+
+      if (iterate)
+        stm32_test_iterate (g_get_monotonic_time () + 10 * 1000);
+      else
+        g_assert_cmpint (poll (&readable, 1, 10), >=, 0);
+      while ((n = recv (board, buffer, sizeof buffer, MSG_DONTWAIT)) > 0)
+        g_string_append_len (got, buffer, n);
+    }
+  g_assert_cmpstr (got->str, ==, expected);
+}
+
+/* ReplyGrace runs out in the same turn of the main loop as the late reply
+ * arrives, before the loop read it: the reply is still the orphaned
+ * request's, read and counted late, and the next request goes out only
+ * then and gets its own reply. Giving up at once handed the next caller the
+ * previous request's reply. */
+static void
+test_transaction_grace_reply_unread (void)
+{
+  int listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in address = { .sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof address;
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (GAsyncResult) first = NULL, second = NULL;
+  g_autoptr (GBytes) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSource) busy = NULL;
+  guint64 late_replies = 0;
+  gint64 answered;
+  int board;
+
+  g_assert_cmpint (listener, >=, 0);
+  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, len), ==, 0);
+  g_assert_cmpint (listen (listener, 1), ==, 0);
+  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &address, &len), ==, 0);
+  config = test_config (ntohs (address.sin_port));
+  config->reply_grace = 1;
+  link = stm32_link_new ("grace-unread", config);
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  board = accept4 (listener, NULL, NULL, SOCK_CLOEXEC);
+  g_assert_cmpint (board, >=, 0);
+  busy = busy_source_new (board, find_socket_to (ntohs (address.sin_port)), "first-reply\n");
+
+  {
+    g_autoptr (GBytes) request = g_bytes_new_static ("first", 5);
+
+    stm32_link_transact_async (link, request, 1, NULL, stm32_test_store_result, &first);
+  }
+  /* Written in the call; the loop stays still so ReplyGrace cannot start yet. */
+  board_expect (board, "first\n", FALSE);
+  stm32_test_wait_until (first != NULL, WAIT_MS);
+  g_assert_null (stm32_link_transact_finish (link, first, &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_clear_error (&error);
+  /* ReplyGrace started when the caller was answered. */
+  answered = g_get_monotonic_time ();
+  {
+    g_autoptr (GBytes) request = g_bytes_new_static ("second", 6);
+
+    stm32_link_transact_async (link, request, WAIT_MS, NULL, stm32_test_store_result, &second);
+  }
+  busy_until_grace_over (busy, answered, config->reply_grace);
+  board_expect (board, "second\n", TRUE);
+  g_assert_null (second);
+  g_assert_cmpint (send (board, "second-reply\n", 13, MSG_NOSIGNAL), ==, 13);
+  stm32_test_wait_until (second != NULL, WAIT_MS);
+  reply = stm32_link_transact_finish (link, second, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (reply, NULL), g_bytes_get_size (reply), "second-reply", 12);
+  g_object_get (link, "late-replies", &late_replies, NULL);
+  g_assert_cmpuint (late_replies, ==, 1);
+
+  g_source_destroy (busy);
+  stm32_test_link_disconnect (link);
+  close (board);
+  close (listener);
+}
+
+static gboolean
+fd_readable (int fd)
+{
+  struct pollfd readable = { .fd = fd, .events = POLLIN };
+
+  return poll (&readable, 1, 0) == 1;
+}
+
+#define GARBAGE_GRACE_MS 200
+
+/* A board that sends a byte of a frame that never ends each time ReplyGrace
+ * runs out keeps the orphaned request's place STM32_REPLY_GRACE_READS_MAX
+ * graces more, no longer: then the next request goes out. */
+static void
+test_transaction_grace_garbage (void)
+{
+  int listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in address = { .sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof address;
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (GAsyncResult) first = NULL, second = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSource) busy = NULL;
+  g_autoptr (GBytes) first_request = g_bytes_new_static ("first", 5);
+  g_autoptr (GBytes) second_request = g_bytes_new_static ("second", 6);
+  gint64 started;
+  char byte;
+  int board, ours;
+
+  g_assert_cmpint (listener, >=, 0);
+  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, len), ==, 0);
+  g_assert_cmpint (listen (listener, 1), ==, 0);
+  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &address, &len), ==, 0);
+  config = test_config (ntohs (address.sin_port));
+  config->reply_grace = GARBAGE_GRACE_MS;
+  link = stm32_link_new ("grace-garbage", config);
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  board = accept4 (listener, NULL, NULL, SOCK_CLOEXEC);
+  g_assert_cmpint (board, >=, 0);
+  ours = find_socket_to (ntohs (address.sin_port));
+  busy = busy_source_new (board, ours, "x");
+
+  stm32_link_transact_async (link, first_request, 1, NULL, stm32_test_store_result, &first);
+  board_expect (board, "first\n", FALSE);
+  stm32_test_wait_until (first != NULL, WAIT_MS);
+  g_assert_null (stm32_link_transact_finish (link, first, &error));
+  g_assert_error (error, STM32_ERROR, STM32_ERROR_TIMEOUT);
+  g_clear_error (&error);
+  started = g_get_monotonic_time ();
+  stm32_link_transact_async (link, second_request, WAIT_MS, NULL, stm32_test_store_result, &second);
+  for (guint i = 0; i < STM32_REPLY_GRACE_READS_MAX; i++)
+    {
+      busy_until_grace_over (busy, started, GARBAGE_GRACE_MS);
+      /* ReplyGrace started again, after the read that comes first. */
+      started = g_get_monotonic_time ();
+      stm32_test_wait_until (!fd_readable (ours), WAIT_MS);
+      g_assert_cmpint (recv (board, &byte, 1, MSG_DONTWAIT), ==, -1);
+    }
+  /* Given up in that turn: the next request went out in it. */
+  busy_until_grace_over (busy, started, GARBAGE_GRACE_MS);
+  board_expect (board, "second\n", FALSE);
+
+  stm32_test_link_disconnect (link);
+  stm32_test_wait_until (second != NULL, WAIT_MS);
+  g_assert_null (stm32_link_transact_finish (link, second, &error));
+  g_assert_nonnull (error);
+  g_source_destroy (busy);
+  close (board);
+  close (listener);
+}
+
 /* Connect() while a close is under way: answered by a new connection whose
  * socket is created only after the old one is gone (rule 1). */
 static void
@@ -1459,6 +1682,8 @@ main (int argc, char **argv)
             STM32_SIM_OPTIONS ("--mode", "leak", "--slots", "50"), test_connect_disconnect_race);
   g_test_add_func ("/link/close/after-board-reset", test_close_after_board_reset);
   g_test_add_func ("/link/send/acknowledged-before-reset", test_acknowledged_before_reset);
+  g_test_add_func ("/link/transact/grace-reply-unread", test_transaction_grace_reply_unread);
+  g_test_add_func ("/link/transact/grace-garbage", test_transaction_grace_garbage);
   add_test ("/link/construct/config", STM32_SIM_OPTIONS ("--reply", "echo"), test_construct_config);
   g_test_add_func ("/link/construct/preconditions-first", test_construct_preconditions_first);
   add_test ("/link/close/connect-during-close", STM32_SIM_OPTIONS ("--mode", "leak"),
