@@ -92,6 +92,8 @@ struct _Stm32Link
   gboolean wanted;     /* someone wants the link up: Autoconnect, or Connect() until Disconnect() */
   guint holds;         /* stm32_link_hold() calls not yet released */
   gboolean start_held; /* an attempt waits for the last release */
+  Stm32LinkAdmitFunc admit; /* until the first attempt */
+  gpointer admit_data;
   LinkIo *io;
   Stm32Decoder *decoder;
   Stm32HistoryEntry *attempt;

@@ -447,6 +447,12 @@ link_start_attempt (Stm32Link *self)
 {
   g_return_if_fail (self->io == NULL);
   g_clear_handle_id (&self->retry_timer, g_source_remove);
+  if (self->admit != NULL)
+    {
+      Stm32LinkAdmitFunc admit = g_steal_pointer (&self->admit);
+
+      admit (self, self->admit_data);
+    }
   if (self->holds > 0)
     {
       /* No attempt, no history entry: no socket exists until the release. */
@@ -535,6 +541,14 @@ stm32_link_release (Stm32Link *self)
   g_return_if_fail (self->holds > 0);
   if (--self->holds == 0 && self->start_held)
     link_start_attempt (self);
+}
+
+void
+stm32_link_set_admit_func (Stm32Link *self, Stm32LinkAdmitFunc func, gpointer user_data)
+{
+  g_return_if_fail (STM32_IS_LINK (self));
+  self->admit = func;
+  self->admit_data = user_data;
 }
 
 void

@@ -146,6 +146,14 @@ gboolean stm32_link_get_receiving_held (Stm32Link *self);
 void stm32_link_hold (Stm32Link *self);
 void stm32_link_release (Stm32Link *self);
 
+/* Called once, just before the link would open its first socket (started
+ * with Autoconnect, or asked to connect), and may stm32_link_hold() it: the
+ * daemon's endpoint gate looks for an older socket to the board then, not
+ * for links that never connect. */
+typedef void (*Stm32LinkAdmitFunc) (Stm32Link *link, gpointer user_data);
+/* @func NULL: no admission (the default); @user_data is not owned. */
+void stm32_link_set_admit_func (Stm32Link *self, Stm32LinkAdmitFunc func, gpointer user_data);
+
 /* The PC's network changed: retry at once with the shortest backoff. */
 void stm32_link_network_changed (Stm32Link *self);
 

@@ -23,7 +23,8 @@ struct _Stm32Manager
   GHashTable *applied; /* link name → the Stm32LinkConfig the file gave it */
   Stm32BusCallers *callers;
   Stm32EndpointGate *gate; /* removed links until closed; new ones until their board is free */
-  gboolean started;        /* links may touch their boards (we own the bus name) */
+  guint links_close_timeout; /* the longest CloseTimeout among the links, in ms */
+  gboolean started;          /* links may touch their boards (we own the bus name) */
 };
 
 G_DEFINE_FINAL_TYPE (Stm32Manager, stm32_manager, G_TYPE_OBJECT)
@@ -39,6 +40,7 @@ manager_remove_link (Stm32Manager *self, const char *name)
   MANAGER_LOG (G_LOG_LEVEL_MESSAGE, "Removing link %s", name);
   g_dbus_object_manager_server_unexport (self->object_manager, path);
   stm32_link_export_close_channels (export);
+  stm32_link_set_admit_func (stm32_link_export_get_link (export), NULL, NULL);
   stm32_endpoint_gate_retire (self->gate, stm32_link_export_get_link (export));
   g_hash_table_remove (self->exports, name);
   g_hash_table_remove (self->applied, name);
@@ -47,18 +49,39 @@ manager_remove_link (Stm32Manager *self, const char *name)
 /* A link's first connect waits until no other socket to its board remains:
  * one of ours still closing, or a replaced stm32d's. That one may take its
  * longest CloseTimeout, which we assume matches ours, and the grace its exit
- * allows. */
+ * allows. Admitted when it first connects, not at start: a link that never
+ * connects costs no look at the board, and the look is as late as can be. */
+static void
+manager_admit_link (Stm32Link *link, gpointer user_data)
+{
+  Stm32Manager *self = user_data;
+  guint longest =
+      MAX (self->links_close_timeout, stm32_endpoint_gate_get_max_close_timeout (self->gate));
+
+  stm32_endpoint_gate_admit (self->gate, link, longest + STM32_CLOSE_GRACE_MS);
+}
+
+/* Walks every link: once per start or reload, not per admission. */
+static void
+manager_update_close_timeout (Stm32Manager *self)
+{
+  GHashTableIter iter;
+  gpointer export;
+
+  self->links_close_timeout = 0;
+  g_hash_table_iter_init (&iter, self->exports);
+  while (g_hash_table_iter_next (&iter, NULL, &export))
+    self->links_close_timeout =
+        MAX (self->links_close_timeout,
+             stm32_link_get_config (stm32_link_export_get_link (export))->close_timeout);
+}
+
 static void
 manager_start_links (Stm32Manager *self, GPtrArray *links)
 {
-  /* Once for all: the longest CloseTimeout looks at every link. */
-  guint bound = stm32_manager_get_max_close_timeout (self) + STM32_CLOSE_GRACE_MS;
-
+  manager_update_close_timeout (self);
   for (guint i = 0; i < links->len; i++)
-    {
-      stm32_endpoint_gate_admit (self->gate, links->pdata[i], bound);
-      stm32_link_start (links->pdata[i]);
-    }
+    stm32_link_start (links->pdata[i]);
 }
 
 static Stm32Link *
@@ -68,6 +91,7 @@ manager_add_link (Stm32Manager *self, const char *name, const Stm32LinkConfig *c
   Stm32LinkExport *export = stm32_link_export_new (link, self->callers);
 
   MANAGER_LOG (G_LOG_LEVEL_MESSAGE, "Link %s: %s:%u", name, config->host, config->port);
+  stm32_link_set_admit_func (link, manager_admit_link, self);
   g_hash_table_insert (self->exports, g_strdup (name), export);
   g_hash_table_insert (self->applied, g_strdup (name), stm32_link_config_copy (config));
   g_dbus_object_manager_server_export (self->object_manager, stm32_link_export_get_object (export));
@@ -196,16 +220,9 @@ stm32_manager_get_n_links (Stm32Manager *self)
 guint
 stm32_manager_get_max_close_timeout (Stm32Manager *self)
 {
-  GHashTableIter iter;
-  gpointer export;
-  guint longest = stm32_endpoint_gate_get_max_close_timeout (self->gate);
-
   g_return_val_if_fail (STM32_IS_MANAGER (self), 0);
-  g_hash_table_iter_init (&iter, self->exports);
-  while (g_hash_table_iter_next (&iter, NULL, &export))
-    longest =
-        MAX (longest, stm32_link_get_config (stm32_link_export_get_link (export))->close_timeout);
-  return longest;
+  manager_update_close_timeout (self);
+  return MAX (self->links_close_timeout, stm32_endpoint_gate_get_max_close_timeout (self->gate));
 }
 
 /* ---- shutdown ------------------------------------------------------------------ */
@@ -287,6 +304,16 @@ stm32_manager_dispose (GObject *object)
 {
   Stm32Manager *self = STM32_MANAGER (object);
 
+  if (self->exports != NULL)
+    {
+      GHashTableIter iter;
+      gpointer export;
+
+      /* A link may outlive us in a call in flight; the gate does not. */
+      g_hash_table_iter_init (&iter, self->exports);
+      while (g_hash_table_iter_next (&iter, NULL, &export))
+        stm32_link_set_admit_func (stm32_link_export_get_link (export), NULL, NULL);
+    }
   if (self->object_manager)
     g_dbus_object_manager_server_set_connection (self->object_manager, NULL);
   if (self->iface &&

@@ -316,6 +316,59 @@ test_replace_wait_is_bounded (Fixture *fixture, gconstpointer options)
   g_assert_cmpint (prctl (PR_SET_NAME, name), ==, 0);
 }
 
+/* The gate looks for another stm32d's socket when a link first connects,
+ * not at start: a link with Autoconnect=false that is connected long after
+ * start, while another stm32d (this test, under that name) holds its board,
+ * waits for that socket to go. A second link, to a second board, connects
+ * at start: once it is up, every look at the boards the start made is over. */
+static void
+test_gate_at_first_connect (Fixture *fixture, gconstpointer options)
+{
+  Stm32Sim *other_board = stm32_sim_start ("--slots", "0", NULL);
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketConnection) holder = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *held = NULL;
+  char name[16] = { 0 };
+  Stm32DbusLink1 *quiet;
+
+  stm32_test_write_file (fixture->config,
+                         "[Link quiet]\nHost=127.0.0.1\nPort=%u\nAutoconnect=false\n"
+                         "CloseTimeout=100\n"
+                         "[Link other]\nHost=127.0.0.1\nPort=%u\nCloseTimeout=100\n",
+                         fixture->port, stm32_sim_get_port (other_board));
+  fixture->daemon = stm32_daemon_start_logged ("--config", fixture->config, NULL);
+  quiet = stm32_daemon_get_link (fixture->daemon, "quiet");
+  stm32_test_wait_until (
+      stm32_daemon_link_state_is (stm32_daemon_get_link (fixture->daemon, "other"), "connected"),
+      WAIT_MS);
+
+  g_assert_cmpint (prctl (PR_GET_NAME, name), ==, 0);
+  g_assert_cmpint (prctl (PR_SET_NAME, "stm32d"), ==, 0);
+  holder = g_socket_client_connect_to_host (client, "127.0.0.1", fixture->port, NULL, &error);
+  g_assert_no_error (error);
+  stm32_sim_expect (fixture->sim, "accepted", WAIT_MS);
+
+  stm32_dbus_link1_call_connect (quiet, NULL, stm32_test_store_result, &result);
+  held = g_strdup_printf ("quiet: stm32d (pid %d, ESTABLISHED) still holds", (int) getpid ());
+  stm32_test_wait_until (strstr (stm32_daemon_get_log (fixture->daemon), held) != NULL, WAIT_MS);
+  g_assert_null (result);
+  g_assert_true (stm32_daemon_link_state_is (quiet, "connecting"));
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "accepted"), ==, 1);
+
+  g_clear_object (&holder);
+  stm32_test_wait_until (result != NULL, WAIT_MS);
+  g_assert_true (stm32_dbus_link1_call_connect_finish (quiet, result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (stm32_sim_status_int (fixture->sim, "accepted"), ==, 2);
+  stm32_test_wait_until (strstr (stm32_daemon_get_log (fixture->daemon), "let go of the board"),
+                         WAIT_MS);
+  g_assert_cmpint (prctl (PR_SET_NAME, name), ==, 0);
+  stm32_daemon_stop (g_steal_pointer (&fixture->daemon));
+  stm32_sim_stop (other_board);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -331,5 +384,7 @@ main (int argc, char **argv)
             test_replace_waits_for_old_daemon);
   add_test ("/daemon/replace-wait-is-bounded", STM32_SIM_OPTIONS ("--slots", "2", "--mode", "leak"),
             test_replace_wait_is_bounded);
+  add_test ("/daemon/gate-at-first-connect", STM32_SIM_OPTIONS ("--slots", "2"),
+            test_gate_at_first_connect);
   return stm32_daemon_test_run ();
 }
