@@ -14,6 +14,7 @@ typedef struct
   guint64 acknowledged; /* bytes the fake board acknowledged */
   GString *confirmed;   /* "bytes,frames;" per confirmation, in order */
   guint looks;          /* times the queue asked what was acknowledged */
+  GPtrArray *requests;  /* enqueue()'s, held as their caller would hold them */
 } Fixture;
 
 /* What one request's caller got. */
@@ -50,11 +51,13 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
   fixture->queue = stm32_send_queue_new (10, fake_acknowledged, fake_confirmed, fixture);
   fixture->known = TRUE;
   fixture->confirmed = g_string_new (NULL);
+  fixture->requests = g_ptr_array_new_with_free_func ((GDestroyNotify) stm32_send_request_unref);
 }
 
 static void
 fixture_tear_down (Fixture *fixture, gconstpointer data)
 {
+  g_ptr_array_unref (fixture->requests);
   stm32_send_queue_free (fixture->queue);
   g_string_free (fixture->confirmed, TRUE);
 }
@@ -92,6 +95,20 @@ reserve (Fixture *fixture, const char *text, gboolean raw, GCancellable *cancell
       task = g_task_new (NULL, cancellable, on_answered, answer);
     }
   return stm32_send_queue_reserve (fixture->queue, wire, task, raw);
+}
+
+/* Reserved and queued at once, as the link does unless a test looks in
+ * between. The fixture keeps the reference, so the request may be looked at
+ * after the queue let go of it. */
+static Stm32SendRequest *
+enqueue (Fixture *fixture, const char *text, gboolean raw, GCancellable *cancellable,
+         Answer *answer)
+{
+  Stm32SendRequest *request = reserve (fixture, text, raw, cancellable, answer);
+
+  g_ptr_array_add (fixture->requests, request);
+  stm32_send_queue_push (fixture->queue, request);
+  return request;
 }
 
 static void
@@ -159,11 +176,9 @@ static void
 test_answered_on_acknowledgement (Fixture *fixture, gconstpointer data)
 {
   Answer first = { 0 }, second = { 0 };
-  g_autoptr (Stm32SendRequest) a = reserve (fixture, "abc", FALSE, NULL, &first);
-  g_autoptr (Stm32SendRequest) b = reserve (fixture, "de", FALSE, NULL, &second);
+  enqueue (fixture, "abc", FALSE, NULL, &first);
+  enqueue (fixture, "de", FALSE, NULL, &second);
 
-  stm32_send_queue_push (fixture->queue, a);
-  stm32_send_queue_push (fixture->queue, b);
   assert_next (fixture, "abc");
   stm32_send_queue_written (fixture->queue, 3);
   assert_next (fixture, "de");
@@ -213,11 +228,10 @@ test_confirm_reentered (Fixture *fixture, gconstpointer data)
   g_autoptr (GTask) task = g_task_new (NULL, NULL, on_answered_look_again, &first);
   g_autoptr (GBytes) wire = g_bytes_new ("ab", 2);
   g_autoptr (Stm32SendRequest) a = stm32_send_queue_reserve (fixture->queue, wire, task, FALSE);
-  g_autoptr (Stm32SendRequest) b = reserve (fixture, "c", FALSE, NULL, &second);
 
   g_clear_object (&task);
   stm32_send_queue_push (fixture->queue, a);
-  stm32_send_queue_push (fixture->queue, b);
+  enqueue (fixture, "c", FALSE, NULL, &second);
   assert_next (fixture, "ab");
   stm32_send_queue_written (fixture->queue, 2);
   assert_next (fixture, "c");
@@ -236,9 +250,8 @@ static void
 test_raw_answered_on_write (Fixture *fixture, gconstpointer data)
 {
   Answer answer = { 0 };
-  g_autoptr (Stm32SendRequest) raw = reserve (fixture, "raw", TRUE, NULL, &answer);
 
-  stm32_send_queue_push (fixture->queue, raw);
+  enqueue (fixture, "raw", TRUE, NULL, &answer);
   assert_next (fixture, "raw");
   stm32_send_queue_written (fixture->queue, 3);
   stm32_test_wait_until (answer.done, WAIT_MS);
@@ -255,11 +268,9 @@ test_cancelled_before_start (Fixture *fixture, gconstpointer data)
 {
   g_autoptr (GCancellable) cancellable = g_cancellable_new ();
   Answer cancelled = { 0 };
-  g_autoptr (Stm32SendRequest) a = reserve (fixture, "aa", FALSE, cancellable, &cancelled);
-  g_autoptr (Stm32SendRequest) b = reserve (fixture, "bb", FALSE, NULL, NULL);
+  Stm32SendRequest *a = enqueue (fixture, "aa", FALSE, cancellable, &cancelled);
+  enqueue (fixture, "bb", FALSE, NULL, NULL);
 
-  stm32_send_queue_push (fixture->queue, a);
-  stm32_send_queue_push (fixture->queue, b);
   g_cancellable_cancel (cancellable);
   stm32_send_queue_drop_cancelled (fixture->queue);
   stm32_test_wait_until (cancelled.done, WAIT_MS);
@@ -277,16 +288,12 @@ static void
 test_connection_ends (Fixture *fixture, gconstpointer data)
 {
   Answer acked = { 0 }, unacked = { 0 }, writing = { 0 }, queued = { 0 };
-  g_autoptr (Stm32SendRequest) a = reserve (fixture, "a", FALSE, NULL, &acked);
-  g_autoptr (Stm32SendRequest) b = reserve (fixture, "b", FALSE, NULL, &unacked);
-  g_autoptr (Stm32SendRequest) c = reserve (fixture, "c", FALSE, NULL, &writing);
-  g_autoptr (Stm32SendRequest) d = reserve (fixture, "d", FALSE, NULL, &queued);
   g_autoptr (GError) end = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED, "reset");
 
-  stm32_send_queue_push (fixture->queue, a);
-  stm32_send_queue_push (fixture->queue, b);
-  stm32_send_queue_push (fixture->queue, c);
-  stm32_send_queue_push (fixture->queue, d);
+  enqueue (fixture, "a", FALSE, NULL, &acked);
+  enqueue (fixture, "b", FALSE, NULL, &unacked);
+  enqueue (fixture, "c", FALSE, NULL, &writing);
+  enqueue (fixture, "d", FALSE, NULL, &queued);
   assert_next (fixture, "a");
   stm32_send_queue_written (fixture->queue, 1);
   assert_next (fixture, "b");
@@ -328,16 +335,13 @@ static void
 test_batch_partly_taken (Fixture *fixture, gconstpointer data)
 {
   Answer first = { 0 }, second = { 0 }, third = { 0 };
-  g_autoptr (Stm32SendRequest) a = reserve (fixture, "aaa", FALSE, NULL, &first);
-  g_autoptr (Stm32SendRequest) b = reserve (fixture, "bb", FALSE, NULL, &second);
-  g_autoptr (Stm32SendRequest) c = reserve (fixture, "ccc", FALSE, NULL, &third);
+  Stm32SendRequest *a = enqueue (fixture, "aaa", FALSE, NULL, &first);
+  Stm32SendRequest *b = enqueue (fixture, "bb", FALSE, NULL, &second);
+  Stm32SendRequest *c = enqueue (fixture, "ccc", FALSE, NULL, &third);
   GOutputVector vectors[4];
   gsize offset = 0;
   GBytes *partial;
 
-  stm32_send_queue_push (fixture->queue, a);
-  stm32_send_queue_push (fixture->queue, b);
-  stm32_send_queue_push (fixture->queue, c);
   /* The byte bound keeps the third out; the first always goes. */
   g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 4, 5), ==, 2);
   assert_vector (&vectors[0], "aaa");
@@ -385,18 +389,14 @@ test_batch_none_taken (Fixture *fixture, gconstpointer data)
 {
   g_autoptr (GCancellable) cancellable = g_cancellable_new ();
   Answer cancelled = { 0 };
-  g_autoptr (Stm32SendRequest) a = reserve (fixture, "a", FALSE, NULL, NULL);
-  g_autoptr (Stm32SendRequest) b = reserve (fixture, "b", FALSE, NULL, NULL);
-  g_autoptr (Stm32SendRequest) c = reserve (fixture, "c", FALSE, cancellable, &cancelled);
-  g_autoptr (Stm32SendRequest) d = reserve (fixture, "d", FALSE, NULL, NULL);
+  Stm32SendRequest *a = enqueue (fixture, "a", FALSE, NULL, NULL);
+  Stm32SendRequest *b = enqueue (fixture, "b", FALSE, NULL, NULL);
+  enqueue (fixture, "c", FALSE, cancellable, &cancelled);
+  enqueue (fixture, "d", FALSE, NULL, NULL);
   GOutputVector vectors[4];
   gsize offset = 99;
   GBytes *partial;
 
-  stm32_send_queue_push (fixture->queue, a);
-  stm32_send_queue_push (fixture->queue, b);
-  stm32_send_queue_push (fixture->queue, c);
-  stm32_send_queue_push (fixture->queue, d);
   g_cancellable_cancel (cancellable);
   g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 4, 100), ==, 2);
   partial = stm32_send_queue_batch_taken (fixture->queue, 0, 0, &offset);
@@ -426,15 +426,12 @@ test_batch_none_taken (Fixture *fixture, gconstpointer data)
 static void
 test_unawaited_counted_later (Fixture *fixture, gconstpointer data)
 {
-  g_autoptr (Stm32SendRequest) a = reserve (fixture, "aa", FALSE, NULL, NULL);
-  g_autoptr (Stm32SendRequest) b = reserve (fixture, "bbb", FALSE, NULL, NULL);
   Answer sent = { 0 };
-  g_autoptr (Stm32SendRequest) c = NULL;
   GOutputVector vectors[2];
   gint64 quiet_until;
   gsize offset = 0;
 
-  stm32_send_queue_push (fixture->queue, a);
+  enqueue (fixture, "aa", FALSE, NULL, NULL);
   g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 2, 100), ==, 1);
   g_assert_null (stm32_send_queue_batch_taken (fixture->queue, 2, 2, &offset));
   fixture->acknowledged = 2;
@@ -448,9 +445,8 @@ test_unawaited_counted_later (Fixture *fixture, gconstpointer data)
   g_assert_cmpstr (fixture->confirmed->str, ==, "2,1;");
 
   /* Behind a Send: counted by the look its caller waits for. */
-  c = reserve (fixture, "c", FALSE, NULL, &sent);
-  stm32_send_queue_push (fixture->queue, b);
-  stm32_send_queue_push (fixture->queue, c);
+  enqueue (fixture, "bbb", FALSE, NULL, NULL);
+  enqueue (fixture, "c", FALSE, NULL, &sent);
   g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 1, 100), ==, 1);
   g_assert_null (stm32_send_queue_batch_taken (fixture->queue, 3, 5, &offset));
   g_assert_false (stm32_send_queue_awaits_acknowledgement (fixture->queue));
@@ -469,14 +465,12 @@ test_unawaited_counted_later (Fixture *fixture, gconstpointer data)
 static void
 test_awaited_behind_unawaited (Fixture *fixture, gconstpointer data)
 {
-  g_autoptr (Stm32SendRequest) a = reserve (fixture, "aa", FALSE, NULL, NULL);
   Answer sent = { 0 };
-  g_autoptr (Stm32SendRequest) b = reserve (fixture, "b", FALSE, NULL, &sent);
   GOutputVector vectors[1];
   gsize offset = 0;
 
-  stm32_send_queue_push (fixture->queue, a);
-  stm32_send_queue_push (fixture->queue, b);
+  enqueue (fixture, "aa", FALSE, NULL, NULL);
+  enqueue (fixture, "b", FALSE, NULL, &sent);
   g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 1, 100), ==, 1);
   g_assert_null (stm32_send_queue_batch_taken (fixture->queue, 2, 2, &offset));
   g_assert_cmpuint (stm32_send_queue_start_batch (fixture->queue, vectors, 1, 100), ==, 1);
@@ -491,29 +485,25 @@ test_awaited_behind_unawaited (Fixture *fixture, gconstpointer data)
   g_assert_false (stm32_send_queue_awaits_acknowledgement (fixture->queue));
 }
 
+static void
+add_test (const char *path, void (*test) (Fixture *, gconstpointer))
+{
+  g_test_add (path, Fixture, NULL, fixture_set_up, test, fixture_tear_down);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_test_add ("/send-queue/bound-and-order", Fixture, NULL, fixture_set_up, test_bound_and_order,
-              fixture_tear_down);
-  g_test_add ("/send-queue/answered-on-acknowledgement", Fixture, NULL, fixture_set_up,
-              test_answered_on_acknowledgement, fixture_tear_down);
-  g_test_add ("/send-queue/confirm-reentered", Fixture, NULL, fixture_set_up,
-              test_confirm_reentered, fixture_tear_down);
-  g_test_add ("/send-queue/raw-answered-on-write", Fixture, NULL, fixture_set_up,
-              test_raw_answered_on_write, fixture_tear_down);
-  g_test_add ("/send-queue/cancelled-before-start", Fixture, NULL, fixture_set_up,
-              test_cancelled_before_start, fixture_tear_down);
-  g_test_add ("/send-queue/batch-partly-taken", Fixture, NULL, fixture_set_up,
-              test_batch_partly_taken, fixture_tear_down);
-  g_test_add ("/send-queue/batch-none-taken", Fixture, NULL, fixture_set_up,
-              test_batch_none_taken, fixture_tear_down);
-  g_test_add ("/send-queue/unawaited-counted-later", Fixture, NULL, fixture_set_up,
-              test_unawaited_counted_later, fixture_tear_down);
-  g_test_add ("/send-queue/awaited-behind-unawaited", Fixture, NULL, fixture_set_up,
-              test_awaited_behind_unawaited, fixture_tear_down);
-  g_test_add ("/send-queue/connection-ends", Fixture, NULL, fixture_set_up, test_connection_ends,
-              fixture_tear_down);
+  add_test ("/send-queue/bound-and-order", test_bound_and_order);
+  add_test ("/send-queue/answered-on-acknowledgement", test_answered_on_acknowledgement);
+  add_test ("/send-queue/confirm-reentered", test_confirm_reentered);
+  add_test ("/send-queue/raw-answered-on-write", test_raw_answered_on_write);
+  add_test ("/send-queue/cancelled-before-start", test_cancelled_before_start);
+  add_test ("/send-queue/batch-partly-taken", test_batch_partly_taken);
+  add_test ("/send-queue/batch-none-taken", test_batch_none_taken);
+  add_test ("/send-queue/unawaited-counted-later", test_unawaited_counted_later);
+  add_test ("/send-queue/awaited-behind-unawaited", test_awaited_behind_unawaited);
+  add_test ("/send-queue/connection-ends", test_connection_ends);
   return g_test_run ();
 }
