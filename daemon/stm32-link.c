@@ -615,13 +615,6 @@ stm32_link_network_changed (Stm32Link *self)
     }
 }
 
-static void
-on_network_changed (GNetworkMonitor *monitor, gboolean available, gpointer user_data)
-{
-  if (available)
-    stm32_link_network_changed (STM32_LINK (user_data));
-}
-
 const char *
 stm32_link_get_name (Stm32Link *self)
 {
@@ -796,8 +789,6 @@ stm32_link_constructed (GObject *object)
                       g_random_int ());
   stm32_close_learner_init (&self->close_learner, self->config->close_mode,
                             self->config->close_timeout);
-  g_signal_connect_object (g_network_monitor_get_default (), "network-changed",
-                           G_CALLBACK (on_network_changed), self, 0);
 }
 
 static void

@@ -154,7 +154,9 @@ typedef void (*Stm32LinkAdmitFunc) (Stm32Link *link, gpointer user_data);
 /* @func NULL: no admission (the default); @user_data is not owned. */
 void stm32_link_set_admit_func (Stm32Link *self, Stm32LinkAdmitFunc func, gpointer user_data);
 
-/* The PC's network changed: retry at once with the shortest backoff. */
+/* The PC's network changed: retry at once with the shortest backoff. The
+ * owner of the links watches GNetworkMonitor once for all of them: a
+ * handler per link would cost every link a closure. */
 void stm32_link_network_changed (Stm32Link *self);
 
 G_END_DECLS

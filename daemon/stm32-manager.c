@@ -98,6 +98,19 @@ manager_add_link (Stm32Manager *self, const char *name, const Stm32LinkConfig *c
   return link;
 }
 
+static void
+on_network_changed (GNetworkMonitor *monitor, gboolean available, Stm32Manager *self)
+{
+  GHashTableIter iter;
+  gpointer export;
+
+  if (!available)
+    return;
+  g_hash_table_iter_init (&iter, self->exports);
+  while (g_hash_table_iter_next (&iter, NULL, &export))
+    stm32_link_network_changed (stm32_link_export_get_link (export));
+}
+
 void
 stm32_manager_start (Stm32Manager *self)
 {
@@ -296,6 +309,8 @@ stm32_manager_new (const char *config_path)
   self->iface = stm32_dbus_manager1_skeleton_new ();
   stm32_dbus_manager1_set_version (self->iface, STM32_DBUS_API_VERSION);
   g_signal_connect_object (self->iface, "handle-reload", G_CALLBACK (handle_reload), self, 0);
+  g_signal_connect_object (g_network_monitor_get_default (), "network-changed",
+                           G_CALLBACK (on_network_changed), self, 0);
   return self;
 }
 
