@@ -11,6 +11,9 @@
 #include "stm32-client-private.h"
 #include "stm32-error.h"
 
+/* What errors call this kind of channel. */
+#define CHANNEL_NAME "transaction channel"
+
 /* How much longer than the transactions' own timeouts a _sync call waits for
  * stm32d before it gives up on a daemon that hangs. */
 #define SYNC_MARGIN_MS 2000
@@ -100,15 +103,6 @@ slot_free (Slot *slot)
 
 /* ---- packets ------------------------------------------------------------------------ */
 
-static void
-set_closed_by_daemon (GError **error, const char *detail)
-{
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
-               "stm32d closed the transaction channel (the link was removed or stm32d "
-               "stopped)%s%s",
-               detail ? ": " : "", detail ? detail : "");
-}
-
 /* The next packet, or NULL with G_IO_ERROR_WOULD_BLOCK when none waits, or
  * with why the channel cannot be used any more. */
 static GBytes *
@@ -128,24 +122,8 @@ channel_receive (Stm32ClientChannel *self, GError **error)
     }
   else
     n = size;
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "No reply waits");
-      return NULL;
-    }
-  if (n < 0)
-    {
-      int saved_errno = errno;
-
-      set_closed_by_daemon (error, g_strerror (saved_errno));
-      return NULL;
-    }
-  /* stm32d never sends an empty packet: this is its end closing. */
-  if (n == 0)
-    {
-      set_closed_by_daemon (error, NULL);
-      return NULL;
-    }
+  if (!stm32_client_channel_received (n, CHANNEL_NAME, error))
+    return NULL;
   if (n != size)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
@@ -243,7 +221,7 @@ channel_send (Stm32ClientChannel *self, GBytes *request, guint timeout_ms, GErro
     {
       g_autoptr (GError) why = NULL;
 
-      set_closed_by_daemon (&why, local_error->message);
+      stm32_client_set_channel_closed (&why, CHANNEL_NAME, local_error->message);
       g_clear_error (&local_error);
       local_error = g_steal_pointer (&why);
       channel_shut (self, local_error);

@@ -37,6 +37,14 @@ Stm32ClientChannel *stm32_client_channel_new (GSocket *socket);
  * _sync send waits at most @call_timeout ms. */
 Stm32ClientSendChannel *stm32_client_send_channel_new (GSocket *socket, guint call_timeout);
 
+/* G_IO_ERROR_CONNECTION_CLOSED: stm32d closed @channel ("send channel"),
+ * with @detail if any. */
+void stm32_client_set_channel_closed (GError **error, const char *channel, const char *detail);
+/* Whether @n, what recv() just returned on @channel's socket (errno intact),
+ * is a packet; if not, @error is G_IO_ERROR_WOULD_BLOCK when none waits yet,
+ * else why the channel cannot be used any more. */
+gboolean stm32_client_channel_received (ssize_t n, const char *channel, GError **error);
+
 void stm32_client_set_not_running_error (GError **error);
 /* STM32_CLIENT_ERROR_NO_ANSWER for a call that waited @timeout_ms. */
 GError *stm32_client_no_answer_error (guint timeout_ms);

@@ -10,6 +10,9 @@
 #include "stm32-error.h"
 #include "stm32-send-wire.h"
 
+/* What errors call this kind of channel. */
+#define CHANNEL_NAME "send channel"
+
 /* One frame given to the channel, which stm32d answers in its turn. */
 typedef struct
 {
@@ -112,14 +115,6 @@ on_slot_cancelled (GCancellable *cancellable, gpointer user_data)
 
 /* ---- answers ------------------------------------------------------------------------ */
 
-static void
-set_closed_by_daemon (GError **error, const char *detail)
-{
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
-               "stm32d closed the send channel (the link was removed or stm32d stopped)%s%s",
-               detail ? ": " : "", detail ? detail : "");
-}
-
 /* The next packet, or NULL with G_IO_ERROR_WOULD_BLOCK when none waits, or
  * with why the channel cannot be used any more. */
 static GBytes *
@@ -128,24 +123,8 @@ channel_receive (Stm32ClientSendChannel *self, GError **error)
   guint8 data[4096];
   ssize_t n = recv (g_socket_get_fd (self->socket), data, sizeof data, MSG_DONTWAIT | MSG_TRUNC);
 
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "No answer waits");
-      return NULL;
-    }
-  if (n < 0)
-    {
-      int saved_errno = errno;
-
-      set_closed_by_daemon (error, g_strerror (saved_errno));
-      return NULL;
-    }
-  /* stm32d never sends an empty packet: this is its end closing. */
-  if (n == 0)
-    {
-      set_closed_by_daemon (error, NULL);
-      return NULL;
-    }
+  if (!stm32_client_channel_received (n, CHANNEL_NAME, error))
+    return NULL;
   /* Answers are a count and an error's name and message: small. */
   if ((gsize) n > sizeof data)
     {
@@ -255,7 +234,7 @@ channel_flush (Stm32ClientSendChannel *self)
           g_autoptr (GError) why = NULL;
           int saved_errno = errno;
 
-          set_closed_by_daemon (&why, g_strerror (saved_errno));
+          stm32_client_set_channel_closed (&why, CHANNEL_NAME, g_strerror (saved_errno));
           channel_shut (self, why);
           return FALSE;
         }
