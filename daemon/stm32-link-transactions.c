@@ -305,13 +305,14 @@ stm32_link_transactions_receiving_resumed (Stm32Link *link)
     transactions_arm_current_timer (self);
 }
 
-/* ReplyGrace ran out while the board's bytes wait unread (the main loop was
- * busy, or they came after it last polled): the reply may be among them,
- * and giving up now would hand it to the next request. Like a held receive,
+/* ReplyGrace (or a heartbeat's HeartbeatTimeout) ran out while the board's
+ * bytes wait unread (the main loop was busy, or they came after it last
+ * polled): the reply may be among them, and giving up now would hand it to
+ * the next request (or call a board that answered dead). Like a held receive,
  * the read goes first and the grace starts again, a few times at most, so a
  * board that keeps sending what forms no frame cannot keep the place. */
 static gboolean
-transactions_grace_read_first (LinkTransactions *self)
+transactions_read_unread_first (LinkTransactions *self)
 {
   Transaction *current = self->current;
 
@@ -329,7 +330,7 @@ on_grace_over (gpointer user_data)
   LinkTransactions *self = user_data;
   Stm32Link *link = self->link;
 
-  if (transactions_current_timer_deferred (self) || transactions_grace_read_first (self))
+  if (transactions_current_timer_deferred (self) || transactions_read_unread_first (self))
     return G_SOURCE_REMOVE;
   self->unanswered_in_row++;
   LINK_LOG (link, G_LOG_LEVEL_MESSAGE,
@@ -549,7 +550,8 @@ on_heartbeat_unanswered (gpointer user_data)
   LinkTransactions *self = user_data;
   Stm32Link *link = self->link;
 
-  if (transactions_current_timer_deferred (self))
+  /* The board's answer may wait unread: a board that answered is alive. */
+  if (transactions_current_timer_deferred (self) || transactions_read_unread_first (self))
     return G_SOURCE_REMOVE;
   stm32_link_end_detected (link, STM32_DETECTOR_HEARTBEAT, STM32_END_REASON_DEAD_PEER,
                            STM32_CLOSED_BY_PC, TRUE,

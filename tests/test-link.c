@@ -1408,6 +1408,53 @@ test_transaction_grace_garbage (void)
   close (listener);
 }
 
+/* HeartbeatTimeout runs out in the same turn of the main loop as the
+ * board's answer arrives, before the loop read it: the board answered, so
+ * the answer is read and the link stays up (the next heartbeat goes out).
+ * Declaring the board dead there ended a link to a board that was alive. */
+static void
+test_heartbeat_answer_unread (void)
+{
+  int listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in address = { .sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof address;
+  g_autoptr (Stm32LinkConfig) config = NULL;
+  g_autoptr (Stm32Link) link = NULL;
+  g_autoptr (GSource) busy = NULL;
+  gint64 written;
+  int board;
+
+  g_assert_cmpint (listener, >=, 0);
+  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, len), ==, 0);
+  g_assert_cmpint (listen (listener, 1), ==, 0);
+  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &address, &len), ==, 0);
+  config = test_config (ntohs (address.sin_port));
+  config->heartbeat = g_bytes_new_static ("ping", 4);
+  config->heartbeat_interval = 50;
+  config->heartbeat_timeout = 1;
+  link = stm32_link_new ("heartbeat-unread", config);
+  g_assert_true (stm32_test_link_connect (link, NULL));
+  board = accept4 (listener, NULL, NULL, SOCK_CLOEXEC);
+  g_assert_cmpint (board, >=, 0);
+  busy = busy_source_new (board, find_socket_to (ntohs (address.sin_port)), "pong\n");
+
+  /* The loop stands still from the turn that wrote the heartbeat on, so
+   * HeartbeatTimeout, armed then, cannot run out before the busy turn. */
+  stm32_test_wait_until (fd_readable (board), WAIT_MS);
+  written = g_get_monotonic_time ();
+  board_expect (board, "ping\n", FALSE);
+  busy_until_grace_over (busy, written, config->heartbeat_timeout);
+  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_CONNECTED);
+  board_expect (board, "ping\n", TRUE);
+  g_assert_cmpint (stm32_link_get_state (link), ==, STM32_LINK_STATE_CONNECTED);
+
+  g_source_destroy (busy);
+  stm32_test_link_disconnect (link);
+  close (board);
+  close (listener);
+}
+
 /* Connect() while a close is under way: answered by a new connection whose
  * socket is created only after the old one is gone (rule 1). */
 static void
@@ -1687,6 +1734,7 @@ main (int argc, char **argv)
   g_test_add_func ("/link/send/acknowledged-before-reset", test_acknowledged_before_reset);
   g_test_add_func ("/link/transact/grace-reply-unread", test_transaction_grace_reply_unread);
   g_test_add_func ("/link/transact/grace-garbage", test_transaction_grace_garbage);
+  g_test_add_func ("/link/dead-peer/heartbeat-answer-unread", test_heartbeat_answer_unread);
   add_test ("/link/construct/config", STM32_SIM_OPTIONS ("--reply", "echo"), test_construct_config);
   g_test_add_func ("/link/construct/preconditions-first", test_construct_preconditions_first);
   add_test ("/link/close/connect-during-close", STM32_SIM_OPTIONS ("--mode", "leak"),
