@@ -977,6 +977,37 @@ find_socket_to (guint16 board_port)
   g_error ("no socket to port %u", board_port);
 }
 
+/* A board of the test's own: a socket listening on loopback whose
+ * connections take @rcvbuf bytes at most (0: the kernel's default). */
+static int
+raw_board_listen (int rcvbuf, guint16 *port)
+{
+  int listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in address = { .sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof address;
+
+  g_assert_cmpint (listener, >=, 0);
+  if (rcvbuf > 0)
+    g_assert_cmpint (setsockopt (listener, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), ==, 0);
+  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, len), ==, 0);
+  g_assert_cmpint (listen (listener, 1), ==, 0);
+  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &address, &len), ==, 0);
+  *port = ntohs (address.sin_port);
+  return listener;
+}
+
+/* The board's side of the link's connection: the handshake is done once
+ * the link connected, so this returns at once. */
+static int
+raw_board_accept (int listener)
+{
+  int board = accept4 (listener, NULL, NULL, SOCK_CLOEXEC);
+
+  g_assert_cmpint (board, >=, 0);
+  return board;
+}
+
 /* The board resets the connection just before our FIN: shutdown(SHUT_WR)
  * fails (ENOTCONN) on a socket the kernel already closed, before the read
  * that would have told us runs. The close still completes, the attempt is
@@ -985,10 +1016,8 @@ find_socket_to (guint16 board_port)
 static void
 test_close_after_board_reset (void)
 {
-  int listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in address = { .sin_family = AF_INET,
-                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-  socklen_t len = sizeof address;
+  guint16 port = 0;
+  int listener;
   struct linger reset = { .l_onoff = 1, .l_linger = 0 };
   struct pollfd ours = { .events = POLLIN };
   g_autoptr (Stm32LinkConfig) config = NULL;
@@ -999,21 +1028,16 @@ test_close_after_board_reset (void)
   guint fds_before;
   int board;
 
-  g_assert_cmpint (listener, >=, 0);
-  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, len), ==, 0);
-  g_assert_cmpint (listen (listener, 1), ==, 0);
-  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &address, &len), ==, 0);
-  config = test_config (ntohs (address.sin_port));
+  listener = raw_board_listen (0, &port);
+  config = test_config (port);
   /* Not the accepted-then-reset of a full table: a reset of an established connection. */
   config->busy_window = 0;
   link = stm32_link_new ("reset-in-close", config);
   fds_before = stm32_test_count_fds ();
   g_assert_true (stm32_test_link_connect (link, NULL));
 
-  /* The handshake is done, so the board's accept() returns at once. */
-  board = accept4 (listener, NULL, NULL, SOCK_CLOEXEC);
-  g_assert_cmpint (board, >=, 0);
-  ours.fd = find_socket_to (ntohs (address.sin_port));
+  board = raw_board_accept (listener);
+  ours.fd = find_socket_to (port);
   g_assert_cmpint (setsockopt (board, SOL_SOCKET, SO_LINGER, &reset, sizeof reset), ==, 0);
   close (board);
   /* The kernel has the RST once our socket turns readable; the main loop
@@ -1117,10 +1141,8 @@ all_answered (const SendOutcome *outcomes, guint n)
 static void
 test_acknowledged_before_reset (void)
 {
-  int listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in address = { .sin_family = AF_INET,
-                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-  socklen_t len = sizeof address;
+  guint16 port = 0;
+  int listener;
   struct linger reset = { .l_onoff = 1, .l_linger = 0 };
   int small = 4096;
   struct pollfd ours = { .events = POLLIN };
@@ -1133,19 +1155,14 @@ test_acknowledged_before_reset (void)
   guint sent = 0;
   int board;
 
-  g_assert_cmpint (listener, >=, 0);
   /* A board that holds little: its window closes with most frames still in our kernel. */
-  g_assert_cmpint (setsockopt (listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), ==, 0);
-  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, len), ==, 0);
-  g_assert_cmpint (listen (listener, 1), ==, 0);
-  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &address, &len), ==, 0);
-  config = test_config (ntohs (address.sin_port));
+  listener = raw_board_listen (small, &port);
+  config = test_config (port);
   config->busy_window = 0;
   link = stm32_link_new ("acknowledged", config);
   g_assert_true (stm32_test_link_connect (link, NULL));
-  board = accept4 (listener, NULL, NULL, SOCK_CLOEXEC);
-  g_assert_cmpint (board, >=, 0);
-  ours.fd = find_socket_to (ntohs (address.sin_port));
+  board = raw_board_accept (listener);
+  ours.fd = find_socket_to (port);
 
   /* The board reads nothing yet: every frame reaches our kernel, the
    * acknowledged ones are answered, the rest wait. */
@@ -1274,10 +1291,8 @@ board_expect (int board, const char *expected, gboolean iterate)
 static void
 test_transaction_grace_reply_unread (void)
 {
-  int listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in address = { .sin_family = AF_INET,
-                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-  socklen_t len = sizeof address;
+  guint16 port = 0;
+  int listener;
   g_autoptr (Stm32LinkConfig) config = NULL;
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (GAsyncResult) first = NULL, second = NULL;
@@ -1288,17 +1303,13 @@ test_transaction_grace_reply_unread (void)
   gint64 answered;
   int board;
 
-  g_assert_cmpint (listener, >=, 0);
-  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, len), ==, 0);
-  g_assert_cmpint (listen (listener, 1), ==, 0);
-  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &address, &len), ==, 0);
-  config = test_config (ntohs (address.sin_port));
+  listener = raw_board_listen (0, &port);
+  config = test_config (port);
   config->reply_grace = 1;
   link = stm32_link_new ("grace-unread", config);
   g_assert_true (stm32_test_link_connect (link, NULL));
-  board = accept4 (listener, NULL, NULL, SOCK_CLOEXEC);
-  g_assert_cmpint (board, >=, 0);
-  busy = busy_source_new (board, find_socket_to (ntohs (address.sin_port)), "first-reply\n");
+  board = raw_board_accept (listener);
+  busy = busy_source_new (board, find_socket_to (port), "first-reply\n");
 
   {
     g_autoptr (GBytes) request = g_bytes_new_static ("first", 5);
@@ -1351,10 +1362,8 @@ fd_readable (int fd)
 static void
 test_transaction_grace_garbage (void)
 {
-  int listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in address = { .sin_family = AF_INET,
-                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-  socklen_t len = sizeof address;
+  guint16 port = 0;
+  int listener;
   g_autoptr (Stm32LinkConfig) config = NULL;
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (GAsyncResult) first = NULL, second = NULL;
@@ -1366,17 +1375,13 @@ test_transaction_grace_garbage (void)
   char byte;
   int board, ours;
 
-  g_assert_cmpint (listener, >=, 0);
-  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, len), ==, 0);
-  g_assert_cmpint (listen (listener, 1), ==, 0);
-  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &address, &len), ==, 0);
-  config = test_config (ntohs (address.sin_port));
+  listener = raw_board_listen (0, &port);
+  config = test_config (port);
   config->reply_grace = GARBAGE_GRACE_MS;
   link = stm32_link_new ("grace-garbage", config);
   g_assert_true (stm32_test_link_connect (link, NULL));
-  board = accept4 (listener, NULL, NULL, SOCK_CLOEXEC);
-  g_assert_cmpint (board, >=, 0);
-  ours = find_socket_to (ntohs (address.sin_port));
+  board = raw_board_accept (listener);
+  ours = find_socket_to (port);
   busy = busy_source_new (board, ours, "x");
 
   stm32_link_transact_async (link, first_request, 1, NULL, stm32_test_store_result, &first);
@@ -1415,29 +1420,23 @@ test_transaction_grace_garbage (void)
 static void
 test_heartbeat_answer_unread (void)
 {
-  int listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in address = { .sin_family = AF_INET,
-                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-  socklen_t len = sizeof address;
+  guint16 port = 0;
+  int listener;
   g_autoptr (Stm32LinkConfig) config = NULL;
   g_autoptr (Stm32Link) link = NULL;
   g_autoptr (GSource) busy = NULL;
   gint64 written;
   int board;
 
-  g_assert_cmpint (listener, >=, 0);
-  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, len), ==, 0);
-  g_assert_cmpint (listen (listener, 1), ==, 0);
-  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &address, &len), ==, 0);
-  config = test_config (ntohs (address.sin_port));
+  listener = raw_board_listen (0, &port);
+  config = test_config (port);
   config->heartbeat = g_bytes_new_static ("ping", 4);
   config->heartbeat_interval = 50;
   config->heartbeat_timeout = 1;
   link = stm32_link_new ("heartbeat-unread", config);
   g_assert_true (stm32_test_link_connect (link, NULL));
-  board = accept4 (listener, NULL, NULL, SOCK_CLOEXEC);
-  g_assert_cmpint (board, >=, 0);
-  busy = busy_source_new (board, find_socket_to (ntohs (address.sin_port)), "pong\n");
+  board = raw_board_accept (listener);
+  busy = busy_source_new (board, find_socket_to (port), "pong\n");
 
   /* The loop stands still from the turn that wrote the heartbeat on, so
    * HeartbeatTimeout, armed then, cannot run out before the busy turn. */
