@@ -272,7 +272,7 @@ stm32_daemon_get_pid (Stm32Daemon *daemon)
 void
 stm32_daemon_send_signal (Stm32Daemon *daemon, int signum)
 {
-  g_subprocess_send_signal (daemon->process, signum);
+  stm32_test_send_signal (daemon->process, signum, DAEMON_WAIT_MS);
 }
 
 static void

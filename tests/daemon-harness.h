@@ -75,6 +75,8 @@ void stm32_daemon_assert_error (const GError *error, const char *remote_name, St
  * (org.freedesktop.DBus.Debug.Stats.GetConnectionStats, "MatchRules"). */
 guint stm32_daemon_count_match_rules (Stm32Daemon *daemon);
 
+/* SIGSTOP returns once stm32d is stopped, SIGCONT once it runs again
+ * (stm32_test_send_signal()); any other signal is only sent. */
 void stm32_daemon_send_signal (Stm32Daemon *daemon, int signum);
 /* The daemon's process id, for looking at it in /proc. */
 GPid stm32_daemon_get_pid (Stm32Daemon *daemon);

@@ -241,7 +241,7 @@ stm32_sim_get_port (Stm32Sim *sim)
 void
 stm32_sim_send_signal (Stm32Sim *sim, int signum)
 {
-  g_subprocess_send_signal (sim->process, signum);
+  stm32_test_send_signal (sim->process, signum, SIM_REQUEST_TIMEOUT_MS);
 }
 
 /* The oldest unconsumed event whose name is one of @names, removed from the queue. */

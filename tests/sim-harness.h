@@ -28,7 +28,8 @@ Stm32Sim *stm32_sim_spawn (const char *const *argv);
 Stm32Sim *stm32_sim_spawn_on_cpu (const char *const *argv, int cpu);
 guint16 stm32_sim_get_port (Stm32Sim *sim);
 /* SIGSTOP/SIGCONT: a board that is not scheduled, so that packets queue up
- * for it and reach its loop together. */
+ * for it and reach its loop together; each returns once it took effect
+ * (stm32_test_send_signal()). */
 void stm32_sim_send_signal (Stm32Sim *sim, int signum);
 
 /* Sends a command and returns its answer (an "ok", "status" or "error" event),

@@ -227,3 +227,66 @@ stm32_test_read_process_stat (GPid pid, Stm32ProcessStat *stat, GError **error)
          read_ctxt_switches (pid, &stat->ctxt_switches, error) &&
          read_cpu_s (pid, &stat->cpu_s, error) && count_process_fds (pid, &stat->fds, error);
 }
+
+/* The state letter of each thread of @pid (/proc/PID/task/TID/stat, the
+ * field after the ")" that ends comm), counted into @stopped ('T') and @threads.
+ * A thread that ends while we look is not counted. */
+static void
+count_stopped_threads (GPid pid, guint *stopped, guint *threads)
+{
+  g_autofree char *task_dir = g_strdup_printf ("/proc/%d/task", (int) pid);
+  g_autoptr (GDir) tasks = g_dir_open (task_dir, 0, NULL);
+
+  *stopped = *threads = 0;
+  if (tasks == NULL)
+    return;
+  for (const char *tid; (tid = g_dir_read_name (tasks)) != NULL;)
+    {
+      g_autofree char *path = g_build_filename (task_dir, tid, "stat", NULL);
+      g_autofree char *text = NULL;
+      const char *after_comm;
+
+      if (!g_file_get_contents (path, &text, NULL, NULL))
+        continue;
+      after_comm = strrchr (text, ')');
+      if (after_comm == NULL || after_comm[1] != ' ' || after_comm[2] == '\0')
+        continue;
+      (*threads)++;
+      if (after_comm[2] == 'T')
+        (*stopped)++;
+    }
+}
+
+static gboolean
+all_threads_stopped (GPid pid)
+{
+  guint stopped, threads;
+
+  count_stopped_threads (pid, &stopped, &threads);
+  return threads > 0 && stopped == threads;
+}
+
+static gboolean
+no_thread_stopped (GPid pid)
+{
+  guint stopped, threads;
+
+  count_stopped_threads (pid, &stopped, &threads);
+  return stopped == 0;
+}
+
+void
+stm32_test_send_signal (GSubprocess *process, int signum, guint timeout_ms)
+{
+  const char *id = g_subprocess_get_identifier (process);
+  GPid pid;
+
+  g_assert_nonnull (id);
+  pid = (GPid) g_ascii_strtoll (id, NULL, 10);
+  g_subprocess_send_signal (process, signum);
+  /* No event says a process stopped or went on: its threads' states are looked at. */
+  if (signum == SIGSTOP)
+    stm32_test_poll_until (all_threads_stopped (pid), timeout_ms);
+  else if (signum == SIGCONT)
+    stm32_test_poll_until (no_thread_stopped (pid), timeout_ms);
+}

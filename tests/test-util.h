@@ -88,6 +88,13 @@ typedef struct
 
 gboolean stm32_test_read_process_stat (GPid pid, Stm32ProcessStat *stat, GError **error);
 
+/* Sends @signum to @process; for SIGSTOP, returns once every thread of it is
+ * stopped, and for SIGCONT once none is, failing after @timeout_ms.
+ * g_subprocess_send_signal() only queues the kill() for GLib's worker thread,
+ * and each thread of the target stops only when it next runs: a call made
+ * right after it could still be answered. Other signals are only sent. */
+void stm32_test_send_signal (GSubprocess *process, int signum, guint timeout_ms);
+
 /* A launcher whose children get SIGKILL when the test process dies (even by
  * abort()): a child the test stopped (SIGSTOP) or failed to end never
  * outlives it. */
