@@ -1800,6 +1800,44 @@ test_channel_link_removed (Bench *bench, gconstpointer data)
   stm32_sim_stop (board_b);
 }
 
+/* stm32d closing the channel in order, holding nothing of ours unread (it
+ * read the request whose reply it owed when the link was removed): the
+ * waiting transaction reads the end of the channel (0 bytes), not a reset,
+ * and fails with CONNECTION_CLOSED and the message for it, no system error
+ * after it; later calls get the same. */
+static void
+test_channel_closed_in_order (Bench *bench, gconstpointer data)
+{
+  const char *closed =
+      "stm32d closed the transaction channel (the link was removed or stm32d stopped)";
+  g_autoptr (Stm32ClientChannel) channel = NULL;
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+
+  stm32_test_write_file (bench->config, "[Link default]\nHost=127.0.0.1\nPort=%u\n",
+                         stm32_sim_get_port (bench->sim));
+  bench->daemon = stm32_daemon_start ("--config", bench->config, NULL);
+  bench_start_client (bench);
+  stm32_test_wait_until (state_is (bench->link, "connected"), WAIT_MS);
+  channel = link_open_channel (bench->link, &error);
+  g_assert_no_error (error);
+  /* The board never answers; once it has the frame, stm32d holds no request unread. */
+  channel_transact_start (channel, "anyone?", 60000, NULL, &result);
+  sim_expect_frame (bench->sim, "anyone?");
+
+  stm32_test_write_file (bench->config, "# no links\n");
+  bench->link = NULL;
+  g_assert_true (client_reload (bench->client, &error));
+  g_assert_no_error (error);
+  g_assert_null (channel_transact_wait (channel, &result, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_assert_cmpstr (error->message, ==, closed);
+  g_clear_error (&error);
+  g_assert_null (channel_transact_sync (channel, "anyone?", 2000, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_assert_cmpstr (error->message, ==, closed);
+}
+
 /* ---- the library as others load it --------------------------------------------------- */
 
 /* Runs client-lib/examples/SCRIPT ARGS… through GObject Introspection
@@ -2059,6 +2097,8 @@ main (int argc, char **argv)
   add_test ("/client/channel/errors", NULL, channel_bench_setup, test_channel_errors);
   add_test ("/client/channel/daemon-stops", NULL, channel_bench_setup, test_channel_daemon_stops);
   add_test ("/client/channel/link-removed", "echo", config_bench_setup, test_channel_link_removed);
+  add_test ("/client/channel/closed-in-order", "none", config_bench_setup,
+            test_channel_closed_in_order);
   add_test ("/client/example/python", "echo", bench_setup, test_example_python);
   add_test ("/client/example/python-poll", "echo", bench_setup, test_example_python_poll);
   g_test_add_func ("/client/library/exports", test_library_exports);
