@@ -90,6 +90,20 @@ stm32_link_count_round_trip (Stm32Link *self, gint64 round_trip)
   stm32_link_add_counter (self, &self->round_trip_sum, us);
 }
 
+/* A built container is a tree of GVariants, one per element and key (about
+ * 4 KiB for Failures' 17 entries and RoundTrips' buckets, under 0.5 KiB
+ * serialised), which the Link1 skeleton keeps as the property's value until
+ * an equality check serialises it. Serialised at once, no link holds the
+ * tree: at 4,096 links every link's trees, alive at once before their first
+ * change, were the start's peak heap, and 13 MiB of RSS left behind. */
+static GVariant *
+link_compact (GVariant *value)
+{
+  g_variant_ref_sink (value);
+  (void) g_variant_get_data (value);
+  return value;
+}
+
 /* Every reason but "none" and "local", 0 until it happened: a monitor sees
  * each counter before its first increment. */
 static GVariant *
@@ -102,7 +116,7 @@ link_dup_failures (Stm32Link *self)
     if (reason != STM32_END_REASON_NONE && reason != STM32_END_REASON_LOCAL)
       g_variant_builder_add (&builder, "{st}", stm32_enum_to_string (STM32_TYPE_END_REASON, reason),
                              self->failures[reason]);
-  return g_variant_ref_sink (g_variant_builder_end (&builder));
+  return link_compact (g_variant_builder_end (&builder));
 }
 
 static GVariant *
@@ -117,7 +131,7 @@ link_dup_round_trips (Stm32Link *self)
       cumulative += self->round_trips[i];
       g_variant_builder_add (&builder, "t", cumulative);
     }
-  return g_variant_ref_sink (g_variant_builder_end (&builder));
+  return link_compact (g_variant_builder_end (&builder));
 }
 
 static void
