@@ -596,6 +596,104 @@ test_reload (void)
   g_rmdir (dir);
 }
 
+/* What a listener that asks for every InterfacesAdded, whoever sends it,
+ * hears around stm32d's start. */
+typedef struct
+{
+  gboolean owned;         /* NameOwnerChanged gave org.stm32d an owner */
+  guint added_before;     /* InterfacesAdded heard before that */
+  GPtrArray *added_after; /* the object path of each heard after it */
+} StartSignals;
+
+static void
+on_start_owner_changed (GDBusConnection *connection, const char *sender, const char *path,
+                        const char *interface, const char *member, GVariant *parameters,
+                        gpointer user_data)
+{
+  StartSignals *seen = user_data;
+  const char *new_owner;
+
+  g_variant_get (parameters, "(&s&s&s)", NULL, NULL, &new_owner);
+  seen->owned |= *new_owner != '\0';
+}
+
+static void
+on_start_interfaces_added (GDBusConnection *connection, const char *sender, const char *path,
+                           const char *interface, const char *member, GVariant *parameters,
+                           gpointer user_data)
+{
+  StartSignals *seen = user_data;
+  const char *object;
+
+  g_variant_get (parameters, "(&o@a{sa{sv}})", &object, NULL);
+  if (seen->owned)
+    g_ptr_array_add (seen->added_after, g_strdup (object));
+  else
+    seen->added_before++;
+}
+
+/* The links are in place, all their properties to be read, before stm32d
+ * owns its name, and no InterfacesAdded is sent for them: one sent before
+ * the name is taken reaches no client of the name, only a listener that
+ * matches every sender (a monitor), so it was work for nothing, thousands
+ * of signals with every property at a large start. A link added later, by
+ * Reload, is announced as before. */
+static void
+test_start_sends_no_interfaces_added (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("stm32d-test-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "stm32d.conf", NULL);
+  g_autoptr (GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
+  g_autoptr (GVariant) id = NULL;
+  g_autoptr (GError) error = NULL;
+  StartSignals seen = { .added_after = g_ptr_array_new_with_free_func (g_free) };
+  const char *links = "[Link a]\nHost=127.0.0.1\nPort=1\nAutoconnect=false\n\n"
+                      "[Link b]\nHost=127.0.0.1\nPort=2\nAutoconnect=false\n";
+  Stm32Daemon *daemon;
+  guint owner_watch, added_watch;
+
+  g_assert_nonnull (bus);
+  owner_watch = g_dbus_connection_signal_subscribe (
+      bus, "org.freedesktop.DBus", "org.freedesktop.DBus", "NameOwnerChanged",
+      "/org/freedesktop/DBus", STM32_DBUS_NAME, G_DBUS_SIGNAL_FLAGS_NONE, on_start_owner_changed,
+      &seen, NULL);
+  added_watch = g_dbus_connection_signal_subscribe (
+      bus, NULL, "org.freedesktop.DBus.ObjectManager", "InterfacesAdded", NULL, NULL,
+      G_DBUS_SIGNAL_FLAGS_NONE, on_start_interfaces_added, &seen, NULL);
+  /* The bus handles our calls in order: once this is answered, both match
+   * rules are in place, before stm32d exists. */
+  id = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                    "org.freedesktop.DBus", "GetId", NULL, G_VARIANT_TYPE ("(s)"),
+                                    G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL, &error);
+  g_assert_no_error (error);
+
+  stm32_test_write_file (path, "%s", links);
+  daemon = stm32_daemon_start ("--config", path, NULL);
+  /* Signals from one sender, and the bus's about it, come in the order sent. */
+  stm32_test_wait_until (seen.owned, WAIT_MS);
+  g_assert_cmpstr (stm32_dbus_link1_get_name (stm32_daemon_get_link (daemon, "a")), ==, "a");
+  g_assert_cmpuint (stm32_dbus_link1_get_port (stm32_daemon_get_link (daemon, "b")), ==, 2);
+  g_assert_true (stm32_daemon_link_state_is (stm32_daemon_get_link (daemon, "a"), "disconnected"));
+  g_assert_cmpuint (seen.added_before, ==, 0);
+  g_assert_cmpuint (seen.added_after->len, ==, 0);
+
+  stm32_test_write_file (path, "%s\n[Link c]\nHost=127.0.0.1\nPort=3\nAutoconnect=false\n", links);
+  call_reload (daemon, &error);
+  g_assert_no_error (error);
+  stm32_test_wait_until (seen.added_after->len > 0, WAIT_MS);
+  g_assert_cmpuint (stm32_dbus_link1_get_port (stm32_daemon_get_link (daemon, "c")), ==, 3);
+  g_assert_cmpuint (seen.added_after->len, ==, 1);
+  g_assert_cmpstr (seen.added_after->pdata[0], ==, STM32_DBUS_LINK_PATH_PREFIX "c");
+  g_assert_cmpuint (seen.added_before, ==, 0);
+
+  stm32_daemon_stop (daemon);
+  g_dbus_connection_signal_unsubscribe (bus, owner_watch);
+  g_dbus_connection_signal_unsubscribe (bus, added_watch);
+  g_ptr_array_unref (seen.added_after);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
 /* A bad config file stops the daemon before it does anything, saying where and why. */
 static void
 test_bad_config_refused (void)
@@ -753,6 +851,7 @@ main (int argc, char **argv)
   add_test ("/daemon/second-daemon", STM32_SIM_OPTIONS ("--reply", "echo"), fixture_setup,
             test_second_daemon_leaves_board_alone);
   g_test_add_func ("/daemon/reload", test_reload);
+  g_test_add_func ("/daemon/start-sends-no-interfaces-added", test_start_sends_no_interfaces_added);
   g_test_add_func ("/daemon/bad-config-refused", test_bad_config_refused);
   g_test_add_func ("/daemon/config-fifo-refused", test_config_fifo_refused);
   add_test ("/daemon/systemd-notify", STM32_SIM_OPTIONS ("--reply", "echo"), board_setup,
