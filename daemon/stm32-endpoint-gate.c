@@ -158,25 +158,51 @@ gate_find_retiring (Stm32EndpointGate *self, Stm32Link *link)
 
 /* ---- other stm32d processes: the census ----------------------------------------- */
 
-/* Another stm32d's socket to the board, as text for the log; NULL if none.
- * Ours are left out: our own links are known without the census. */
-static char *
-gate_find_other_daemon (Stm32EndpointGate *self, GateWait *wait, GPtrArray *entries)
+/* The census's sockets of other stm32d processes, by the board endpoint
+ * each is to: remote address → 1 + its index in @entries (the first such
+ * socket). Ours are left out: our own links are known without the census.
+ * Made once per census, so each wait it serves looks up its own endpoints
+ * rather than walking every socket: at start one census serves every link,
+ * and after a restart each board still has our old socket in TIME_WAIT,
+ * which made the walk links × sockets. */
+static GHashTable *
+gate_index_other_daemons (Stm32EndpointGate *self, GPtrArray *entries)
 {
+  GHashTable *others = g_hash_table_new (g_str_hash, g_str_equal);
   int pid = (int) getpid ();
 
   for (guint i = 0; i < entries->len; i++)
     {
       const Stm32SockEntry *entry = entries->pdata[i];
 
-      if (!g_strv_contains ((const char *const *) wait->endpoints, entry->remote_address))
-        continue;
       if (entry->pid != 0 && entry->pid != pid && self->command != NULL &&
-          g_strcmp0 (entry->command, self->command) == 0)
-        return g_strdup_printf ("%s (pid %d, %s)", entry->command, entry->pid,
-                                stm32_sock_state_name (entry->state));
+          g_strcmp0 (entry->command, self->command) == 0 &&
+          !g_hash_table_contains (others, entry->remote_address))
+        g_hash_table_insert (others, entry->remote_address, GUINT_TO_POINTER (i + 1));
     }
-  return NULL;
+  return others;
+}
+
+/* Another stm32d's socket to the board, as text for the log; NULL if none.
+ * The first such in the census, as @others (gate_index_other_daemons) has it. */
+static char *
+gate_find_other_daemon (GateWait *wait, GPtrArray *entries, GHashTable *others)
+{
+  guint first = 0;
+  const Stm32SockEntry *entry;
+
+  for (guint i = 0; others != NULL && wait->endpoints[i] != NULL; i++)
+    {
+      guint index = GPOINTER_TO_UINT (g_hash_table_lookup (others, wait->endpoints[i]));
+
+      if (index != 0 && (first == 0 || index < first))
+        first = index;
+    }
+  if (first == 0)
+    return NULL;
+  entry = entries->pdata[first - 1];
+  return g_strdup_printf ("%s (pid %d, %s)", entry->command, entry->pid,
+                          stm32_sock_state_name (entry->state));
 }
 
 static gboolean
@@ -189,9 +215,10 @@ on_poll (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* One census's answer, for one of the waits it served. */
+/* One census's answer, for one of the waits it served; @others as
+ * gate_index_other_daemons() made it from @entries. */
 static void
-gate_wait_census_done (GateWait *wait, GPtrArray *entries, const GError *error)
+gate_wait_census_done (GateWait *wait, GPtrArray *entries, GHashTable *others, const GError *error)
 {
   char *holder;
 
@@ -206,7 +233,7 @@ gate_wait_census_done (GateWait *wait, GPtrArray *entries, const GError *error)
       gate_wait_done (wait);
       return;
     }
-  holder = gate_find_other_daemon (wait->gate, wait, entries);
+  holder = gate_find_other_daemon (wait, entries, others);
   if (holder == NULL)
     {
       gate_wait_done (wait);
@@ -242,13 +269,16 @@ on_census (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (CensusBatch) batch = user_data;
   g_autoptr (Stm32EndpointGate) gate = g_weak_ref_get (&batch->gate);
   g_autoptr (GPtrArray) entries = NULL;
+  g_autoptr (GHashTable) others = NULL;
   g_autoptr (GError) error = NULL;
 
   entries = stm32_sock_census_finish (result, &error);
   if (gate != NULL)
     gate->census_running = FALSE;
+  if (gate != NULL && entries != NULL)
+    others = gate_index_other_daemons (gate, entries);
   for (guint i = 0; i < batch->waits->len; i++)
-    gate_wait_census_done (batch->waits->pdata[i], entries, error);
+    gate_wait_census_done (batch->waits->pdata[i], entries, others, error);
   /* Waits that asked while this census ran get the next one. */
   if (gate != NULL)
     gate_census_schedule (gate);
