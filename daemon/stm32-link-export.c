@@ -246,7 +246,11 @@ on_link_notify (Stm32Link *link, GParamSpec *pspec, Stm32LinkExport *self)
   if (mirror == NULL || mirror->kind == MIRROR_COUNTER)
     return;
   mirror_property (self, mirror);
-  if (g_str_equal (pspec->name, "state"))
+  /* Only if a counter changed since they were last published (the timer
+   * runs until they are): most changes of State, such as every link's first
+   * "connecting" at start, follow none, and reading them all again built
+   * Failures and RoundTrips for nothing. */
+  if (g_str_equal (pspec->name, "state") && self->counter_timer != 0)
     publish_counters (self);
 }
 
